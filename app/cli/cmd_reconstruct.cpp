@@ -1,0 +1,51 @@
+// automod reconstruct
+#include <iostream>
+
+#include "app/cli/common.h"
+#include "core/io/image.h"
+#include "core/io/model_file.h"
+#include "core/util/error.h"
+
+namespace automod::cli {
+namespace fs = std::filesystem;
+namespace {
+
+void addReconstructCommand(CLI::App& app, GlobalOptions& global) {
+  struct Opts {
+    std::string model, out;
+    std::vector<std::string> photos;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("reconstruct", "Encode and decode photos; writes input | reconstruction pairs");
+  cmd->add_option("MODEL", o->model, "model file (.amod) or 'default'")->required();
+  cmd->add_option("PHOTO", o->photos, "image files")->required();
+  cmd->add_option("-o,--out", o->out, "output folder")->required();
+  cmd->callback([o, &global] {
+    auto device = prepare(global);
+    auto model = openModel(o->model, device, global.quiet);
+    const int res = model->resolution(), ch = model->config().image_channels;
+    fs::create_directories(o->out);
+    int failed = 0;
+    for (auto& p : o->photos) {
+      torch::Tensor img;
+      try {
+        img = centerCropResize(readImage(p, ch), res);
+      } catch (const Error& e) {
+        std::cerr << "automod: skipped: " << e.what() << "\n";
+        ++failed;
+        continue;
+      }
+      auto rec = toImage(model->decode(model->encode(toModelInput(img))))[0];
+      auto pair = makeGrid(torch::stack({img, rec}), 2, 0);
+      auto out = fs::path(o->out) / (fs::path(p).stem().string() + "_recon.png");
+      writeImage(out, pair);
+      if (!global.quiet) std::cout << out.string() << "\n";
+    }
+    if (failed == static_cast<int>(o->photos.size())) throw Error("none of the photos could be read");
+  });
+}
+
+RegisterCommand reg(40, &addReconstructCommand);
+
+}  // namespace
+}  // namespace automod::cli

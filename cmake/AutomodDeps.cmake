@@ -1,0 +1,40 @@
+# Finds the project's dependencies. LibTorch and nlohmann_json are required everywhere; OpenCV and
+# dlib are optional (a GPU box with PyTorch's own LibTorch may have neither); Qt only for the GUI.
+find_package(Torch REQUIRED)
+find_package(nlohmann_json 3.9 QUIET)
+if(NOT nlohmann_json_FOUND)
+  find_path(NLOHMANN_INCLUDE nlohmann/json.hpp PATHS ${AUTOMOD_EXTRA_INCLUDE} REQUIRED)
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
+  target_include_directories(nlohmann_json::nlohmann_json INTERFACE ${NLOHMANN_INCLUDE})
+endif()
+find_package(CLI11 QUIET CONFIG)
+if(NOT TARGET CLI11::CLI11)
+  find_path(CLI11_INCLUDE CLI/CLI.hpp PATHS ${AUTOMOD_EXTRA_INCLUDE} REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE})
+endif()
+
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs videoio)
+set(AUTOMOD_HAVE_OPENCV ${OpenCV_FOUND})
+
+set(AUTOMOD_HAVE_DLIB OFF)
+if(AUTOMOD_WITH_ALIGN AND OpenCV_FOUND)
+  find_package(dlib QUIET)
+  if(dlib_FOUND)
+    set(AUTOMOD_HAVE_DLIB ON)
+  endif()
+endif()
+
+find_package(Threads REQUIRED)
+
+if(AUTOMOD_BUILD_GUI)
+  find_package(Qt6 REQUIRED COMPONENTS Core Gui Widgets Concurrent Svg Charts Test)
+elseif(AUTOMOD_BUILD_TESTS)
+  find_package(Qt6 QUIET COMPONENTS Core Test)
+  if(NOT Qt6Test_FOUND)
+    message(STATUS "Qt6 Test not found: tests are not built")
+    set(AUTOMOD_BUILD_TESTS OFF)
+  endif()
+endif()
+
+message(STATUS "Automodulator Studio: OpenCV=${AUTOMOD_HAVE_OPENCV} dlib=${AUTOMOD_HAVE_DLIB} GUI=${AUTOMOD_BUILD_GUI}")

@@ -1,0 +1,99 @@
+#include "core/model/layers.h"
+
+#include <torch/nn/functional.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+namespace automod {
+namespace F = torch::nn::functional;
+
+namespace {
+int64_t samePadding(int64_t padding, int64_t kernel) { return padding < 0 ? kernel / 2 : padding; }
+}  // namespace
+
+EqualConv2dImpl::EqualConv2dImpl(const EqualConv2dOptions& o) : options(o) {
+  weight = register_parameter("weight", torch::randn({o.out(), o.in(), o.kernel(), o.kernel()}));
+  bias = register_parameter("bias", torch::zeros({o.out()}));
+  scale = std::sqrt(2.0 / static_cast<double>(o.in() * o.kernel() * o.kernel()));
+}
+
+torch::Tensor EqualConv2dImpl::forward(const torch::Tensor& x) {
+  return F::conv2d(x, weight * scale,
+                   F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
+}
+
+EqualLinearImpl::EqualLinearImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::randn({out, in}));
+  bias = register_parameter("bias", torch::zeros({out}));
+  scale = std::sqrt(2.0 / static_cast<double>(in));
+}
+
+torch::Tensor EqualLinearImpl::forward(const torch::Tensor& x) { return torch::addmm(bias, x, (weight * scale).t()); }
+
+SNConv2dImpl::SNConv2dImpl(const SNConv2dOptions& o) : options(o) {
+  weight_orig = register_parameter("weight_orig", torch::empty({o.out(), o.in(), o.kernel(), o.kernel()}));
+  torch::nn::init::kaiming_normal_(weight_orig);
+  bias = register_parameter("bias", torch::zeros({o.out()}));
+  u = register_buffer("u", normaliseLatent(torch::randn({1, o.out()})).squeeze(0));
+  v = register_buffer("v", normaliseLatent(torch::randn({1, o.in() * o.kernel() * o.kernel()})).squeeze(0));
+}
+
+torch::Tensor SNConv2dImpl::normalisedWeight() const {
+  auto w = weight_orig.reshape({options.out(), -1});
+  auto sigma = torch::dot(u, torch::mv(w, v));
+  return weight_orig / sigma;
+}
+
+torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
+  if (is_training()) {
+    torch::NoGradGuard no_grad;
+    auto w = weight_orig.reshape({options.out(), -1});
+    auto nv = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0).eps(1e-12));
+    auto nu = F::normalize(torch::mv(w, nv), F::NormalizeFuncOptions().dim(0).eps(1e-12));
+    v.copy_(nv);
+    u.copy_(nu);
+  }
+  return F::conv2d(x, normalisedWeight(),
+                   F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
+}
+
+AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e) : channels(c), eps(e) {
+  style = register_module("style", EqualLinear(latent_dim, 2 * c));
+  torch::NoGradGuard no_grad;
+  style->bias.narrow(0, 0, c).fill_(1.0);
+  style->bias.narrow(0, c, c).zero_();
+}
+
+torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z) {
+  TORCH_CHECK(z.dim() == 2 && z.size(0) == x.size(0), "AdaIN: latent batch ", z.sizes(), " does not match features ",
+              x.sizes());
+  auto st = style->forward(z);
+  auto s = st.narrow(1, 0, channels).unsqueeze(2).unsqueeze(3);
+  auto m = st.narrow(1, channels, channels).unsqueeze(2).unsqueeze(3);
+  auto [var, mean] = torch::var_mean(x, {2, 3}, /*unbiased=*/false, /*keepdim=*/true);
+  return s * ((x - mean) / (var.sqrt() + eps)) + m;
+}
+
+NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels) {
+  weight = register_parameter("weight", torch::zeros({1, channels, 1, 1}));
+}
+
+torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x) {
+  auto noise = torch::randn({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+  return x + weight * noise;
+}
+
+torch::Tensor blur3x3(const torch::Tensor& x) {
+  const int64_t c = x.size(1);
+  auto k1 = torch::tensor({1.0f, 2.0f, 1.0f}, x.options());
+  auto k = (k1.unsqueeze(1) * k1.unsqueeze(0)) / 16.0;
+  k = k.view({1, 1, 3, 3}).expand({c, 1, 3, 3}).contiguous();
+  return F::conv2d(x, k, F::Conv2dFuncOptions().padding(1).groups(c));
+}
+
+torch::Tensor normaliseLatent(const torch::Tensor& z) {
+  return F::normalize(z, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+}
+
+}  // namespace automod

@@ -1,0 +1,186 @@
+#include "core/model/networks.h"
+
+#include <torch/nn/functional.h>
+
+namespace automod {
+namespace F = torch::nn::functional;
+
+namespace {
+torch::Tensor lrelu(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(0.2)); }
+}  // namespace
+
+torch::Tensor upsample2(const torch::Tensor& x) {
+  // Nearest ×2 as a broadcast copy: cheaper than interpolate on CPU and bit-identical.
+  const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  return x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+}
+
+torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::AvgPool2dFuncOptions(2)); }
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+
+DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first_block, double eps)
+    : first(first_block) {
+  conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3)));
+  adain1 = register_module("adain1", AdaIN(out, latent_dim, eps));
+  if (!first) {
+    noise1 = register_module("noise1", NoiseInjection(out));
+    conv2 = register_module("conv2", EqualConv2d(EqualConv2dOptions(out, out, 3)));
+    noise2 = register_module("noise2", NoiseInjection(out));
+    adain2 = register_module("adain2", AdaIN(out, latent_dim, eps));
+  }
+}
+
+torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& z, bool noise) {
+  if (first) return adain1->forward(lrelu(conv1->forward(x)), z);
+  auto h = blur3x3(conv1->forward(upsample2(x)));
+  if (noise) h = noise1->forward(h);
+  h = adain1->forward(lrelu(h), z);
+  h = conv2->forward(h);
+  if (noise) h = noise2->forward(h);
+  return adain2->forward(lrelu(h), z);
+}
+
+int64_t DecoderBlockImpl::macsPerImage(int resolution) const {
+  const int64_t px = int64_t(resolution) * resolution;
+  return conv1->macsPerPixel() * px + (first ? 0 : conv2->macsPerPixel() * px);
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& c) : config(c) {
+  config.validate();
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  to_rgb = register_module("to_rgb", torch::nn::ModuleList());
+  const int nb = config.numBlocks();
+  for (int b = 0; b < nb; ++b) {
+    const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
+    blocks->push_back(DecoderBlock(in, config.widths[b], config.latent_dim, b == 0, config.adain_eps));
+    to_rgb->push_back(EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1)));
+  }
+  if (config.learned_input) learned_input = register_parameter("input", torch::ones({1, config.widths[0], 4, 4}));
+}
+
+torch::Tensor DecoderImpl::input(int64_t n, const torch::Device& device) const {
+  if (learned_input.defined()) return learned_input.expand({n, -1, -1, -1});
+  return torch::ones({n, config.widths[0], 4, 4}, torch::TensorOptions().device(device));
+}
+
+torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to) {
+  return runBlocks(canvas, plan, from, to, nullptr);
+}
+
+torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to,
+                                     std::vector<torch::Tensor>* canvases) {
+  const int nb = config.numBlocks();
+  TORCH_CHECK(0 <= from && from <= to && to <= nb, "decoder block range [", from, ", ", to, ") is outside [0, ", nb,
+              ")");
+  TORCH_CHECK(plan.size() >= to, "the latent plan has ", plan.size(), " blocks but blocks up to ", to, " were asked for");
+  torch::Tensor h = canvas;
+  if (from == 0) {
+    TORCH_CHECK(plan.size() > 0 && plan[0].defined(), "the latent plan is empty");
+    h = input(plan.batch(), plan[0].device());
+  }
+  TORCH_CHECK(h.defined(), "decoding from block ", from, " needs the canvas of block ", from - 1);
+  for (int b = from; b < to; ++b) {
+    h = blocks->ptr(b)->as<DecoderBlock>()->forward(h, plan[b], noise_enabled);
+    if (canvases) (*canvases)[b] = h;
+  }
+  return h;
+}
+
+torch::Tensor DecoderImpl::toRGB(int block, const torch::Tensor& canvas) {
+  return to_rgb->ptr(block)->as<EqualConv2d>()->forward(canvas);
+}
+
+torch::Tensor DecoderImpl::forward(const LatentPlan& plan, int stage, double alpha) {
+  TORCH_CHECK(stage >= 0 && stage < config.numBlocks(), "stage ", stage, " is outside the model's ",
+              config.numBlocks(), " blocks");
+  if (stage == 0 || alpha >= 1.0) return toRGB(stage, runBlocks({}, plan, 0, stage + 1));
+  auto prev = runBlocks({}, plan, 0, stage);
+  if (alpha <= 0.0) return upsample2(toRGB(stage - 1, prev));
+  auto grown = toRGB(stage, blocks->ptr(stage)->as<DecoderBlock>()->forward(prev, plan[stage], noise_enabled));
+  return (1.0 - alpha) * upsample2(toRGB(stage - 1, prev)) + alpha * grown;
+}
+
+torch::Tensor DecoderImpl::forward(const torch::Tensor& z, int stage, double alpha) {
+  return forward(LatentPlan::uniform(z, stage + 1), stage, alpha);
+}
+
+int64_t DecoderImpl::macsPerImage(int stage) const {
+  int64_t macs = 0;
+  for (int b = 0; b <= stage; ++b) macs += blocks->ptr(b)->as<DecoderBlock>()->macsPerImage(ModelConfig::blockResolution(b));
+  const int64_t r = ModelConfig::blockResolution(stage);
+  return macs + to_rgb->ptr(stage)->as<EqualConv2d>()->macsPerPixel() * r * r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder
+
+EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out) {
+  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, in, 3)));
+  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(in, out, 3)));
+}
+
+torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
+  return downsample2(lrelu(conv2->forward(lrelu(conv1->forward(x)))));
+}
+
+EncoderImpl::EncoderImpl(const ModelConfig& c) : config(c) {
+  config.validate();
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  from_rgb = register_module("from_rgb", torch::nn::ModuleList());
+  const int nb = config.numBlocks();
+  for (int b = 0; b < nb; ++b) {
+    from_rgb->push_back(SNConv2d(SNConv2dOptions(config.image_channels, config.widths[b], 1)));
+    // blocks[0] is a placeholder so that blocks[b] is the block at resolution 4·2^b.
+    if (b == 0)
+      blocks->push_back(torch::nn::Identity());
+    else
+      blocks->push_back(EncoderBlock(config.widths[b], config.widths[b - 1]));
+  }
+  final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(config.widths[0], config.widths[0], 3)));
+  final_out = register_module("final_out", SNConv2d(SNConv2dOptions(config.widths[0], config.latent_dim, 4).padding(0)));
+}
+
+torch::Tensor EncoderImpl::forwardRaw(const torch::Tensor& x, int stage, double alpha) {
+  TORCH_CHECK(stage >= 0 && stage < config.numBlocks(), "stage ", stage, " is outside the model's ",
+              config.numBlocks(), " blocks");
+  const int64_t r = ModelConfig::blockResolution(stage);
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == config.image_channels && x.size(2) == r && x.size(3) == r,
+              "the encoder at stage ", stage, " takes [N, ", config.image_channels, ", ", r, ", ", r, "] images, got ",
+              x.sizes());
+  auto h = from_rgb->ptr(stage)->as<SNConv2d>()->forward(x);
+  if (stage > 0) {
+    h = blocks->ptr(stage)->as<EncoderBlock>()->forward(h);
+    if (alpha < 1.0) {
+      auto skip = from_rgb->ptr(stage - 1)->as<SNConv2d>()->forward(downsample2(x));
+      h = alpha * h + (1.0 - alpha) * skip;
+    }
+    for (int b = stage - 1; b >= 1; --b) h = blocks->ptr(b)->as<EncoderBlock>()->forward(h);
+  }
+  h = final_out->forward(lrelu(final_conv->forward(h)));
+  return h.flatten(1);
+}
+
+torch::Tensor EncoderImpl::forward(const torch::Tensor& x, int stage, double alpha) {
+  return normaliseLatent(forwardRaw(x, stage, alpha));
+}
+
+int64_t EncoderImpl::macsPerImage(int stage) const {
+  int64_t r = ModelConfig::blockResolution(stage);
+  int64_t macs = from_rgb->ptr(stage)->as<SNConv2d>()->macsPerPixel() * r * r;
+  for (int b = stage; b >= 1; --b, r /= 2) {
+    auto blk = blocks->ptr(b)->as<EncoderBlock>();
+    macs += (blk->conv1->macsPerPixel() + blk->conv2->macsPerPixel()) * r * r;
+  }
+  return macs + final_conv->macsPerPixel() * 16 + final_out->macsPerPixel();
+}
+
+std::vector<SNConv2d> EncoderImpl::spectralLayers() const {
+  std::vector<SNConv2d> out;
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto sn = std::dynamic_pointer_cast<SNConv2dImpl>(m)) out.emplace_back(sn);
+  return out;
+}
+
+}  // namespace automod

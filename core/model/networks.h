@@ -1,0 +1,87 @@
+#pragma once
+// The automodulator's decoder θ and encoder φ (SPEC §2). Both are built for the configured final
+// resolution; training grows them by raising `stage` (the index of the top block in use), so every
+// weight trained at a lower resolution is kept.
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/model/config.h"
+#include "core/model/latent_plan.h"
+#include "core/model/layers.h"
+
+namespace automod {
+
+/// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two.
+struct DecoderBlockImpl : torch::nn::Module {
+  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
+  int64_t macsPerImage(int resolution) const;
+
+  bool first;
+  EqualConv2d conv1{nullptr}, conv2{nullptr};
+  NoiseInjection noise1{nullptr}, noise2{nullptr};
+  AdaIN adain1{nullptr}, adain2{nullptr};
+};
+TORCH_MODULE(DecoderBlock);
+
+struct DecoderImpl : torch::nn::Module {
+  explicit DecoderImpl(const ModelConfig& config);
+
+  /// ξ⁽⁰⁾: the fixed (or learned) C₀×4×4 input for a batch of n.
+  torch::Tensor input(int64_t n, const torch::Device& device) const;
+  /// Runs blocks [from, to) from canvas ξ⁽from⁾ (ignored when from == 0) and returns ξ⁽to⁾.
+  torch::Tensor runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to);
+  /// Like runBlocks, but also stores every intermediate canvas: canvases[k] = ξ⁽k+1⁾ for k in [from, to).
+  torch::Tensor runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to,
+                          std::vector<torch::Tensor>* canvases);
+  /// toRGB of block b applied to its canvas ξ⁽b+1⁾.
+  torch::Tensor toRGB(int block, const torch::Tensor& canvas);
+  /// The image at resolution 4·2^stage, fading in block `stage` with weight alpha.
+  torch::Tensor forward(const LatentPlan& plan, int stage, double alpha = 1.0);
+  torch::Tensor forward(const torch::Tensor& z, int stage, double alpha = 1.0);
+
+  /// Per-pixel noise: on during training, off by default at inference.
+  void setNoise(bool on) { noise_enabled = on; }
+  bool noise() const { return noise_enabled; }
+  /// Multiply-accumulates of one image decoded at `stage` (α = 1).
+  int64_t macsPerImage(int stage) const;
+
+  ModelConfig config;
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::ModuleList to_rgb{nullptr};
+  torch::Tensor learned_input;
+  bool noise_enabled = false;
+};
+TORCH_MODULE(Decoder);
+
+/// Encoder block at resolution r > 4: conv3×3 → lrelu → conv3×3 → lrelu → avgpool 2×2.
+struct EncoderBlockImpl : torch::nn::Module {
+  EncoderBlockImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+  SNConv2d conv1{nullptr}, conv2{nullptr};
+};
+TORCH_MODULE(EncoderBlock);
+
+struct EncoderImpl : torch::nn::Module {
+  explicit EncoderImpl(const ModelConfig& config);
+  /// Images [N, C, R, R] with R = 4·2^stage, in [−1, 1] → unit-norm latents [N, latent_dim].
+  torch::Tensor forward(const torch::Tensor& x, int stage, double alpha = 1.0);
+  /// The latent before L2 normalisation (used by the losses' batch statistics).
+  torch::Tensor forwardRaw(const torch::Tensor& x, int stage, double alpha = 1.0);
+  int64_t macsPerImage(int stage) const;
+  /// All spectral-norm layers, for saving and checking their u/v vectors.
+  std::vector<SNConv2d> spectralLayers() const;
+
+  ModelConfig config;
+  torch::nn::ModuleList blocks{nullptr};   // blocks[b] works at resolution 4·2^b, b >= 1 (index 0 unused)
+  torch::nn::ModuleList from_rgb{nullptr};
+  SNConv2d final_conv{nullptr}, final_out{nullptr};
+};
+TORCH_MODULE(Encoder);
+
+/// Nearest-neighbour ×2 upsampling and 2×2 average pooling, as used by fade-in.
+torch::Tensor upsample2(const torch::Tensor& x);
+torch::Tensor downsample2(const torch::Tensor& x);
+
+}  // namespace automod

@@ -1,0 +1,38 @@
+#pragma once
+// Shared test helpers: temporary folders, the CLI binary, tensor comparison, tiny models.
+#include <torch/torch.h>
+
+#include <QString>
+#include <QTemporaryDir>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/model/automodulator.h"
+
+namespace automod::test {
+
+/// A tiny RGB model (widths 8–16) at `resolution`, seeded.
+std::unique_ptr<Automodulator> tinyModel(int resolution = 16, uint64_t seed = 1, int channels = 3);
+
+/// Path of the built `automod` binary (from the AUTOMOD_BIN environment set by ctest).
+std::string automodBin();
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+/// Runs `automod` with arguments; captures stdout and stderr.
+RunResult runAutomod(const std::vector<std::string>& args, int timeout_ms = 300000);
+
+/// max |a − b|.
+double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b);
+
+/// A path inside a QTemporaryDir.
+std::filesystem::path tmpPath(const QTemporaryDir& dir, const std::string& name);
+
+/// Writes a random smooth RGB test image of the given size.
+void writeTestImage(const std::filesystem::path& path, int width, int height, uint64_t seed = 0);
+
+}  // namespace automod::test

@@ -1,0 +1,204 @@
+// The automodulator network (SPEC §2): shapes, per-block modulation, block ranges, fade-in,
+// AdaIN initialisation, unit-norm latents, determinism.
+#include <QtTest>
+
+#include "core/model/automodulator.h"
+#include "core/model/networks.h"
+#include "testutil.h"
+
+using namespace automod;
+
+class TestModel : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void shapesAtEveryResolution_data();
+  void shapesAtEveryResolution();
+  void uniformPlanEqualsPlainDecode();
+  void laterLatentsLeaveEarlierCanvasesBitIdentical();
+  void blockRangeDecodingEqualsFullDecode();
+  void fadeInEndpoints();
+  void encoderFadeInEndpoints();
+  void adainStartsNearIdentity();
+  void encoderOutputsUnitNorm();
+  void spectralNormFrozenInEval();
+  void noiseIsSwitchable();
+  void cpuResultsDeterministicForSeed();
+  void greyModels();
+  void badConfigsAreRejected();
+};
+
+void TestModel::shapesAtEveryResolution_data() {
+  QTest::addColumn<QString>("table");
+  QTest::addColumn<int>("resolution");
+  for (const char* t : {"paper", "paper-small", "cpu-128", "cpu-64"})
+    for (int r : {4, 8, 16, 32, 64, 128, 256})
+      QTest::newRow(QString("%1@%2").arg(t).arg(r).toUtf8()) << QString(t) << r;
+}
+
+void TestModel::shapesAtEveryResolution() {
+  QFETCH(QString, table);
+  QFETCH(int, resolution);
+  auto c = ModelConfig::fromTable(table.toStdString(), resolution);
+  QCOMPARE(c.numBlocks(), ModelConfig::blockForResolution(resolution) + 1);
+  // Constructing paper-size networks is cheap; running them at 256 px is not, so only small tables run.
+  torch::manual_seed(0);
+  Decoder dec(c);
+  Encoder enc(c);
+  QCOMPARE(static_cast<int>(dec->blocks->size()), c.numBlocks());
+  const auto& last = dec->blocks[c.numBlocks() - 1]->as<DecoderBlock>()->conv1;
+  QCOMPARE(last->options.out(), int64_t(c.widths.back()));
+  if (table.startsWith("cpu") && resolution <= 64) {
+    torch::NoGradGuard ng;
+    auto z = normaliseLatent(torch::randn({2, c.latent_dim}));
+    auto img = dec->forward(z, c.numBlocks() - 1);
+    QCOMPARE(img.sizes().vec(), (std::vector<int64_t>{2, 3, resolution, resolution}));
+    auto zz = enc->forward(img, c.numBlocks() - 1);
+    QCOMPARE(zz.sizes().vec(), (std::vector<int64_t>{2, c.latent_dim}));
+  }
+}
+
+void TestModel::uniformPlanEqualsPlainDecode() {
+  auto m = test::tinyModel(32);
+  auto z = m->randomLatents(3, 7);
+  torch::NoGradGuard ng;
+  auto a = m->decoder->forward(z, m->stage());
+  auto b = m->decoder->forward(LatentPlan::uniform(z, m->numBlocks()), m->stage());
+  QVERIFY(torch::equal(a, b));
+}
+
+void TestModel::laterLatentsLeaveEarlierCanvasesBitIdentical() {
+  auto m = test::tinyModel(32);
+  torch::NoGradGuard ng;
+  const int nb = m->numBlocks();
+  auto za = m->randomLatents(2, 1), zb = m->randomLatents(2, 2);
+  for (int k = 1; k < nb; ++k) {
+    std::vector<torch::Tensor> ca(nb), cb(nb);
+    m->decoder->runBlocks({}, LatentPlan::uniform(za, nb), 0, nb, &ca);
+    m->decoder->runBlocks({}, LatentPlan::mixed(za, zb, k, nb), 0, nb, &cb);
+    for (int b = 0; b < k; ++b) QVERIFY2(torch::equal(ca[b], cb[b]), qPrintable(QString("k=%1 b=%2").arg(k).arg(b)));
+    QVERIFY(!torch::equal(ca[k], cb[k]));
+  }
+}
+
+void TestModel::blockRangeDecodingEqualsFullDecode() {
+  auto m = test::tinyModel(32);
+  torch::NoGradGuard ng;
+  const int nb = m->numBlocks();
+  auto plan = LatentPlan::mixed(m->randomLatents(2, 3), m->randomLatents(2, 4), 2, nb);
+  auto full = m->decoder->runBlocks({}, plan, 0, nb);
+  for (int k = 0; k <= nb; ++k) {
+    auto mid = m->decoder->runBlocks({}, plan, 0, k);
+    auto rest = m->decoder->runBlocks(mid, plan, k, nb);
+    QVERIFY2(torch::equal(full, rest), qPrintable(QString("split at %1").arg(k)));
+  }
+}
+
+void TestModel::fadeInEndpoints() {
+  auto m = test::tinyModel(32);
+  torch::NoGradGuard ng;
+  auto z = m->randomLatents(2, 5);
+  const int s = m->stage();
+  auto grown = m->decoder->toRGB(s, m->decoder->runBlocks({}, LatentPlan::uniform(z, s + 1), 0, s + 1));
+  QVERIFY(torch::equal(m->decoder->forward(z, s, 1.0), grown));
+  auto prev = upsample2(m->decoder->forward(z, s - 1, 1.0));
+  QVERIFY(torch::equal(m->decoder->forward(z, s, 0.0), prev));
+  auto half = m->decoder->forward(z, s, 0.5);
+  QVERIFY(test::maxAbsDiff(half, 0.5 * prev + 0.5 * grown) < 1e-5);
+}
+
+void TestModel::encoderFadeInEndpoints() {
+  auto m = test::tinyModel(32);
+  m->encoder->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::rand({2, 3, 32, 32}) * 2 - 1;
+  const int s = m->stage();
+  auto grown = m->encoder->forward(x, s, 1.0);
+  auto prev = m->encoder->forward(downsample2(x), s - 1, 1.0);
+  QVERIFY(test::maxAbsDiff(m->encoder->forward(x, s, 0.0), prev) < 1e-5);
+  QVERIFY(!torch::allclose(grown, prev));
+}
+
+void TestModel::adainStartsNearIdentity() {
+  torch::manual_seed(0);
+  AdaIN adain(16, 512, 1e-8);
+  auto x = torch::randn({4, 16, 8, 8}) * 3 + 2;
+  auto z = normaliseLatent(torch::randn({4, 512}));
+  auto y = adain->forward(x, z);
+  auto [var, mean] = torch::var_mean(x, {2, 3}, false, true);
+  auto normalised = (x - mean) / (var.sqrt() + 1e-8);
+  // Scales start at 1 ± ~0.06 and shifts at 0 ± ~0.06 for unit-norm latents.
+  QVERIFY(test::maxAbsDiff(y, normalised) < 0.35 * normalised.abs().max().item<double>());
+  auto st = adain->style->forward(z);
+  QVERIFY((st.narrow(1, 0, 16) - 1).abs().max().item<double>() < 0.3);
+  QVERIFY(st.narrow(1, 16, 16).abs().max().item<double>() < 0.3);
+  // ε keeps flat feature maps finite (the reference produces NaN there).
+  auto flat = adain->forward(torch::ones({4, 16, 8, 8}), z);
+  QVERIFY(torch::isfinite(flat).all().item<bool>());
+}
+
+void TestModel::encoderOutputsUnitNorm() {
+  auto m = test::tinyModel(16);
+  auto z = m->encode(torch::rand({5, 3, 16, 16}) * 2 - 1);
+  auto norms = z.norm(2, 1);
+  QVERIFY(test::maxAbsDiff(norms, torch::ones_like(norms)) < 1e-5);
+  auto r = m->randomLatents(7, 3).norm(2, 1);
+  QVERIFY(test::maxAbsDiff(r, torch::ones_like(r)) < 1e-5);
+}
+
+void TestModel::spectralNormFrozenInEval() {
+  auto m = test::tinyModel(16);
+  auto layers = m->encoder->spectralLayers();
+  QVERIFY(layers.size() >= 5);
+  auto u0 = layers[0]->u.clone();
+  auto x = torch::rand({2, 3, 16, 16});
+  m->encode(x);
+  QVERIFY(torch::equal(u0, layers[0]->u));  // eval: frozen
+  m->encoder->train();
+  { torch::NoGradGuard ng; m->encoder->forward(x, m->stage()); }
+  QVERIFY(!torch::equal(u0, layers[0]->u));  // train: one power iteration
+  // After many iterations u converges to the top singular vector: σ ≈ the largest singular value.
+  auto& l = layers[0];
+  for (int i = 0; i < 500; ++i) { torch::NoGradGuard ng; l->forward(torch::zeros({1, l->options.in(), 1, 1})); }
+  auto w = l->weight_orig.reshape({l->options.out(), -1});
+  auto sigma = torch::dot(l->u, torch::mv(w, l->v)).item<double>();
+  auto top = std::get<1>(torch::svd(w)).max().item<double>();
+  QVERIFY(std::abs(sigma - top) / top < 1e-2);
+}
+
+void TestModel::noiseIsSwitchable() {
+  auto m = test::tinyModel(16);
+  torch::NoGradGuard ng;
+  for (auto& p : m->decoder->named_parameters())
+    if (p.key().find("noise") != std::string::npos) p.value().fill_(0.5);
+  auto z = m->randomLatents(1, 1);
+  m->decoder->setNoise(false);
+  QVERIFY(torch::equal(m->decoder->forward(z, m->stage()), m->decoder->forward(z, m->stage())));
+  m->decoder->setNoise(true);
+  QVERIFY(!torch::equal(m->decoder->forward(z, m->stage()), m->decoder->forward(z, m->stage())));
+}
+
+void TestModel::cpuResultsDeterministicForSeed() {
+  auto a = test::tinyModel(16, 42), b = test::tinyModel(16, 42), c = test::tinyModel(16, 43);
+  auto z = a->randomLatents(2, 9);
+  QVERIFY(torch::equal(z, b->randomLatents(2, 9)));
+  QVERIFY(torch::equal(a->decode(z), b->decode(z)));
+  QVERIFY(!torch::equal(a->decode(z), c->decode(z)));
+}
+
+void TestModel::greyModels() {
+  auto m = test::tinyModel(16, 1, 1);
+  auto img = m->decode(m->randomLatents(2, 1));
+  QCOMPARE(img.size(1), int64_t(1));
+  QCOMPARE(m->encode(img).size(1), int64_t(32));
+}
+
+void TestModel::badConfigsAreRejected() {
+  QVERIFY_THROWS_EXCEPTION(std::exception, ModelConfig::fromTable("paper", 48));
+  QVERIFY_THROWS_EXCEPTION(std::exception, ModelConfig::fromTable("nope", 64));
+  auto c = ModelConfig::fromTable("cpu-64", 64);
+  c.widths.pop_back();
+  QVERIFY_THROWS_EXCEPTION(std::exception, c.validate());
+}
+
+QTEST_GUILESS_MAIN(TestModel)
+#include "tst_model.moc"
