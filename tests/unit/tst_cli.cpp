@@ -1,0 +1,100 @@
+// The `automod` program as a user meets it: help, exit codes, one-line reasons, seeded output.
+#include <QtTest>
+
+#include "core/io/image.h"
+#include "core/io/model_file.h"
+#include "testutil.h"
+
+using namespace automod;
+namespace fs = std::filesystem;
+
+class TestCli : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase();
+  void helpListsCommands();
+  void initThenInfoPrintsConfig();
+  void sampleIsSeeded();
+  void reconstructWritesPairsAndSkipsBadFiles();
+  void badModelFileFailsWithOneLineReason();
+  void unavailableCudaIsAClearError();
+
+ private:
+  QTemporaryDir dir_;
+  fs::path model_;
+};
+
+void TestCli::initTestCase() {
+  model_ = test::tmpPath(dir_, "tiny.amod");
+  auto r = test::runAutomod({"init", "-o", model_.string(), "--widths", "cpu-32", "--resolution", "16", "--latent",
+                             "32", "--seed", "3"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+}
+
+void TestCli::helpListsCommands() {
+  auto r = test::runAutomod({"--help"});
+  QCOMPARE(r.code, 0);
+  for (const char* c : {"info", "sample", "reconstruct", "bench"}) QVERIFY2(r.out.find(c) != std::string::npos, c);
+  QCOMPARE(test::runAutomod({"sample", "--help"}).code, 0);
+  QVERIFY(test::runAutomod({"no-such-command"}).code != 0);
+}
+
+void TestCli::initThenInfoPrintsConfig() {
+  auto r = test::runAutomod({"info", model_.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  auto j = nlohmann::json::parse(r.out);
+  QCOMPARE(j["resolution"].get<int>(), 16);
+  QCOMPARE(j["config"]["latent_dim"].get<int>(), 32);
+}
+
+void TestCli::sampleIsSeeded() {
+  const auto a = test::tmpPath(dir_, "a.png"), b = test::tmpPath(dir_, "b.png"), c = test::tmpPath(dir_, "c.png");
+  for (auto& [p, seed] : std::vector<std::pair<fs::path, std::string>>{{a, "5"}, {b, "5"}, {c, "6"}}) {
+    auto r = test::runAutomod({"sample", model_.string(), "-n", "4", "-o", p.string(), "--seed", seed});
+    QVERIFY2(r.code == 0, r.err.c_str());
+  }
+  auto ia = readImage(a), ib = readImage(b), ic = readImage(c);
+  QCOMPARE(ia.size(0), int64_t(2 * 16 + 3 * 2));
+  QVERIFY(torch::equal(ia, ib));
+  QVERIFY(!torch::equal(ia, ic));
+}
+
+void TestCli::reconstructWritesPairsAndSkipsBadFiles() {
+  const auto photo = test::tmpPath(dir_, "photo.png");
+  test::writeTestImage(photo, 40, 30);
+  const auto bad = test::tmpPath(dir_, "bad.jpg");
+  { std::ofstream(bad) << "not a jpeg"; }
+  const auto out = test::tmpPath(dir_, "recon");
+  auto r = test::runAutomod({"reconstruct", model_.string(), photo.string(), bad.string(), "-o", out.string(),
+                             "--no-align"});
+  if (r.code != 0 && r.err.find("no-align") != std::string::npos)  // before alignment options existed
+    r = test::runAutomod({"reconstruct", model_.string(), photo.string(), bad.string(), "-o", out.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY2(r.err.find("bad.jpg") != std::string::npos, r.err.c_str());
+  auto pair = readImage(out / "photo_recon.png");
+  QCOMPARE(pair.size(0), int64_t(16));
+  QCOMPARE(pair.size(1), int64_t(32));
+  // Only bad files: a failure with the reason.
+  r = test::runAutomod({"reconstruct", model_.string(), bad.string(), "-o", out.string()});
+  QVERIFY(r.code != 0);
+}
+
+void TestCli::badModelFileFailsWithOneLineReason() {
+  const auto bad = test::tmpPath(dir_, "bad.amod");
+  { std::ofstream(bad) << "AMODFILE but cut"; }
+  auto r = test::runAutomod({"sample", bad.string(), "-n", "1", "-o", test::tmpPath(dir_, "x.png").string()});
+  QVERIFY(r.code != 0);
+  QVERIFY2(r.err.find("truncated") != std::string::npos, r.err.c_str());
+  QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), 1L);
+}
+
+void TestCli::unavailableCudaIsAClearError() {
+  if (torch::cuda::is_available()) QSKIP("this machine has CUDA");
+  auto r = test::runAutomod({"sample", model_.string(), "-n", "1", "-o", test::tmpPath(dir_, "y.png").string(),
+                             "--device", "cuda"});
+  QVERIFY(r.code != 0);
+  QVERIFY2(r.err.find("no usable CUDA") != std::string::npos, r.err.c_str());
+}
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "tst_cli.moc"

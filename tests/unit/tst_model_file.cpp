@@ -1,0 +1,204 @@
+// .amod model files: bit-exact round trips and a clear error for every kind of bad file.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/io/archive.h"
+#include "core/io/model_file.h"
+#include "core/util/error.h"
+#include "testutil.h"
+
+using namespace automod;
+namespace fs = std::filesystem;
+
+namespace {
+std::string loadError(const fs::path& p) {
+  try {
+    loadModel(p);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+std::vector<char> readBytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void writeBytes(const fs::path& p, const std::vector<char>& b) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+}  // namespace
+
+class TestModelFile : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void roundTripIsBitExact();
+  void spectralNormVectorsSurviveSaveLoad();
+  void metadataAndStageSurvive();
+  void truncatedFileGivesClearError_data();
+  void truncatedFileGivesClearError();
+  void corruptByteIsDetected();
+  void foreignFileIsRejected();
+  void newerFormatAsksForUpdate();
+  void tensorsNotMatchingConfigAreRejected();
+  void failedWriteKeepsPreviousFile();
+};
+
+void TestModelFile::roundTripIsBitExact() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 3);
+  const auto p = test::tmpPath(dir, "m.amod");
+  saveModel(p, *m);
+  auto back = loadModel(p);
+  QCOMPARE(back->config(), m->config());
+  auto a = namedState(*m), b = namedState(*back);
+  QCOMPARE(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    QCOMPARE(a[i].first, b[i].first);
+    QVERIFY2(torch::equal(a[i].second, b[i].second), a[i].first.c_str());
+  }
+  auto z = m->randomLatents(2, 1);
+  QVERIFY(torch::equal(m->decode(z), back->decode(z)));
+}
+
+void TestModelFile::spectralNormVectorsSurviveSaveLoad() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 4);
+  m->encoder->train();
+  {
+    torch::NoGradGuard ng;
+    for (int i = 0; i < 3; ++i) m->encoder->forward(torch::rand({2, 3, 16, 16}), m->stage());
+  }
+  m->encoder->eval();
+  const auto p = test::tmpPath(dir, "sn.amod");
+  saveModel(p, *m);
+  auto back = loadModel(p);
+  auto la = m->encoder->spectralLayers(), lb = back->encoder->spectralLayers();
+  QCOMPARE(la.size(), lb.size());
+  for (size_t i = 0; i < la.size(); ++i) {
+    QVERIFY(torch::equal(la[i]->u, lb[i]->u));
+    QVERIFY(torch::equal(la[i]->v, lb[i]->v));
+  }
+  auto x = torch::rand({2, 3, 16, 16});
+  QVERIFY(torch::equal(m->encode(x), back->encode(x)));
+}
+
+void TestModelFile::metadataAndStageSurvive() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(32, 5);
+  m->setStage(2);
+  m->metadata["images_seen"] = 12345;
+  const auto p = test::tmpPath(dir, "meta.amod");
+  saveModel(p, *m);
+  auto back = loadModel(p);
+  QCOMPARE(back->stage(), 2);
+  QCOMPARE(back->resolution(), 16);
+  QCOMPARE(back->metadata["images_seen"].get<int>(), 12345);
+  auto info = describeModelFile(p);
+  QCOMPARE(info["resolution"].get<int>(), 16);
+  QVERIFY(info["metadata"].contains("tool_version"));
+}
+
+void TestModelFile::truncatedFileGivesClearError_data() {
+  QTest::addColumn<double>("fraction");
+  QTest::newRow("empty") << 0.0;
+  QTest::newRow("header only") << 0.0005;
+  QTest::newRow("half") << 0.5;
+  QTest::newRow("one byte short") << -1.0;
+}
+
+void TestModelFile::truncatedFileGivesClearError() {
+  QFETCH(double, fraction);
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  const auto p = test::tmpPath(dir, "t.amod");
+  saveModel(p, *m);
+  auto bytes = readBytes(p);
+  const size_t keep = fraction < 0 ? bytes.size() - 1 : static_cast<size_t>(bytes.size() * fraction);
+  bytes.resize(std::max<size_t>(keep, fraction == 0.0 ? 0 : 9));
+  writeBytes(p, bytes);
+  const auto err = loadError(p);
+  QVERIFY2(err.find("truncated") != std::string::npos || (fraction == 0.0 && err.find("not an") != std::string::npos),
+           err.c_str());
+}
+
+void TestModelFile::corruptByteIsDetected() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  const auto p = test::tmpPath(dir, "c.amod");
+  saveModel(p, *m);
+  auto bytes = readBytes(p);
+  bytes[bytes.size() / 2] ^= 0x5A;
+  writeBytes(p, bytes);
+  const auto err = loadError(p);
+  QVERIFY2(err.find("corrupt") != std::string::npos, err.c_str());
+}
+
+void TestModelFile::foreignFileIsRejected() {
+  QTemporaryDir dir;
+  const auto p = test::tmpPath(dir, "photo.amod");
+  test::writeTestImage(test::tmpPath(dir, "x.png"), 32, 32);
+  fs::copy_file(test::tmpPath(dir, "x.png"), p);
+  const auto err = loadError(p);
+  QVERIFY2(err.find("not an Automodulator Studio model file") != std::string::npos, err.c_str());
+  QVERIFY(loadError(test::tmpPath(dir, "missing.amod")).find("cannot open") != std::string::npos);
+}
+
+void TestModelFile::newerFormatAsksForUpdate() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  const auto p = test::tmpPath(dir, "new.amod");
+  saveModel(p, *m);
+  auto bytes = readBytes(p);
+  const uint32_t future = kArchiveFormatVersion + 1;
+  std::memcpy(bytes.data() + 8, &future, 4);
+  writeBytes(p, bytes);
+  const auto err = loadError(p);
+  QVERIFY2(err.find("newer") != std::string::npos, err.c_str());
+}
+
+void TestModelFile::tensorsNotMatchingConfigAreRejected() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  auto a = modelArchive(*m);
+  // Claim wider blocks than the tensors have.
+  auto cfg = m->config();
+  cfg.widths[0] *= 2;
+  a.header["config"] = cfg.toJson();
+  const auto p = test::tmpPath(dir, "mismatch.amod");
+  writeArchive(p, a);
+  auto err = loadError(p);
+  QVERIFY2(err.find("does not match its config") != std::string::npos, err.c_str());
+  // A missing tensor.
+  auto b = modelArchive(*m);
+  b.tensors.pop_back();
+  writeArchive(p, b);
+  err = loadError(p);
+  QVERIFY2(err.find("missing") != std::string::npos, err.c_str());
+}
+
+void TestModelFile::failedWriteKeepsPreviousFile() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 1);
+  const auto p = test::tmpPath(dir, "keep.amod");
+  saveModel(p, *m);
+  const auto before = readBytes(p);
+  // A tensor that cannot be stored makes the write fail before anything reaches the disk.
+  auto a = modelArchive(*m);
+  a.add("bad", torch::zeros({2}, torch::kComplexFloat));
+  QVERIFY_THROWS_EXCEPTION(std::exception, writeArchive(p, a));
+  QVERIFY(readBytes(p) == before);
+  // An unwritable destination (its parent is a file) fails with a message and leaves nothing behind.
+  const auto blocker = test::tmpPath(dir, "file");
+  writeBytes(blocker, {'x'});
+  QVERIFY_THROWS_EXCEPTION(Error, saveModel(blocker / "m.amod", *m));
+  QVERIFY(loadModel(p) != nullptr);
+  int leftovers = 0;
+  for (auto& e : fs::directory_iterator(dir.path().toStdString()))
+    if (e.path().filename().string().find(".tmp") != std::string::npos) ++leftovers;
+  QCOMPARE(leftovers, 0);
+}
+
+QTEST_GUILESS_MAIN(TestModelFile)
+#include "tst_model_file.moc"
