@@ -25,7 +25,7 @@ PACKAGES=(
   libgloo-dev  # Gloo headers for LibTorch's ProcessGroupGloo (distributed training)
   libopencv-dev libdlib-dev libdlib-data
   # editor
-  qt6-base-dev qt6-svg-dev qt6-charts-dev qt6-qpa-plugins fonts-dejavu-core
+  qt6-base-dev qt6-svg-dev qt6-charts-dev libqt6opengl6-dev qt6-qpa-plugins fonts-dejavu-core
   # data and test assets
   python-matplotlib-data python3-imageio dataset-fashion-mnist opencv-data
   # synthetic faces (npm packages in packaging/faces) and headless screenshots

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "app/cli/common.h"
+#include "core/align/photo.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"
@@ -14,22 +15,33 @@ void addReconstructCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
     std::string model, out;
     std::vector<std::string> photos;
+    bool no_align = false, center_crop = false;
+    int face = -1;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("reconstruct", "Encode and decode photos; writes input | reconstruction pairs");
   cmd->add_option("MODEL", o->model, "model file (.amod) or 'default'")->required();
   cmd->add_option("PHOTO", o->photos, "image files")->required();
   cmd->add_option("-o,--out", o->out, "output folder")->required();
+  cmd->add_flag("--no-align", o->no_align, "center-crop instead of aligning the face");
+  cmd->add_option("--face", o->face, "which face when there are several (0 = largest)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--center-crop", o->center_crop, "center-crop photos in which no face is found instead of skipping them");
   cmd->callback([o, &global] {
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
     const int res = model->resolution(), ch = model->config().image_channels;
     fs::create_directories(o->out);
+    PhotoOptions popt;
+    popt.align = !o->no_align;
+    popt.face = o->face;
+    popt.center_crop_fallback = o->center_crop;
     int failed = 0;
     for (auto& p : o->photos) {
       torch::Tensor img;
       try {
-        img = centerCropResize(readImage(p, ch), res);
+        auto prepared = preparePhoto(p, res, ch, popt);
+        if (!prepared.note.empty() && !global.quiet) std::cerr << "automod: " << prepared.note << "\n";
+        img = prepared.image;
       } catch (const Error& e) {
         std::cerr << "automod: skipped: " << e.what() << "\n";
         ++failed;

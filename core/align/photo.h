@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "core/align/face.h"
 
 namespace automod {
 
@@ -16,6 +19,8 @@ struct PhotoOptions {
   int face = -1;
   /// When no face is found: center-crop instead of failing.
   bool center_crop_fallback = false;
+  /// Detection settings (downscaling of large photos, upsampled retry for small faces).
+  DetectOptions detect;
 };
 
 struct PreparedPhoto {
@@ -25,6 +30,14 @@ struct PreparedPhoto {
   bool aligned = false;
   /// A note for the user ("no face found; center-cropped"), empty when there is nothing to say.
   std::string note;
+  /// Photo → crop transform (FFHQ quad when aligned, the center square otherwise), for paste-back.
+  AlignTransform transform;
+  /// Every face found, largest first (empty when not aligned); the GUI's face picker shows these.
+  std::vector<DetectedFace> faces;
+  /// Index into `faces` of the face in `image`, -1 when none.
+  int face_index = -1;
+  /// Width and height of the photo as displayed (after EXIF orientation).
+  int photo_width = 0, photo_height = 0;
 };
 
 /// Whether this build can align faces.
@@ -33,5 +46,15 @@ bool alignmentAvailable();
 /// Reads and prepares a photo; throws automod::Error for unreadable files, and for photos without
 /// a face when alignment is on and center_crop_fallback is off.
 PreparedPhoto preparePhoto(const std::filesystem::path& path, int size, int channels, const PhotoOptions& options = {});
+
+/// One PreparedPhoto per face found (largest first); with no face, as preparePhoto does (throw, or one
+/// center crop with center_crop_fallback). options.face is ignored.
+std::vector<PreparedPhoto> prepareAllFaces(const std::filesystem::path& path, int size, int channels,
+                                           const PhotoOptions& options = {});
+
+/// The same preparation from an already decoded photo (uint8 [H, W, 3] RGB, displayed orientation);
+/// `name` is used in messages. all_faces = false gives one element.
+std::vector<PreparedPhoto> preparePhotoImage(const torch::Tensor& rgb, const std::string& name, int size, int channels,
+                                             const PhotoOptions& options, bool all_faces);
 
 }  // namespace automod

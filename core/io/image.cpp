@@ -62,6 +62,33 @@ void writePnm(const fs::path& path, const torch::Tensor& img) {
   if (!out) throw Error("cannot write " + path.string());
 }
 
+#ifdef AUTOMOD_HAVE_OPENCV
+// libjpeg decodes a truncated JPEG without an error (the missing part comes out grey), so look for the
+// end-of-image marker after the first top-level start-of-scan (entropy-coded data never holds FF D9).
+bool jpegIsTruncated(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
+  const size_t n = buf.size();
+  if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return false;  // not a JPEG; leave it to the decoder
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (b[i] != 0xFF) return false;  // unexpected layout; trust the decoder
+    const unsigned char m = b[i + 1];
+    if (m == 0xFF) { ++i; continue; }
+    if (m == 0xD9) return false;
+    const size_t len = (size_t(b[i + 2]) << 8) | b[i + 3];
+    if (m == 0xDA) {
+      for (size_t k = i + 2 + len; k + 1 < n; ++k)
+        if (b[k] == 0xFF && b[k + 1] == 0xD9) return false;
+      return true;
+    }
+    i += 2 + len;
+  }
+  return true;
+}
+#endif
+
 }  // namespace
 
 bool isImageFile(const fs::path& path) {
@@ -90,6 +117,8 @@ torch::Tensor readImage(const fs::path& path, int channels) {
     throw Error("cannot read " + path.string() + ": " + e.what());
   }
   if (m.empty()) throw Error("cannot read " + path.string() + ": not an image, or the file is damaged");
+  if ((ext == ".jpg" || ext == ".jpeg") && jpegIsTruncated(path))
+    throw Error("cannot read " + path.string() + ": the file is truncated");
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
   else if (m.depth() == CV_32F) m.convertTo(m, CV_8U, 255.0);
   else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);

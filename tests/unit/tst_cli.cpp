@@ -1,6 +1,8 @@
 // The `automod` program as a user meets it: help, exit codes, one-line reasons, seeded output.
 #include <QtTest>
 
+#include <fstream>
+
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "testutil.h"

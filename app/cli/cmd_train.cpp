@@ -1,0 +1,211 @@
+// automod train — progressive training from a preset, with a progress bar, SIGINT/SIGTERM handling
+// (checkpoint and clean exit) and a summary at the end.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "app/cli/common.h"
+#include "core/io/archive.h"
+#include "core/util/device.h"
+#include "core/util/error.h"
+#include "training/data.h"
+#include "training/trainer.h"
+
+namespace automod::cli {
+namespace fs = std::filesystem;
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void onSignal(int sig) { g_signal = sig; }
+
+struct TrainOpts {
+  std::string data, out, preset;
+  bool fashion_mnist = false, resume = false, list = false, no_previews = false;
+  int64_t faces = 0, max_images = 0;
+  uint64_t seed = 0;
+  double held_out = 0.05;
+};
+
+std::string duration(double s) {
+  if (s < 0 || !std::isfinite(s)) return "--";
+  const auto t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+std::string progressLine(const TrainingProgress& p) {
+  const double frac = p.target_images > 0 ? std::min(1.0, double(p.images_seen) / double(p.target_images)) : 0.0;
+  const int width = 24, filled = static_cast<int>(frac * width);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "[%s%s] %5.1f%% %lld/%lld img | phase %d %dpx a=%.2f | %.1f img/s | ETA %s | enc %.3f dec %.3f",
+                std::string(filled, '#').c_str(), std::string(width - filled, '-').c_str(), 100.0 * frac,
+                (long long)p.images_seen, (long long)p.target_images, p.phase, p.resolution, p.alpha,
+                p.images_per_second, duration(p.eta_seconds).c_str(), p.losses.encoder_total, p.losses.decoder_total);
+  return buf;
+}
+
+void listPresetsTo(std::ostream& out) {
+  for (auto& name : listPresets()) {
+    try {
+      auto p = loadPreset(name);
+      out << name << "\t" << p.resolution << " px, " << p.total_images << " images — " << p.description << "\n";
+    } catch (const std::exception& e) {
+      out << name << "\t(invalid: " << errorMessage(e) << ")\n";
+    }
+  }
+}
+
+DataSpec dataSpec(const TrainOpts& o, const TrainingPreset& preset, bool verbose) {
+  const int sources = (!o.data.empty()) + o.fashion_mnist + (o.faces > 0);
+  if (sources != 1) throw Error("give exactly one data source: --data DIR, --fashion-mnist or --faces N");
+  DataSpec s;
+  if (!o.data.empty()) {
+    s.kind = DataSpec::Folder;
+    s.path = o.data;
+  } else if (o.fashion_mnist) {
+    s.kind = DataSpec::FashionMnist;
+    s.channels = 1;
+  } else {
+    s.kind = DataSpec::Faces;
+    s.count = o.faces;
+  }
+  s.held_out_fraction = o.held_out;
+  s.seed = o.seed;
+  s.max_resolution = preset.resolution;
+  s.min_images = preset.batchFor(preset.phases.front().resolution);
+  s.verbose = verbose;
+  return s;
+}
+
+void runTrain(const TrainOpts& o, const GlobalOptions& global) {
+  if (o.list) {
+    listPresetsTo(std::cout);
+    return;
+  }
+  if (o.out.empty()) throw Error("--out RUN (the run folder) is required");
+  auto device = prepare(global);
+  TrainerConfig config;
+  config.run_dir = o.out;
+  config.seed = o.seed;
+  config.max_images = o.max_images;
+  config.resume = o.resume;
+  config.device = device;
+  config.write_previews = !o.no_previews;
+  if (o.resume) {
+    const fs::path latest = config.run_dir / "latest.amod";
+    if (!fs::exists(latest)) throw Error("nothing to resume: " + latest.string() + " does not exist");
+    auto header = readArchive(latest).header;
+    if (!header.contains("training")) throw Error(latest.string() + " is not a training checkpoint");
+    config.preset = TrainingPreset::fromJson(header["training"]["preset"]);
+    config.seed = header["training"].value("seed", config.seed);
+  } else {
+    if (o.preset.empty()) throw Error("--preset NAME is required (automod train --list-presets shows them)");
+    if (fs::exists(config.run_dir / "latest.amod"))
+      throw Error(config.run_dir.string() + " already holds a run; continue it with --resume or choose another --out");
+    config.preset = loadPreset(o.preset);
+  }
+  std::shared_ptr<ImageDataset> data = openDataset(dataSpec(o, config.preset, !global.quiet));
+  if (!global.quiet) std::cerr << "automod: data: " << data->describe() << "\n";
+
+  Trainer trainer(config, data);
+  const bool tty = ::isatty(STDERR_FILENO);
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  bool bar_shown = false;
+  trainer.onMessage([&](const std::string& m) {
+    if (global.quiet) return;
+    std::cerr << (bar_shown && tty ? "\r\033[K" : "") << "automod: " << m << "\n";
+    bar_shown = false;
+  });
+  trainer.onProgress([&](const TrainingProgress& p) {
+    if (global.quiet) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto gap = tty ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
+    if (now - last_print < gap && p.images_seen < p.target_images) return;
+    last_print = now;
+    std::cerr << (tty ? "\r\033[K" : "") << progressLine(p) << (tty ? "" : "\n") << std::flush;
+    bar_shown = true;
+  });
+  if (!global.quiet)
+    std::cerr << "automod: training preset '" << config.preset.name << "' on " << describeDevice(device) << " into "
+              << config.run_dir.string() << (o.resume ? " (resumed at " + std::to_string(trainer.imagesSeen()) + " images)" : "")
+              << "\n";
+
+  g_signal = 0;
+  auto old_int = std::signal(SIGINT, onSignal);
+  auto old_term = std::signal(SIGTERM, onSignal);
+  std::atomic<bool> done{false};
+  TrainingResult result;
+  std::thread worker([&] {
+    result = trainer.run();
+    done = true;
+  });
+  bool announced = false;
+  while (!done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (g_signal && !announced) {
+      announced = true;
+      if (!global.quiet) std::cerr << (tty ? "\r\033[K" : "") << "automod: stopping: writing a checkpoint...\n";
+      trainer.stop();
+    }
+  }
+  worker.join();
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (bar_shown && tty && !global.quiet) std::cerr << "\n";
+
+  const char* status = result.status == TrainingResult::Finished  ? "finished"
+                       : result.status == TrainingResult::Stopped ? "stopped"
+                                                                  : "failed";
+  nlohmann::json summary{{"status", status},
+                         {"images_seen", result.images_seen},
+                         {"seconds", result.seconds},
+                         {"rollbacks", result.rollbacks},
+                         {"latest", result.latest.string()},
+                         {"run", config.run_dir.string()}};
+  if (result.status == TrainingResult::Failed) throw Error(result.error);
+  std::cout << summary.dump() << std::endl;
+  if (!global.quiet && result.status == TrainingResult::Stopped)
+    std::cerr << "automod: stopped at " << result.images_seen << " images; continue with: automod train --resume --out "
+              << config.run_dir.string() << " <same data option>\n";
+}
+
+void addTrainCommand(CLI::App& app, GlobalOptions& global) {
+  auto o = std::make_shared<TrainOpts>();
+  auto* cmd = app.add_subcommand("train", "Train an automodulator progressively from a preset (resumable)");
+  auto* data = cmd->add_option("--data", o->data, "image folder (recursive; jpg/png/webp/bmp)");
+  auto* fm = cmd->add_flag("--fashion-mnist", o->fashion_mnist, "Fashion-MNIST (Debian's dataset-fashion-mnist)");
+  auto* faces = cmd->add_option("--faces", o->faces, "N synthetic faces (automod make-faces)")->check(CLI::Range(int64_t(1), int64_t(100000000)));
+  data->excludes(fm)->excludes(faces);
+  fm->excludes(faces);
+  auto* preset = cmd->add_option("--preset", o->preset, "preset name or JSON file; alone, lists the presets")->expected(0, 1);
+  cmd->add_flag("--list-presets", o->list, "list the presets and exit");
+  cmd->add_option("--out", o->out, "run folder (config, log, previews, checkpoints)");
+  cmd->add_flag("--resume", o->resume, "continue the run in --out from latest.amod");
+  cmd->add_option("--max-images", o->max_images, "stop after this many images in total (0 = the preset's length)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
+  cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  cmd->add_option("--held-out", o->held_out, "fraction of images held out for previews and eval")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.5));
+  cmd->add_flag("--no-previews", o->no_previews, "do not write preview PNGs");
+  cmd->callback([o, preset, &global] {
+    TrainOpts opts = *o;
+    const bool nothing_else = opts.data.empty() && !opts.fashion_mnist && opts.faces == 0 && opts.out.empty();
+    if (preset->count() > 0 && opts.preset.empty() && nothing_else) opts.list = true;
+    runTrain(opts, global);
+  });
+}
+
+RegisterCommand reg(60, &addTrainCommand);
+
+}  // namespace
+}  // namespace automod::cli

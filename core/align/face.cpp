@@ -1,0 +1,434 @@
+#include "core/align/face.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+
+#include "core/util/error.h"
+
+#ifdef AUTOMOD_HAVE_OPENCV
+#include <opencv2/imgproc.hpp>
+#endif
+#ifdef AUTOMOD_HAVE_DLIB
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/opencv/cv_image.h>
+#endif
+
+namespace automod {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+std::array<double, 6> invertAffine(const std::array<double, 6>& f) {
+  const double det = f[0] * f[4] - f[1] * f[3];
+  TORCH_CHECK(std::abs(det) > 1e-12, "alignment transform is singular");
+  const double a = f[4] / det, b = -f[1] / det, c = -f[3] / det, d = f[0] / det;
+  return {a, b, -(a * f[2] + b * f[5]), c, d, -(c * f[2] + d * f[5])};
+}
+
+Point2 applyAffine(const std::array<double, 6>& f, Point2 p) {
+  return {f[0] * p.x + f[1] * p.y + f[2], f[3] * p.x + f[4] * p.y + f[5]};
+}
+
+void checkImage(const torch::Tensor& img, const char* what) {
+  TORCH_CHECK(img.dim() == 3 && img.scalar_type() == torch::kUInt8 && (img.size(2) == 1 || img.size(2) == 3),
+              what, " expects uint8 [H, W, 1|3], got ", img.sizes());
+}
+
+#ifdef AUTOMOD_HAVE_OPENCV
+// A cv::Mat view of a contiguous uint8 [H, W, C] tensor (no copy).
+cv::Mat matView(const torch::Tensor& t) {
+  return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC(static_cast<int>(t.size(2))),
+                 t.data_ptr<uint8_t>());
+}
+torch::Tensor toTensor(const cv::Mat& m) {
+  return torch::from_blob(m.data, {m.rows, m.cols, m.channels()},
+                          {static_cast<int64_t>(m.step[0]), m.channels(), 1}, torch::kUInt8)
+      .clone();
+}
+cv::Mat cvAffine(const std::array<double, 6>& f) {
+  return (cv::Mat_<double>(2, 3) << f[0], f[1], f[2], f[3], f[4], f[5]);
+}
+// Bounding box of the quad in the photo, grown by `margin`, clipped to the photo.
+cv::Rect quadRoi(const AlignTransform& t, int width, int height, int margin) {
+  double x0 = 1e300, y0 = 1e300, x1 = -1e300, y1 = -1e300;
+  for (auto& q : t.quad) {
+    x0 = std::min(x0, q.x), y0 = std::min(y0, q.y), x1 = std::max(x1, q.x), y1 = std::max(y1, q.y);
+  }
+  const int l = std::max(0, static_cast<int>(std::floor(x0)) - margin);
+  const int tp = std::max(0, static_cast<int>(std::floor(y0)) - margin);
+  const int r = std::min(width, static_cast<int>(std::ceil(x1)) + margin + 1);
+  const int b = std::min(height, static_cast<int>(std::ceil(y1)) + margin + 1);
+  if (r <= l || b <= tp) return {};
+  return {l, tp, r - l, b - tp};
+}
+#endif
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Transforms
+
+Point2 AlignTransform::toCrop(Point2 p) const { return applyAffine(forward, p); }
+Point2 AlignTransform::toPhoto(Point2 p) const { return applyAffine(inverse, p); }
+double AlignTransform::quadSize() const { return std::hypot(quad[3].x - quad[0].x, quad[3].y - quad[0].y); }
+
+nlohmann::json AlignTransform::toJson() const {
+  nlohmann::json q = nlohmann::json::array();
+  for (auto& p : quad) q.push_back({p.x, p.y});
+  return {{"forward", forward},
+          {"inverse", inverse},
+          {"quad", q},
+          {"crop_size", crop_size},
+          {"photo_size", {photo_width, photo_height}}};
+}
+
+AlignTransform AlignTransform::fromJson(const nlohmann::json& j) {
+  try {
+    AlignTransform t;
+    t.forward = j.at("forward").get<std::array<double, 6>>();
+    t.inverse = invertAffine(t.forward);
+    const auto& q = j.at("quad");
+    for (int i = 0; i < 4; ++i) t.quad[i] = {q.at(i).at(0).get<double>(), q.at(i).at(1).get<double>()};
+    t.crop_size = j.at("crop_size").get<int>();
+    t.photo_width = j.at("photo_size").at(0).get<int>();
+    t.photo_height = j.at("photo_size").at(1).get<int>();
+    if (t.crop_size <= 0 || t.photo_width <= 0 || t.photo_height <= 0) throw Error("sizes must be positive");
+    return t;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("malformed alignment transform: ") + e.what());
+  } catch (const c10::Error&) {
+    throw Error("malformed alignment transform: singular matrix");
+  }
+}
+
+namespace {
+// Builds the transform that maps quad corner c−x−y to the crop's top-left corner and c+x+y to its
+// bottom-right (pixel-centre convention: crop corners are at −0.5 and S−0.5).
+AlignTransform fromQuad(Point2 c, Point2 x, Point2 y, int size, int w, int h) {
+  AlignTransform t;
+  t.crop_size = size, t.photo_width = w, t.photo_height = h;
+  t.quad = {Point2{c.x - x.x - y.x, c.y - x.y - y.y}, Point2{c.x - x.x + y.x, c.y - x.y + y.y},
+            Point2{c.x + x.x + y.x, c.y + x.y + y.y}, Point2{c.x + x.x - y.x, c.y + x.y - y.y}};
+  const double s2 = x.x * x.x + x.y * x.y;  // |x|² = |y|²
+  const double k = size / 2.0 / s2;         // crop pixels per photo pixel, divided by |x|
+  const double mid = (size - 1) / 2.0;
+  // u = mid + k·(p − c)·x, v = mid + k·(p − c)·y
+  t.forward = {k * x.x, k * x.y, mid - k * (c.x * x.x + c.y * x.y), k * y.x, k * y.y, mid - k * (c.x * y.x + c.y * y.y)};
+  t.inverse = invertAffine(t.forward);
+  return t;
+}
+}  // namespace
+
+AlignTransform AlignTransform::ffhq(const std::vector<Point2>& lm, int size, int w, int h) {
+  TORCH_CHECK(lm.size() == 68, "FFHQ alignment needs 68 landmarks, got ", lm.size());
+  TORCH_CHECK(size > 0, "crop size must be positive");
+  auto mean = [&](int a, int b) {
+    Point2 m;
+    for (int i = a; i < b; ++i) m.x += lm[i].x, m.y += lm[i].y;
+    m.x /= (b - a), m.y /= (b - a);
+    return m;
+  };
+  const Point2 eye_left = mean(36, 42), eye_right = mean(42, 48);
+  const Point2 eye_avg{(eye_left.x + eye_right.x) / 2, (eye_left.y + eye_right.y) / 2};
+  const Point2 eye_to_eye{eye_right.x - eye_left.x, eye_right.y - eye_left.y};
+  const Point2 mouth_left = lm[48], mouth_right = lm[54];
+  const Point2 mouth_avg{(mouth_left.x + mouth_right.x) / 2, (mouth_left.y + mouth_right.y) / 2};
+  const Point2 eye_to_mouth{mouth_avg.x - eye_avg.x, mouth_avg.y - eye_avg.y};
+  // rot90(v) = flipud(v)·[−1, 1] = (−v.y, v.x)
+  Point2 x{eye_to_eye.x + eye_to_mouth.y, eye_to_eye.y - eye_to_mouth.x};
+  const double xn = std::hypot(x.x, x.y);
+  TORCH_CHECK(xn > 1e-9, "degenerate landmarks");
+  const double scale = std::max(std::hypot(eye_to_eye.x, eye_to_eye.y) * 2.0,
+                                std::hypot(eye_to_mouth.x, eye_to_mouth.y) * 1.8);
+  x.x *= scale / xn, x.y *= scale / xn;
+  const Point2 y{-x.y, x.x};
+  const Point2 c{eye_avg.x + eye_to_mouth.x * 0.1, eye_avg.y + eye_to_mouth.y * 0.1};
+  return fromQuad(c, x, y, size, w, h);
+}
+
+AlignTransform AlignTransform::centerCrop(int size, int w, int h) {
+  TORCH_CHECK(size > 0 && w > 0 && h > 0, "center crop needs positive sizes");
+  const double side = std::min(w, h);
+  const Point2 c{(w - 1) / 2.0, (h - 1) / 2.0};
+  return fromQuad(c, Point2{side / 2, 0}, Point2{0, side / 2}, size, w, h);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Detection
+
+std::string shapePredictorPath() {
+  if (const char* env = std::getenv("AUTOMOD_SHAPE_PREDICTOR"); env && *env) return env;
+  return "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+}
+
+#ifdef AUTOMOD_HAVE_DLIB
+namespace {
+
+// The 68-point model (~100 MB) is read once per process and shared: shape_predictor::operator() is
+// const and thread-safe.
+const dlib::shape_predictor& shapePredictor() {
+  static std::once_flag once;
+  static dlib::shape_predictor sp;
+  static std::string error;
+  std::call_once(once, [] {
+    const auto path = shapePredictorPath();
+    try {
+      if (!std::filesystem::exists(path)) throw Error("");
+      dlib::deserialize(path) >> sp;
+    } catch (...) {
+      error = "cannot load the face landmark model " + path +
+              " (install Debian's libdlib-data or set AUTOMOD_SHAPE_PREDICTOR)";
+    }
+  });
+  if (!error.empty()) throw Error(error);
+  return sp;
+}
+
+// The HOG detector keeps scratch buffers, so each thread has its own copy.
+dlib::frontal_face_detector& faceDetector() {
+  thread_local dlib::frontal_face_detector det = dlib::get_frontal_face_detector();
+  return det;
+}
+
+}  // namespace
+#endif
+
+bool faceDetectionAvailable() {
+#ifdef AUTOMOD_HAVE_DLIB
+  return std::filesystem::exists(shapePredictorPath());
+#else
+  return false;
+#endif
+}
+
+std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const DetectOptions& options,
+                                      DetectTimings* timings) {
+#ifndef AUTOMOD_HAVE_DLIB
+  (void)photo_in, (void)options, (void)timings;
+  throw Error("face detection is not built in (needs dlib); use a center crop");
+#else
+  checkImage(photo_in, "detectFaces");
+  const auto& sp = shapePredictor();
+  auto photo = photo_in.contiguous();
+  const int w = static_cast<int>(photo.size(1)), h = static_cast<int>(photo.size(0));
+  DetectTimings tm;
+  cv::Mat full = matView(photo);
+
+  // Grey image at `scale` of the photo (area-downscaled; linear when enlarging).
+  auto greyAt = [&](double scale) {
+    auto t0 = Clock::now();
+    cv::Mat grey;
+    if (full.channels() == 3) {
+      cv::Mat small;
+      if (scale == 1.0) small = full;
+      else
+        cv::resize(full, small, cv::Size(std::max(1, int(std::lround(w * scale))), std::max(1, int(std::lround(h * scale)))),
+                   0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+      cv::cvtColor(small, grey, cv::COLOR_RGB2GRAY);
+    } else if (scale == 1.0) {
+      grey = full;
+    } else {
+      cv::resize(full, grey, cv::Size(std::max(1, int(std::lround(w * scale))), std::max(1, int(std::lround(h * scale)))), 0,
+                 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    }
+    tm.downscale_ms += msSince(t0);
+    return grey;
+  };
+
+  double scale = std::min(1.0, double(options.detect_max_side) / std::max(w, h));
+  cv::Mat grey = greyAt(scale);
+  std::vector<dlib::rect_detection> dets;
+  auto t0 = Clock::now();
+  faceDetector()(dlib::cv_image<unsigned char>(grey), dets, 0.0);
+  tm.detect_ms += msSince(t0);
+  if (dets.empty() && options.retry_upsampled) {
+    const double s2 = scale * 2;
+    if (std::max(w, h) * s2 <= 2.0 * options.detect_max_side + 1) {
+      scale = s2;
+      grey = greyAt(scale);
+      t0 = Clock::now();
+      faceDetector()(dlib::cv_image<unsigned char>(grey), dets, 0.0);
+      tm.detect_ms += msSince(t0);
+    }
+  }
+
+  std::vector<DetectedFace> faces;
+  t0 = Clock::now();
+  dlib::cv_image<unsigned char> dimg(grey);
+  // Detection-image pixel centre → photo pixel centre.
+  auto up = [&](double v) { return (v + 0.5) / scale - 0.5; };
+  for (auto& d : dets) {
+    auto shape = sp(dimg, d.rect);
+    DetectedFace f;
+    f.score = d.detection_confidence;
+    const double l = up(d.rect.left()), t = up(d.rect.top()), r = up(d.rect.right()), b = up(d.rect.bottom());
+    f.box = {int(std::lround(l)), int(std::lround(t)), int(std::lround(r - l + 1)), int(std::lround(b - t + 1))};
+    f.landmarks.reserve(shape.num_parts());
+    for (unsigned long i = 0; i < shape.num_parts(); ++i)
+      f.landmarks.push_back({up(shape.part(i).x()), up(shape.part(i).y())});
+    faces.push_back(std::move(f));
+  }
+  tm.landmarks_ms += msSince(t0);
+  std::stable_sort(faces.begin(), faces.end(), [](const DetectedFace& a, const DetectedFace& b) {
+    return int64_t(a.box[2]) * a.box[3] > int64_t(b.box[2]) * b.box[3];
+  });
+  if (timings) *timings = tm;
+  return faces;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Warping and pasting
+
+torch::Tensor warpToCrop(const torch::Tensor& photo_in, const AlignTransform& t) {
+#ifndef AUTOMOD_HAVE_OPENCV
+  (void)photo_in, (void)t;
+  throw Error("aligned crops need OpenCV, which this build lacks");
+#else
+  checkImage(photo_in, "warpToCrop");
+  auto photo = photo_in.contiguous();
+  const int w = static_cast<int>(photo.size(1)), h = static_cast<int>(photo.size(0)), S = t.crop_size;
+  const double qsize = t.quadSize();
+  cv::Mat full = matView(photo);
+  cv::Rect roi = quadRoi(t, w, h, 2);
+  if (roi.empty()) throw Error("the face lies outside the photo");
+
+  // Read only the quad's neighbourhood; area-downscale it first when the face is larger than the crop
+  // so that the affine warp (bilinear) does not alias.
+  cv::Mat src = full(roi);
+  double sx = 1, sy = 1;
+  if (qsize > S) {
+    const double f = S / qsize;
+    cv::Mat small;
+    cv::resize(src, small, cv::Size(std::max(1, int(std::lround(roi.width * f))), std::max(1, int(std::lround(roi.height * f)))),
+               0, 0, cv::INTER_AREA);
+    sx = double(roi.width) / small.cols, sy = double(roi.height) / small.rows;
+    src = small;
+  }
+  // src pixel d → photo: x = roi.x + (d + 0.5)·sx − 0.5; compose with the forward transform.
+  const auto& f = t.forward;
+  const double ox = roi.x + 0.5 * sx - 0.5, oy = roi.y + 0.5 * sy - 0.5;
+  std::array<double, 6> m{f[0] * sx, f[1] * sy, f[0] * ox + f[1] * oy + f[2],
+                          f[3] * sx, f[4] * sy, f[3] * ox + f[4] * oy + f[5]};
+  cv::Mat out;
+  cv::warpAffine(src, out, cvAffine(m), cv::Size(S, S), cv::INTER_LINEAR, cv::BORDER_REFLECT_101);
+
+  // FFHQ's padding: when the quad (plus a 10% border) reaches the photo's edge, the reflected part is
+  // blurred and faded towards the median colour, with the blur reaching a third of the pad inside.
+  double x0 = 1e300, y0 = 1e300, x1 = -1e300, y1 = -1e300;
+  for (auto& q : t.quad) x0 = std::min(x0, q.x), y0 = std::min(y0, q.y), x1 = std::max(x1, q.x), y1 = std::max(y1, q.y);
+  const double border = std::max(std::round(qsize * 0.1), 3.0);
+  const double need[4] = {-x0 + border, -y0 + border, x1 - (w - 1) + border, y1 - (h - 1) + border};
+  if (*std::max_element(need, need + 4) > border - 4) {
+    const double minpad = std::round(qsize * 0.3);
+    double pad[4];
+    for (int i = 0; i < 4; ++i) pad[i] = std::max({need[i], minpad, 1.0});
+    cv::Mat fl, blur;
+    out.convertTo(fl, CV_32F);
+    const double sigma = std::max(0.02 * S, 0.5);
+    cv::GaussianBlur(fl, blur, cv::Size(0, 0), sigma, sigma, cv::BORDER_REFLECT_101);
+    const int C = out.channels();
+    std::vector<float> median(C);
+    {
+      std::vector<cv::Mat> ch;
+      cv::split(out, ch);
+      for (int c = 0; c < C; ++c) {
+        int hist[256] = {0};
+        for (int i = 0; i < S; ++i)
+          for (int j = 0; j < S; ++j) ++hist[ch[c].at<uint8_t>(i, j)];
+        int acc = 0, k = 0;
+        while (k < 255 && (acc += hist[k]) < S * S / 2) ++k;
+        median[c] = float(k);
+      }
+    }
+    const auto& inv = t.inverse;
+    for (int i = 0; i < S; ++i) {
+      auto* o = out.ptr<uint8_t>(i);
+      const auto* a = fl.ptr<float>(i);
+      const auto* bl = blur.ptr<float>(i);
+      for (int j = 0; j < S; ++j) {
+        const double px = inv[0] * j + inv[1] * i + inv[2], py = inv[3] * j + inv[4] * i + inv[5];
+        const double mask = std::max({-px / pad[0], -py / pad[1], (px - (w - 1)) / pad[2], (py - (h - 1)) / pad[3]});
+        const double wb = std::clamp(mask * 3.0 + 1.0, 0.0, 1.0), wm = std::clamp(mask, 0.0, 1.0);
+        if (wb <= 0) continue;
+        for (int c = 0; c < C; ++c) {
+          double v = a[j * C + c];
+          v += (bl[j * C + c] - v) * wb;
+          v += (median[c] - v) * wm;
+          o[j * C + c] = cv::saturate_cast<uint8_t>(v);
+        }
+      }
+    }
+  }
+  return toTensor(out);
+#endif
+}
+
+double pasteWeight(double u, double v, int size, const PasteOptions& o) {
+  const double half = size / 2.0, mid = (size - 1) / 2.0;
+  const double r = std::hypot(u - mid, v - mid) / half;
+  const double outer = o.radius, inner = std::max(0.0, o.radius - o.feather);
+  if (r >= outer) return 0.0;
+  if (r <= inner) return 1.0;
+  const double s = (outer - r) / (outer - inner);
+  return s * s * (3 - 2 * s);  // smoothstep
+}
+
+torch::Tensor pasteBack(const torch::Tensor& photo_in, const torch::Tensor& crop_in, const AlignTransform& t,
+                        const PasteOptions& options) {
+#ifndef AUTOMOD_HAVE_OPENCV
+  (void)photo_in, (void)crop_in, (void)t, (void)options;
+  throw Error("paste-back needs OpenCV, which this build lacks");
+#else
+  checkImage(photo_in, "pasteBack");
+  checkImage(crop_in, "pasteBack");
+  if (photo_in.size(1) != t.photo_width || photo_in.size(0) != t.photo_height)
+    throw Error("the photo is " + std::to_string(photo_in.size(1)) + "x" + std::to_string(photo_in.size(0)) +
+                " but the alignment was made for " + std::to_string(t.photo_width) + "x" +
+                std::to_string(t.photo_height));
+  auto out = photo_in.contiguous().clone();
+  const int w = t.photo_width, h = t.photo_height, S = t.crop_size, C = static_cast<int>(out.size(2));
+  cv::Mat crop = matView(crop_in.contiguous());
+  cv::Mat crop_owner;
+  if (crop.channels() != C) {
+    cv::cvtColor(crop, crop_owner, C == 1 ? cv::COLOR_RGB2GRAY : cv::COLOR_GRAY2RGB);
+    crop = crop_owner;
+  }
+  if (crop.cols != S || crop.rows != S) {
+    cv::Mat r;
+    cv::resize(crop, r, cv::Size(S, S), 0, 0, crop.cols > S ? cv::INTER_AREA : cv::INTER_CUBIC);
+    crop = r;
+  }
+  cv::Rect roi = quadRoi(t, w, h, 2);
+  if (roi.empty()) return out;
+  // ROI pixel → crop: forward transform of (x + roi.x, y + roi.y); WARP_INVERSE_MAP samples the crop there.
+  const auto& f = t.forward;
+  std::array<double, 6> m{f[0], f[1], f[0] * roi.x + f[1] * roi.y + f[2], f[3], f[4], f[3] * roi.x + f[4] * roi.y + f[5]};
+  cv::Mat warped;
+  cv::warpAffine(crop, warped, cvAffine(m), roi.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
+  cv::Mat dst = matView(out)(roi);
+  for (int i = 0; i < roi.height; ++i) {
+    auto* d = dst.ptr<uint8_t>(i);
+    const auto* e = warped.ptr<uint8_t>(i);
+    for (int j = 0; j < roi.width; ++j) {
+      const double u = m[0] * j + m[1] * i + m[2], v = m[3] * j + m[4] * i + m[5];
+      const double a = pasteWeight(u, v, S, options);
+      if (a <= 0) continue;
+      for (int c = 0; c < C; ++c) {
+        const double o = d[j * C + c];
+        d[j * C + c] = cv::saturate_cast<uint8_t>(o + (e[j * C + c] - o) * a);
+      }
+    }
+  }
+  return out;
+#endif
+}
+
+}  // namespace automod

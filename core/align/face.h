@@ -1,0 +1,98 @@
+#pragma once
+// Face detection (dlib HOG + 68-point landmarks), FFHQ alignment and paste-back (SPEC §5).
+// Images are uint8 [H, W, C] tensors (C = 3 RGB, or 1 grey for warping/pasting) in the photo's
+// displayed orientation (readImage applies EXIF). Coordinates are pixel centres: pixel (i, j) is the
+// point (x = j, y = i). Detection needs dlib (AUTOMOD_HAVE_DLIB); warping and pasting need OpenCV.
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+namespace automod {
+
+struct Point2 {
+  double x = 0, y = 0;
+};
+
+/// A similarity transform photo → square crop of crop_size pixels, kept so an edit can be pasted back.
+struct AlignTransform {
+  /// photo (x, y) → crop (u, v): u = f[0]·x + f[1]·y + f[2], v = f[3]·x + f[4]·y + f[5].
+  std::array<double, 6> forward{1, 0, 0, 0, 1, 0};
+  /// crop → photo, same layout.
+  std::array<double, 6> inverse{1, 0, 0, 0, 1, 0};
+  /// The crop's corners in the photo (top-left, bottom-left, bottom-right, top-right), FFHQ's quad.
+  std::array<Point2, 4> quad{};
+  int crop_size = 0;
+  int photo_width = 0, photo_height = 0;
+
+  Point2 toCrop(Point2 p) const;
+  Point2 toPhoto(Point2 p) const;
+  /// Side of the quad in photo pixels (how many photo pixels the crop covers across).
+  double quadSize() const;
+
+  nlohmann::json toJson() const;
+  /// Throws automod::Error for a malformed sidecar.
+  static AlignTransform fromJson(const nlohmann::json& j);
+  /// The FFHQ transform from 68 dlib landmarks (eye centres, mouth corners; SPEC §5).
+  static AlignTransform ffhq(const std::vector<Point2>& landmarks68, int crop_size, int photo_width, int photo_height);
+  /// A plain center crop (the largest centred square) scaled to crop_size.
+  static AlignTransform centerCrop(int crop_size, int photo_width, int photo_height);
+};
+
+/// A detected face, in photo coordinates.
+struct DetectedFace {
+  /// Detector box: left, top, width, height (photo pixels).
+  std::array<int, 4> box{};
+  /// HOG detector confidence.
+  double score = 0;
+  /// 68 dlib landmarks.
+  std::vector<Point2> landmarks;
+};
+
+struct DetectOptions {
+  /// The photo is area-downscaled so its longer side is at most this for detection and landmarks.
+  int detect_max_side = 1024;
+  /// When nothing is found, retry once on an image twice as large (finds faces down to ~40 px).
+  bool retry_upsampled = true;
+};
+
+/// Milliseconds spent in each stage of the last detectFaces call.
+struct DetectTimings {
+  double downscale_ms = 0, detect_ms = 0, landmarks_ms = 0;
+};
+
+/// Whether this build can detect faces (dlib and the 68-point model file are present).
+bool faceDetectionAvailable();
+/// Path of the 68-point shape predictor (AUTOMOD_SHAPE_PREDICTOR overrides the Debian location).
+std::string shapePredictorPath();
+
+/// All faces, largest (by box area) first. Thread-safe; the landmark model is loaded once per process.
+/// Throws automod::Error when detection is not available.
+std::vector<DetectedFace> detectFaces(const torch::Tensor& photo, const DetectOptions& options = {},
+                                      DetectTimings* timings = nullptr);
+
+/// The aligned crop, uint8 [S, S, C]. Only the quad's neighbourhood of the photo is read (area-
+/// downscaled first when the face is larger than the crop), so huge photos cost little memory. Where
+/// the quad leaves the photo it is padded by reflection, blurred and faded to the median colour as
+/// FFHQ's script does.
+torch::Tensor warpToCrop(const torch::Tensor& photo, const AlignTransform& t);
+
+struct PasteOptions {
+  /// Radius of the blended disc around the crop centre, as a fraction of half the crop side.
+  double radius = 0.9;
+  /// Width of the feathered edge, as a fraction of half the crop side (inside the radius).
+  double feather = 0.2;
+};
+
+/// Weight of the edited crop at crop pixel (u, v): 1 inside, 0 outside the disc, smooth between.
+double pasteWeight(double u, double v, int crop_size, const PasteOptions& options = {});
+
+/// The photo with `crop` (uint8 [s, s, C], any s; resized to the transform's crop size) warped back by
+/// the inverse transform and blended with a feathered disc. Same size, channels and orientation as the
+/// photo; pixels where the weight is 0 are copied bit for bit.
+torch::Tensor pasteBack(const torch::Tensor& photo, const torch::Tensor& crop, const AlignTransform& t,
+                        const PasteOptions& options = {});
+
+}  // namespace automod

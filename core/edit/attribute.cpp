@@ -1,0 +1,129 @@
+#include "core/edit/attribute.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "core/model/layers.h"
+#include "core/util/error.h"
+
+namespace automod {
+namespace fs = std::filesystem;
+
+void AttributeVector::save(const fs::path& path) const {
+  auto v = vector.to(torch::kCPU, torch::kFloat32).contiguous();
+  nlohmann::json j;
+  j["kind"] = "automod-attribute";
+  j["version"] = 1;
+  j["name"] = name;
+  j["resolution"] = resolution;
+  j["latent_dim"] = latent_dim;
+  j["scales"] = rangesToString(ranges);
+  j["positives"] = positives;
+  j["negatives"] = negatives;
+  j["vector"] = std::vector<float>(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+  std::ofstream f(path);
+  f << j.dump(1) << "\n";
+  if (!f) throw Error("cannot write attribute file " + path.string());
+}
+
+AttributeVector AttributeVector::load(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read attribute file " + path.string() + ": no such file or no permission");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception&) {
+    throw Error("attribute file " + path.string() + " is not valid JSON");
+  }
+  const std::string where = "attribute file " + path.string();
+  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  auto need = [&](const char* key, bool ok) {
+    if (!j.contains(key)) throw Error(where + ": missing field '" + key + "'");
+    if (!ok) throw Error(where + ": field '" + std::string(key) + "' has the wrong type");
+  };
+  need("resolution", j.contains("resolution") && j["resolution"].is_number_integer());
+  need("vector", j.contains("vector") && j["vector"].is_array() && !j["vector"].empty());
+  need("scales", j.contains("scales") && j["scales"].is_string());
+  AttributeVector a;
+  a.name = j.value("name", std::string());
+  a.resolution = j["resolution"].get<int>();
+  std::vector<float> v;
+  for (auto& x : j["vector"]) {
+    if (!x.is_number()) throw Error(where + ": field 'vector' must be a list of numbers");
+    v.push_back(x.get<float>());
+  }
+  a.vector = torch::tensor(v, torch::kFloat32);
+  a.latent_dim = j.value("latent_dim", static_cast<int>(v.size()));
+  if (a.latent_dim != static_cast<int>(v.size())) throw Error(where + ": 'vector' does not have latent_dim entries");
+  int blocks = 0;
+  try {
+    blocks = ModelConfig::blockForResolution(a.resolution) + 1;
+  } catch (const std::exception&) {
+    throw Error(where + ": field 'resolution' is not a power of two of at least 4");
+  }
+  try {
+    a.ranges = parseBlockRanges(j["scales"].get<std::string>(), blocks);
+  } catch (const Error& e) {
+    throw Error(where + ": field 'scales': " + e.what());
+  }
+  for (const char* key : {"positives", "negatives"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_array()) throw Error(where + ": field '" + std::string(key) + "' must be a list of file names");
+    for (auto& s : j[key]) {
+      if (!s.is_string()) throw Error(where + ": field '" + std::string(key) + "' must be a list of file names");
+      (std::string(key) == "positives" ? a.positives : a.negatives).push_back(s.get<std::string>());
+    }
+  }
+  return a;
+}
+
+AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const std::vector<SourceSpec>& positives,
+                               const std::vector<SourceSpec>& negatives, const std::vector<BlockRange>& ranges,
+                               const std::string& name) {
+  if (positives.size() < 2 || negatives.size() < 2)
+    throw Error("an attribute needs at least 2 positive and 2 negative exemplars (got " +
+                std::to_string(positives.size()) + " + " + std::to_string(negatives.size()) + ")");
+  if (ranges.empty()) throw Error("an attribute needs at least one scale range");
+  for (auto& r : ranges)
+    if (r.first < 0 || r.last >= model.numBlocks() || r.first > r.last)
+      throw Error("scale range " + r.toString() + " is outside the model's blocks 0-" +
+                  std::to_string(model.numBlocks() - 1));
+  auto mean = [&](const std::vector<SourceSpec>& specs, std::vector<std::string>& names) {
+    std::vector<torch::Tensor> zs;
+    for (auto& s : specs) {
+      zs.push_back(sources.latent(s).to(torch::kCPU));
+      names.push_back(s.describe());
+    }
+    return torch::cat(zs).mean(0);
+  };
+  AttributeVector a;
+  a.name = name;
+  a.ranges = ranges;
+  a.resolution = model.resolution();
+  a.latent_dim = model.config().latent_dim;
+  a.vector = mean(positives, a.positives) - mean(negatives, a.negatives);
+  return a;
+}
+
+LatentPlan applyAttribute(const LatentPlan& plan, const AttributeVector& a, double strength) {
+  const int blocks = plan.size();
+  if (ModelConfig::blockResolution(blocks - 1) != a.resolution)
+    throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model but this one is " +
+                std::to_string(ModelConfig::blockResolution(blocks - 1)) + " px");
+  if (plan.size() && plan[0].size(1) != a.vector.numel())
+    throw Error("the attribute has " + std::to_string(a.vector.numel()) + "-d vectors but the model uses " +
+                std::to_string(plan[0].size(1)) + "-d latents");
+  // Strength 0 is the unedited image exactly (renormalising would change the last bits).
+  if (strength == 0.0) return plan;
+  LatentPlan out = plan;
+  torch::NoGradGuard ng;
+  for (int b = 0; b < blocks; ++b) {
+    if (!rangesContain(a.ranges, b)) continue;
+    const auto& z = plan[b];
+    out[b] = normaliseLatent(z + strength * a.vector.to(z.device(), z.scalar_type()).unsqueeze(0));
+  }
+  return out;
+}
+
+}  // namespace automod

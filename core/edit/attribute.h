@@ -1,0 +1,42 @@
+#pragma once
+// Attribute vectors (SPEC §1.4, §4, paper Sec. 4 / Fig. 5b): v = mean φ(positives) − mean φ(negatives),
+// restricted to chosen scale ranges and applied as z' = normalise(z + s·v) on those blocks only.
+// Saved as a small JSON file listing its exemplars, ranges, model resolution and the vector.
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/edit/ranges.h"
+#include "core/edit/sources.h"
+#include "core/model/latent_plan.h"
+
+namespace automod {
+
+struct AttributeVector {
+  std::string name;
+  std::vector<std::string> positives, negatives;
+  std::vector<BlockRange> ranges;
+  /// Resolution and latent size of the model it was built with.
+  int resolution = 0;
+  int latent_dim = 0;
+  /// The direction, float [latent_dim] on the CPU.
+  torch::Tensor vector;
+
+  void save(const std::filesystem::path& path) const;
+  /// Throws automod::Error naming the file and field for missing files, bad JSON or wrong types.
+  static AttributeVector load(const std::filesystem::path& path);
+};
+
+/// Builds an attribute from at least two positive and two negative exemplars.
+AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const std::vector<SourceSpec>& positives,
+                               const std::vector<SourceSpec>& negatives, const std::vector<BlockRange>& ranges,
+                               const std::string& name = {});
+
+/// z' = normalise(z + strength·v) on the attribute's blocks; other blocks keep their very tensors, and
+/// strength 0 returns the plan unchanged.
+/// Throws automod::Error when the attribute was built for another resolution or latent size.
+LatentPlan applyAttribute(const LatentPlan& plan, const AttributeVector& attribute, double strength);
+
+}  // namespace automod

@@ -1,0 +1,36 @@
+#pragma once
+// Interpolation (SPEC §1.5, §4): slerp on the unit sphere between two or more latents, globally or for
+// some scale ranges only, and export as image sequences, grids or video.
+#include <torch/types.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "core/edit/ranges.h"
+#include "core/model/latent_plan.h"
+
+namespace automod {
+
+/// Spherical interpolation of unit latents [N, D] (or [1, D]) at t ∈ [0, 1]; falls back to a
+/// normalised lerp when the two are (nearly) parallel. slerp(a, b, 0) == a and slerp(a, b, 1) == b.
+torch::Tensor slerp(const torch::Tensor& a, const torch::Tensor& b, double t);
+
+/// The point at t ∈ [0, 1] along the piecewise slerp path through `keys` (each [1, D]), equal time per
+/// segment.
+torch::Tensor slerpPath(const std::vector<torch::Tensor>& keys, double t);
+
+/// `steps` plans (as one plan with batch = steps) moving along the path through `keys`: blocks in
+/// `ranges` follow the path (all blocks when ranges is empty), the others keep the first key. The
+/// first and last entries are exactly the first and last keys.
+LatentPlan interpolationPlan(const std::vector<torch::Tensor>& keys, int steps, int num_blocks,
+                             const std::vector<BlockRange>& ranges = {});
+
+/// Whether this build can write videos (OpenCV).
+bool videoAvailable();
+/// Writes uint8 frames [N, H, W, C] as an MP4 (codec 'mp4v'); throws automod::Error when the
+/// video cannot be written or this build has no OpenCV.
+void writeVideo(const std::filesystem::path& path, const torch::Tensor& frames, double fps = 12.0);
+/// Frames a video file decodes to (0 when unreadable); used to check exports.
+int countVideoFrames(const std::filesystem::path& path);
+
+}  // namespace automod

@@ -1,0 +1,36 @@
+#pragma once
+// Plans (SPEC §1.2, §4): an assignment of scale ranges to one or more latents with blend weights,
+// turned into a LatentPlan (one latent per decoder block). Several latents in a range are mixed by
+// the normalised weighted sum (back onto the sphere); blocks no assignment covers take the base.
+#include <torch/types.h>
+
+#include <vector>
+
+#include "core/edit/ranges.h"
+#include "core/model/latent_plan.h"
+
+namespace automod {
+
+/// normalise(Σ wᵢ zᵢ) of latents [N or 1, D] (broadcast to the largest batch). Throws automod::Error
+/// for no latents, mismatched counts, negative weights, all-zero weights, or a sum that cancels out.
+torch::Tensor blendLatents(const std::vector<torch::Tensor>& latents, const std::vector<double>& weights);
+
+struct RangeAssignment {
+  BlockRange range;
+  /// The latents mixed into this range, [N or 1, D] each, and their weights (empty = equal).
+  std::vector<torch::Tensor> latents;
+  std::vector<double> weights;
+};
+
+/// A LatentPlan of `num_blocks` blocks: `base` everywhere, then each assignment (later ones win where
+/// ranges overlap). Throws automod::Error for out-of-range blocks and empty assignments.
+LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vector<RangeAssignment>& assignments);
+
+/// Throws automod::Error unless the plan has exactly one latent per block of a model with
+/// `num_blocks` blocks (a plan built for another resolution).
+void checkPlanFits(const LatentPlan& plan, int num_blocks);
+
+/// Rows [start, start + length) of every block's latents (for decoding a large batch in chunks).
+LatentPlan slicePlan(const LatentPlan& plan, int64_t start, int64_t length);
+
+}  // namespace automod

@@ -1,0 +1,257 @@
+#include "core/edit/recipe.h"
+
+#include <fstream>
+#include <set>
+
+#include "core/edit/attribute.h"
+#include "core/edit/plan.h"
+#include "core/util/error.h"
+
+namespace automod {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string typeName(const json& j) { return j.type_name(); }
+
+[[noreturn]] void fail(const std::string& where, const std::string& field, const std::string& what) {
+  throw Error(where + ": " + field + ": " + what);
+}
+
+void onlyKeys(const json& j, const std::set<std::string>& allowed, const std::string& where, const std::string& field) {
+  if (!j.is_object()) fail(where, field, "expected an object, got " + typeName(j));
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!allowed.count(it.key())) {
+      std::string list;
+      for (auto& k : allowed) list += (list.empty() ? "" : ", ") + k;
+      fail(where, field.empty() ? it.key() : field + "." + it.key(), "unknown key (expected one of: " + list + ")");
+    }
+}
+
+const json& get(const json& j, const std::string& key, json::value_t type, const std::string& where,
+                const std::string& field) {
+  if (!j.contains(key)) fail(where, field, "missing");
+  const json& v = j.at(key);
+  const bool ok = type == json::value_t::number_float ? v.is_number()
+                  : type == json::value_t::number_unsigned ? v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)
+                                                           : v.type() == type ||
+                                                                 (type == json::value_t::number_integer && v.is_number_integer());
+  if (!ok) fail(where, field, "wrong type (" + typeName(v) + ")");
+  return v;
+}
+
+fs::path resolvePath(const std::string& p, const fs::path& dir, const std::string& where, const std::string& field) {
+  if (p.empty()) fail(where, field, "empty path");
+  fs::path path = p;
+  if (path.is_relative() && !dir.empty()) path = dir / path;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail(where, field, "file not found: " + path.string());
+  return path;
+}
+
+std::string writePath(const fs::path& p, const fs::path& dir) {
+  if (dir.empty()) return p.string();
+  auto rel = p.lexically_normal().lexically_relative(dir.lexically_normal());
+  if (!rel.empty() && *rel.begin() != "..") return rel.generic_string();
+  return p.string();
+}
+
+}  // namespace
+
+bool Recipe::usesInput() const {
+  if (base == kInput) return true;
+  for (auto& a : assignments)
+    for (auto& w : a.sources)
+      if (w.source == kInput) return true;
+  return false;
+}
+
+json Recipe::toJson(const fs::path& dir) const {
+  json j;
+  j["kind"] = "automod-recipe";
+  j["version"] = 1;
+  if (resolution) j["resolution"] = resolution;
+  if (align) j["align"] = *align;
+  j["sources"] = json::object();
+  for (auto& [name, s] : sources) {
+    switch (s.kind) {
+      case SourceSpec::Kind::Photo: j["sources"][name] = {{"photo", writePath(s.path, dir)}}; break;
+      case SourceSpec::Kind::Latent:
+        j["sources"][name] = {{"latent", writePath(s.path, dir)}, {"index", s.index}};
+        break;
+      case SourceSpec::Kind::Random: j["sources"][name] = {{"seed", s.seed}}; break;
+    }
+  }
+  j["base"] = base;
+  j["assignments"] = json::array();
+  for (auto& a : assignments) {
+    json sj = json::array();
+    for (auto& w : a.sources) sj.push_back({{"source", w.source}, {"weight", w.weight}});
+    j["assignments"].push_back({{"scales", a.scales}, {"sources", sj}});
+  }
+  j["attributes"] = json::array();
+  for (auto& a : attributes) {
+    json aj = {{"file", writePath(a.file, dir)}, {"strength", a.strength}};
+    if (!a.scales.empty()) aj["scales"] = a.scales;
+    j["attributes"].push_back(aj);
+  }
+  return j;
+}
+
+Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& where) {
+  using T = json::value_t;
+  onlyKeys(j, {"kind", "version", "resolution", "align", "sources", "base", "assignments", "attributes", "name",
+               "description"},
+           where, "");
+  Recipe r;
+  if (j.contains("kind") && j["kind"] != "automod-recipe") fail(where, "kind", "not an automod recipe");
+  if (j.contains("version") && get(j, "version", T::number_integer, where, "version").get<int>() > 1)
+    fail(where, "version", "made by a newer version of automod");
+  if (j.contains("resolution")) r.resolution = get(j, "resolution", T::number_integer, where, "resolution").get<int>();
+  if (j.contains("align")) r.align = get(j, "align", T::boolean, where, "align").get<bool>();
+  if (j.contains("sources")) {
+    const auto& src = get(j, "sources", T::object, where, "sources");
+    for (auto it = src.begin(); it != src.end(); ++it) {
+      const std::string field = "sources." + it.key();
+      if (it.key() == kInput) fail(where, field, "'input' is reserved for the photo the recipe is applied to");
+      const json& s = it.value();
+      if (s.is_string()) {
+        r.sources[it.key()] = SourceSpec::photo(resolvePath(s.get<std::string>(), dir, where, field));
+        continue;
+      }
+      onlyKeys(s, {"photo", "latent", "index", "seed"}, where, field);
+      const int kinds = int(s.contains("photo")) + int(s.contains("latent")) + int(s.contains("seed"));
+      if (kinds != 1) fail(where, field, "give exactly one of photo, latent or seed");
+      if (s.contains("photo")) {
+        auto p = get(s, "photo", T::string, where, field + ".photo").get<std::string>();
+        r.sources[it.key()] = SourceSpec::photo(resolvePath(p, dir, where, field + ".photo"));
+      } else if (s.contains("latent")) {
+        auto p = get(s, "latent", T::string, where, field + ".latent").get<std::string>();
+        int index = s.contains("index") ? get(s, "index", T::number_unsigned, where, field + ".index").get<int>() : 0;
+        r.sources[it.key()] = SourceSpec::latentFile(resolvePath(p, dir, where, field + ".latent"), index);
+      } else {
+        r.sources[it.key()] = SourceSpec::random(get(s, "seed", T::number_unsigned, where, field + ".seed").get<uint64_t>());
+      }
+    }
+  }
+  auto known = [&](const std::string& name, const std::string& field) {
+    if (name != kInput && !r.sources.count(name)) fail(where, field, "unknown source '" + name + "'");
+  };
+  if (j.contains("base")) r.base = get(j, "base", T::string, where, "base").get<std::string>();
+  known(r.base, "base");
+  if (j.contains("assignments")) {
+    const auto& as = get(j, "assignments", T::array, where, "assignments");
+    for (size_t i = 0; i < as.size(); ++i) {
+      const std::string field = "assignments[" + std::to_string(i) + "]";
+      onlyKeys(as[i], {"scales", "source", "sources"}, where, field);
+      Assignment a;
+      a.scales = get(as[i], "scales", T::string, where, field + ".scales").get<std::string>();
+      if (as[i].contains("source") == as[i].contains("sources")) fail(where, field, "give either source or sources");
+      if (as[i].contains("source")) {
+        a.sources.push_back({get(as[i], "source", T::string, where, field + ".source").get<std::string>(), 1.0});
+      } else {
+        const auto& ws = get(as[i], "sources", T::array, where, field + ".sources");
+        if (ws.empty()) fail(where, field + ".sources", "empty: a scale range needs at least one source");
+        for (size_t k = 0; k < ws.size(); ++k) {
+          const std::string wf = field + ".sources[" + std::to_string(k) + "]";
+          Weighted w;
+          if (ws[k].is_string()) {
+            w.source = ws[k].get<std::string>();
+          } else {
+            onlyKeys(ws[k], {"source", "weight"}, where, wf);
+            w.source = get(ws[k], "source", T::string, where, wf + ".source").get<std::string>();
+            if (ws[k].contains("weight")) w.weight = get(ws[k], "weight", T::number_float, where, wf + ".weight").get<double>();
+            if (!(w.weight >= 0)) fail(where, wf + ".weight", "must be non-negative");
+          }
+          a.sources.push_back(w);
+        }
+      }
+      for (size_t k = 0; k < a.sources.size(); ++k) known(a.sources[k].source, field + ".sources");
+      r.assignments.push_back(a);
+    }
+  }
+  if (j.contains("attributes")) {
+    const auto& at = get(j, "attributes", T::array, where, "attributes");
+    for (size_t i = 0; i < at.size(); ++i) {
+      const std::string field = "attributes[" + std::to_string(i) + "]";
+      onlyKeys(at[i], {"file", "strength", "scales"}, where, field);
+      AttributeEdit e;
+      e.file = resolvePath(get(at[i], "file", T::string, where, field + ".file").get<std::string>(), dir, where,
+                           field + ".file");
+      if (at[i].contains("strength")) e.strength = get(at[i], "strength", T::number_float, where, field + ".strength").get<double>();
+      if (at[i].contains("scales")) e.scales = get(at[i], "scales", T::string, where, field + ".scales").get<std::string>();
+      r.attributes.push_back(e);
+    }
+  }
+  return r;
+}
+
+void Recipe::save(const fs::path& path) const {
+  std::ofstream f(path);
+  f << toJson(fs::absolute(path).parent_path()).dump(2) << "\n";
+  if (!f) throw Error("cannot write recipe " + path.string());
+}
+
+Recipe Recipe::load(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read recipe " + path.string() + ": no such file or no permission");
+  json j;
+  try {
+    j = json::parse(f);
+  } catch (const std::exception& e) {
+    throw Error("recipe " + path.string() + " is not valid JSON: " + errorMessage(e));
+  }
+  return fromJson(j, fs::absolute(path).parent_path(), "recipe " + path.string());
+}
+
+LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& model, const std::optional<SourceSpec>& input) {
+  const int nb = model.numBlocks();
+  if (r.resolution && r.resolution != model.resolution())
+    throw Error("the recipe was made for a " + std::to_string(r.resolution) + " px model but this one is " +
+                std::to_string(model.resolution()) + " px");
+  auto latentOf = [&](const std::string& name) {
+    if (name == Recipe::kInput) {
+      if (!input) throw Error("the recipe uses the 'input' role: give it a photo to apply to");
+      return sources.latent(*input);
+    }
+    auto it = r.sources.find(name);
+    if (it == r.sources.end()) throw Error("the recipe names an unknown source '" + name + "'");
+    return sources.latent(it->second);
+  };
+  std::vector<RangeAssignment> assignments;
+  for (size_t i = 0; i < r.assignments.size(); ++i) {
+    const auto& a = r.assignments[i];
+    std::vector<BlockRange> ranges;
+    try {
+      ranges = parseBlockRanges(a.scales, nb);
+    } catch (const Error& e) {
+      throw Error("recipe assignments[" + std::to_string(i) + "].scales: " + e.what());
+    }
+    if (a.sources.empty()) throw Error("recipe assignments[" + std::to_string(i) + "] has no sources");
+    RangeAssignment ra;
+    for (auto& w : a.sources) {
+      ra.latents.push_back(latentOf(w.source));
+      ra.weights.push_back(w.weight);
+    }
+    for (auto& range : ranges) {
+      ra.range = range;
+      assignments.push_back(ra);
+    }
+  }
+  auto plan = buildPlan(nb, latentOf(r.base), assignments);
+  for (size_t i = 0; i < r.attributes.size(); ++i) {
+    auto attr = AttributeVector::load(r.attributes[i].file);
+    if (!r.attributes[i].scales.empty()) {
+      try {
+        attr.ranges = parseBlockRanges(r.attributes[i].scales, nb);
+      } catch (const Error& e) {
+        throw Error("recipe attributes[" + std::to_string(i) + "].scales: " + e.what());
+      }
+    }
+    plan = applyAttribute(plan, attr, r.attributes[i].strength);
+  }
+  return plan;
+}
+
+}  // namespace automod

@@ -1,0 +1,80 @@
+#include "core/edit/session.h"
+
+#include <torch/nn/functional/upsampling.h>
+
+#include "core/edit/plan.h"
+#include "core/util/error.h"
+
+namespace automod {
+
+EditSession::EditSession(Automodulator& model, PhotoOptions photo_options)
+    : model_(model), sources_(model, photo_options) {}
+
+void EditSession::setPlan(LatentPlan plan) {
+  checkPlanFits(plan, numBlocks());
+  plan_ = plan.to(model_.device());
+}
+
+void EditSession::invalidate() {
+  valid_ = 0;
+  canvases_.clear();
+  image_ = torch::Tensor();
+}
+
+void EditSession::runUpTo(int upto) {
+  if (plan_.size() == 0) throw Error("nothing to decode: no plan has been set");
+  const int nb = numBlocks();
+  if (static_cast<int>(canvases_.size()) != nb || computed_plan_.size() != plan_.size() ||
+      computed_plan_.batch() != plan_.batch())
+    invalidate();
+  canvases_.resize(nb);
+  // Canvases of blocks before the first changed latent are still those of the current plan.
+  int start = std::min(valid_, computed_plan_.size() ? plan_.firstDifferentBlock(computed_plan_) : 0);
+  if (start < valid_) image_ = torch::Tensor();
+  valid_ = start;
+  computed_plan_ = plan_;
+  last_restart_ = start;
+  if (start >= upto) return;
+  torch::NoGradGuard no_grad;
+  model_.ema->eval();
+  model_.ema->runBlocks(start == 0 ? torch::Tensor() : canvases_[start - 1], plan_, start, upto, &canvases_);
+  valid_ = upto;
+}
+
+torch::Tensor EditSession::decode() {
+  const int nb = numBlocks();
+  runUpTo(nb);
+  if (!image_.defined()) {
+    torch::NoGradGuard no_grad;
+    image_ = model_.ema->toRGB(nb - 1, canvases_[nb - 1]);
+  }
+  return image_;
+}
+
+torch::Tensor EditSession::decode(const LatentPlan& plan) {
+  setPlan(plan);
+  return decode();
+}
+
+torch::Tensor EditSession::decodeFull(const LatentPlan& plan) {
+  checkPlanFits(plan, numBlocks());
+  torch::NoGradGuard no_grad;
+  model_.ema->eval();
+  const int nb = numBlocks();
+  return model_.ema->toRGB(nb - 1, model_.ema->runBlocks({}, plan.to(model_.device()), 0, nb));
+}
+
+torch::Tensor EditSession::preview(int block) {
+  const int nb = numBlocks();
+  if (block < 0 || block >= nb)
+    throw Error("preview block " + std::to_string(block) + " is outside 0-" + std::to_string(nb - 1));
+  runUpTo(block + 1);
+  torch::NoGradGuard no_grad;
+  auto rgb = model_.ema->toRGB(block, canvases_[block]);
+  if (block == nb - 1) return rgb;
+  const int64_t r = model_.resolution();
+  namespace F = torch::nn::functional;
+  return F::interpolate(rgb, F::InterpolateFuncOptions().size(std::vector<int64_t>{r, r}).mode(torch::kNearest));
+}
+
+}  // namespace automod

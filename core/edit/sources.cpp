@@ -1,0 +1,209 @@
+#include "core/edit/sources.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/io/image.h"
+#include "core/util/error.h"
+
+namespace automod {
+namespace fs = std::filesystem;
+namespace {
+
+uint64_t fnv1a(const void* data, size_t size, uint64_t h = 1469598103934665603ull) {
+  auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  std::ostringstream s;
+  s << std::hex << v;
+  return s.str();
+}
+
+torch::Tensor latentFromJson(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_array() || j.empty()) throw Error(where + ": a latent must be a non-empty list of numbers");
+  std::vector<float> v;
+  for (auto& x : j) {
+    if (!x.is_number()) throw Error(where + ": a latent must be a list of numbers");
+    v.push_back(x.get<float>());
+  }
+  return torch::tensor(v, torch::kFloat32);
+}
+
+}  // namespace
+
+SourceSpec SourceSpec::parse(const std::string& text) {
+  if (text.empty()) throw Error("empty source: give a photo, a latent file (.json) or seed:N");
+  for (const char* prefix : {"seed:", "random:"}) {
+    const std::string p = prefix;
+    if (text.rfind(p, 0) == 0) {
+      const auto n = text.substr(p.size());
+      if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos)
+        throw Error("bad source '" + text + "': a random code is seed:N with N a non-negative integer");
+      return random(std::stoull(n));
+    }
+  }
+  fs::path path = text;
+  int index = 0;
+  const auto hash = text.rfind('#');
+  if (hash != std::string::npos && hash + 1 < text.size() &&
+      text.find_first_not_of("0123456789", hash + 1) == std::string::npos && !fs::exists(path)) {
+    path = text.substr(0, hash);
+    index = std::stoi(text.substr(hash + 1));
+  }
+  auto ext = path.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".json") return latentFile(path, index);
+  return photo(path);
+}
+
+std::string SourceSpec::describe() const {
+  switch (kind) {
+    case Kind::Random: return "seed:" + std::to_string(seed);
+    case Kind::Latent: return path.string() + (index ? "#" + std::to_string(index) : "");
+    case Kind::Photo: break;
+  }
+  return path.string();
+}
+
+void writeLatentFile(const fs::path& path, const std::vector<LatentRecord>& latents, int resolution) {
+  nlohmann::json j;
+  j["resolution"] = resolution;
+  j["latent_dim"] = latents.empty() ? 0 : latents.front().z.numel();
+  j["latents"] = nlohmann::json::array();
+  for (auto& r : latents) {
+    auto z = r.z.to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+    std::vector<float> v(z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
+    j["latents"].push_back({{"source", r.source}, {"z", v}});
+  }
+  std::ofstream f(path);
+  if (!f) throw Error("cannot write " + path.string());
+  f << j.dump() << "\n";
+  if (!f) throw Error("cannot write " + path.string());
+}
+
+std::vector<LatentRecord> readLatentFile(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read latent file " + path.string() + ": no such file or no permission");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    throw Error("latent file " + path.string() + " is not valid JSON");
+  }
+  const std::string where = "latent file " + path.string();
+  std::vector<LatentRecord> out;
+  if (j.is_array() && !j.empty() && j.front().is_number()) {
+    out.push_back({path.filename().string(), latentFromJson(j, where)});
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i)
+      out.push_back({path.filename().string() + "#" + std::to_string(i), latentFromJson(j[i], where)});
+  } else if (j.is_object() && j.contains("latents") && j["latents"].is_array()) {
+    for (auto& r : j["latents"]) {
+      if (!r.is_object() || !r.contains("z")) throw Error(where + ": each entry of 'latents' needs a 'z' list");
+      out.push_back({r.value("source", std::string()), latentFromJson(r["z"], where + ": latents[].z")});
+    }
+  } else {
+    throw Error(where + ": expected a list of numbers or an object with a 'latents' list");
+  }
+  if (out.empty()) throw Error(where + " holds no latents");
+  return out;
+}
+
+std::vector<fs::path> imageFilesIn(const fs::path& folder) {
+  std::error_code ec;
+  if (fs::is_regular_file(folder, ec)) return {folder};
+  if (!fs::is_directory(folder, ec)) throw Error("no such folder: " + folder.string());
+  std::vector<fs::path> out;
+  for (auto& e : fs::directory_iterator(folder, ec))
+    if (e.is_regular_file() && isImageFile(e.path())) out.push_back(e.path());
+  if (ec) throw Error("cannot list " + folder.string() + ": " + ec.message());
+  std::sort(out.begin(), out.end());
+  if (out.empty()) throw Error("no image files in " + folder.string());
+  return out;
+}
+
+uint64_t hashFile(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot read " + path.string() + ": no such file or no permission");
+  std::vector<char> buf(1 << 16);
+  uint64_t h = 1469598103934665603ull;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h = fnv1a(buf.data(), static_cast<size_t>(f.gcount()), h);
+  }
+  return h;
+}
+
+std::string modelIdentity(Automodulator& model) {
+  const auto cfg = model.config().toJson().dump();
+  uint64_t h = fnv1a(cfg.data(), cfg.size());
+  const int stage = model.stage();
+  h = fnv1a(&stage, sizeof stage, h);
+  // A sample of weights from both networks: cheap, and any training step changes them.
+  auto sample = [&](torch::nn::Module& m) {
+    for (auto& p : m.parameters()) {
+      auto t = p.detach().reshape({-1});
+      t = t.narrow(0, 0, std::min<int64_t>(t.numel(), 4096)).to(torch::kCPU, torch::kFloat32).contiguous();
+      h = fnv1a(t.data_ptr<float>(), sizeof(float) * t.numel(), h);
+    }
+  };
+  sample(*model.encoder);
+  sample(*model.ema);
+  return hex(h);
+}
+
+SourceCache::SourceCache(Automodulator& model, PhotoOptions photo_options)
+    : model_(model), photo_options_(photo_options), identity_(modelIdentity(model)) {}
+
+void SourceCache::clear() { entries_.clear(); }
+
+SourceCache::Entry& SourceCache::photoEntry(const SourceSpec& source) {
+  const std::string key = hex(hashFile(source.path)) + "|" + (photo_options_.align ? "a" : "c") +
+                          std::to_string(photo_options_.face) + (photo_options_.center_crop_fallback ? "f" : "") +
+                          "|" + identity_;
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  auto prepared = preparePhoto(source.path, model_.resolution(), model_.config().image_channels, photo_options_);
+  last_note_ = prepared.note;
+  Entry e;
+  e.image = prepared.image;
+  e.z = model_.encode(toModelInput(prepared.image));
+  ++encodes_;
+  return entries_.emplace(key, std::move(e)).first->second;
+}
+
+torch::Tensor SourceCache::photoImage(const SourceSpec& source) {
+  if (source.kind != SourceSpec::Kind::Photo) {
+    torch::NoGradGuard ng;
+    return toImage(model_.decode(latent(source)))[0];
+  }
+  return photoEntry(source).image;
+}
+
+torch::Tensor SourceCache::latent(const SourceSpec& source) {
+  const int dim = model_.config().latent_dim;
+  switch (source.kind) {
+    case SourceSpec::Kind::Random: return model_.randomLatents(1, source.seed);
+    case SourceSpec::Kind::Latent: {
+      auto records = readLatentFile(source.path);
+      if (source.index < 0 || source.index >= static_cast<int>(records.size()))
+        throw Error("latent file " + source.path.string() + " has " + std::to_string(records.size()) +
+                    " latents; #" + std::to_string(source.index) + " does not exist");
+      auto z = records[source.index].z;
+      if (z.numel() != dim)
+        throw Error("latent file " + source.path.string() + " holds " + std::to_string(z.numel()) +
+                    "-d latents but the model uses " + std::to_string(dim) + "-d ones");
+      return normaliseLatent(z.reshape({1, dim})).to(model_.device());
+    }
+    case SourceSpec::Kind::Photo: break;
+  }
+  return photoEntry(source).z;
+}
+
+}  // namespace automod

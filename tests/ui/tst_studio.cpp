@@ -1,0 +1,276 @@
+// The editor driven without a human (offscreen): drops, the coalescing worker, undo/redo, projects,
+// bad photos and the event loop's responsiveness while decoding.
+#include "testutil.h"
+
+#include <QApplication>
+#include <QDropEvent>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QListWidget>
+#include <QMimeData>
+#include <QSpinBox>
+#include <QSignalSpy>
+#include <QSlider>
+#include <QTest>
+#include <QTimer>
+#include <QUrl>
+
+#include "ui/main_window.h"
+#include "ui/mix_tab.h"
+#include "ui/photo_strip.h"
+#include "ui/sample_tab.h"
+#include "ui/studio_controller.h"
+
+using namespace automod;
+using namespace automod::ui;
+
+class TestStudio : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+  QStringList photos_;
+
+  std::shared_ptr<Automodulator> tiny() { return std::shared_ptr<Automodulator>(test::tinyModel(64, 3)); }
+
+  /// A controller on a tiny 64 px model (5 blocks: every range) with `n` photos loaded and decoded.
+  void load(StudioController& c, int n) {
+    c.setModel(tiny(), "tiny");
+    QSignalSpy results(&c, &StudioController::resultReady);
+    c.addPhotos(photos_.mid(0, n));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy() && !c.result().isNull(), 20000);
+  }
+
+  static void dropFiles(QWidget* target, const QStringList& files) {
+    QMimeData mime;
+    QList<QUrl> urls;
+    for (const auto& f : files) urls << QUrl::fromLocalFile(f);
+    mime.setUrls(urls);
+    QDragEnterEvent enter(QPoint(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(target, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(target, &drop);
+    QVERIFY(drop.isAccepted());
+  }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QVERIFY(dir_.isValid());
+    QCoreApplication::setOrganizationName("automod-tests");  // keep the user's settings untouched
+    for (int i = 0; i < 3; ++i) {
+      const auto p = test::tmpPath(dir_, "photo" + std::to_string(i) + ".png");
+      test::writeTestImage(p, 80, 72, 10 + i);
+      photos_ << QString::fromStdString(p.string());
+    }
+  }
+
+  void droppingFilesOnTheStripAddsSources() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    MainWindow w(&c);
+    dropFiles(w.photoStrip()->viewport(), photos_.mid(0, 2));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);
+    QCOMPARE(w.photoStrip()->count(), 2);
+    const auto& s = c.document()->sources()[1];
+    QCOMPARE(s.aligned.size(), QSize(64, 64));
+    QCOMPARE(s.reconstruction.size(), QSize(64, 64));
+    QCOMPARE(s.latent.size(), 32);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull(), 20000);
+  }
+
+  void droppingAFileOnARangePanelAssignsThatRange() {
+    StudioController c;
+    load(c, 1);
+    MainWindow w(&c);
+    dropFiles(w.mixTab()->panel(Range::Fine), photos_.mid(1, 1));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);
+    QCOMPARE(c.document()->rangeWeight(Range::Fine, 1), 1.0);
+    QCOMPARE(c.document()->rangeWeight(Range::Fine, 0), 0.0);
+    QCOMPARE(c.document()->rangeWeight(Range::Coarse, 0), 1.0);
+    QCOMPARE(c.document()->rangeWeight(Range::Coarse, 1), 0.0);
+  }
+
+  void sliderDragIsOneCoalescedDecodeAndOneUndoStep() {
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    const QImage before = c.result();
+    const int undo_steps = c.document()->undoStack()->count();
+    QSignalSpy started(c.worker(), &InferenceWorker::decodeStarted);
+    QSignalSpy results(&c, &StudioController::resultReady);
+    QSlider* slider = w.mixTab()->panel(Range::Fine)->slider(1);
+    QVERIFY(slider);
+    slider->setSliderDown(true);  // a drag: many values, one gesture
+    for (int v = 10; v <= 100; v += 10) slider->setValue(v);
+    slider->setSliderDown(false);
+    QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
+    QTest::qWait(200);  // nothing else may follow
+    QCOMPARE(started.count(), 1);
+    QCOMPARE(results.count(), 1);
+    QCOMPARE(c.document()->undoStack()->count(), undo_steps + 1);
+    QCOMPARE(c.document()->rangeWeight(Range::Fine, 1), 1.0);
+    QVERIFY(c.result() != before);
+    QVERIFY(w.mixTab()->resultView()->pixmap().isNull() == false);
+  }
+
+  void coarseChangeShowsAPreviewBeforeTheResult() {
+    StudioController c;
+    load(c, 2);
+    QStringList order;
+    connect(&c, &StudioController::previewReady, this, [&] { order << "preview"; });
+    connect(&c, &StudioController::resultReady, this, [&] { order << "result"; });
+    c.document()->assignRange(Range::Coarse, 1);
+    QTRY_VERIFY_WITH_TIMEOUT(order.contains("result"), 20000);
+    QCOMPARE(order, QStringList({"preview", "result"}));
+    QCOMPARE(c.preview().size(), c.result().size());
+  }
+
+  void undoRedoRestoresTheImageBitForBit() {
+    StudioController c;
+    load(c, 2);
+    const QImage a = c.result();
+    QSignalSpy results(&c, &StudioController::resultReady);
+    c.document()->assignRange(Range::Intermediate, 1);
+    QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
+    const QImage b = c.result();
+    QVERIFY(a != b);
+    c.document()->undoStack()->undo();
+    QTRY_COMPARE_WITH_TIMEOUT(results.count(), 2, 20000);
+    QCOMPARE(c.result(), a);
+    c.document()->undoStack()->redo();
+    QTRY_COMPARE_WITH_TIMEOUT(results.count(), 3, 20000);
+    QCOMPARE(c.result(), b);
+  }
+
+  void projectSaveOpenRoundTrip() {
+    auto model = tiny();
+    StudioController c;
+    load(c, 3);
+    c.document()->assignRange(Range::Coarse, 2);
+    c.document()->setRangeWeight(Range::Fine, 1, 0.5);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy(), 20000);
+    QTest::qWait(50);
+    const QImage expected = c.result();
+    const QString path = dir_.filePath("project.json");
+    QString error;
+    QVERIFY2(c.document()->save(path, &error), qPrintable(error));
+
+    StudioController d;
+    d.setModel(tiny(), "tiny");
+    QSignalSpy results(&d, &StudioController::resultReady);
+    QVERIFY2(d.document()->load(path, &error), qPrintable(error));
+    QCOMPARE(d.document()->sources().size(), 3);
+    for (int i = 0; i < 3; ++i) {
+      QCOMPARE(d.document()->sources()[i].latent, c.document()->sources()[i].latent);
+      QCOMPARE(d.document()->sources()[i].path, c.document()->sources()[i].path);
+      QCOMPARE(d.document()->sources()[i].reconstruction, c.document()->sources()[i].reconstruction);
+    }
+    QCOMPARE(d.document()->mix(), c.document()->mix());
+    QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
+    QCOMPARE(d.result(), expected);
+
+    QFile bad(dir_.filePath("bad.json"));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write("{ not json");
+    bad.close();
+    QVERIFY(!d.document()->load(bad.fileName(), &error));
+    QVERIFY(!error.isEmpty());
+    QCOMPARE(d.document()->sources().size(), 3);  // the session is kept
+  }
+
+  void aBadPhotoShowsAnErrorAndKeepsTheSession() {
+    StudioController c;
+    load(c, 1);
+    MainWindow w(&c);
+    const QString bad = dir_.filePath("broken.jpg");
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("this is not a JPEG");
+    f.close();
+    QSignalSpy failed(&c, &StudioController::photoFailed);
+    dropFiles(w.photoStrip()->viewport(), {bad});
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 20000);
+    QCOMPARE(failed.at(0).at(0).toString(), bad);
+    QVERIFY(!failed.at(0).at(1).toString().isEmpty());
+    QVERIFY2(w.lastMessage().startsWith("Cannot load broken.jpg: "), qPrintable(w.lastMessage()));
+    QCOMPARE(c.document()->sources().size(), 1);
+    QVERIFY(!c.result().isNull());
+  }
+
+  void sampleGalleryIsSeededAndKeepAddsASource() {
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    auto* tab = w.sampleTab();
+    QSignalSpy ready(&c, &StudioController::samplesReady);
+    tab->seedSpin()->setValue(5);
+    tab->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 20000);
+    const auto first = c.samples();
+    QCOMPARE(first.size(), 8);
+    QCOMPARE(tab->gallery()->count(), 8);
+    QVERIFY(first[0] != first[1]);  // the unlocked ranges differ between samples
+    tab->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 2, 20000);
+    QVERIFY(c.samples() == first);  // same seed, same gallery
+    tab->reroll();
+    QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 3, 20000);
+    QCOMPARE(tab->seedSpin()->value(), 6);
+    QVERIFY(c.samples() != first);
+    tab->gallery()->setCurrentRow(2);
+    tab->keepSelected();
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
+  }
+
+  void exportWritesThePng() {
+    StudioController c;
+    load(c, 1);
+    const QString out = dir_.filePath("result.png");
+    QString error;
+    QVERIFY2(c.exportResult(out, &error), qPrintable(error));
+    QCOMPARE(QImage(out).convertToFormat(QImage::Format_RGB888), c.result().convertToFormat(QImage::Format_RGB888));
+  }
+
+  void eventLoopNeverStallsOver100msWhileDecoding() {
+    // A model with real widths, so each decode takes a noticeable time on the worker.
+    torch::manual_seed(0);
+    auto model = std::make_shared<Automodulator>(ModelConfig::fromTable("cpu-64", 64));
+    StudioController c;
+    c.setModel(model, "cpu-64");
+    MainWindow w(&c);
+    w.show();
+    c.addPhotos(photos_.mid(0, 2));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy(), 30000);
+
+    QElapsedTimer clock;
+    clock.start();
+    qint64 last = 0, worst = 0;
+    QTimer probe;
+    probe.setInterval(5);
+    connect(&probe, &QTimer::timeout, this, [&] {
+      const qint64 now = clock.elapsed();
+      worst = std::max(worst, now - last);
+      last = now;
+    });
+    QSlider* slider = w.mixTab()->panel(Range::Coarse)->slider(1);
+    QSignalSpy results(&c, &StudioController::resultReady);
+    const int decodes_before = c.worker()->decodesStarted();
+    probe.start();
+    last = clock.elapsed();
+    slider->setSliderDown(true);
+    for (int v = 0; v <= 100; v += 5) {  // a drag over about a second
+      slider->setValue(v);
+      QTest::qWait(40);
+    }
+    slider->setSliderDown(false);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy() && results.count() > 0, 30000);
+    probe.stop();
+    QVERIFY(c.worker()->decodesStarted() > decodes_before);
+    QVERIFY2(worst < 100, qPrintable(QString("the event loop stalled for %1 ms").arg(worst)));
+  }
+};
+
+QTEST_MAIN(TestStudio)
+#include "tst_studio.moc"

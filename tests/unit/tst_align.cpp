@@ -1,0 +1,418 @@
+// Face alignment and paste-back (SPEC §5): canonical eye positions, rotation and EXIF invariance,
+// paste-back fidelity, several/no/tiny/border faces, image formats, a 50 MP photo, bad files, the CLI.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/align/photo.h"
+#include "core/io/image.h"
+#include "core/util/bench.h"
+#include "core/util/error.h"
+#include "testutil.h"
+
+using namespace automod;
+
+#ifndef AUTOMOD_HAVE_DLIB
+// Without dlib (and OpenCV) there is nothing to align; photos are center-cropped (tst_data covers that).
+class TestAlign : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void alignmentNotBuilt() {
+    QVERIFY(!alignmentAvailable());
+    QSKIP("face alignment is not built in (needs OpenCV and dlib)");
+  }
+};
+#else
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kGrace = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+const char* kAstronaut = "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png";
+constexpr int S = 256;
+
+cv::Mat readBgr(const char* path) { return cv::imread(path, cv::IMREAD_COLOR); }
+
+// Eye centres (mean of dlib points 36–41 and 42–47) in crop coordinates.
+std::pair<Point2, Point2> eyesInCrop(const PreparedPhoto& p) {
+  const auto& lm = p.faces.at(p.face_index).landmarks;
+  auto mean = [&](int a) {
+    Point2 m;
+    for (int i = a; i < a + 6; ++i) m.x += lm[i].x / 6, m.y += lm[i].y / 6;
+    return p.transform.toCrop(m);
+  };
+  return {mean(36), mean(42)};
+}
+
+// FFHQ's alignment puts the eyes at about (0.375, 0.475)·S and (0.625, 0.475)·S for a face whose
+// eye-to-eye and eye-to-mouth distances are similar.
+void checkCanonicalEyes(const PreparedPhoto& p, const char* what) {
+  QVERIFY2(p.aligned, what);
+  auto [l, r] = eyesInCrop(p);
+  const double tol = 0.035 * S;
+  QVERIFY2(std::abs(l.y - 0.475 * S) < tol && std::abs(r.y - 0.475 * S) < tol,
+           qPrintable(QString("%1: eye heights %2, %3").arg(what).arg(l.y).arg(r.y)));
+  QVERIFY2(std::abs((l.x + r.x) / 2 - (S - 1) / 2.0) < tol,
+           qPrintable(QString("%1: eye midpoint x %2").arg(what).arg((l.x + r.x) / 2)));
+  QVERIFY2(r.x - l.x > 0.19 * S && r.x - l.x < 0.27 * S, qPrintable(QString("%1: eye distance %2").arg(what).arg(r.x - l.x)));
+}
+
+// A JPEG whose stored pixels are `displayed` rotated, with the EXIF orientation tag that turns it back.
+void writeJpegWithOrientation(const fs::path& path, const cv::Mat& displayed, int orientation) {
+  cv::Mat stored;
+  if (orientation == 6) cv::rotate(displayed, stored, cv::ROTATE_90_COUNTERCLOCKWISE);
+  else if (orientation == 8) cv::rotate(displayed, stored, cv::ROTATE_90_CLOCKWISE);
+  else if (orientation == 3) cv::rotate(displayed, stored, cv::ROTATE_180);
+  else stored = displayed;
+  std::vector<uchar> jpg;
+  cv::imencode(".jpg", stored, jpg, {cv::IMWRITE_JPEG_QUALITY, 95});
+  // APP1 "Exif": big-endian TIFF header, one IFD with one entry (0x0112 Orientation, SHORT, 1).
+  const std::vector<uchar> tiff{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1,
+                                0, static_cast<uchar>(orientation), 0, 0, 0, 0, 0, 0};
+  std::vector<uchar> app1{0xFF, 0xE1, 0, 0, 'E', 'x', 'i', 'f', 0, 0};
+  app1.insert(app1.end(), tiff.begin(), tiff.end());
+  const size_t len = app1.size() - 2;
+  app1[2] = static_cast<uchar>(len >> 8), app1[3] = static_cast<uchar>(len & 0xFF);
+  std::vector<uchar> out(jpg.begin(), jpg.begin() + 2);
+  out.insert(out.end(), app1.begin(), app1.end());
+  out.insert(out.end(), jpg.begin() + 2, jpg.end());
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
+}
+
+
+}  // namespace
+
+class TestAlign : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase();
+  void eyesLandAtCanonicalPositions();
+  void transformRoundTripsAndSerialises();
+  void alignmentIsRotationInvariant();
+  void exifOrientationIsApplied();
+  void pasteBackRestoresUneditedFaceAndLeavesRestUntouched();
+  void severalFacesLargestFirstAndSelectable();
+  void noFaceFailsClearlyOrCenterCrops();
+  void tinyFaceWarnsAndContinues();
+  void faceNearBorderIsReflectPadded();
+  void imageFormatsAlign_data();
+  void imageFormatsAlign();
+  void hugePhotoAlignsWithBoundedMemory();
+  void badFilesFailClearly();
+  void cliAlignWritesCropsAndSidecars();
+
+ private:
+  QTemporaryDir dir_;
+  fs::path path(const std::string& name) const { return test::tmpPath(dir_, name); }
+};
+
+void TestAlign::initTestCase() {
+  if (!alignmentAvailable()) QSKIP("face alignment is not built in (needs OpenCV, dlib and libdlib-data)");
+  if (!fs::exists(kGrace) || !fs::exists(kAstronaut))
+    QSKIP("test photos missing (python-matplotlib-data, python3-imageio)");
+  QVERIFY(dir_.isValid());
+}
+
+void TestAlign::eyesLandAtCanonicalPositions() {
+  for (const char* photo : {kGrace, kAstronaut}) {
+    auto p = preparePhoto(photo, S, 3);
+    QCOMPARE(p.image.sizes().vec(), (std::vector<int64_t>{S, S, 3}));
+    QCOMPARE(int(p.faces.size()), 1);
+    QCOMPARE(int(p.faces[0].landmarks.size()), 68);
+    QVERIFY2(p.note.empty(), p.note.c_str());
+    checkCanonicalEyes(p, photo);
+  }
+}
+
+void TestAlign::transformRoundTripsAndSerialises() {
+  auto p = preparePhoto(kGrace, S, 3);
+  const auto& t = p.transform;
+  // Quad corners map to the crop corners; toPhoto inverts toCrop.
+  auto tl = t.toCrop(t.quad[0]), br = t.toCrop(t.quad[2]);
+  QVERIFY(std::abs(tl.x + 0.5) < 1e-6 && std::abs(tl.y + 0.5) < 1e-6);
+  QVERIFY(std::abs(br.x - (S - 0.5)) < 1e-6 && std::abs(br.y - (S - 0.5)) < 1e-6);
+  auto back = t.toPhoto(t.toCrop(Point2{123.4, 56.7}));
+  QVERIFY(std::abs(back.x - 123.4) < 1e-6 && std::abs(back.y - 56.7) < 1e-6);
+  auto u = AlignTransform::fromJson(nlohmann::json::parse(t.toJson().dump()));
+  for (int i = 0; i < 6; ++i) QCOMPARE(u.forward[i], t.forward[i]);
+  QCOMPARE(u.photo_width, 512);
+  QCOMPARE(u.photo_height, 600);
+  QVERIFY_THROWS_EXCEPTION(Error, AlignTransform::fromJson(nlohmann::json{{"forward", 3}}));
+}
+
+void TestAlign::alignmentIsRotationInvariant() {
+  cv::Mat src = readBgr(kGrace), rotated;
+  auto m = cv::getRotationMatrix2D(cv::Point2f(src.cols / 2.f, src.rows / 2.f), 12.0, 1.0);
+  cv::warpAffine(src, rotated, m, src.size(), cv::INTER_CUBIC, cv::BORDER_CONSTANT, cv::Scalar(128, 128, 128));
+  cv::imwrite(path("rotated.png").string(), rotated);
+  auto a = preparePhoto(kGrace, S, 3), b = preparePhoto(path("rotated.png"), S, 3);
+  checkCanonicalEyes(b, "rotated");
+  double sum = 0;
+  for (int i = 0; i < 68; ++i) {
+    auto pa = a.transform.toCrop(a.faces[0].landmarks[i]), pb = b.transform.toCrop(b.faces[0].landmarks[i]);
+    sum += std::hypot(pa.x - pb.x, pa.y - pb.y);
+  }
+  QVERIFY2(sum / 68 < 3.0, qPrintable(QString("mean landmark shift %1 px").arg(sum / 68)));
+  auto [la, ra] = eyesInCrop(a);
+  auto [lb, rb] = eyesInCrop(b);
+  QVERIFY(std::hypot(la.x - lb.x, la.y - lb.y) < 3 && std::hypot(ra.x - rb.x, ra.y - rb.y) < 3);
+  const double diff = (a.image.to(torch::kFloat) - b.image.to(torch::kFloat)).abs().mean().item<double>();
+  QVERIFY2(diff < 12, qPrintable(QString("mean crop difference %1").arg(diff)));
+}
+
+void TestAlign::exifOrientationIsApplied() {
+  cv::Mat src = readBgr(kGrace);
+  auto plain = preparePhoto(kGrace, S, 3);
+  for (int orientation : {6, 8, 3}) {
+    const auto file = path("exif" + std::to_string(orientation) + ".jpg");
+    writeJpegWithOrientation(file, src, orientation);
+    auto img = readImage(file, 3);
+    QCOMPARE(img.size(0), int64_t(src.rows));
+    QCOMPARE(img.size(1), int64_t(src.cols));
+    auto p = preparePhoto(file, S, 3);
+    checkCanonicalEyes(p, "exif");
+    QCOMPARE(p.photo_width, src.cols);
+    const double diff = (p.image.to(torch::kFloat) - plain.image.to(torch::kFloat)).abs().mean().item<double>();
+    QVERIFY2(diff < 6, qPrintable(QString("orientation %1: mean difference %2").arg(orientation).arg(diff)));
+  }
+}
+
+void TestAlign::pasteBackRestoresUneditedFaceAndLeavesRestUntouched() {
+  auto photo = readImage(kGrace, 3);
+  auto p = preparePhoto(kGrace, S, 3);
+  auto pasted = pasteBack(photo, p.image, p.transform);
+  QCOMPARE(pasted.sizes(), photo.sizes());
+  // Weight of every photo pixel.
+  const int H = int(photo.size(0)), W = int(photo.size(1));
+  auto weight = torch::zeros({H, W});
+  auto wa = weight.accessor<float, 2>();
+  for (int i = 0; i < H; ++i)
+    for (int j = 0; j < W; ++j) {
+      auto c = p.transform.toCrop(Point2{double(j), double(i)});
+      wa[i][j] = float(pasteWeight(c.x, c.y, S));
+    }
+  auto inside = (weight > 0.999f).unsqueeze(2).expand({H, W, 3});
+  auto outside = (weight <= 0.f).unsqueeze(2).expand({H, W, 3});
+  QVERIFY(inside.sum().item<int64_t>() > 3 * 150 * 150);  // the face region is really covered
+  QVERIFY(outside.sum().item<int64_t>() > 0);
+  auto d = (pasted.to(torch::kFloat) - photo.to(torch::kFloat)).abs();
+  const double inside_err = d.masked_select(inside).mean().item<double>();
+  QVERIFY2(inside_err < 6, qPrintable(QString("mean error inside the mask %1").arg(inside_err)));
+  QCOMPARE(d.masked_select(outside).max().item<float>(), 0.f);
+  // An edit (here: a negative) really lands inside the mask, and still nowhere outside it.
+  auto edited = pasteBack(photo, 255 - p.image, p.transform);
+  auto de = (edited.to(torch::kFloat) - photo.to(torch::kFloat)).abs();
+  QVERIFY(de.masked_select(inside).mean().item<double>() > 40);
+  QCOMPARE(de.masked_select(outside).max().item<float>(), 0.f);
+  // A crop of another size is resized; a photo of the wrong size is refused.
+  QCOMPARE(pasteBack(photo, centerCropResize(p.image, 64), p.transform).sizes(), photo.sizes());
+  QVERIFY_THROWS_EXCEPTION(Error, pasteBack(photo.narrow(0, 0, 100), p.image, p.transform));
+}
+
+void TestAlign::severalFacesLargestFirstAndSelectable() {
+  cv::Mat grace = readBgr(kGrace), astro = readBgr(kAstronaut), small;
+  cv::resize(astro, small, cv::Size(), 0.7, 0.7, cv::INTER_AREA);
+  cv::Mat canvas(600, 512 + 40 + small.cols, CV_8UC3, cv::Scalar(200, 200, 200));
+  grace.copyTo(canvas(cv::Rect(0, 0, grace.cols, grace.rows)));
+  small.copyTo(canvas(cv::Rect(512 + 40, 100, small.cols, small.rows)));
+  const auto file = path("two.png");
+  cv::imwrite(file.string(), canvas);
+  auto p = preparePhoto(file, S, 3);
+  QCOMPARE(int(p.faces.size()), 2);
+  QCOMPARE(p.face_index, 0);
+  QVERIFY(p.faces[0].box[2] * p.faces[0].box[3] >= p.faces[1].box[2] * p.faces[1].box[3]);
+  QVERIFY(p.faces[0].box[0] + p.faces[0].box[2] <= 512);  // Grace (the larger face) is on the left
+  QVERIFY(p.faces[1].box[0] >= 512);
+  QVERIFY2(p.note.find("2 faces") != std::string::npos, p.note.c_str());
+  checkCanonicalEyes(p, "two faces, default");
+  PhotoOptions second;
+  second.face = 1;
+  auto q = preparePhoto(file, S, 3, second);
+  QCOMPARE(q.face_index, 1);
+  checkCanonicalEyes(q, "two faces, --face 1");
+  QVERIFY((q.image.to(torch::kFloat) - p.image.to(torch::kFloat)).abs().mean().item<double>() > 20);
+  auto all = prepareAllFaces(file, S, 3);
+  QCOMPARE(int(all.size()), 2);
+  QCOMPARE(all[1].face_index, 1);
+  PhotoOptions bad;
+  bad.face = 2;
+  try {
+    preparePhoto(file, S, 3, bad);
+    QFAIL("face 2 of 2 was accepted");
+  } catch (const Error& e) {
+    QVERIFY2(std::string(e.what()).find("2 faces") != std::string::npos, e.what());
+  }
+}
+
+void TestAlign::noFaceFailsClearlyOrCenterCrops() {
+  const auto file = path("noface.png");
+  test::writeTestImage(file, 400, 300, 3);
+  try {
+    preparePhoto(file, S, 3);
+    QFAIL("a photo without a face was accepted");
+  } catch (const Error& e) {
+    QVERIFY2(std::string(e.what()).find("no face") != std::string::npos, e.what());
+    QVERIFY2(std::string(e.what()).find("--center-crop") != std::string::npos, e.what());
+  }
+  PhotoOptions fallback;
+  fallback.center_crop_fallback = true;
+  auto p = preparePhoto(file, S, 3, fallback);
+  QVERIFY(!p.aligned);
+  QVERIFY(p.note.find("no face") != std::string::npos);
+  QCOMPARE(p.image.sizes().vec(), (std::vector<int64_t>{S, S, 3}));
+  QVERIFY(test::maxAbsDiff(p.image.to(torch::kFloat), centerCropResize(readImage(file, 3), S).to(torch::kFloat)) == 0);
+  // The center-crop transform still allows paste-back.
+  auto back = pasteBack(readImage(file, 3), p.image, p.transform);
+  QCOMPARE(back.size(1), int64_t(400));
+  PhotoOptions off;
+  off.align = false;
+  QVERIFY(preparePhoto(kGrace, S, 1, off).note.empty());
+  QCOMPARE(preparePhoto(kGrace, S, 1, off).image.size(2), int64_t(1));
+}
+
+void TestAlign::tinyFaceWarnsAndContinues() {
+  cv::Mat src = readBgr(kGrace), tiny;
+  cv::resize(src, tiny, cv::Size(), 0.33, 0.33, cv::INTER_AREA);
+  const auto file = path("tiny.png");
+  cv::imwrite(file.string(), tiny);
+  auto p = preparePhoto(file, S, 3);
+  QVERIFY(p.aligned);
+  QVERIFY2(p.note.find("small") != std::string::npos, p.note.c_str());
+  checkCanonicalEyes(p, "tiny");
+}
+
+void TestAlign::faceNearBorderIsReflectPadded() {
+  auto full = preparePhoto(kGrace, S, 3);
+  const auto box = full.faces[0].box;
+  cv::Mat src = readBgr(kGrace);
+  const int left = std::max(0, box[0] - 4), top = std::max(0, box[1] - 4);
+  cv::Mat cut = src(cv::Rect(left, top, src.cols - left, src.rows - top)).clone();
+  const auto file = path("border.png");
+  cv::imwrite(file.string(), cut);
+  auto p = preparePhoto(file, S, 3);
+  checkCanonicalEyes(p, "border");
+  // The quad leaves the photo on the left and top ...
+  QVERIFY(p.transform.quad[0].x < 0 && p.transform.quad[0].y < 0);
+  // ... and that part of the crop is filled (reflected, blurred, faded), not black.
+  auto corner = p.image.narrow(0, 0, 20).narrow(1, 0, 20).to(torch::kFloat);
+  QVERIFY2(corner.mean().item<double>() > 30, "the padded corner is black");
+  // The face itself matches the crop of the uncut photo.
+  auto centre = [](const torch::Tensor& t) { return t.narrow(0, S / 4, S / 2).narrow(1, S / 4, S / 2).to(torch::kFloat); };
+  QVERIFY((centre(p.image) - centre(full.image)).abs().mean().item<double>() < 8);
+}
+
+void TestAlign::imageFormatsAlign_data() {
+  QTest::addColumn<QString>("kind");
+  for (const char* k : {"grey-jpeg", "rgb16-png", "alpha-png", "grey16-png"}) QTest::newRow(k) << QString(k);
+}
+
+void TestAlign::imageFormatsAlign() {
+  QFETCH(QString, kind);
+  cv::Mat src = readBgr(kGrace);
+  fs::path file;
+  if (kind == "grey-jpeg" || kind == "grey16-png") {
+    cv::Mat g;
+    cv::cvtColor(src, g, cv::COLOR_BGR2GRAY);
+    if (kind == "grey16-png") g.convertTo(g, CV_16U, 257.0);
+    file = path(kind.toStdString() + (kind == "grey-jpeg" ? ".jpg" : ".png"));
+    cv::imwrite(file.string(), g);
+  } else if (kind == "rgb16-png") {
+    cv::Mat m;
+    src.convertTo(m, CV_16UC3, 257.0);
+    file = path("rgb16.png");
+    cv::imwrite(file.string(), m);
+  } else if (kind == "alpha-png") {
+    cv::Mat m;
+    cv::cvtColor(src, m, cv::COLOR_BGR2BGRA);
+    for (int i = 0; i < m.rows; ++i)  // transparent top band
+      for (int j = 0; j < m.cols; ++j) m.at<cv::Vec4b>(i, j)[3] = i < 60 ? 0 : 255;
+    file = path("alpha.png");
+    cv::imwrite(file.string(), m);
+  } else {
+    QFAIL("unknown row");
+  }
+  auto p = preparePhoto(file, S, 3);
+  checkCanonicalEyes(p, qPrintable(kind));
+  auto grey = preparePhoto(file, S, 1);
+  QCOMPARE(grey.image.size(2), int64_t(1));
+}
+
+void TestAlign::hugePhotoAlignsWithBoundedMemory() {
+  const auto file = path("huge.jpg");
+  {
+    cv::Mat src = readBgr(kGrace), big;
+    const double k = std::sqrt(50e6 / (src.cols * src.rows));
+    cv::resize(src, big, cv::Size(), k, k, cv::INTER_LINEAR);
+    cv::imwrite(file.string(), big, {cv::IMWRITE_JPEG_QUALITY, 85});
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto p = preparePhoto(file, S, 3);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  QVERIFY(p.photo_width * double(p.photo_height) > 49e6);
+  checkCanonicalEyes(p, "50 MP");
+  // The photo itself is 150 MB as RGB; decoding, detection and the crop together stay within a few copies.
+  const double rss = peakRssMiB();
+  QVERIFY2(rss < 1200, qPrintable(QString("peak RSS %1 MiB").arg(rss)));
+  qInfo("50 MP photo: %.2f s, peak RSS %.0f MiB", s, rss);
+}
+
+void TestAlign::badFilesFailClearly() {
+  const auto text = path("notes.jpg");
+  std::ofstream(text) << "this is not an image\n";
+  QVERIFY_THROWS_EXCEPTION(Error, preparePhoto(text, S, 3));
+  for (const char* src : {kGrace, kAstronaut}) {
+    std::ifstream in(src, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto cut = path(std::string("cut") + fs::path(src).extension().string());
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+    try {
+      preparePhoto(cut, S, 3);
+      QFAIL(qPrintable(QString("a truncated copy of %1 was accepted").arg(src)));
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find(cut.string()) != std::string::npos, e.what());
+    }
+  }
+  QVERIFY_THROWS_EXCEPTION(Error, preparePhoto(path("missing.png"), S, 3));
+}
+
+void TestAlign::cliAlignWritesCropsAndSidecars() {
+  const auto out = path("cli");
+  cv::Mat grace = readBgr(kGrace), astro = readBgr(kAstronaut), canvas;
+  cv::Mat g2;
+  cv::resize(grace, g2, cv::Size(astro.cols * grace.cols / grace.rows, astro.rows));
+  cv::hconcat(g2, astro, canvas);
+  const auto two = path("pair.png");
+  cv::imwrite(two.string(), canvas);
+  const auto noface = path("blank.png");
+  test::writeTestImage(noface, 300, 200, 1);
+  auto r = test::runAutomod({"align", two.string(), "-o", out.string(), "--size", "128", "--all-faces"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  for (const char* name : {"pair_face0", "pair_face1"}) {
+    QVERIFY(fs::exists(out / (std::string(name) + ".png")));
+    auto img = readImage(out / (std::string(name) + ".png"), 3);
+    QCOMPARE(img.size(0), int64_t(128));
+    std::ifstream in(out / (std::string(name) + ".json"));
+    auto j = nlohmann::json::parse(in);
+    auto t = AlignTransform::fromJson(j.at("transform"));
+    QCOMPARE(t.crop_size, 128);
+    QCOMPARE(t.photo_width, canvas.cols);
+    QCOMPARE(int(j.at("faces").size()), 2);
+  }
+  r = test::runAutomod({"align", noface.string(), "-o", out.string()});
+  QVERIFY(r.code != 0);
+  QVERIFY2(r.err.find("no face") != std::string::npos, r.err.c_str());
+  r = test::runAutomod({"align", noface.string(), "-o", out.string(), "--center-crop"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY(fs::exists(out / "blank.png"));
+  r = test::runAutomod({"align", two.string(), "-o", out.string(), "--face", "5"});
+  QVERIFY(r.code != 0);
+  QVERIFY2(r.err.find("2 faces") != std::string::npos, r.err.c_str());
+}
+
+#endif  // AUTOMOD_HAVE_DLIB
+
+QTEST_GUILESS_MAIN(TestAlign)
+#include "tst_align.moc"

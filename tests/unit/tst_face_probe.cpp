@@ -1,0 +1,116 @@
+// Attribute probes for the synthetic-face report: label tables, probe training, and the reports'
+// bookkeeping on a tiny model.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/io/image.h"
+#include "training/face_probe.h"
+#include "testutil.h"
+
+using namespace automod;
+namespace fs = std::filesystem;
+
+namespace {
+// Faces whose "glasses" attribute is drawn as a dark band and whose "hair_color" sets the background
+// tint: a probe must learn both from pixels.
+void writeLabelledSet(const fs::path& dir, int n, uint64_t seed) {
+  fs::create_directories(dir);
+  std::ofstream jsonl(dir / "attributes.jsonl");
+  std::mt19937 rng(seed);
+  for (int i = 0; i < n; ++i) {
+    const bool glasses = rng() % 2;
+    const int hair = rng() % 3;
+    auto img = torch::full({16, 16, 3}, 200, torch::kUInt8);
+    img.select(2, hair).fill_(90);
+    if (glasses) img.narrow(0, 6, 3).fill_(10);
+    char name[32];
+    std::snprintf(name, sizeof name, "%06d.png", i);
+    writeImage(dir / name, img);
+    nlohmann::json j{{"file", name}, {"glasses", glasses ? "glasses1" : "none"}, {"hair_color", hair}};
+    jsonl << j.dump() << "\n";
+  }
+}
+}  // namespace
+
+class TestFaceProbe : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void tableMapsValuesToStableClasses();
+  void rareValuesMergeIntoOther();
+  void probeLearnsVisibleAttributes();
+  void reportsCountOnlyDifferingPairs();
+  void missingFileIsAClearError();
+};
+
+void TestFaceProbe::tableMapsValuesToStableClasses() {
+  QTemporaryDir dir;
+  writeLabelledSet(test::tmpPath(dir, "a"), 30, 1);
+  writeLabelledSet(test::tmpPath(dir, "b"), 10, 2);
+  auto a = readFaceAttributes(test::tmpPath(dir, "a"), {"glasses", "hair_color"});
+  auto b = readFaceAttributes(test::tmpPath(dir, "b"), {"glasses", "hair_color"}, 8, &a);
+  QCOMPARE(a.size(), int64_t(30));
+  QCOMPARE(a.classes[0].size(), size_t(2));
+  QCOMPARE(b.classes, a.classes);
+  // The same value has the same id in both tables.
+  std::ifstream in(test::tmpPath(dir, "b") / "attributes.jsonl");
+  std::string line;
+  std::getline(in, line);
+  auto j = nlohmann::json::parse(line);
+  QCOMPARE(a.classes[0][b.labels[0][0]], j["glasses"].get<std::string>());
+}
+
+void TestFaceProbe::rareValuesMergeIntoOther() {
+  QTemporaryDir dir;
+  writeLabelledSet(test::tmpPath(dir, "a"), 40, 3);
+  auto t = readFaceAttributes(test::tmpPath(dir, "a"), {"hair_color"}, 2);
+  QCOMPARE(t.classes[0].size(), size_t(2));
+  QCOMPARE(t.classes[0][1], std::string("other"));
+}
+
+void TestFaceProbe::probeLearnsVisibleAttributes() {
+  QTemporaryDir dir;
+  writeLabelledSet(test::tmpPath(dir, "train"), 160, 4);
+  writeLabelledSet(test::tmpPath(dir, "test"), 40, 5);
+  auto train = readFaceAttributes(test::tmpPath(dir, "train"), {"glasses", "hair_color"});
+  auto held = readFaceAttributes(test::tmpPath(dir, "test"), {"glasses", "hair_color"}, 8, &train);
+  auto probe = trainAttributeProbe(loadFaceImages(train, 16), train, ProbeTrainOptions{.epochs = 8, .batch = 32});
+  auto acc = probeAccuracy(probe, loadFaceImages(held, 16), held);
+  QVERIFY2(acc[0] > 0.9, qPrintable(QString::number(acc[0])));
+  QVERIFY2(acc[1] > 0.9, qPrintable(QString::number(acc[1])));
+}
+
+void TestFaceProbe::reportsCountOnlyDifferingPairs() {
+  QTemporaryDir dir;
+  writeLabelledSet(test::tmpPath(dir, "s"), 24, 6);
+  auto t = readFaceAttributes(test::tmpPath(dir, "s"), {"glasses", "hair_color"});
+  auto images = loadFaceImages(t, 16);
+  auto probe = trainAttributeProbe(images, t, ProbeTrainOptions{.epochs = 1});
+  auto model = test::tinyModel(16);
+  auto r = mixTransferReport(*model, probe, images, t, MixReportOptions{.pairs = 20, .seed = 1});
+  QCOMPARE(r["pairs"].get<int>(), 20);
+  for (auto& name : {"glasses", "hair_color"}) {
+    auto& e = r["attributes"][name];
+    QVERIFY(e["pairs_that_differ"].get<int>() <= 20);
+    for (auto& scale : {"coarse", "intermediate"}) {
+      const double a = e[scale]["follows_range_source"], b = e[scale]["follows_other_source"];
+      QVERIFY(a >= 0 && b >= 0 && a + b <= 1.0 + 1e-9);  // on differing pairs, at most one can match
+    }
+  }
+  auto edit = attributeEditReport(*model, probe, images, t, "glasses", 1, 2, {0, 1}, 1.0, 0);
+  QVERIFY(edit["target_flip_rate"].get<double>() >= 0.0);
+  QVERIFY(edit["other_attribute_change_rate"].contains("hair_color"));
+}
+
+void TestFaceProbe::missingFileIsAClearError() {
+  QTemporaryDir dir;
+  try {
+    readFaceAttributes(dir.path().toStdString(), {"glasses"});
+    QFAIL("expected an error");
+  } catch (const std::exception& e) {
+    QVERIFY(std::string(e.what()).find("attributes.jsonl") != std::string::npos);
+  }
+}
+
+QTEST_GUILESS_MAIN(TestFaceProbe)
+#include "tst_face_probe.moc"

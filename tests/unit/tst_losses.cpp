@@ -1,0 +1,177 @@
+// The two training steps' losses (SPEC §3): batch KL, the M_gap margin clamp, λ_X, the layer loss
+// L_j, real-image fade-in blending, the image pool, and that an encoder step learns.
+#include <QtTest>
+
+#include <cmath>
+
+#include "core/model/networks.h"
+#include "testutil.h"
+#include "training/losses.h"
+
+using namespace automod;
+
+class TestLosses : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void klMatchesHandComputedValue();
+  void klIsZeroForStandardBatchStatistics();
+  void marginClampsTheGapTerm();
+  void reconstructionWeightFollowsFadeIn();
+  void layerLossIsZeroWhenCodesAgree();
+  void decodeKeepingCanvasMatchesPlainDecode();
+  void realImagesBlendDuringFadeIn();
+  void imagePoolSwapsOnlyWhenFull();
+  void encoderStepLowersItsLossOnAFixedBatch();
+  void decoderStepProducesAllTerms();
+};
+
+void TestLosses::klMatchesHandComputedValue() {
+  auto z = torch::tensor({{1.0, 2.0}, {3.0, 4.0}, {5.0, 0.0}}, torch::kFloat64);
+  // dim 0: μ = 3, σ² = 8/3; dim 1: μ = 2, σ² = 8/3.
+  auto term = [](double mu, double var) { return (var + mu * mu) / 2 - 0.5 * std::log(var) - 0.5; };
+  const double expected = 0.5 * (term(3, 8.0 / 3) + term(2, 8.0 / 3));
+  QVERIFY(std::abs(batchKL(z).item<double>() - expected) < 1e-12);
+}
+
+void TestLosses::klIsZeroForStandardBatchStatistics() {
+  auto z = torch::tensor({{1.0, -1.0}, {-1.0, 1.0}}, torch::kFloat64);
+  QVERIFY(std::abs(batchKL(z).item<double>()) < 1e-12);
+  QVERIFY(batchKL(z * 3.0).item<double>() > 0.1);
+}
+
+void TestLosses::marginClampsTheGapTerm() {
+  LossWeights w;
+  auto t = [](double v) { return torch::tensor(v, torch::kFloat64); };
+  torch::Tensor gap;
+  StepContext ctx{1, 1.0, 0.05};
+  // 0.1·(1 − 3) = −0.2 is clamped to −M_gap.
+  encoderTotal(t(1.0), t(3.0), t(0.0), ctx, w, &gap);
+  QVERIFY(std::abs(gap.item<double>() + 0.05) < 1e-12);
+  ctx.m_gap = 0.5;
+  encoderTotal(t(1.0), t(3.0), t(0.0), ctx, w, &gap);
+  QVERIFY(std::abs(gap.item<double>() + 0.2) < 1e-12);
+  ctx.m_gap = 0.0;
+  auto total = encoderTotal(t(3.0), t(1.0), t(0.0), ctx, w, &gap);
+  QVERIFY(std::abs(gap.item<double>() - 0.2) < 1e-12);
+  QVERIFY(std::abs(total.item<double>() - (0.1 * 3.0 + 0.2)) < 1e-12);
+  encoderTotal(t(1.0), t(3.0), t(0.0), ctx, w, &gap);
+  QVERIFY(std::abs(gap.item<double>()) < 1e-12);
+}
+
+void TestLosses::reconstructionWeightFollowsFadeIn() {
+  LossWeights w;
+  auto t = [](double v) { return torch::tensor(v, torch::kFloat64); };
+  const double fading = encoderTotal(t(0.0), t(0.0), t(1.0), StepContext{1, 0.5, 0.0}, w).item<double>();
+  const double stable = encoderTotal(t(0.0), t(0.0), t(1.0), StepContext{1, 1.0, 0.0}, w).item<double>();
+  QVERIFY(std::abs(fading - 0.2 * 1.0) < 1e-12);
+  QVERIFY(std::abs(stable - 0.2 * 1.5) < 1e-12);
+}
+
+void TestLosses::layerLossIsZeroWhenCodesAgree() {
+  auto model = test::tinyModel(16, 2);
+  auto& dec = model->decoder;
+  dec->setNoise(false);
+  torch::NoGradGuard ng;
+  auto za = model->randomLatents(4, 1), zb = model->randomLatents(4, 2);
+  for (int j = 1; j <= 2; ++j) {
+    auto canvas = decodeKeepingCanvas(dec, LatentPlan::mixed(za, zb, j, 3), 2, 1.0, j).canvas;
+    QCOMPARE(layerLoss(dec, canvas, za, j).item<double>(), 0.0);
+    QVERIFY(layerLoss(dec, canvas, zb, j).item<double>() > 1e-6);
+  }
+}
+
+void TestLosses::decodeKeepingCanvasMatchesPlainDecode() {
+  auto model = test::tinyModel(16, 4);
+  auto& dec = model->decoder;
+  torch::NoGradGuard ng;
+  auto z = model->randomLatents(3, 5);
+  auto plan = LatentPlan::uniform(z, 3);
+  for (double alpha : {0.0, 0.3, 1.0}) {
+    auto a = decodeKeepingCanvas(dec, plan, 2, alpha, 1).image;
+    auto b = dec->forward(plan, 2, alpha);
+    QVERIFY(test::maxAbsDiff(a, b) < 1e-6);
+  }
+}
+
+void TestLosses::realImagesBlendDuringFadeIn() {
+  auto x = torch::rand({2, 3, 8, 8}) * 2 - 1;
+  QVERIFY(test::maxAbsDiff(blendRealForFadeIn(x, 1.0), x) == 0.0);
+  auto coarse = upsample2(downsample2(x));
+  QVERIFY(test::maxAbsDiff(blendRealForFadeIn(x, 0.0), coarse) < 1e-6);
+  QVERIFY(test::maxAbsDiff(blendRealForFadeIn(x, 0.25), 0.25 * x + 0.75 * coarse) < 1e-6);
+}
+
+void TestLosses::imagePoolSwapsOnlyWhenFull() {
+  torch::manual_seed(7);
+  ImagePool pool(4);
+  auto first = torch::arange(4, torch::kFloat32).view({4, 1, 1, 1}).expand({4, 1, 2, 2}).contiguous();
+  QVERIFY(test::maxAbsDiff(pool.query(first), first) == 0.0);
+  QCOMPARE(pool.count(), 4);
+  int swapped = 0;
+  for (int round = 0; round < 10; ++round) {
+    auto fresh = torch::full({4, 1, 2, 2}, 100.0f + round);
+    auto out = pool.query(fresh);
+    for (int i = 0; i < 4; ++i) swapped += out[i][0][0][0].item<float>() != 100.0f + round;
+  }
+  // With p = 0.5 per image, 40 draws give far more than 5 and far fewer than 35 swaps.
+  QVERIFY2(swapped > 5 && swapped < 35, qPrintable(QString::number(swapped)));
+  auto state = pool.state();
+  ImagePool copy(4);
+  copy.restore(state);
+  QCOMPARE(copy.count(), 4);
+  QVERIFY(test::maxAbsDiff(copy.state(), state) == 0.0);
+}
+
+void TestLosses::encoderStepLowersItsLossOnAFixedBatch() {
+  auto model = test::tinyModel(8, 3);
+  auto& enc = model->encoder;
+  auto& dec = model->decoder;
+  enc->train();
+  dec->setNoise(false);
+  for (auto& p : dec->parameters()) p.requires_grad_(false);
+  RobustLoss robust(RobustLossOptions(3, 8));
+  auto params = enc->parameters();
+  for (auto& p : robust->parameters()) params.push_back(p);
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3).betas({0.0, 0.99}));
+  torch::manual_seed(11);
+  auto x = torch::rand({8, 3, 8, 8}) * 2 - 1;
+  LossWeights w;
+  StepContext ctx{1, 1.0, 0.0};
+  auto lossAt = [&] {
+    torch::manual_seed(99);  // the same generated images every time
+    return encoderStep(enc, dec, robust, x, ctx, w, nullptr);
+  };
+  const double before = lossAt().total.item<double>();
+  for (int i = 0; i < 30; ++i) {
+    opt.zero_grad();
+    auto l = lossAt();
+    l.total.backward();
+    opt.step();
+  }
+  const double after = lossAt().total.item<double>();
+  QVERIFY2(after < before - 0.01, qPrintable(QString("%1 -> %2").arg(before).arg(after)));
+  for (auto& p : dec->parameters()) QVERIFY(!p.grad().defined());
+}
+
+void TestLosses::decoderStepProducesAllTerms() {
+  auto model = test::tinyModel(16, 6);
+  model->encoder->train();
+  for (auto& p : model->encoder->parameters()) p.requires_grad_(false);
+  torch::manual_seed(1);
+  LossWeights w;
+  auto l = decoderStep(model->encoder, model->decoder, 8, StepContext{2, 1.0, 0.0}, w);
+  QVERIFY(l.split >= 1 && l.split <= 2);
+  QVERIFY(l.layer.item<double>() > 0.0);
+  QVERIFY(l.cos.item<double>() > 0.0 && l.cos.item<double>() <= 2.0);
+  const double expected = 0.1 * l.kl_fake.item<double>() + 0.2 * l.cos.item<double>() + l.layer.item<double>();
+  QVERIFY(std::abs(l.total.item<double>() - expected) < 1e-5);
+  l.total.backward();
+  QVERIFY(model->decoder->blocks[0]->as<DecoderBlock>()->conv1->weight.grad().defined());
+  // At stage 0 nothing can be mixed.
+  auto l0 = decoderStep(model->encoder, model->decoder, 8, StepContext{0, 1.0, 0.0}, w);
+  QCOMPARE(l0.split, 0);
+  QCOMPARE(l0.layer.item<double>(), 0.0);
+}
+
+QTEST_GUILESS_MAIN(TestLosses)
+#include "tst_losses.moc"

@@ -1,0 +1,149 @@
+// The progressive schedule and its presets (SPEC §3): phase lookup, fade-in endpoints, the start of
+// the image pool, the shipped presets and their validation.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/util/error.h"
+#include "testutil.h"
+#include "training/schedule.h"
+
+using namespace automod;
+
+namespace {
+
+TrainingPreset threePhases() {
+  TrainingPreset p;
+  p.name = "test";
+  p.resolution = 16;
+  p.widths = {8, 8, 8};
+  p.latent_dim = 16;
+  p.phases = {{4, 0, 1e-3, 0.0}, {8, 1000, 1e-3, 0.0}, {8, 1800, 5e-4, 0.03}, {16, 2000, 2e-3, 0.05}};
+  p.batch_by_resolution = {{4, 32}, {8, 16}, {16, 8}};
+  p.fade_in_images = 400;
+  p.total_images = 4000;
+  return p;
+}
+
+}  // namespace
+
+class TestSchedule : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void phaseLookup();
+  void fadeInEndpoints();
+  void imagePoolStartsAfterFirstFadeIn();
+  void shippedPresetsLoad();
+  void paperPresetHasThePapersNumbers();
+  void userPresetFileLoads();
+  void badPresetsAreRejected();
+  void jsonRoundTrip();
+};
+
+void TestSchedule::phaseLookup() {
+  auto p = threePhases();
+  p.validate();
+  QCOMPARE(p.at(0).resolution, 4);
+  QCOMPARE(p.at(999).resolution, 4);
+  QCOMPARE(p.at(999).batch, 32);
+  QCOMPARE(p.at(1000).resolution, 8);
+  QCOMPARE(p.at(1000).stage, 1);
+  QCOMPARE(p.at(1000).batch, 16);
+  QCOMPARE(p.at(1799).phase, 1);
+  QCOMPARE(p.at(1800).phase, 2);
+  QCOMPARE(p.at(1800).lr, 5e-4);
+  QCOMPARE(p.at(1800).m_gap, 0.03);
+  QCOMPARE(p.at(2000).resolution, 16);
+  QCOMPARE(p.at(999999).phase, 3);
+}
+
+void TestSchedule::fadeInEndpoints() {
+  auto p = threePhases();
+  QCOMPARE(p.at(0).alpha, 1.0);  // the first resolution has nothing to fade from
+  QCOMPARE(p.at(999).alpha, 1.0);
+  QCOMPARE(p.at(1000).alpha, 0.0);
+  QCOMPARE(p.at(1200).alpha, 0.5);
+  QCOMPARE(p.at(1400).alpha, 1.0);
+  QCOMPARE(p.at(1900).alpha, 1.0);  // a later phase at the same resolution does not fade again
+  QVERIFY(p.at(1399).fading());
+  QVERIFY(!p.at(1400).fading());
+  QCOMPARE(p.at(2000).alpha, 0.0);
+  QCOMPARE(p.at(2100).alpha, 0.25);
+  QCOMPARE(p.at(2400).alpha, 1.0);
+}
+
+void TestSchedule::imagePoolStartsAfterFirstFadeIn() {
+  auto p = threePhases();
+  QVERIFY(!p.at(0).past_first_fade_in);
+  QVERIFY(!p.at(1399).past_first_fade_in);
+  QVERIFY(p.at(1400).past_first_fade_in);
+  QVERIFY(p.at(2100).past_first_fade_in);
+}
+
+void TestSchedule::shippedPresetsLoad() {
+  auto names = listPresets();
+  for (const char* n : {"paper-ffhq256", "paper-celebahq256", "tiny", "cpu-32", "cpu-64"}) {
+    QVERIFY2(std::find(names.begin(), names.end(), n) != names.end(), n);
+    auto p = loadPreset(n);
+    QCOMPARE(QString::fromStdString(p.name), QString(n));
+    auto c = p.modelConfig(3);
+    QCOMPARE(c.resolution, p.resolution);
+    QCOMPARE(p.phases.back().resolution, p.resolution);
+  }
+}
+
+void TestSchedule::paperPresetHasThePapersNumbers() {
+  auto p = loadPreset("paper-ffhq256");
+  QCOMPARE(p.at(9600000).resolution, 64);
+  QCOMPARE(p.at(9600000 - 1).resolution, 32);
+  QCOMPARE(p.at(9600000 + 600000).alpha, 0.5);
+  QCOMPARE(p.fade_in_images, int64_t(1200000));
+  QCOMPARE(p.batchFor(4), 128);
+  QCOMPARE(p.batchFor(32), 64);
+  QCOMPARE(p.batchFor(64), 32);
+  QCOMPARE(p.batchFor(256), 16);
+  QCOMPARE(p.at(0).lr, 5e-4);
+  QCOMPARE(p.at(9600000).lr, 1e-3);
+  QCOMPARE(p.modelConfig(3).widths, (std::vector<int>{512, 512, 512, 512, 512, 256, 128}));
+  auto small = loadPreset("paper-celebahq256");
+  QCOMPARE(small.modelConfig(3).widths[4], 256);
+}
+
+void TestSchedule::userPresetFileLoads() {
+  QTemporaryDir dir;
+  auto path = test::tmpPath(dir, "mine.json");
+  std::ofstream(path) << threePhases().toJson().dump();
+  auto p = loadPreset(path.string());
+  QCOMPARE(p.at(2100).alpha, 0.25);
+  QVERIFY_THROWS_EXCEPTION(Error, loadPreset(test::tmpPath(dir, "missing.json").string()));
+  QVERIFY_THROWS_EXCEPTION(Error, loadPreset("no-such-preset"));
+}
+
+void TestSchedule::badPresetsAreRejected() {
+  auto jump = threePhases();
+  jump.phases[3].resolution = 32;
+  jump.resolution = 32;
+  jump.widths = {8, 8, 8, 8};
+  jump.batch_by_resolution[32] = 8;
+  QVERIFY_THROWS_EXCEPTION(Error, jump.validate());
+  auto nobatch = threePhases();
+  nobatch.batch_by_resolution.erase(16);
+  QVERIFY_THROWS_EXCEPTION(Error, nobatch.validate());
+  auto unsorted = threePhases();
+  unsorted.phases[2].images_at_start = 900;
+  QVERIFY_THROWS_EXCEPTION(Error, unsorted.validate());
+  auto late = threePhases();
+  late.phases[0].images_at_start = 5;
+  QVERIFY_THROWS_EXCEPTION(Error, late.validate());
+}
+
+void TestSchedule::jsonRoundTrip() {
+  auto p = threePhases();
+  p.losses.decoder_mix_fraction = 0.4;
+  auto q = TrainingPreset::fromJson(p.toJson());
+  QCOMPARE(q.toJson(), p.toJson());
+  QCOMPARE(q.losses.decoder_mix_fraction, 0.4);
+}
+
+QTEST_GUILESS_MAIN(TestSchedule)
+#include "tst_schedule.moc"

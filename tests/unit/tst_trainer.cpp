@@ -1,0 +1,284 @@
+// The Trainer (SPEC §3 fault tolerance, issue 3): exact resume, NaN rollback, failed checkpoint
+// writes, checkpoints that open as models, previews, pause/stop from another thread, and that a
+// short run really learns.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/io/archive.h"
+#include "core/io/model_file.h"
+#include "core/util/error.h"
+#include "testutil.h"
+#include "training/trainer.h"
+
+using namespace automod;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Smooth random images (low-frequency noise upsampled), uint8 [N, 3, 16, 16].
+std::shared_ptr<TensorImageDataset> smoothImages(int64_t n, int64_t held_out, uint64_t seed = 1) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto low = at::rand({n, 3, 4, 4}, gen);
+  auto img = torch::nn::functional::interpolate(
+      low, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{16, 16}).mode(torch::kBilinear).align_corners(false));
+  return std::make_shared<TensorImageDataset>((img * 255).round().clamp(0, 255).to(torch::kUInt8), held_out);
+}
+
+TrainingPreset smallPreset() {
+  TrainingPreset p;
+  p.name = "unit";
+  p.resolution = 8;
+  p.widths = {8, 8};
+  p.latent_dim = 16;
+  p.phases = {{4, 0, 2e-3, 0.0}, {8, 48, 2e-3, 0.02}};
+  p.batch_by_resolution = {{4, 8}, {8, 8}};
+  p.fade_in_images = 32;
+  p.total_images = 192;
+  p.checkpoint_every = 64;
+  p.preview_every = 64;
+  p.log_every = 16;
+  p.pool_size = 16;
+  return p;
+}
+
+TrainerConfig configIn(const fs::path& dir, int64_t max_images, bool resume = false) {
+  TrainerConfig c;
+  c.preset = smallPreset();
+  c.run_dir = dir;
+  c.seed = 5;
+  c.max_images = max_images;
+  c.resume = resume;
+  c.write_previews = false;
+  return c;
+}
+
+double psnrOfHeldOut(Automodulator& m, ImageDataset& data, int resolution) {
+  std::vector<int64_t> idx(data.heldOutSize());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+  auto x = data.heldOut(idx, resolution).to(torch::kFloat32).div(127.5).sub(1.0);
+  auto rec = m.decode(m.encode(x));
+  const double mse = (rec.clamp(-1, 1) - x).square().mean().item<double>();
+  return 10.0 * std::log10(4.0 / mse);
+}
+
+}  // namespace
+
+class TestTrainer : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() { torch::set_num_threads(1); }
+  void resumeContinuesBitForBit();
+  void nanLossRollsBackWithHalvedLearningRate();
+  void failedCheckpointWriteKeepsPreviousCheckpoint();
+  void checkpointOpensAsModelAndHoldsTrainingState();
+  void runFolderHasConfigLogAndPreviews();
+  void pauseAndStopFromAnotherThread();
+  void tooFewImagesGiveAClearError();
+  void previewAndCheckpointAtAPhaseBoundary();
+  void shortRunImprovesHeldOutReconstruction();
+};
+
+void TestTrainer::resumeContinuesBitForBit() {
+  QTemporaryDir dir;
+  auto data = smoothImages(72, 8);
+  // 96 images: past the first fade-in (48 + 32), so the image pool is part of the saved state.
+  {
+    Trainer once(configIn(test::tmpPath(dir, "once"), 192), data);
+    QCOMPARE(once.run().status, TrainingResult::Finished);
+  }
+  {
+    Trainer first(configIn(test::tmpPath(dir, "split"), 96), data);
+    auto r = first.run();
+    QCOMPARE(r.status, TrainingResult::Finished);
+    QCOMPARE(r.images_seen, int64_t(96));
+  }
+  {
+    Trainer second(configIn(test::tmpPath(dir, "split"), 192, /*resume=*/true), data);
+    QCOMPARE(second.imagesSeen(), int64_t(96));
+    QCOMPARE(second.run().status, TrainingResult::Finished);
+  }
+  auto a = readArchive(test::tmpPath(dir, "once") / "latest.amod");
+  auto b = readArchive(test::tmpPath(dir, "split") / "latest.amod");
+  QCOMPARE(a.header["training"]["images_seen"].get<int64_t>(), int64_t(192));
+  QCOMPARE(a.tensors.size(), b.tensors.size());
+  int compared = 0;
+  for (auto& [name, t] : a.tensors) {
+    if (name.rfind("optim.", 0) == 0) continue;  // serialised bytes; their tensors are compared via the weights
+    QVERIFY2(b.has(name), name.c_str());
+    QVERIFY2(torch::equal(t, b.get(name)), name.c_str());
+    ++compared;
+  }
+  QVERIFY(compared > 20);
+  QVERIFY(a.has("pool.images"));
+}
+
+void TestTrainer::nanLossRollsBackWithHalvedLearningRate() {
+  QTemporaryDir dir;
+  auto run = test::tmpPath(dir, "nan");
+  Trainer t(configIn(run, 128), smoothImages(72, 8));
+  bool fired = false;
+  t.setFaultInjector([&](int64_t iteration) {
+    if (iteration == 10 && !fired) return fired = true;
+    return false;
+  });
+  std::vector<std::string> messages;
+  t.onMessage([&](const std::string& m) { messages.push_back(m); });
+  auto r = t.run();
+  QCOMPARE(r.status, TrainingResult::Finished);
+  QCOMPARE(r.rollbacks, 1);
+  QVERIFY(fired);
+  auto a = readArchive(run / "latest.amod");
+  QCOMPARE(a.header["training"]["lr_scale"].get<double>(), 0.5);
+  for (auto& [name, tensor] : a.tensors)
+    if (tensor.is_floating_point()) QVERIFY2(torch::isfinite(tensor).all().item<bool>(), name.c_str());
+  std::ifstream log(run / "log.jsonl");
+  std::string line, all;
+  while (std::getline(log, line)) all += line + "\n";
+  QVERIFY(all.find("\"rollback\"") != std::string::npos);
+  bool said = false;
+  for (auto& m : messages) said |= m.find("rolled back") != std::string::npos;
+  QVERIFY(said);
+}
+
+void TestTrainer::failedCheckpointWriteKeepsPreviousCheckpoint() {
+  QTemporaryDir dir;
+  auto run = test::tmpPath(dir, "full");
+  fs::create_directories(run / "checkpoint-000000064.amod");  // the numbered checkpoint cannot be written
+  Trainer t(configIn(run, 128), smoothImages(72, 8));
+  auto r = t.run();
+  QCOMPARE(r.status, TrainingResult::Failed);
+  QVERIFY2(r.error.find("intact") != std::string::npos, r.error.c_str());
+  auto model = loadModel(run / "latest.amod");  // the previous checkpoint still opens
+  QVERIFY(readArchive(run / "latest.amod").header["training"]["images_seen"].get<int64_t>() < 64);
+}
+
+void TestTrainer::checkpointOpensAsModelAndHoldsTrainingState() {
+  QTemporaryDir dir;
+  auto run = test::tmpPath(dir, "ckpt");
+  Trainer t(configIn(run, 64), smoothImages(72, 8));
+  QCOMPARE(t.run().status, TrainingResult::Finished);
+  QVERIFY(fs::exists(run / "checkpoint-000000064.amod"));
+  auto model = loadModel(run / "latest.amod");
+  // At 64 images the 8 px block is still fading in (from 48 to 80 images), so the model a user opens
+  // from this checkpoint is the fully grown 4 px one.
+  QCOMPARE(model->resolution(), 4);
+  QCOMPARE(model->metadata["images_seen"].get<int64_t>(), int64_t(64));
+  auto a = readArchive(run / "latest.amod");
+  QCOMPARE(a.header["kind"].get<std::string>(), std::string("checkpoint"));
+  for (const char* name : {"optim.encoder", "optim.decoder", "rng.cpu", "robust.alpha_8", "robust.scale_4"})
+    QVERIFY2(a.has(name), name);
+  QCOMPARE(a.header["training"]["stage"].get<int>(), 1);
+}
+
+void TestTrainer::runFolderHasConfigLogAndPreviews() {
+  QTemporaryDir dir;
+  auto run = test::tmpPath(dir, "folder");
+  auto c = configIn(run, 128);
+  c.write_previews = true;
+  Trainer t(c, smoothImages(72, 8));
+  int previews = 0, progress = 0;
+  TrainingProgress last;
+  t.onPreview([&](const TrainingPreview& p) {
+    ++previews;
+    QVERIFY(p.samples.defined() && p.reconstructions.defined() && p.mixes.defined());
+    QCOMPARE(p.samples.dim(), int64_t(3));
+  });
+  t.onProgress([&](const TrainingProgress& p) {
+    ++progress;
+    last = p;
+  });
+  QCOMPARE(t.run().status, TrainingResult::Finished);
+  QVERIFY(previews >= 2);
+  QCOMPARE(progress, 16);
+  QCOMPARE(last.images_seen, int64_t(128));
+  QCOMPARE(last.resolution, 8);
+  QVERIFY(last.images_per_second > 0);
+  QVERIFY(std::isfinite(last.losses.encoder_total) && std::isfinite(last.losses.decoder_total));
+  QVERIFY(fs::exists(run / "config.json"));
+  QVERIFY(fs::exists(run / "previews" / "samples-000000064.png"));
+  QVERIFY(fs::exists(run / "previews" / "mixes-000000128.png"));
+  std::ifstream log(run / "log.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(log, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("losses")) {
+      ++lines;
+      QVERIFY(j.contains("alpha") && j.contains("lr") && j.contains("images_per_second") && j.contains("phase"));
+    }
+  }
+  QCOMPARE(lines, 8);
+}
+
+void TestTrainer::pauseAndStopFromAnotherThread() {
+  QTemporaryDir dir;
+  auto run = test::tmpPath(dir, "thread");
+  auto c = configIn(run, 1000000);
+  Trainer t(c, smoothImages(72, 8));
+  std::atomic<int64_t> seen{0};
+  t.onProgress([&](const TrainingProgress& p) { seen = p.images_seen; });
+  t.start();
+  while (seen < 16) QThread::msleep(5);
+  t.pause();
+  QThread::msleep(100);
+  const int64_t paused_at = seen;
+  QThread::msleep(200);
+  QVERIFY(seen - paused_at <= 8);  // at most the iteration in flight
+  t.resume();
+  while (seen < paused_at + 16) QThread::msleep(5);
+  t.stop();
+  auto r = t.wait();
+  QCOMPARE(r.status, TrainingResult::Stopped);
+  QCOMPARE(readArchive(run / "latest.amod").header["training"]["images_seen"].get<int64_t>(), r.images_seen);
+}
+
+void TestTrainer::tooFewImagesGiveAClearError() {
+  QTemporaryDir dir;
+  try {
+    Trainer t(configIn(test::tmpPath(dir, "few"), 64), smoothImages(6, 1));
+    QFAIL("expected an error");
+  } catch (const Error& e) {
+    QVERIFY(std::string(e.what()).find("fewer than one batch") != std::string::npos);
+  }
+  QVERIFY_THROWS_EXCEPTION(Error, Trainer(configIn(test::tmpPath(dir, "none"), 64, true), smoothImages(72, 8)));
+}
+
+void TestTrainer::previewAndCheckpointAtAPhaseBoundary() {
+  // 48 images is both a preview/checkpoint point and the start of the 8 px phase.
+  QTemporaryDir dir;
+  auto c = configIn(test::tmpPath(dir, "boundary"), 48);
+  c.write_previews = true;
+  c.preset.preview_every = 16;
+  c.preset.checkpoint_every = 16;
+  Trainer t(c, smoothImages(72, 8));
+  auto r = t.run();
+  QVERIFY2(r.status == TrainingResult::Finished, r.error.c_str());
+  QCOMPARE(loadModel(c.run_dir / "latest.amod")->resolution(), 4);
+}
+
+void TestTrainer::shortRunImprovesHeldOutReconstruction() {
+  QTemporaryDir dir;
+  auto data = smoothImages(264, 8, 3);
+  auto c = configIn(test::tmpPath(dir, "learn"), 0);
+  c.preset.phases = {{4, 0, 5e-3, 0.0}, {8, 1600, 5e-3, 0.0}};
+  c.preset.fade_in_images = 400;
+  c.preset.batch_by_resolution = {{4, 16}, {8, 16}};
+  c.preset.total_images = 6400;
+  c.preset.checkpoint_every = 100000;
+  c.preset.preview_every = 100000;
+  c.preset.ema_decay = 0.9;
+  Trainer t(c, data);
+  auto& m = t.model();
+  m.setStage(1);
+  const double before = psnrOfHeldOut(m, *data, 8);
+  m.setStage(0);
+  QCOMPARE(t.run().status, TrainingResult::Finished);
+  auto trained = loadModel(c.run_dir / "latest.amod");
+  QCOMPARE(trained->resolution(), 8);
+  const double after = psnrOfHeldOut(*trained, *data, 8);
+  QVERIFY2(after > before + 2.0, qPrintable(QString("held-out PSNR %1 dB -> %2 dB").arg(before).arg(after)));
+}
+
+QTEST_GUILESS_MAIN(TestTrainer)
+#include "tst_trainer.moc"

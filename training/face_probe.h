@@ -1,0 +1,99 @@
+#pragma once
+// Attribute probes on synthetic faces (issue 7, SPEC §6 last item): small CNN classifiers trained in
+// C++ on renders with ground-truth attributes (packaging/faces → attributes.jsonl), then used to ask
+// of a model's coarse/intermediate/fine mixes which source each attribute followed, and whether an
+// attribute vector built from a few exemplars flips its attribute and leaves the others alone.
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/model/automodulator.h"
+
+namespace automod {
+
+/// Categorical attributes read from attributes.jsonl, each mapped to class ids 0..K−1. Classes beyond
+/// the `max_classes − 1` most frequent are merged into one "other" class.
+struct FaceAttributeTable {
+  std::vector<std::string> names;
+  /// classes[a][k]: the value of class k of attribute a.
+  std::vector<std::vector<std::string>> classes;
+  /// labels[a][i]: class id of image i for attribute a.
+  std::vector<std::vector<int64_t>> labels;
+  /// Image file of each row.
+  std::vector<std::filesystem::path> files;
+
+  int64_t size() const { return static_cast<int64_t>(files.size()); }
+  int index(const std::string& name) const;
+  /// [N] int64 labels of attribute a.
+  torch::Tensor labelTensor(int a) const;
+};
+
+/// The attributes the probes use by default (categorical facesjs fields).
+std::vector<std::string> defaultProbeAttributes();
+
+/// Reads DIR/attributes.jsonl; `classes_from` (optional) fixes the class lists so that a second set
+/// (e.g. the held-out renders) uses the same ids. Throws automod::Error for a missing/bad file.
+FaceAttributeTable readFaceAttributes(const std::filesystem::path& dir, const std::vector<std::string>& names,
+                                      int max_classes = 8, const FaceAttributeTable* classes_from = nullptr);
+
+/// uint8 images [N, C, R, R] of a table's files, area-resized to `resolution`.
+torch::Tensor loadFaceImages(const FaceAttributeTable& table, int resolution, int channels = 3);
+
+/// A multi-head CNN: one softmax head per attribute over a shared trunk. Works at 32×32 (inputs are
+/// area-resized), so it is cheap on a CPU.
+struct AttributeProbeImpl : torch::nn::Module {
+  AttributeProbeImpl(int channels, const std::vector<int64_t>& classes_per_attribute);
+  /// Images in [−1, 1], any square size → logits per attribute.
+  std::vector<torch::Tensor> forward(const torch::Tensor& images);
+  /// Predicted class ids [N] per attribute (eval mode, no grad, batched).
+  std::vector<torch::Tensor> predict(const torch::Tensor& images);
+
+  torch::nn::Sequential trunk{nullptr};
+  torch::nn::ModuleList heads{nullptr};
+};
+TORCH_MODULE(AttributeProbe);
+
+struct ProbeTrainOptions {
+  int epochs = 12;
+  int batch = 64;
+  double lr = 2e-3;
+  uint64_t seed = 0;
+  /// Fraction of training images blurred (down/up-sampled ×2 or ×4) so that the probe also reads
+  /// a decoder's softer images.
+  double blur_fraction = 0.5;
+};
+
+/// Trains a probe on uint8 images [N, C, R, R] with a table's labels.
+AttributeProbe trainAttributeProbe(const torch::Tensor& images_u8, const FaceAttributeTable& table,
+                                   const ProbeTrainOptions& options);
+
+/// Per-attribute accuracy of a probe on labelled images (float [−1,1] or uint8).
+std::vector<double> probeAccuracy(AttributeProbe& probe, const torch::Tensor& images, const FaceAttributeTable& table);
+
+struct MixReportOptions {
+  int pairs = 64;
+  uint64_t seed = 0;
+  /// Only attributes whose probe accuracy on reconstructions is at least this are scored.
+  double min_probe_accuracy = 0.0;
+};
+
+/// For random pairs (A, B) of labelled faces: decodes the coarse/intermediate/fine mixes (the named
+/// range from A, every other block from B) and reports, per attribute and range, the fraction of
+/// mixes whose predicted attribute equals A's, equals B's, and the probe's accuracy on plain
+/// reconstructions of A. Only pairs where A and B differ in that attribute count.
+nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
+                                 const FaceAttributeTable& table, const MixReportOptions& options);
+
+/// Builds an attribute vector from `exemplars` positives and negatives of a binary split of
+/// attribute `name` (class `positive_class` vs the rest), applies it to held-out faces lacking it,
+/// restricted to `ranges` (block indices), and reports how often the target flips and how often
+/// each other attribute changes.
+nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
+                                   const FaceAttributeTable& table, const std::string& name, int64_t positive_class,
+                                   int exemplars, const std::vector<int>& blocks, double strength, uint64_t seed);
+
+}  // namespace automod

@@ -1,0 +1,105 @@
+#pragma once
+// The automodulator's two alternating training steps (SPEC §3) as small functions that compute
+// losses; the trainer owns the optimisers and calls backward/step. Everything here is differentiable
+// where the SPEC says so and runs under NoGradGuard where it does not.
+#include <torch/types.h>
+
+#include <vector>
+
+#include "core/model/latent_plan.h"
+#include "core/model/networks.h"
+#include "training/robust_loss.h"
+
+namespace automod {
+
+/// Batch-statistics KL of latents Z [B, D] against N(0, I):
+/// mean_d [ (σ²_d + μ²_d)/2 − ½·log σ²_d − ½ ], with biased batch variance σ²_d.
+torch::Tensor batchKL(const torch::Tensor& z);
+
+/// n random codes on the unit sphere (global LibTorch generator).
+torch::Tensor randomSphere(int64_t n, int64_t dim, const torch::Device& device);
+
+/// Real images during fade-in: α·x + (1−α)·up2(down2(x)).
+torch::Tensor blendRealForFadeIn(const torch::Tensor& x, double alpha);
+
+/// Weights and ratios of the two steps (the reference code's values, SPEC §3).
+struct LossWeights {
+  double kl = 0.1;
+  double gap = 0.1;
+  double rec = 0.2;
+  double lambda_x_fade = 1.0;
+  double lambda_x_stable = 1.5;
+  double cos = 0.2;
+  double layer = 1.0;
+  /// Fraction of style-mixed generated images in the encoder step (3:1 plain:mixed).
+  double encoder_mix_fraction = 0.25;
+  /// Fraction of style-mixed codes in the decoder step (1:1).
+  double decoder_mix_fraction = 0.5;
+};
+
+/// Where training stands for one iteration.
+struct StepContext {
+  int stage = 0;       ///< top decoder block in use
+  double alpha = 1.0;  ///< fade-in weight of block `stage`
+  double m_gap = 0.0;  ///< margin of the KL gap term
+  bool fading() const { return alpha < 1.0; }
+};
+
+/// Keeps the last `capacity` generated images; once full, each incoming image is swapped with a
+/// random stored one with probability 0.5 (SPEC §3). Uses the global LibTorch generator.
+class ImagePool {
+ public:
+  explicit ImagePool(int capacity = 200) : capacity_(capacity) {}
+  torch::Tensor query(const torch::Tensor& images);
+  void clear() { images_ = torch::Tensor(); count_ = 0; }
+  int count() const { return count_; }
+  int capacity() const { return capacity_; }
+  /// Stored images [count, C, R, R] (for checkpoints) and their restoration.
+  torch::Tensor state() const { return count_ > 0 ? images_.narrow(0, 0, count_) : torch::Tensor(); }
+  void restore(const torch::Tensor& stored);
+
+ private:
+  int capacity_;
+  int count_ = 0;
+  torch::Tensor images_;
+};
+
+struct EncoderStepLosses {
+  torch::Tensor kl_real, kl_fake, gap, rec, total;
+};
+
+/// L_φ = w_kl·KL(φ(x)) + max(−M_gap, w_gap·(KL(φ(x)) − KL(φ(x̃)))) + w_rec·λ_X·mean ρ(θ(φ(x)) − x).
+/// x̃ are decoded random codes (no grad), a fraction of them style-mixed, passed through `pool`
+/// when it is given. Real and generated images share one encoder pass. The decoder's parameters
+/// must not require grad (the trainer freezes them); gradients reach the encoder and `robust`.
+EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& robust, const torch::Tensor& x,
+                              const StepContext& ctx, const LossWeights& w, ImagePool* pool);
+
+/// Combines the encoder-step terms (exposed for tests of the margin clamp).
+torch::Tensor encoderTotal(const torch::Tensor& kl_real, const torch::Tensor& kl_fake, const torch::Tensor& rec,
+                           const StepContext& ctx, const LossWeights& w, torch::Tensor* gap_out = nullptr);
+
+struct DecoderStepLosses {
+  torch::Tensor kl_fake, cos, layer, total;
+  int split = 0;  ///< the split block j used for mixing (0 when nothing was mixed)
+};
+
+/// L_θ = w_kl·KL(φ(x̂)) + λ_cos·mean_plain(1 − cos(z, φ(x̂))) + w_layer·mean_mixed ‖θ_{0:j}(ẑ_AB) − θ_{0:j}(z_A)‖².
+/// Plain and mixed codes are decoded in one pass; the canvas θ_{0:j}(z_A) is taken from that pass.
+/// The encoder's parameters must not require grad.
+DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch, const StepContext& ctx,
+                              const LossWeights& w);
+
+/// The layer loss L_j: MSE between θ_{0:j}(z_hat) and the given canvas ξ⁽ʲ⁾ of z_A.
+torch::Tensor layerLoss(Decoder& decoder, const torch::Tensor& canvas_a, const torch::Tensor& z_hat, int split);
+
+/// Decodes a plan at (stage, α) and also returns ξ⁽ʲ⁾ (the canvas after blocks 0..j−1) when j > 0.
+struct DecodeWithCanvas {
+  torch::Tensor image, canvas;
+};
+DecodeWithCanvas decodeKeepingCanvas(Decoder& decoder, const LatentPlan& plan, int stage, double alpha, int split);
+
+/// EMA update: ema ← decay·ema + (1 − decay)·decoder (parameters); buffers are copied.
+void updateEma(Decoder& ema, Decoder& decoder, double decay = 0.999);
+
+}  // namespace automod

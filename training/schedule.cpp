@@ -1,0 +1,236 @@
+#include "training/schedule.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "core/util/error.h"
+
+namespace automod {
+namespace fs = std::filesystem;
+
+int TrainingPreset::batchFor(int resolution) const {
+  auto it = batch_by_resolution.find(resolution);
+  if (it == batch_by_resolution.end())
+    throw Error("preset '" + name + "' has no batch size for " + std::to_string(resolution) + " px");
+  return it->second;
+}
+
+double TrainingPreset::fadeAlpha(int64_t images_seen) const {
+  const auto p = at(images_seen);
+  return p.alpha;
+}
+
+SchedulePoint TrainingPreset::at(int64_t images_seen) const {
+  TORCH_CHECK(!phases.empty(), "the schedule has no phases");
+  SchedulePoint s;
+  int idx = 0;
+  for (size_t i = 0; i < phases.size(); ++i)
+    if (phases[i].images_at_start <= images_seen) idx = static_cast<int>(i);
+  const Phase& ph = phases[idx];
+  s.phase = idx;
+  s.resolution = ph.resolution;
+  s.stage = ModelConfig::blockForResolution(ph.resolution);
+  s.lr = ph.lr;
+  s.m_gap = ph.m_gap;
+  s.batch = batchFor(ph.resolution);
+  // The first phase at this resolution starts its fade-in (none for the first resolution).
+  int64_t res_start = ph.images_at_start;
+  for (int i = idx; i >= 0 && phases[i].resolution == ph.resolution; --i) res_start = phases[i].images_at_start;
+  const bool first_resolution = ph.resolution == phases.front().resolution;
+  if (!first_resolution && fade_in_images > 0)
+    s.alpha = std::clamp(double(images_seen - res_start) / double(fade_in_images), 0.0, 1.0);
+  // The first fade-in is that of the second resolution.
+  for (const auto& p : phases) {
+    if (p.resolution != phases.front().resolution) {
+      s.past_first_fade_in = images_seen >= p.images_at_start + fade_in_images;
+      break;
+    }
+  }
+  return s;
+}
+
+ModelConfig TrainingPreset::modelConfig(int image_channels) const {
+  ModelConfig c;
+  if (widths.empty()) {
+    c = ModelConfig::fromTable(width_table, resolution, image_channels, latent_dim);
+  } else {
+    c.resolution = resolution;
+    c.image_channels = image_channels;
+    c.latent_dim = latent_dim;
+    c.widths = widths;
+    c.width_table = "custom";
+  }
+  c.validate();
+  return c;
+}
+
+void TrainingPreset::validate() const {
+  auto fail = [&](const std::string& what) { throw Error("preset '" + name + "': " + what); };
+  if (phases.empty()) fail("no phases");
+  int prev_res = 0;
+  int64_t prev_start = -1;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    const auto& p = phases[i];
+    try {
+      ModelConfig::blockForResolution(p.resolution);
+    } catch (const Error&) {
+      fail("phase " + std::to_string(i) + " resolution " + std::to_string(p.resolution) + " is not 4·2^k");
+    }
+    if (i == 0 && p.images_at_start != 0) fail("the first phase must start at 0 images");
+    if (p.images_at_start <= prev_start) fail("phase " + std::to_string(i) + " does not start after the previous one");
+    if (prev_res && p.resolution != prev_res && p.resolution != 2 * prev_res)
+      fail("phase " + std::to_string(i) + " jumps from " + std::to_string(prev_res) + " to " +
+           std::to_string(p.resolution) + " px (resolutions grow by ×2)");
+    if (!(p.lr > 0)) fail("phase " + std::to_string(i) + " needs a positive lr");
+    if (p.m_gap < 0) fail("phase " + std::to_string(i) + " has a negative m_gap");
+    if (p.resolution > resolution) fail("phase " + std::to_string(i) + " exceeds the model resolution");
+    if (!batch_by_resolution.count(p.resolution)) fail("no batch size for " + std::to_string(p.resolution) + " px");
+    prev_res = p.resolution;
+    prev_start = p.images_at_start;
+  }
+  for (auto& [r, b] : batch_by_resolution)
+    if (b < 2) fail("batch size at " + std::to_string(r) + " px must be at least 2 (batch statistics)");
+  if (total_images <= 0) fail("total_images must be positive");
+  if (fade_in_images < 0) fail("fade_in_images must be >= 0");
+  if (checkpoint_every <= 0 || preview_every <= 0 || log_every <= 0) fail("intervals must be positive");
+  if (!(ema_decay > 0 && ema_decay < 1)) fail("ema_decay must be in (0, 1)");
+  modelConfig(3);
+}
+
+nlohmann::json TrainingPreset::toJson() const {
+  nlohmann::json j;
+  j["name"] = name;
+  j["description"] = description;
+  j["model"] = {{"resolution", resolution}, {"width_table", width_table}, {"latent_dim", latent_dim}};
+  if (!widths.empty()) j["model"]["widths"] = widths;
+  j["phases"] = nlohmann::json::array();
+  for (auto& p : phases)
+    j["phases"].push_back({{"resolution", p.resolution}, {"images", p.images_at_start}, {"lr", p.lr}, {"m_gap", p.m_gap}});
+  j["batch"] = nlohmann::json::object();
+  for (auto& [r, b] : batch_by_resolution) j["batch"][std::to_string(r)] = b;
+  j["fade_in_images"] = fade_in_images;
+  j["total_images"] = total_images;
+  j["checkpoint_every"] = checkpoint_every;
+  j["preview_every"] = preview_every;
+  j["log_every"] = log_every;
+  j["pool_size"] = pool_size;
+  j["ema_decay"] = ema_decay;
+  const auto& w = losses;
+  j["losses"] = {{"kl", w.kl},
+                 {"gap", w.gap},
+                 {"rec", w.rec},
+                 {"lambda_x_fade", w.lambda_x_fade},
+                 {"lambda_x_stable", w.lambda_x_stable},
+                 {"cos", w.cos},
+                 {"layer", w.layer},
+                 {"encoder_mix_fraction", w.encoder_mix_fraction},
+                 {"decoder_mix_fraction", w.decoder_mix_fraction}};
+  return j;
+}
+
+TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
+  TrainingPreset p;
+  try {
+    p.name = j.value("name", std::string("custom"));
+    p.description = j.value("description", std::string());
+    const auto& m = j.at("model");
+    p.resolution = m.at("resolution").get<int>();
+    p.width_table = m.value("width_table", std::string("custom"));
+    p.widths = m.value("widths", std::vector<int>{});
+    p.latent_dim = m.value("latent_dim", 512);
+    for (const auto& ph : j.at("phases"))
+      p.phases.push_back(Phase{ph.at("resolution").get<int>(), ph.at("images").get<int64_t>(), ph.at("lr").get<double>(),
+                               ph.value("m_gap", 0.0)});
+    for (auto& [k, v] : j.at("batch").items()) p.batch_by_resolution[std::stoi(k)] = v.get<int>();
+    p.fade_in_images = j.at("fade_in_images").get<int64_t>();
+    p.total_images = j.at("total_images").get<int64_t>();
+    p.checkpoint_every = j.value("checkpoint_every", p.checkpoint_every);
+    p.preview_every = j.value("preview_every", p.preview_every);
+    p.log_every = j.value("log_every", p.log_every);
+    p.pool_size = j.value("pool_size", p.pool_size);
+    p.ema_decay = j.value("ema_decay", p.ema_decay);
+    if (j.contains("losses")) {
+      const auto& l = j["losses"];
+      auto& w = p.losses;
+      w.kl = l.value("kl", w.kl);
+      w.gap = l.value("gap", w.gap);
+      w.rec = l.value("rec", w.rec);
+      w.lambda_x_fade = l.value("lambda_x_fade", w.lambda_x_fade);
+      w.lambda_x_stable = l.value("lambda_x_stable", w.lambda_x_stable);
+      w.cos = l.value("cos", w.cos);
+      w.layer = l.value("layer", w.layer);
+      w.encoder_mix_fraction = l.value("encoder_mix_fraction", w.encoder_mix_fraction);
+      w.decoder_mix_fraction = l.value("decoder_mix_fraction", w.decoder_mix_fraction);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("preset '" + p.name + "' is malformed: " + e.what());
+  } catch (const std::invalid_argument&) {
+    throw Error("preset '" + p.name + "': batch keys must be resolutions");
+  }
+  p.validate();
+  return p;
+}
+
+std::vector<fs::path> presetDirs() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("AUTOMOD_PRESET_DIR")) candidates.emplace_back(env);
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path().parent_path() / "share" / "automod" / "presets");
+    candidates.push_back(exe.parent_path() / "presets");
+  }
+  candidates.emplace_back("/usr/share/automod/presets");
+  candidates.emplace_back("/usr/local/share/automod/presets");
+#ifdef AUTOMOD_SOURCE_DIR
+  candidates.push_back(fs::path(AUTOMOD_SOURCE_DIR) / "resources" / "presets");
+#endif
+  std::vector<fs::path> dirs;
+  for (auto& c : candidates)
+    if (fs::is_directory(c, ec)) dirs.push_back(c);
+  return dirs;
+}
+
+std::vector<std::string> listPresets() {
+  std::set<std::string> names;
+  for (auto& d : presetDirs()) {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(d, ec))
+      if (e.path().extension() == ".json") names.insert(e.path().stem().string());
+  }
+  return {names.begin(), names.end()};
+}
+
+TrainingPreset loadPreset(const std::string& name_or_path) {
+  fs::path file;
+  std::error_code ec;
+  if (name_or_path.size() > 5 && name_or_path.ends_with(".json")) {
+    file = name_or_path;
+    if (!fs::is_regular_file(file, ec)) throw Error("preset file " + file.string() + " does not exist");
+  } else {
+    for (auto& d : presetDirs())
+      if (fs::is_regular_file(d / (name_or_path + ".json"), ec)) {
+        file = d / (name_or_path + ".json");
+        break;
+      }
+    if (file.empty()) {
+      std::string names;
+      for (auto& n : listPresets()) names += (names.empty() ? "" : ", ") + n;
+      throw Error("unknown preset '" + name_or_path + "' (known: " + (names.empty() ? "none found" : names) + ")");
+    }
+  }
+  std::ifstream in(file);
+  if (!in) throw Error("cannot read preset " + file.string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("preset " + file.string() + " is not valid JSON: " + e.what());
+  }
+  if (!j.contains("name")) j["name"] = file.stem().string();
+  return TrainingPreset::fromJson(j);
+}
+
+}  // namespace automod

@@ -1,0 +1,87 @@
+#pragma once
+// The progressive training schedule (SPEC §3) and the JSON presets that describe a whole run:
+// phases (resolution, images at start, learning rate, M_gap), batch size per resolution, fade-in
+// length, model widths and latent size, loss weights, checkpoint/preview/log intervals.
+//
+// Presets ship as resources/presets/<name>.json and are found in $AUTOMOD_PRESET_DIR, the
+// installed share/automod/presets, or the source tree; a path to any JSON file works too.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/model/config.h"
+#include "training/losses.h"
+
+namespace automod {
+
+struct Phase {
+  int resolution = 4;
+  int64_t images_at_start = 0;
+  double lr = 5e-4;
+  double m_gap = 0.0;
+};
+
+/// Where the schedule stands at a given number of images seen.
+struct SchedulePoint {
+  int phase = 0;
+  int resolution = 4;
+  int stage = 0;
+  double alpha = 1.0;  ///< fade-in weight of the top block; 1 when stable
+  double lr = 5e-4;
+  double m_gap = 0.0;
+  int batch = 16;
+  /// The first fade-in has completed (the image pool starts then).
+  bool past_first_fade_in = false;
+  bool fading() const { return alpha < 1.0; }
+};
+
+struct TrainingPreset {
+  std::string name = "custom";
+  std::string description;
+  /// Model: final resolution, width table (or explicit widths), latent size. image_channels
+  /// follows the data.
+  int resolution = 16;
+  std::string width_table = "cpu-32";
+  std::vector<int> widths;  ///< overrides the table when not empty
+  int latent_dim = 512;
+  std::vector<Phase> phases;
+  std::map<int, int> batch_by_resolution;
+  /// Images over which a new resolution fades in (α rising 0 → 1).
+  int64_t fade_in_images = 1200000;
+  /// Length of the whole run.
+  int64_t total_images = 0;
+  int64_t checkpoint_every = 100000;
+  int64_t preview_every = 50000;
+  int64_t log_every = 1000;
+  int pool_size = 200;
+  double ema_decay = 0.999;
+  LossWeights losses;
+
+  /// The schedule at `images_seen` (clamped to the last phase).
+  SchedulePoint at(int64_t images_seen) const;
+  /// Fade-in weight at `images_seen`: 1 for the first resolution, else linear over fade_in_images
+  /// from the first phase at the current resolution.
+  double fadeAlpha(int64_t images_seen) const;
+  int batchFor(int resolution) const;
+  /// The model config for data with `image_channels` channels.
+  ModelConfig modelConfig(int image_channels) const;
+
+  /// Throws automod::Error naming the bad field (empty phases, unsorted starts, resolutions that
+  /// do not grow by ×2, missing batch sizes, ...).
+  void validate() const;
+  nlohmann::json toJson() const;
+  static TrainingPreset fromJson(const nlohmann::json& j);
+};
+
+/// The folders searched for presets, in order (existing ones only).
+std::vector<std::filesystem::path> presetDirs();
+/// Names of the presets found (sorted, unique).
+std::vector<std::string> listPresets();
+/// Loads a preset by name, or from a path when `name_or_path` ends in .json or names a file.
+TrainingPreset loadPreset(const std::string& name_or_path);
+
+}  // namespace automod

@@ -1,0 +1,261 @@
+#include "ui/document.h"
+
+#include <QBuffer>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSaveFile>
+
+namespace automod::ui {
+namespace {
+
+class MixCommand : public QUndoCommand {
+ public:
+  MixCommand(StudioDocument* doc, MixSettings before, MixSettings after, const QString& label, int key)
+      : QUndoCommand(label), doc_(doc), before_(std::move(before)), after_(std::move(after)), key_(key) {}
+  void undo() override { doc_->applyMix(before_); }
+  void redo() override { doc_->applyMix(after_); }
+  int id() const override { return key_ < 0 ? -1 : 1000 + key_; }
+  bool mergeWith(const QUndoCommand* other) override {
+    auto* o = static_cast<const MixCommand*>(other);
+    if (o->key_ != key_) return false;
+    after_ = o->after_;
+    return true;
+  }
+
+ private:
+  StudioDocument* doc_;
+  MixSettings before_, after_;
+  int key_;
+};
+
+class SourceCommand : public QUndoCommand {
+ public:
+  SourceCommand(StudioDocument* doc, bool add, int index, Source source, MixSettings with, MixSettings without,
+                const QString& label)
+      : QUndoCommand(label), doc_(doc), add_(add), index_(index), source_(std::move(source)),
+        with_(std::move(with)), without_(std::move(without)) {}
+  void redo() override { add_ ? doc_->insertSource(index_, source_, with_) : doc_->eraseSource(index_, without_); }
+  void undo() override { add_ ? doc_->eraseSource(index_, without_) : doc_->insertSource(index_, source_, with_); }
+
+ private:
+  StudioDocument* doc_;
+  bool add_;
+  int index_;
+  Source source_;
+  MixSettings with_, without_;
+};
+
+QString imageToBase64(const QImage& image) {
+  QByteArray bytes;
+  QBuffer buffer(&bytes);
+  buffer.open(QIODevice::WriteOnly);
+  image.save(&buffer, "PNG");
+  return QString::fromLatin1(bytes.toBase64());
+}
+
+QImage imageFromBase64(const QJsonValue& v) {
+  QImage image;
+  image.loadFromData(QByteArray::fromBase64(v.toString().toLatin1()), "PNG");
+  return image;
+}
+
+}  // namespace
+
+StudioDocument::StudioDocument(QObject* parent) : QObject(parent) {}
+
+void StudioDocument::setBlocks(int blocks) {
+  blocks_ = blocks;
+  mix_ = normalisedShape(mix_);
+  Q_EMIT mixChanged();
+}
+
+MixSettings StudioDocument::normalisedShape(MixSettings mix) const {
+  const int n = sources_.size();
+  mix.weights.resize(blocks_);
+  for (auto& row : mix.weights) {
+    const int old = row.size();
+    row.resize(n);
+    for (int i = old; i < n; ++i) row[i] = (i == 0) ? 1.0 : 0.0;
+  }
+  return mix;
+}
+
+QVector<QVector<float>> StudioDocument::latents() const {
+  QVector<QVector<float>> out;
+  for (const auto& s : sources_) out.push_back(s.latent);
+  return out;
+}
+
+void StudioDocument::addSource(const Source& source) {
+  const int index = sources_.size();
+  MixSettings with = mix_;
+  for (auto& row : with.weights) {
+    row.resize(index);
+    row.push_back(index == 0 ? 1.0 : 0.0);
+  }
+  if (with.weights.size() < blocks_) {
+    with.weights.resize(blocks_);
+    for (auto& row : with.weights) row.resize(index + 1);
+  }
+  undo_.push(new SourceCommand(this, true, index, source, with, mix_, tr("Add %1").arg(source.name)));
+}
+
+void StudioDocument::removeSource(int index) {
+  if (index < 0 || index >= sources_.size()) return;
+  MixSettings without = mix_;
+  for (auto& row : without.weights)
+    if (index < row.size()) row.remove(index);
+  undo_.push(new SourceCommand(this, false, index, sources_[index], mix_, without,
+                               tr("Remove %1").arg(sources_[index].name)));
+}
+
+void StudioDocument::insertSource(int index, const Source& source, const MixSettings& mix) {
+  sources_.insert(index, source);
+  mix_ = normalisedShape(mix);
+  Q_EMIT sourcesChanged();
+  Q_EMIT mixChanged();
+}
+
+void StudioDocument::eraseSource(int index, const MixSettings& mix) {
+  sources_.remove(index);
+  mix_ = normalisedShape(mix);
+  Q_EMIT sourcesChanged();
+  Q_EMIT mixChanged();
+}
+
+void StudioDocument::applyMix(const MixSettings& mix) {
+  mix_ = normalisedShape(mix);
+  Q_EMIT mixChanged();
+}
+
+void StudioDocument::setMix(const MixSettings& mix, const QString& label, int mergeKey) {
+  auto after = normalisedShape(mix);
+  if (after == mix_) return;
+  undo_.push(new MixCommand(this, mix_, after, label, mergeKey));
+}
+
+void StudioDocument::setRangeWeight(Range range, int source, double weight, int mergeKey) {
+  if (source < 0 || source >= sources_.size()) return;
+  MixSettings mix = mix_;
+  auto [first, last] = rangeBlocks(range, blocks_);
+  for (int b = first; b <= last && b < mix.weights.size(); ++b) mix.weights[b][source] = weight;
+  static const char* names[] = {QT_TR_NOOP("coarse"), QT_TR_NOOP("intermediate"), QT_TR_NOOP("fine")};
+  setMix(mix, tr("Blend %1 %2").arg(tr(names[int(range)]), sources_[source].name), mergeKey);
+}
+
+void StudioDocument::assignRange(Range range, int source) {
+  if (source < 0 || source >= sources_.size()) return;
+  MixSettings mix = mix_;
+  auto [first, last] = rangeBlocks(range, blocks_);
+  for (int b = first; b <= last && b < mix.weights.size(); ++b)
+    for (int i = 0; i < mix.weights[b].size(); ++i) mix.weights[b][i] = (i == source) ? 1.0 : 0.0;
+  setMix(mix, tr("Use %1 for a range").arg(sources_[source].name));
+}
+
+void StudioDocument::setBlockSource(int block, int source) {
+  if (block < 0 || block >= blocks_ || source < 0 || source >= sources_.size()) return;
+  MixSettings mix = mix_;
+  for (int i = 0; i < mix.weights[block].size(); ++i) mix.weights[block][i] = (i == source) ? 1.0 : 0.0;
+  setMix(mix, tr("Use %1 for block %2").arg(sources_[source].name).arg(block));
+}
+
+double StudioDocument::rangeWeight(Range range, int source) const {
+  auto [first, last] = rangeBlocks(range, blocks_);
+  if (first > last || first >= mix_.weights.size() || source >= mix_.weights[first].size()) return 0;
+  return mix_.weights[first][source];
+}
+
+bool StudioDocument::save(const QString& path, QString* error) const {
+  QJsonArray sources;
+  for (const auto& s : sources_) {
+    QJsonArray latent;
+    for (float v : s.latent) latent.append(double(v));
+    sources.append(QJsonObject{{"path", s.path},
+                               {"name", s.name},
+                               {"note", s.note},
+                               {"latent", latent},
+                               {"aligned_png", imageToBase64(s.aligned)},
+                               {"reconstruction_png", imageToBase64(s.reconstruction)}});
+  }
+  QJsonArray blocks;
+  for (const auto& row : mix_.weights) {
+    QJsonArray r;
+    for (double w : row) r.append(w);
+    blocks.append(r);
+  }
+  QJsonObject root{{"format", "automod-studio-project"}, {"version", 1}, {"sources", sources},
+                   {"mix", QJsonObject{{"block_weights", blocks}}}};
+  QSaveFile file(path);
+  if (!file.open(QIODevice::WriteOnly)) {
+    if (error) *error = file.errorString();
+    return false;
+  }
+  file.write(QJsonDocument(root).toJson(QJsonDocument::Indented));
+  if (!file.commit()) {
+    if (error) *error = file.errorString();
+    return false;
+  }
+  const_cast<StudioDocument*>(this)->file_path_ = path;
+  return true;
+}
+
+bool StudioDocument::load(const QString& path, QString* error) {
+  QFile file(path);
+  if (!file.open(QIODevice::ReadOnly)) {
+    if (error) *error = file.errorString();
+    return false;
+  }
+  QJsonParseError parse;
+  const auto doc = QJsonDocument::fromJson(file.readAll(), &parse);
+  if (doc.isNull() || !doc.isObject()) {
+    if (error) *error = tr("not a project file (%1)").arg(parse.errorString());
+    return false;
+  }
+  const auto root = doc.object();
+  if (root.value("format").toString() != "automod-studio-project") {
+    if (error) *error = tr("not an Automodulator Studio project");
+    return false;
+  }
+  QVector<Source> sources;
+  for (const auto& v : root.value("sources").toArray()) {
+    const auto o = v.toObject();
+    Source s;
+    s.path = o.value("path").toString();
+    s.name = o.value("name").toString();
+    s.note = o.value("note").toString();
+    for (const auto& x : o.value("latent").toArray()) s.latent.push_back(float(x.toDouble()));
+    s.aligned = imageFromBase64(o.value("aligned_png"));
+    s.reconstruction = imageFromBase64(o.value("reconstruction_png"));
+    if (s.latent.isEmpty()) {
+      if (error) *error = tr("source %1 has no latent").arg(s.name);
+      return false;
+    }
+    sources.push_back(s);
+  }
+  MixSettings mix;
+  for (const auto& r : root.value("mix").toObject().value("block_weights").toArray()) {
+    QVector<double> row;
+    for (const auto& w : r.toArray()) row.push_back(w.toDouble());
+    mix.weights.push_back(row);
+  }
+  undo_.clear();
+  sources_ = sources;
+  mix_ = normalisedShape(mix);
+  file_path_ = path;
+  Q_EMIT sourcesChanged();
+  Q_EMIT mixChanged();
+  return true;
+}
+
+void StudioDocument::clear() {
+  undo_.clear();
+  sources_.clear();
+  mix_ = normalisedShape({});
+  file_path_.clear();
+  Q_EMIT sourcesChanged();
+  Q_EMIT mixChanged();
+}
+
+}  // namespace automod::ui

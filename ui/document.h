@@ -1,0 +1,65 @@
+#pragma once
+// The document model: the loaded sources and the current mix, with one QUndoStack. Every user
+// action is one QUndoCommand (a slider drag merges into one step). Saved as a project (JSON:
+// sources with their latents and thumbnails, and the per-block mix weights).
+#include <QObject>
+#include <QUndoStack>
+
+#include "ui/types.h"
+
+namespace automod::ui {
+
+class StudioDocument : public QObject {
+  Q_OBJECT
+ public:
+  explicit StudioDocument(QObject* parent = nullptr);
+
+  /// The number of decoder blocks the current model has (sets the mix table's size).
+  void setBlocks(int blocks);
+  int blocks() const { return blocks_; }
+
+  const QVector<Source>& sources() const { return sources_; }
+  const MixSettings& mix() const { return mix_; }
+  QVector<QVector<float>> latents() const;
+  QUndoStack* undoStack() { return &undo_; }
+
+  /// Undoable actions.
+  void addSource(const Source& source);
+  void removeSource(int index);
+  /// Sets source `source`'s weight in every block of `range`; `mergeKey` ≥ 0 merges a drag.
+  void setRangeWeight(Range range, int source, double weight, int mergeKey = -1);
+  /// Makes `source` the only contributor of `range` (a drop on a range panel).
+  void assignRange(Range range, int source);
+  /// Sets one block's weights (advanced view).
+  void setBlockSource(int block, int source);
+  void setMix(const MixSettings& mix, const QString& label, int mergeKey = -1);
+
+  /// The weight shown for a range: the weight in its first block.
+  double rangeWeight(Range range, int source) const;
+
+  /// Project files: the recipe as JSON (sources with their latents, and the mix).
+  bool save(const QString& path, QString* error) const;
+  bool load(const QString& path, QString* error);
+  QString filePath() const { return file_path_; }
+  void clear();
+
+  // Used by the undo commands.
+  void applyMix(const MixSettings& mix);
+  void insertSource(int index, const Source& source, const MixSettings& mix);
+  void eraseSource(int index, const MixSettings& mix);
+
+ Q_SIGNALS:
+  void sourcesChanged();
+  void mixChanged();
+
+ private:
+  MixSettings normalisedShape(MixSettings mix) const;
+
+  int blocks_ = 0;
+  QVector<Source> sources_;
+  MixSettings mix_;
+  QUndoStack undo_;
+  QString file_path_;
+};
+
+}  // namespace automod::ui

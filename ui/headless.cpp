@@ -1,0 +1,93 @@
+#include <torch/torch.h>
+
+#include "ui/headless.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+
+#include <iostream>
+
+#include "core/align/photo.h"
+#include "core/io/image.h"
+#include "core/io/model_file.h"
+#include "core/model/automodulator.h"
+#include "core/util/device.h"
+#include "core/util/error.h"
+#include "ui/model_lookup.h"
+#include "ui/types.h"
+
+namespace automod::ui {
+
+QStringList samplePhotos() {
+  const QString app_dir = QCoreApplication::instance() ? QCoreApplication::applicationDirPath() : QString();
+  for (const QString& dir : {QString(AUTOMOD_SOURCE_DIR) + "/resources/samples",
+                             app_dir + "/../share/automod-studio/samples",
+                             QStringLiteral("/usr/share/automod-studio/samples")}) {
+    QStringList out;
+    for (const auto& fi : QDir(dir).entryInfoList(QDir::Files, QDir::Name))
+      if (isImageFile(fi.absoluteFilePath().toStdString())) out << fi.absoluteFilePath();
+    if (!out.isEmpty()) return out;
+  }
+  return {};
+}
+
+int runHeadless(const QString& modelPath, const QString& outDir, const QStringList& photosIn) {
+  try {
+    const auto device = resolveDevice("auto");
+    std::unique_ptr<Automodulator> model;
+    QString path = modelPath.isEmpty() ? defaultModelFile() : modelPath;
+    if (!path.isEmpty()) {
+      model = loadModel(path.toStdString(), device);
+    } else {
+      std::cerr << "automod-studio: note: no trained default model is installed; using a freshly initialised "
+                   "64 px model (seed 0)\n";
+      torch::manual_seed(0);
+      model = std::make_unique<Automodulator>(ModelConfig::fromTable("cpu-128", 64), device);
+    }
+    QDir().mkpath(outDir);
+    const std::filesystem::path out = outDir.toStdString();
+    const QStringList photos = photosIn.isEmpty() ? samplePhotos() : photosIn;
+    const int res = model->resolution(), ch = model->config().image_channels;
+
+    std::vector<torch::Tensor> latents;
+    std::vector<std::string> names;
+    for (const auto& p : photos) {
+      PhotoOptions options;
+      options.center_crop_fallback = true;
+      try {
+        auto prepared = preparePhoto(p.toStdString(), res, ch, options);
+        auto z = model->encode(toModelInput(prepared.image).to(device));
+        auto rec = toImage(model->decode(z).cpu()).squeeze(0);
+        const auto name = QFileInfo(p).completeBaseName().toStdString();
+        writeImage(out / (name + "_reconstruction.png"),
+                   makeGrid(torch::stack({prepared.image, rec}), 2, 2));
+        latents.push_back(z);
+        names.push_back(name);
+        std::cout << "reconstructed " << p.toStdString() << "\n";
+      } catch (const std::exception& e) {
+        std::cerr << "automod-studio: cannot use " << p.toStdString() << ": " << errorMessage(e) << "\n";
+      }
+    }
+    if (latents.empty()) {
+      // No photos: two random codes stand in, so the mix is still shown.
+      auto z = model->randomLatents(2, 0);
+      latents = {z[0].unsqueeze(0), z[1].unsqueeze(0)};
+      names = {"random0", "random1"};
+    }
+    // Coarse from the first, everything finer from the last (SPEC §2 scale ranges).
+    const int blocks = model->numBlocks();
+    auto a = latents.front(), b = latents.back();
+    auto mix = toImage(model->decode(LatentPlan::mixed(a, b, std::min(2, blocks), blocks)).cpu()).squeeze(0);
+    auto ra = toImage(model->decode(a).cpu()).squeeze(0), rb = toImage(model->decode(b).cpu()).squeeze(0);
+    writeImage(out / "mix_coarse_fine.png", makeGrid(torch::stack({ra, mix, rb}), 3, 2));
+    std::cout << "wrote " << (out / "mix_coarse_fine.png").string() << " (coarse from " << names.front()
+              << ", intermediate and fine from " << names.back() << ")\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "automod-studio: error: " << errorMessage(e) << "\n";
+    return 1;
+  }
+}
+
+}  // namespace automod::ui

@@ -1,0 +1,358 @@
+#include "ui/main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
+#include <QCloseEvent>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QTimer>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QImageReader>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPlainTextEdit>
+#include <QSettings>
+#include <QStatusBar>
+#include <QUndoStack>
+#include <QVBoxLayout>
+
+#include "ui/mix_tab.h"
+#include "ui/photo_strip.h"
+#include "ui/sample_tab.h"
+#include "ui/studio_controller.h"
+#include "ui/train_tab.h"
+
+namespace automod::ui {
+
+namespace {
+constexpr int kMaxRecent = 8;
+QString photoFilter() {
+  return QObject::tr("Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.ppm *.pgm);;All files (*)");
+}
+QWidget* comingSoon(const QString& text) {
+  auto* w = new QWidget;
+  auto* l = new QVBoxLayout(w);
+  auto* label = new QLabel(text, w);
+  label->setWordWrap(true);
+  label->setAlignment(Qt::AlignCenter);
+  l->addWidget(label);
+  return w;
+}
+}  // namespace
+
+MainWindow::MainWindow(StudioController* controller, QWidget* parent)
+    : QMainWindow(parent), controller_(controller ? controller : new StudioController(this)) {
+  setWindowIcon(QIcon(":/icons/automod-studio.svg"));
+  auto* central = new QWidget(this);
+  auto* layout = new QVBoxLayout(central);
+  strip_ = new PhotoStrip(controller_->document(), central);
+  tabs_ = new QTabWidget(central);
+  mix_ = new MixTab(controller_, tabs_);
+  tabs_->addTab(mix_, tr("&Mix"));
+  sample_ = new SampleTab(controller_, tabs_);
+  tabs_->addTab(sample_, tr("&Sample"));
+  tabs_->addTab(comingSoon(tr("Attribute edits from exemplar photos arrive with the editing engine.")),
+                tr("&Attributes"));
+  tabs_->addTab(comingSoon(tr("Morphs between photos arrive with the editing engine.")), tr("M&orph"));
+  train_ = new TrainTab(tabs_);
+  tabs_->addTab(train_, tr("&Train"));
+  connect(train_, &TrainTab::openModelRequested, this, [this](const QString& path) {
+    openModelFile(path);
+    tabs_->setCurrentWidget(mix_);
+  });
+  layout->addWidget(strip_);
+  layout->addWidget(tabs_, 1);
+  setCentralWidget(central);
+
+  device_label_ = new QLabel(this);
+  timing_label_ = new QLabel(this);
+  device_label_->setToolTip(tr("Where the model runs"));
+  timing_label_->setToolTip(tr("Time of the last decode"));
+  statusBar()->addPermanentWidget(timing_label_);
+  statusBar()->addPermanentWidget(device_label_);
+
+  createActions();
+
+  connect(strip_, &PhotoStrip::filesDropped, this, [this](const QStringList& f) { controller_->addPhotos(f); });
+  connect(strip_, &PhotoStrip::imageDropped, controller_, &StudioController::addImage);
+  connect(controller_, &StudioController::photoFailed, this, [this](const QString& path, const QString& why) {
+    showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), why));
+  });
+  connect(controller_, &StudioController::photoAdded, this, [this](int i) {
+    const auto& s = controller_->document()->sources().at(i);
+    showMessage(s.note.isEmpty() ? tr("Added %1").arg(s.name) : tr("Added %1 (%2)").arg(s.name, s.note), 5000);
+  });
+  connect(controller_, &StudioController::decodeFailed, this,
+          [this](const QString& why) { showMessage(tr("Cannot decode the mix: %1").arg(why)); });
+  connect(controller_, &StudioController::resultReady, this, [this] {
+    timing_label_->setText(tr("decode %1 ms").arg(controller_->lastDecodeMs(), 0, 'f', 0));
+    updateActions();
+  });
+  connect(controller_, &StudioController::busyChanged, this,
+          [this](bool busy) { if (busy) showMessage(tr("Encoding photos…"), 3000); });
+  connect(controller_, &StudioController::modelChanged, this, [this] {
+    device_label_->setText(controller_->deviceName());
+    if (controller_->untrainedModel())
+      showMessage(tr("No trained default model is installed: using a freshly initialised 64 px model "
+                     "(results are noise until you train one)."));
+    else
+      showMessage(tr("Model %1 (%2 px)").arg(controller_->modelName()).arg(controller_->modelResolution()), 5000);
+    updateTitle();
+  });
+  connect(controller_->document()->undoStack(), &QUndoStack::cleanChanged, this, &MainWindow::updateTitle);
+  connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MainWindow::updateActions);
+
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  restoreState(settings.value("window/state").toByteArray());
+  if (settings.contains("window/tab")) tabs_->setCurrentIndex(settings.value("window/tab").toInt());
+  if (!restoreGeometry(settings.value("window/geometry").toByteArray())) resize(1100, 760);
+
+  if (!controller) controller_->openDefaultModel();
+  device_label_->setText(controller_->deviceName());
+  updateActions();
+  updateTitle();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::createActions() {
+  auto* file = menuBar()->addMenu(tr("&File"));
+  auto* open = file->addAction(tr("&Open Photos…"), this, &MainWindow::openPhotosDialog);
+  open->setShortcut(QKeySequence::Open);
+  open->setToolTip(tr("Add photos to the strip"));
+  auto* paste_action = file->addAction(tr("&Paste Photo"), this, &MainWindow::paste);
+  paste_action->setShortcut(QKeySequence::Paste);
+  file->addSeparator();
+  auto* open_project = file->addAction(tr("Open &Project…"), this, [this] {
+    const auto path = QFileDialog::getOpenFileName(this, tr("Open Project"), {}, tr("Projects (*.json)"));
+    if (!path.isEmpty()) openProject(path);
+  });
+  open_project->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
+  save_action_ = file->addAction(tr("&Save Project"), this, [this] {
+    if (controller_->document()->filePath().isEmpty())
+      saveProjectAs();
+    else
+      saveProject(controller_->document()->filePath());
+  });
+  save_action_->setShortcut(QKeySequence::Save);
+  auto* save_as = file->addAction(tr("Save Project &As…"), this, &MainWindow::saveProjectAs);
+  save_as->setShortcut(QKeySequence::SaveAs);
+  file->addSeparator();
+  export_action_ = file->addAction(tr("&Export Result…"), this, &MainWindow::exportResult);
+  export_action_->setShortcut(QKeySequence(tr("Ctrl+E")));
+  copy_action_ = file->addAction(tr("&Copy Result"), this, &MainWindow::copyResult);
+  copy_action_->setShortcut(QKeySequence(tr("Ctrl+Shift+C")));
+  file->addSeparator();
+  auto* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+  quit->setShortcut(QKeySequence::Quit);
+
+  auto* edit = menuBar()->addMenu(tr("&Edit"));
+  auto* undo = controller_->document()->undoStack()->createUndoAction(this, tr("&Undo"));
+  undo->setShortcut(QKeySequence::Undo);
+  auto* redo = controller_->document()->undoStack()->createRedoAction(this, tr("&Redo"));
+  redo->setShortcut(QKeySequence::Redo);
+  edit->addAction(undo);
+  edit->addAction(redo);
+
+  auto* model = menuBar()->addMenu(tr("&Model"));
+  auto* open_model = model->addAction(tr("&Open Model…"), this, &MainWindow::openModelDialog);
+  open_model->setShortcut(QKeySequence(tr("Ctrl+M")));
+  recent_menu_ = model->addMenu(tr("&Recent Models"));
+  model->addAction(tr("&Default Model"), this, [this] { controller_->openDefaultModel(); });
+  model->addSeparator();
+  model->addAction(tr("Model &Info…"), this, &MainWindow::showModelInfo)->setShortcut(QKeySequence(tr("Ctrl+I")));
+  rebuildRecentMenu();
+
+  auto* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About Automodulator Studio"), this, &MainWindow::showAbout);
+  help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+}
+
+void MainWindow::updateActions() {
+  const bool has_result = !controller_->result().isNull();
+  export_action_->setEnabled(has_result);
+  copy_action_->setEnabled(has_result);
+  save_action_->setEnabled(!controller_->document()->sources().isEmpty());
+}
+
+void MainWindow::updateTitle() {
+  const auto path = controller_->document()->filePath();
+  setWindowTitle(path.isEmpty() ? tr("Untitled") : QFileInfo(path).fileName());
+  setWindowModified(!controller_->document()->undoStack()->isClean());
+  setWindowTitle(windowTitle() + "[*] — " + controller_->modelName());
+}
+
+void MainWindow::showMessage(const QString& text, int timeout_ms) {
+  last_message_ = text;
+  statusBar()->showMessage(text, timeout_ms);
+}
+
+void MainWindow::openPhotosDialog() {
+  const auto files = QFileDialog::getOpenFileNames(this, tr("Open Photos"), {}, photoFilter());
+  if (!files.isEmpty()) controller_->addPhotos(files);
+}
+
+void MainWindow::paste() {
+  const auto* mime = QApplication::clipboard()->mimeData();
+  if (!mime) return;
+  if (auto files = localFiles(mime); !files.isEmpty())
+    controller_->addPhotos(files);
+  else if (mime->hasImage())
+    controller_->addImage(qvariant_cast<QImage>(mime->imageData()));
+  else
+    showMessage(tr("The clipboard holds no image"), 4000);
+}
+
+void MainWindow::openModelDialog() {
+  const auto path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("Models (*.amod);;All files (*)"));
+  if (!path.isEmpty()) openModelFile(path);
+}
+
+void MainWindow::openModelFile(const QString& path) {
+  QString error;
+  if (!controller_->openModel(path, &error)) {
+    showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
+    QMessageBox::warning(this, tr("Open Model"), tr("Cannot load %1: %2").arg(path, error));
+    return;
+  }
+  QSettings settings;
+  auto recent = settings.value("recentModels").toStringList();
+  recent.removeAll(path);
+  recent.prepend(path);
+  while (recent.size() > kMaxRecent) recent.removeLast();
+  settings.setValue("recentModels", recent);
+  rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+  recent_menu_->clear();
+  const auto recent = QSettings().value("recentModels").toStringList();
+  for (const auto& path : recent)
+    recent_menu_->addAction(QFileInfo(path).fileName(), this, [this, path] { openModelFile(path); })->setToolTip(path);
+  recent_menu_->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::openStartupFiles(const QString& model, const QStringList& files) {
+  if (!model.isEmpty()) openModelFile(model);
+  QStringList photos;
+  for (const auto& f : files) {
+    if (f.endsWith(".json", Qt::CaseInsensitive))
+      openProject(f);
+    else
+      photos << f;
+  }
+  if (!photos.isEmpty()) controller_->addPhotos(photos);
+}
+
+bool MainWindow::openProject(const QString& path) {
+  QString error;
+  if (!controller_->document()->load(path, &error)) {
+    showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
+    return false;
+  }
+  showMessage(tr("Opened %1").arg(QFileInfo(path).fileName()), 5000);
+  updateTitle();
+  return true;
+}
+
+bool MainWindow::saveProject(const QString& path) {
+  QString error;
+  if (!controller_->document()->save(path, &error)) {
+    showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
+    return false;
+  }
+  controller_->document()->undoStack()->setClean();
+  showMessage(tr("Saved %1").arg(QFileInfo(path).fileName()), 5000);
+  updateTitle();
+  return true;
+}
+
+void MainWindow::saveProjectAs() {
+  auto path = QFileDialog::getSaveFileName(this, tr("Save Project"), {}, tr("Projects (*.json)"));
+  if (path.isEmpty()) return;
+  if (!path.endsWith(".json", Qt::CaseInsensitive)) path += ".json";
+  saveProject(path);
+}
+
+void MainWindow::exportResult() {
+  const auto path = QFileDialog::getSaveFileName(this, tr("Export Result"), "mix.png", tr("PNG images (*.png)"));
+  if (path.isEmpty()) return;
+  QString error;
+  if (controller_->exportResult(path, &error))
+    showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
+  else
+    showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
+}
+
+void MainWindow::copyResult() {
+  if (!controller_->result().isNull()) QApplication::clipboard()->setImage(controller_->result());
+}
+
+void MainWindow::showModelInfo() {
+  auto* box = new QMessageBox(QMessageBox::Information, tr("Model Info"),
+                              tr("%1 on %2").arg(controller_->modelName(), controller_->deviceName()),
+                              QMessageBox::Close, this);
+  box->setDetailedText(controller_->modelInfo());
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+}
+
+void MainWindow::showAbout() {
+  QMessageBox::about(this, tr("About Automodulator Studio"),
+                     tr("<h3>Automodulator Studio %1</h3>"
+                        "<p>Mix, sample and edit faces with a deep automodulator "
+                        "(Heljakka, Hou, Kannala, Solin; NeurIPS 2020).</p>"
+                        "<p>C++20, Qt 6 and LibTorch.</p>")
+                         .arg(QApplication::applicationVersion()));
+}
+
+void MainWindow::takeScreenshots(const QString& dir) {
+  QDir().mkpath(dir);
+  auto* poll = new QTimer(this);
+  auto* clock = new QElapsedTimer;
+  clock->start();
+  connect(poll, &QTimer::timeout, this, [this, poll, clock, dir] {
+    const bool ready = !controller_->worker()->isBusy() && controller_->pendingPhotos() == 0 &&
+                       (controller_->document()->sources().isEmpty() || !controller_->result().isNull());
+    if (!ready && clock->elapsed() < 120000) return;
+    poll->stop();
+    poll->deleteLater();
+    delete clock;
+    bool ok = true;
+    for (int i = 0; i < tabs_->count(); ++i) {
+      tabs_->setCurrentIndex(i);
+      QCoreApplication::processEvents();
+      QString name = tabs_->tabText(i).remove('&').toLower();
+      ok = grab().save(QDir(dir).filePath(name + ".png")) && ok;
+    }
+    tabs_->setCurrentIndex(0);
+    Q_EMIT screenshotsTaken(ok);
+  });
+  poll->start(200);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (train_->controller()->isActive()) {
+    const auto answer = QMessageBox::question(
+        this, tr("Training Is Running"),
+        tr("A training run is in progress. Save a checkpoint, stop it and quit?"),
+        QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel);
+    if (answer != QMessageBox::Yes) {
+      event->ignore();
+      return;
+    }
+    showMessage(tr("Saving a checkpoint and stopping the training…"));
+    train_->controller()->stopAndWait();
+  }
+  QSettings settings;
+  settings.setValue("window/geometry", saveGeometry());
+  settings.setValue("window/state", saveState());
+  settings.setValue("window/tab", tabs_->currentIndex());
+  event->accept();
+}
+
+}  // namespace automod::ui

@@ -1,0 +1,92 @@
+#include "ui/photo_strip.h"
+
+#include <QDragEnterEvent>
+#include <QFileInfo>
+#include <QMimeData>
+#include <QPainter>
+
+#include "ui/document.h"
+
+namespace automod::ui {
+
+QStringList localFiles(const QMimeData* mime) {
+  QStringList out;
+  if (!mime) return out;
+  for (const auto& url : mime->urls())
+    if (url.isLocalFile()) out << url.toLocalFile();
+  return out;
+}
+
+PhotoStrip::PhotoStrip(StudioDocument* document, QWidget* parent) : QListWidget(parent), document_(document) {
+  setViewMode(QListView::IconMode);
+  setFlow(QListView::LeftToRight);
+  setWrapping(false);
+  setIconSize(QSize(192, 96));
+  setMovement(QListView::Static);
+  setResizeMode(QListView::Adjust);
+  setDragEnabled(true);
+  setAcceptDrops(true);
+  setDropIndicatorShown(true);
+  setDragDropMode(QAbstractItemView::DragDrop);
+  setFixedHeight(150);
+  setToolTip(tr("Your photos with their reconstructions. Drop photos here, or drag one onto a range of the Mix tab."));
+  setAccessibleName(tr("Photo strip"));
+  connect(document_, &StudioDocument::sourcesChanged, this, &PhotoStrip::refresh);
+}
+
+void PhotoStrip::refresh() {
+  clear();
+  const auto& sources = document_->sources();
+  for (int i = 0; i < sources.size(); ++i) {
+    const auto& s = sources[i];
+    QPixmap pix(192, 96);
+    pix.fill(Qt::transparent);
+    QPainter p(&pix);
+    p.setRenderHint(QPainter::SmoothPixmapTransform);
+    if (!s.aligned.isNull()) p.drawImage(QRect(0, 0, 96, 96), s.aligned);
+    if (!s.reconstruction.isNull()) p.drawImage(QRect(96, 0, 96, 96), s.reconstruction);
+    p.end();
+    auto* item = new QListWidgetItem(QIcon(pix), s.name, this);
+    item->setData(Qt::UserRole, i);
+    QString tip = tr("%1\nleft: the prepared photo, right: its reconstruction").arg(s.path);
+    if (!s.note.isEmpty()) tip += "\n" + s.note;
+    item->setToolTip(tip);
+  }
+}
+
+QStringList PhotoStrip::mimeTypes() const { return {kSourceMime, "text/uri-list"}; }
+
+QMimeData* PhotoStrip::mimeData(const QList<QListWidgetItem*>& items) const {
+  auto* mime = new QMimeData;
+  if (!items.isEmpty()) mime->setData(kSourceMime, QByteArray::number(items.front()->data(Qt::UserRole).toInt()));
+  return mime;
+}
+
+void PhotoStrip::dragEnterEvent(QDragEnterEvent* event) {
+  if (event->mimeData()->hasUrls() || event->mimeData()->hasImage())
+    event->acceptProposedAction();
+  else
+    event->ignore();
+}
+
+void PhotoStrip::dragMoveEvent(QDragMoveEvent* event) {
+  if (event->mimeData()->hasUrls() || event->mimeData()->hasImage())
+    event->acceptProposedAction();
+  else
+    event->ignore();
+}
+
+void PhotoStrip::dropEvent(QDropEvent* event) {
+  const auto files = localFiles(event->mimeData());
+  if (!files.isEmpty()) {
+    Q_EMIT filesDropped(files);
+    event->acceptProposedAction();
+  } else if (event->mimeData()->hasImage()) {
+    Q_EMIT imageDropped(qvariant_cast<QImage>(event->mimeData()->imageData()));
+    event->acceptProposedAction();
+  } else {
+    event->ignore();
+  }
+}
+
+}  // namespace automod::ui

@@ -1,0 +1,39 @@
+#pragma once
+// The photo strip: every source with its reconstruction. Accepts photos dragged from the file
+// manager (and images), and drags sources out to the Mix tab's range panels.
+#include <QListWidget>
+
+namespace automod::ui {
+
+class StudioDocument;
+
+/// The MIME type of a source dragged from the strip: the source index as text.
+inline constexpr const char* kSourceMime = "application/x-automod-source";
+
+class PhotoStrip : public QListWidget {
+  Q_OBJECT
+ public:
+  explicit PhotoStrip(StudioDocument* document, QWidget* parent = nullptr);
+
+  /// Rebuilds the items from the document.
+  void refresh();
+
+ Q_SIGNALS:
+  void filesDropped(const QStringList& paths);
+  void imageDropped(const QImage& image);
+
+ protected:
+  void dragEnterEvent(QDragEnterEvent* event) override;
+  void dragMoveEvent(QDragMoveEvent* event) override;
+  void dropEvent(QDropEvent* event) override;
+  QMimeData* mimeData(const QList<QListWidgetItem*>& items) const override;
+  QStringList mimeTypes() const override;
+
+ private:
+  StudioDocument* document_;
+};
+
+/// Local files among a drop's URLs.
+QStringList localFiles(const class QMimeData* mime);
+
+}  // namespace automod::ui

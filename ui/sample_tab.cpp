@@ -1,0 +1,98 @@
+#include "ui/sample_tab.h"
+
+#include <QCheckBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QListWidget>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include "ui/studio_controller.h"
+
+namespace automod::ui {
+
+SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(parent), controller_(controller) {
+  auto* layout = new QHBoxLayout(this);
+  auto* left = new QVBoxLayout;
+  auto* locks = new QGroupBox(tr("Keep from the mix"), this);
+  auto* locks_layout = new QVBoxLayout(locks);
+  const QString names[3] = {tr("&Coarse (pose, face shape)"), tr("&Intermediate (features)"),
+                            tr("&Fine (colours, texture)")};
+  for (int r = 0; r < 3; ++r) {
+    lock_[r] = new QCheckBox(names[r], locks);
+    lock_[r]->setToolTip(tr("Locked ranges follow the current mix; the others are drawn at random"));
+    locks_layout->addWidget(lock_[r]);
+  }
+  lock_[0]->setChecked(true);
+  left->addWidget(locks);
+  auto* form = new QFormLayout;
+  seed_ = new QSpinBox(this);
+  seed_->setRange(0, 1000000000);
+  seed_->setToolTip(tr("The same seed gives the same gallery"));
+  count_ = new QSpinBox(this);
+  count_->setRange(1, 64);
+  count_->setValue(8);
+  form->addRow(tr("&Seed:"), seed_);
+  form->addRow(tr("Sa&mples:"), count_);
+  left->addLayout(form);
+  generate_ = new QPushButton(tr("&Generate"), this);
+  reroll_ = new QPushButton(tr("&Reroll"), this);
+  keep_ = new QPushButton(tr("&Keep as Source"), this);
+  generate_->setToolTip(tr("Draw a gallery of conditional samples (Ctrl+G)"));
+  generate_->setShortcut(QKeySequence(tr("Ctrl+G")));
+  reroll_->setToolTip(tr("A new seed, a new gallery (Ctrl+R)"));
+  reroll_->setShortcut(QKeySequence(tr("Ctrl+R")));
+  keep_->setToolTip(tr("Add the selected sample to your photos"));
+  for (auto* b : {generate_, reroll_, keep_}) left->addWidget(b);
+  left->addStretch(1);
+  layout->addLayout(left);
+
+  gallery_ = new QListWidget(this);
+  gallery_->setViewMode(QListView::IconMode);
+  gallery_->setIconSize(QSize(128, 128));
+  gallery_->setResizeMode(QListView::Adjust);
+  gallery_->setMovement(QListView::Static);
+  gallery_->setAccessibleName(tr("Sample gallery"));
+  layout->addWidget(gallery_, 1);
+
+  connect(generate_, &QPushButton::clicked, this, &SampleTab::generate);
+  connect(reroll_, &QPushButton::clicked, this, &SampleTab::reroll);
+  connect(keep_, &QPushButton::clicked, this, &SampleTab::keepSelected);
+  connect(gallery_, &QListWidget::itemDoubleClicked, this, &SampleTab::keepSelected);
+  connect(controller_, &StudioController::samplesReady, this, [this](const QVector<QImage>& images, quint64 seed) {
+    gallery_->clear();
+    for (int i = 0; i < images.size(); ++i) {
+      auto* item = new QListWidgetItem(QIcon(QPixmap::fromImage(images[i])), tr("seed %1 · #%2").arg(seed).arg(i),
+                                       gallery_);
+      item->setData(Qt::UserRole, i);
+    }
+    if (gallery_->count() > 0) gallery_->setCurrentRow(0);
+  });
+}
+
+int SampleTab::lockedRanges() const {
+  int bits = 0;
+  for (int r = 0; r < 3; ++r)
+    if (lock_[r]->isChecked()) bits |= 1 << r;
+  return bits;
+}
+
+void SampleTab::generate() { controller_->requestSamples(lockedRanges(), quint64(seed_->value()), count_->value()); }
+
+void SampleTab::reroll() {
+  seed_->setValue(seed_->value() + 1);
+  generate();
+}
+
+void SampleTab::keepSelected() {
+  auto* item = gallery_->currentItem();
+  if (!item) return;
+  const int i = item->data(Qt::UserRole).toInt();
+  const auto samples = controller_->samples();
+  if (i < samples.size()) controller_->addImage(samples[i]);
+}
+
+}  // namespace automod::ui

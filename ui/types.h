@@ -1,0 +1,70 @@
+#pragma once
+// Plain values that travel between the inference worker, the document and the widgets. No LibTorch
+// here: latents are stored as float vectors so widget TUs never include torch.
+#include <QImage>
+#include <QMetaType>
+#include <QString>
+#include <QVector>
+
+namespace automod::ui {
+
+/// One photo brought into the editor: prepared (aligned or center-cropped), encoded, reconstructed.
+struct Source {
+  QString path;
+  QString name;
+  QImage aligned;
+  QImage reconstruction;
+  QVector<float> latent;
+  QString note;
+  bool operator==(const Source& o) const { return path == o.path && latent == o.latent; }
+};
+
+/// The mix: weights[b][i] is source i's blend weight in decoder block b. A block's latent is the
+/// normalised weighted sum of its sources' latents (SPEC §4).
+struct MixSettings {
+  QVector<QVector<double>> weights;
+  bool operator==(const MixSettings&) const = default;
+};
+
+/// The three scale ranges the Mix tab offers (SPEC §2): coarse 4–8 px, intermediate 16–32, fine 64+.
+enum class Range { Coarse = 0, Intermediate = 1, Fine = 2 };
+/// Blocks [first, last] of a range in a model with `blocks` blocks (may be empty: first > last).
+inline std::pair<int, int> rangeBlocks(Range r, int blocks) {
+  switch (r) {
+    case Range::Coarse: return {0, std::min(1, blocks - 1)};
+    case Range::Intermediate: return {2, std::min(3, blocks - 1)};
+    case Range::Fine: default: return {4, blocks - 1};
+  }
+}
+
+/// What the worker encodes: a photo file.
+struct EncodeResult {
+  quint64 id = 0;
+  Source source;
+  QString error;  ///< non-empty when the photo could not be used; the message says why
+  double ms = 0;
+};
+
+/// A decoded mix. `final` is false for the coarse-to-fine preview that comes first.
+struct DecodeResult {
+  quint64 request = 0;
+  QImage image;
+  bool final = true;
+  int firstBlock = 0;  ///< the first block recomputed (incremental decoding reuses the rest)
+  double ms = 0;
+  QString error;
+};
+
+/// A gallery of conditional samples: locked ranges follow the mix, the others are drawn at random.
+struct SampleResult {
+  quint64 request = 0;
+  quint64 seed = 0;
+  QVector<QImage> images;
+  QString error;
+};
+
+}  // namespace automod::ui
+
+Q_DECLARE_METATYPE(automod::ui::SampleResult)
+Q_DECLARE_METATYPE(automod::ui::EncodeResult)
+Q_DECLARE_METATYPE(automod::ui::DecodeResult)
