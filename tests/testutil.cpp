@@ -19,6 +19,13 @@ std::unique_ptr<Automodulator> tinyModel(int resolution, uint64_t seed, int chan
   return std::make_unique<Automodulator>(c);
 }
 
+void makeExpressive(Automodulator& model, double gain) {
+  torch::NoGradGuard no_grad;
+  for (auto* dec : {&model.decoder, &model.ema})
+    for (auto& p : (*dec)->named_parameters())
+      if (p.key().find("style.weight") != std::string::npos) p.value().mul_(gain);
+}
+
 std::string automodBin() {
   auto env = QProcessEnvironment::systemEnvironment();
   return env.value("AUTOMOD_BIN", "automod").toStdString();

@@ -16,6 +16,10 @@ namespace automod::test {
 /// A tiny RGB model (widths 8–16) at `resolution`, seeded.
 std::unique_ptr<Automodulator> tinyModel(int resolution = 16, uint64_t seed = 1, int channels = 3);
 
+/// Multiplies the AdaIN style weights of the decoders by `gain`, so that different latents give
+/// clearly different 8-bit images, as in a trained model (a fresh model starts near identity).
+void makeExpressive(Automodulator& model, double gain = 30.0);
+
 /// Path of the built `automod` binary (from the AUTOMOD_BIN environment set by ctest).
 std::string automodBin();
 

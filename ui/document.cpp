@@ -58,6 +58,9 @@ QString imageToBase64(const QImage& image) {
 QImage imageFromBase64(const QJsonValue& v) {
   QImage image;
   image.loadFromData(QByteArray::fromBase64(v.toString().toLatin1()), "PNG");
+  // PNG decoding picks its own pixel format; images in the document are RGB888 (or grey) like the
+  // model's output, so that a reopened project compares equal to the saved one.
+  if (!image.isNull() && image.format() != QImage::Format_Grayscale8) image = image.convertToFormat(QImage::Format_RGB888);
   return image;
 }
 

@@ -25,6 +25,9 @@
 #include "ui/studio_controller.h"
 #include "ui/train_tab.h"
 
+// The resources live in the automod_ui static library: register them before the first window.
+static void initStudioResources() { Q_INIT_RESOURCE(studio); }
+
 namespace automod::ui {
 
 namespace {
@@ -45,6 +48,7 @@ QWidget* comingSoon(const QString& text) {
 
 MainWindow::MainWindow(StudioController* controller, QWidget* parent)
     : QMainWindow(parent), controller_(controller ? controller : new StudioController(this)) {
+  initStudioResources();
   setWindowIcon(QIcon(":/icons/automod-studio.svg"));
   auto* central = new QWidget(this);
   auto* layout = new QVBoxLayout(central);

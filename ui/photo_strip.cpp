@@ -26,6 +26,8 @@ PhotoStrip::PhotoStrip(StudioDocument* document, QWidget* parent) : QListWidget(
   setResizeMode(QListView::Adjust);
   setDragEnabled(true);
   setAcceptDrops(true);
+  // setMovement(Static) turned the viewport's drops off; photos from the file manager land there.
+  viewport()->setAcceptDrops(true);
   setDropIndicatorShown(true);
   setDragDropMode(QAbstractItemView::DragDrop);
   setFixedHeight(150);

@@ -132,6 +132,7 @@ void StudioController::scheduleDecode() {
 
 void StudioController::onDecoded(const DecodeResult& r) {
   if (r.request != latest_request_) return;  // an older request finished late
+  if (!r.error.isEmpty() || r.final) answered_request_ = r.request;
   if (!r.error.isEmpty()) {
     Q_EMIT decodeFailed(r.error);
     return;

@@ -56,6 +56,9 @@ class StudioController : public QObject {
   double lastDecodeMs() const { return last_decode_ms_; }
   bool exportResult(const QString& path, QString* error = nullptr) const;
 
+  /// True while a decode is scheduled or its final image has not arrived yet.
+  bool decodePending() const { return decode_scheduled_ || latest_request_ != answered_request_; }
+
  Q_SIGNALS:
   void modelChanged();
   void photoAdded(int index);
@@ -79,6 +82,7 @@ class StudioController : public QObject {
   bool untrained_ = false;
   QHash<quint64, std::optional<Range>> pending_;
   quint64 latest_request_ = 0;
+  quint64 answered_request_ = 0;
   bool decode_scheduled_ = false;
   QImage result_, preview_;
   QVector<QImage> samples_;

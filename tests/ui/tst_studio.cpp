@@ -30,7 +30,11 @@ class TestStudio : public QObject {
   QTemporaryDir dir_;
   QStringList photos_;
 
-  std::shared_ptr<Automodulator> tiny() { return std::shared_ptr<Automodulator>(test::tinyModel(64, 3)); }
+  std::shared_ptr<Automodulator> tiny() {
+    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
+    test::makeExpressive(*m);
+    return m;
+  }
 
   /// A controller on a tiny 64 px model (5 blocks: every range) with `n` photos loaded and decoded.
   void load(StudioController& c, int n) {
@@ -38,7 +42,7 @@ class TestStudio : public QObject {
     QSignalSpy results(&c, &StudioController::resultReady);
     c.addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
   }
 
   static void dropFiles(QWidget* target, const QStringList& files) {
