@@ -1,5 +1,7 @@
 #include "training/losses.h"
 
+#include "training/distributed.h"
+
 #include <torch/nn/functional.h>
 
 #include <cmath>
@@ -7,6 +9,8 @@
 namespace automod {
 
 torch::Tensor batchKL(const torch::Tensor& z) {
+  // Data-parallel training: μ and σ² of the global batch (gradient scaled for averaging).
+  if (auto* dist = GlobalBatchScope::current()) return dist->globalBatchKL(z);
   TORCH_CHECK(z.dim() == 2 && z.size(0) >= 2, "batchKL needs a [B >= 2, D] batch of latents, got ", z.sizes());
   auto mu = z.mean(0);
   auto var = (z - mu).square().mean(0);

@@ -15,6 +15,7 @@
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"
+#include "training/distributed.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -64,6 +65,8 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   model.decoder->train();
   model.decoder->setNoise(true);
   IterationResult r;
+  GlobalBatchScope global_batch(m.dist);
+  auto finiteEverywhere = [&](const torch::Tensor& t) { return m.dist ? m.dist->allFinite(t) : finite(t); };
 
   // Encoder step: the decoder is frozen (no weight gradients are computed for it).
   setRequiresGrad(*model.decoder, false);
@@ -71,12 +74,13 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   clearGrads(*m.encoder_opt);
   r.enc = encoderStep(model.encoder, model.decoder, m.robust, x, ctx, w, pool);
   if (poison) r.enc.total = r.enc.total * std::numeric_limits<double>::quiet_NaN();
-  if (!finite(r.enc.total)) {
+  if (!finiteEverywhere(r.enc.total)) {
     r.finite = false;
     setRequiresGrad(*model.decoder, true);
     return r;
   }
   r.enc.total.backward();
+  if (m.dist) m.dist->allReduceMeanGradients(*m.encoder_opt);
   m.encoder_opt->step();
 
   // Decoder step: the encoder is frozen.
@@ -84,12 +88,13 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   setRequiresGrad(*model.decoder, true);
   clearGrads(*m.decoder_opt);
   r.dec = decoderStep(model.encoder, model.decoder, x.size(0), ctx, w);
-  if (!finite(r.dec.total)) {
+  if (!finiteEverywhere(r.dec.total)) {
     r.finite = false;
     setRequiresGrad(*model.encoder, true);
     return r;
   }
   r.dec.total.backward();
+  if (m.dist) m.dist->allReduceMeanGradients(*m.decoder_opt);
   m.decoder_opt->step();
   setRequiresGrad(*model.encoder, true);
   updateEma(model.ema, model.decoder, ema_decay);
@@ -184,6 +189,7 @@ void Trainer::message(const std::string& text) {
 }
 
 void Trainer::log(const nlohmann::json& line) {
+  if (config_.distributed && !config_.distributed->isMain()) return;
   std::ofstream out(config_.run_dir / "log.jsonl", std::ios::app);
   out << line.dump() << '\n';
 }
@@ -211,16 +217,33 @@ void Trainer::setUp() {
   torch::manual_seed(config_.seed);
   model_ = std::make_unique<Automodulator>(mc, config_.device);
   modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr);
+  modules_->dist = config_.distributed;
   stage_ = config_.preset.at(0).stage;
   model_->setStage(stage_);
   if (config_.resume) {
     restore(archive, latest.string());
     message("resumed " + latest.string() + " at " + std::to_string(images_seen_) + " images");
-  } else {
+  } else if (!config_.distributed || config_.distributed->isMain()) {
     nlohmann::json cfg{{"preset", config_.preset.toJson()}, {"seed", config_.seed}, {"data", data_->describe()},
                        {"device", config_.device.str()}, {"model", mc.toJson()}};
     std::ofstream(config_.run_dir / "config.json") << cfg.dump(2) << '\n';
   }
+  syncRanks();
+}
+
+void Trainer::syncRanks() {
+  auto* dist = config_.distributed;
+  if (!dist || dist->worldSize() == 1) return;
+  // Rank 0's weights, EMA, robust-loss parameters and spectral-norm vectors everywhere.
+  std::vector<torch::Tensor> state;
+  for (auto* m : std::initializer_list<torch::nn::Module*>{model_->encoder.get(), model_->decoder.get(),
+                                                         model_->ema.get(), modules_->robust.get()})
+    for (auto& t : stateTensors(*m)) state.push_back(t);
+  dist->broadcast(state);
+  // Each rank draws its own random codes, flips and noise.
+  if (!dist->isMain())
+    torch::manual_seed(config_.seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(dist->rank()) +
+                       static_cast<uint64_t>(images_seen_));
 }
 
 void Trainer::enterStage(int stage) {
@@ -237,6 +260,9 @@ torch::Tensor Trainer::nextRealBatch(int batch, int resolution) {
   const int64_t n = data_->size();
   std::vector<int64_t> idx;
   idx.reserve(batch);
+  if (config_.distributed && config_.distributed->worldSize() > 1)
+    idx = DistributedSampler(n, config_.seed, config_.distributed->rank(), config_.distributed->worldSize())
+              .localBatch(images_seen_, batch);
   while (static_cast<int>(idx.size()) < batch) {
     if (!order_.defined() || epoch_pos_ >= n) {
       if (order_.defined()) {
@@ -286,7 +312,7 @@ TrainingResult Trainer::run() {
   try {
     if (last_checkpoint_images_ < 0) checkpoint(false);  // a fresh run can always roll back
     const int64_t target = targetImages();
-    while (images_seen_ < target && !stop_) {
+    while (images_seen_ < target && !(config_.distributed ? config_.distributed->anyTrue(stop_) : stop_.load())) {
       if (paused_) {
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return !paused_ || stop_; });
@@ -308,7 +334,7 @@ TrainingResult Trainer::run() {
         continue;
       }
       const int64_t before = images_seen_;
-      images_seen_ += s.batch;
+      images_seen_ += int64_t(s.batch) * (config_.distributed ? config_.distributed->worldSize() : 1);
       ++iteration_;
       window.emplace_back(Clock::now(), images_seen_);
       while (window.size() > 20) window.pop_front();
@@ -394,7 +420,8 @@ void Trainer::checkpoint(bool numbered) {
     throw Error("refusing to write a checkpoint with NaN/Inf weights at " + std::to_string(images_seen_) + " images");
   const auto archive = checkpointArchive();
   const fs::path latest = config_.run_dir / "latest.amod";
-  try {
+  const bool writer = !config_.distributed || config_.distributed->isMain();
+  if (writer) try {
     if (numbered) writeArchive(config_.run_dir / checkpointName(images_seen_), archive);
     writeArchive(latest, archive);
   } catch (const Error& e) {
@@ -438,6 +465,7 @@ void Trainer::restore(const TensorArchive& a, const std::string& source) {
 
 void Trainer::writePreview() {
   if (!config_.write_previews && !preview_fn_) return;
+  if (config_.distributed && !config_.distributed->isMain()) return;
   torch::NoGradGuard no_grad;
   // The stage the model is at (at a phase boundary the schedule may already name the next one).
   const auto next = config_.preset.at(images_seen_);

@@ -28,6 +28,8 @@
 
 namespace automod {
 
+class Distributed;
+
 // ---------------------------------------------------------------------------------------------
 // One training iteration, shared by the Trainer and `automod bench train`.
 
@@ -38,6 +40,9 @@ struct TrainingModules {
   Automodulator& model;
   RobustLoss robust{nullptr};
   std::unique_ptr<torch::optim::Adam> encoder_opt, decoder_opt;
+  /// Data-parallel training (not owned; null = one process): gradients are averaged over the
+  /// ranks after each backward and the KL terms use the global batch.
+  Distributed* dist = nullptr;
   void setLearningRate(double lr);
 };
 
@@ -66,6 +71,10 @@ struct TrainerConfig {
   bool resume = false;
   torch::Device device = torch::kCPU;
   bool write_previews = true;
+  /// Data-parallel training (not owned; see training/distributed.h): parameters are broadcast
+  /// from rank 0 at start and on resume, `batch` in the preset is per rank and images are counted
+  /// over all ranks, each rank reads its slice of every global batch, only rank 0 writes.
+  Distributed* distributed = nullptr;
   /// Number of samples / held-out reconstructions / mix rows in a preview.
   int preview_count = 8;
 };
@@ -149,6 +158,7 @@ class Trainer {
  private:
   void setUp();
   void enterStage(int stage);
+  void syncRanks();
   torch::Tensor nextRealBatch(int batch, int resolution);
   TrainingProgress progressAfter(const IterationResult& r, const SchedulePoint& s, double rate) const;
   bool rollBack(std::string* error);

@@ -2,6 +2,7 @@
 // style mixing and L_j + EMA), as JSON lines, with achieved vs dense-matmul GFLOP/s and peak RSS.
 #include <iostream>
 
+#include "app/cli/bench_train_ranks.h"
 #include "app/cli/common.h"
 #include "core/util/bench.h"
 #include "core/util/device.h"
@@ -17,9 +18,12 @@ struct TrainBenchOptions {
   int reps = 1;
   int warmup = 1;
   bool no_matmul = false;
+  int ranks = 1;
 };
 
 void runTrainBench(const TrainBenchOptions& o, const GlobalOptions& global) {
+  if (o.ranks > 1)
+    return runRankedTrainBench({o.ranks, o.resolutions, o.tables, o.batch, o.reps, o.warmup}, global);
   auto device = prepare(global);
   const double mm = o.no_matmul ? 0.0 : measureMatmulGflops(device);
   std::cout << nlohmann::json{{"bench", "matmul"}, {"device", describeDevice(device)}, {"threads", torch::get_num_threads()},
@@ -66,6 +70,11 @@ void addTrainBench(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("--reps", o->reps, "timed iterations (median is reported)")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--warmup", o->warmup, "untimed iterations first")->capture_default_str()->check(CLI::Range(0, 1000));
   cmd->add_flag("--no-matmul", o->no_matmul, "skip the dense-matmul reference measurement");
+  cmd->add_option("--ranks", o->ranks,
+                  "data-parallel CPU ranks on 127.0.0.1 (Gloo): prints the scaling efficiency against one rank; "
+                  "--batch is per rank, --threads per rank (default 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->callback([o, &global] { runTrainBench(*o, global); });
 }
 

@@ -14,6 +14,7 @@
 #include "core/util/device.h"
 #include "core/util/error.h"
 #include "training/data.h"
+#include "training/distributed.h"
 #include "training/trainer.h"
 
 namespace automod::cli {
@@ -25,7 +26,8 @@ extern "C" void onSignal(int sig) { g_signal = sig; }
 
 struct TrainOpts {
   std::string data, out, preset;
-  bool fashion_mnist = false, resume = false, list = false, no_previews = false;
+  bool fashion_mnist = false, resume = false, list = false, no_previews = false, distributed = false;
+  std::string dist_store;
   int64_t faces = 0, max_images = 0;
   uint64_t seed = 0;
   double held_out = 0.05;
@@ -86,7 +88,8 @@ DataSpec dataSpec(const TrainOpts& o, const TrainingPreset& preset, bool verbose
   return s;
 }
 
-void runTrain(const TrainOpts& o, const GlobalOptions& global) {
+void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
+  GlobalOptions global = global_options;  // ranks other than 0 become quiet
   if (o.list) {
     listPresetsTo(std::cout);
     return;
@@ -113,7 +116,27 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global) {
       throw Error(config.run_dir.string() + " already holds a run; continue it with --resume or choose another --out");
     config.preset = loadPreset(o.preset);
   }
+  // Data-parallel training (docs/distributed.md): join the other ranks; only rank 0 prints and writes.
+  std::unique_ptr<Distributed> dist;
+  if (o.distributed || DistributedEnv::requested()) {
+    DistributedOptions dopts;
+    dopts.device_type = device.type();
+    if (!o.dist_store.empty()) {
+      dopts.rendezvous = DistributedOptions::Rendezvous::File;
+      dopts.store_file = o.dist_store;
+    }
+    dist = std::make_unique<Distributed>(DistributedEnv::fromEnvironment(o.dist_store.empty()), dopts);
+    config.distributed = dist.get();
+    config.device = dist->device();
+    if (!dist->isMain()) global.quiet = true;
+    if (!global.quiet)
+      std::cerr << "automod: distributed: " << dist->worldSize() << " ranks (" << dist->backendName()
+                << "), batch per rank " << config.preset.batchFor(config.preset.phases.front().resolution) << "\n";
+  }
+  // Rank 0 prepares the data (caches, generated faces) before the others read it.
+  if (dist && !dist->isMain()) dist->barrier(std::chrono::hours(4));
   std::shared_ptr<ImageDataset> data = openDataset(dataSpec(o, config.preset, !global.quiet));
+  if (dist && dist->isMain()) dist->barrier(std::chrono::hours(4));
   if (!global.quiet) std::cerr << "automod: data: " << data->describe() << "\n";
 
   Trainer trainer(config, data);
@@ -197,6 +220,12 @@ void addTrainCommand(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-previews", o->no_previews, "do not write preview PNGs");
+  cmd->add_flag("--distributed", o->distributed,
+                "data-parallel training over the ranks started by torchrun/srun (automatic when WORLD_SIZE > 1; "
+                "the preset's batch is per rank; see docs/distributed.md)");
+  cmd->add_option("--dist-store", o->dist_store,
+                  "rendezvous through a c10d FileStore at this path on a shared file system instead of "
+                  "MASTER_ADDR:MASTER_PORT (a fresh path per job)");
   cmd->callback([o, preset, &global] {
     TrainOpts opts = *o;
     const bool nothing_else = opts.data.empty() && !opts.fashion_mnist && opts.faces == 0 && opts.out.empty();
