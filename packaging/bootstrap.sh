@@ -91,21 +91,27 @@ build() {
   cmake --build "$BUILD" -j "$jobs"
 }
 
+sample_photos() {
+  # Sample photos: the repository's own, and public-domain photos from Debian packages.
+  for f in "$ROOT"/resources/samples/*.png \
+           /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+           /usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png; do
+    [ -f "$f" ] && printf '%s\n' "$f"
+  done
+}
+
 run_editor() {
-  local studio="$BUILD/app/automod-studio"
+  local studio="$BUILD/app/automod-studio" photos=()
+  mapfile -t photos < <(sample_photos)
   if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x "$studio" ]; then
     log "opening Automodulator Studio"
-    exec "$studio" "$@"
+    exec "$studio" "${photos[@]}" "$@"
   fi
   local out="$ROOT/out"
   log "no display: running the editor's main job headless into $out"
   if [ -x "$studio" ]; then
-    QT_QPA_PLATFORM=offscreen "$studio" --headless --out "$out" "$@"
+    QT_QPA_PLATFORM=offscreen "$studio" --headless --out "$out" "${photos[@]}" "$@"
   else
-    local photos=()
-    for f in "$ROOT"/resources/samples/*.png /usr/share/matplotlib/sample_data/grace_hopper.jpg; do
-      [ -f "$f" ] && photos+=("$f")
-    done
     "$BUILD/app/automod" reconstruct default "${photos[@]}" -o "$out"
   fi
   log "results written to $out"

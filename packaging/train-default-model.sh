@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Trains (or continues training) the bundled default model: preset faces-64 on 20 000 synthetic faces
+# (automod make-faces, seed 0). Resumable: the run's latest checkpoint is kept in models/faces-64-run/
+# so that training can continue across sessions and machines; when the run finishes, its EMA model
+# becomes models/default.amod.
+#
+#   ./packaging/train-default-model.sh [extra automod train options, e.g. --max-images 200000]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${AUTOMOD_BUILD_DIR:-$ROOT/build}"
+RUN="${AUTOMOD_RUN_DIR:-$ROOT/build/runs/faces-64}"
+KEEP="$ROOT/models/faces-64-run"
+mkdir -p "$RUN"
+resume=()
+if [ -f "$KEEP/latest.amod" ] && [ ! -f "$RUN/latest.amod" ]; then
+  cp "$KEEP/latest.amod" "$KEEP/config.json" "$KEEP/log.jsonl" "$RUN/"
+fi
+[ -f "$RUN/latest.amod" ] && resume=(--resume)
+status=0
+"$BUILD/app/automod" train --faces 20000 --preset faces-64 --out "$RUN" --seed 0 "${resume[@]}" "$@" || status=$?
+mkdir -p "$KEEP"
+cp "$RUN/latest.amod" "$RUN/config.json" "$RUN/log.jsonl" "$KEEP/"
+if "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"resolution": 64' && [ "$status" -eq 0 ]; then
+  cp "$RUN/latest.amod" "$ROOT/models/default.amod"
+fi
+exit "$status"
