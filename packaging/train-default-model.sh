@@ -20,7 +20,7 @@ status=0
 "$BUILD/app/automod" train --faces 20000 --preset faces-64 --out "$RUN" --seed 0 "${resume[@]}" "$@" || status=$?
 mkdir -p "$KEEP"
 cp "$RUN/latest.amod" "$RUN/config.json" "$RUN/log.jsonl" "$KEEP/"
-if "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"resolution": 64' && [ "$status" -eq 0 ]; then
+if "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"stage": 4' && [ "$status" -eq 0 ]; then
   cp "$RUN/latest.amod" "$ROOT/models/default.amod"
 fi
 exit "$status"
