@@ -6,10 +6,13 @@
 
 #include <cstdio>
 
+#include "core/util/device.h"
 #include "ui/headless.h"
 #include "ui/main_window.h"
 
 int main(int argc, char** argv) {
+  // Debian's LibTorch starts with one intra-op thread: use every hardware thread.
+  automod::configureThreads(0);
   // --version and --headless must work without a display: decide before creating QApplication.
   bool headless = false;
   for (int i = 1; i < argc; ++i) {

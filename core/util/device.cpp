@@ -23,7 +23,8 @@ torch::Device resolveDevice(const std::string& name) {
 
 std::string describeDevice(const torch::Device& device) {
   if (device.is_cuda()) return "CUDA:" + std::to_string(device.has_index() ? device.index() : 0);
-  return "CPU (" + std::to_string(torch::get_num_threads()) + " threads)";
+  const int n = torch::get_num_threads();
+  return "CPU (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");
 }
 
 int configureThreads(int threads) {
