@@ -329,32 +329,41 @@ void finish(const WorkPtr& work, const DistributedEnv& env, const DistributedOpt
   }
 }
 
-}  // namespace
-
-void Distributed::broadcast(std::vector<torch::Tensor>& tensors, int root) {
-  if (env_.world_size == 1 || tensors.empty()) return;
-  torch::NoGradGuard no_grad;
-  const auto start = Clock::now();
-  const bool nccl = impl_->backend == "nccl";
-  for (const auto& bucket : makeBuckets(tensors, options_.bucket_bytes)) {
+// Flattens each bucket of tensors into one tensor, runs `collective` on it in place, and copies
+// the result back into the tensors: one call per bucket instead of one per tensor.
+template <typename Collective>
+void forEachFlatBucket(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes, bool to_cpu,
+                       Collective&& collective) {
+  for (const auto& bucket : makeBuckets(tensors, bucket_bytes)) {
     std::vector<torch::Tensor> parts;
     for (size_t i : bucket) parts.push_back(tensors[i].detach().reshape({-1}));
-    auto flat = torch::cat(parts);
-    if (!nccl) flat = flat.to(torch::kCPU);
-    std::vector<torch::Tensor> io{flat};
-    c10d::BroadcastOptions opts;
-    opts.rootRank = root;
-    opts.timeout = options_.timeout;
-    finish(impl_->pg->broadcast(io, opts), env_, options_, "broadcast");
+    auto flat = bucket.size() == 1 ? parts[0].clone() : torch::cat(parts);
+    if (to_cpu) flat = flat.to(torch::kCPU);
+    collective(flat);
     int64_t offset = 0;
     for (size_t i : bucket) {
       auto& t = tensors[i];
       t.detach().copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
       offset += t.numel();
     }
+  }
+}
+
+}  // namespace
+
+void Distributed::broadcast(std::vector<torch::Tensor>& tensors, int root) {
+  if (env_.world_size == 1 || tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  const auto start = Clock::now();
+  forEachFlatBucket(tensors, options_.bucket_bytes, impl_->backend != "nccl", [&](torch::Tensor& flat) {
+    std::vector<torch::Tensor> io{flat};
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    opts.timeout = options_.timeout;
+    finish(impl_->pg->broadcast(io, opts), env_, options_, "broadcast");
     ++stats_.collectives;
     stats_.bytes += flat.numel() * static_cast<int64_t>(flat.element_size());
-  }
+  });
   stats_.seconds += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
@@ -362,26 +371,15 @@ void Distributed::allReduceSum(std::vector<torch::Tensor>& tensors) {
   if (env_.world_size == 1 || tensors.empty()) return;
   torch::NoGradGuard no_grad;
   const auto start = Clock::now();
-  const bool nccl = impl_->backend == "nccl";
-  for (const auto& bucket : makeBuckets(tensors, options_.bucket_bytes)) {
-    std::vector<torch::Tensor> parts;
-    for (size_t i : bucket) parts.push_back(tensors[i].detach().reshape({-1}));
-    auto flat = bucket.size() == 1 ? parts[0].clone() : torch::cat(parts);
-    if (!nccl) flat = flat.to(torch::kCPU);
+  forEachFlatBucket(tensors, options_.bucket_bytes, impl_->backend != "nccl", [&](torch::Tensor& flat) {
     std::vector<torch::Tensor> io{flat};
     c10d::AllreduceOptions opts;
     opts.reduceOp = c10d::ReduceOp::SUM;
     opts.timeout = options_.timeout;
     finish(impl_->pg->allreduce(io, opts), env_, options_, "all-reduce");
-    int64_t offset = 0;
-    for (size_t i : bucket) {
-      auto& t = tensors[i];
-      t.detach().copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
     ++stats_.collectives;
     stats_.bytes += flat.numel() * static_cast<int64_t>(flat.element_size());
-  }
+  });
   stats_.seconds += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
