@@ -148,7 +148,7 @@ EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& ro
   l.kl_real = batchKL(z_real);
   l.kl_fake = batchKL(z_fake);
   auto recon = decoder->forward(z_real, ctx.stage, ctx.alpha);
-  l.rec = robust->forward(recon - x);
+  l.rec = w.robust ? robust->forward(recon - x) : (recon - x).abs().mean();
   l.total = encoderTotal(l.kl_real, l.kl_fake, l.rec, ctx, w, &l.gap);
   return l;
 }

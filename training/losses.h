@@ -31,6 +31,9 @@ struct LossWeights {
   double lambda_x_stable = 1.5;
   double cos = 0.2;
   double layer = 1.0;
+  /// Reconstruction distance in the encoder step: Barron's adaptive robust loss (the paper), or
+  /// plain L1 (the paper's ablation baseline, Table 1). The robust parameters then stay unused.
+  bool robust = true;
   /// Fraction of style-mixed generated images in the encoder step (3:1 plain:mixed).
   double encoder_mix_fraction = 0.25;
   /// Fraction of style-mixed codes in the decoder step (1:1).

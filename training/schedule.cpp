@@ -125,6 +125,7 @@ nlohmann::json TrainingPreset::toJson() const {
                  {"lambda_x_stable", w.lambda_x_stable},
                  {"cos", w.cos},
                  {"layer", w.layer},
+                 {"reconstruction", w.robust ? "robust" : "l1"},
                  {"encoder_mix_fraction", w.encoder_mix_fraction},
                  {"decoder_mix_fraction", w.decoder_mix_fraction}};
   return j;
@@ -161,6 +162,10 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
       w.lambda_x_stable = l.value("lambda_x_stable", w.lambda_x_stable);
       w.cos = l.value("cos", w.cos);
       w.layer = l.value("layer", w.layer);
+      const auto rec_kind = l.value("reconstruction", std::string("robust"));
+      if (rec_kind != "robust" && rec_kind != "l1")
+        throw Error("preset '" + p.name + "': losses.reconstruction must be \"robust\" or \"l1\", not \"" + rec_kind + "\"");
+      w.robust = rec_kind == "robust";
       w.encoder_mix_fraction = l.value("encoder_mix_fraction", w.encoder_mix_fraction);
       w.decoder_mix_fraction = l.value("decoder_mix_fraction", w.decoder_mix_fraction);
     }

@@ -143,6 +143,19 @@ void TestSchedule::jsonRoundTrip() {
   auto q = TrainingPreset::fromJson(p.toJson());
   QCOMPARE(q.toJson(), p.toJson());
   QCOMPARE(q.losses.decoder_mix_fraction, 0.4);
+  QVERIFY(q.losses.robust);
+  // The ablation switch: plain L1 reconstruction survives the round trip; a typo is named.
+  auto j = p.toJson();
+  j["losses"]["reconstruction"] = "l1";
+  QVERIFY(!TrainingPreset::fromJson(j).losses.robust);
+  QCOMPARE(TrainingPreset::fromJson(TrainingPreset::fromJson(j).toJson()).losses.robust, false);
+  j["losses"]["reconstruction"] = "L2";
+  try {
+    TrainingPreset::fromJson(j);
+    QFAIL("an unknown reconstruction loss was accepted");
+  } catch (const Error& e) {
+    QVERIFY2(std::string(e.what()).find("reconstruction") != std::string::npos, e.what());
+  }
 }
 
 QTEST_GUILESS_MAIN(TestSchedule)
