@@ -268,6 +268,26 @@ nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, co
     }
     attrs[table.names[a]] = entry;
   }
+  // The expected source (issue 7): head shape lives in the coarse blocks, skin and hair colour in
+  // the finest scale the model has. In the mix "scale s from A, the rest from B", an attribute
+  // should come from A when s is its home scale and from B otherwise. The score is the fraction of
+  // (pair, attribute) cases that differ between A and B and follow the expected source.
+  const std::map<std::string, std::string> home{
+      {"head", "coarse"}, {"skin_color", scales.back().name}, {"hair_color", scales.back().name}};
+  nlohmann::json expected_json;
+  double follows = 0, cases = 0;
+  for (auto& [name, scale] : home) {
+    expected_json[name] = scale;
+    if (std::find(table.names.begin(), table.names.end(), name) == table.names.end()) continue;
+    const double nd = attrs[name]["pairs_that_differ"].get<double>();
+    for (auto& sc : scales) {
+      const auto& e = attrs[name][sc.name];
+      follows += nd * (sc.name == scale ? e["follows_range_source"] : e["follows_other_source"]).get<double>();
+      cases += nd;
+    }
+  }
+  report["expected_home_scale"] = expected_json;
+  report["attribute_transfer_score"] = cases > 0 ? follows / cases : 0.0;
   return report;
 }
 

@@ -97,6 +97,13 @@ void TestFaceProbe::reportsCountOnlyDifferingPairs() {
       QVERIFY(a >= 0 && b >= 0 && a + b <= 1.0 + 1e-9);  // on differing pairs, at most one can match
     }
   }
+  // hair_color's home is the finest scale this 16 px model has (intermediate): the score counts
+  // coarse mixes that keep B's hair colour and intermediate mixes that take A's.
+  QCOMPARE(r["expected_home_scale"]["hair_color"].get<std::string>(), std::string("intermediate"));
+  const auto& hc = r["attributes"]["hair_color"];
+  const double expected = (hc["coarse"]["follows_other_source"].get<double>() +
+                           hc["intermediate"]["follows_range_source"].get<double>()) / 2.0;
+  if (hc["pairs_that_differ"].get<int>() > 0) QCOMPARE(r["attribute_transfer_score"].get<double>(), expected);
   auto edit = attributeEditReport(*model, probe, images, t, "glasses", 1, 2, {0, 1}, 1.0, 0);
   QVERIFY(edit["target_flip_rate"].get<double>() >= 0.0);
   QVERIFY(edit["other_attribute_change_rate"].contains("hair_color"));
