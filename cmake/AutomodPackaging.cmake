@@ -32,5 +32,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "graphics")
 # Debian's own libraries (libtorch, Qt 6, OpenCV, dlib): let dpkg-shlibdeps name them.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+if(AUTOMOD_BUILD_GUI)
+  # Loaded as plugins, so dpkg-shlibdeps cannot see them: the SVG icons and the display platforms.
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libqt6svg6, qt6-qpa-plugins")
+endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libdlib-data")
 include(CPack)

@@ -47,6 +47,56 @@ class SourceCommand : public QUndoCommand {
   MixSettings with_, without_;
 };
 
+class AttributeCommand : public QUndoCommand {
+ public:
+  // Merge ids apart from MixCommand's (1000 + key).
+  static constexpr int kIdBase = 0x40000000;
+  AttributeCommand(StudioDocument* doc, AttributeEdit before, AttributeEdit after, const QString& label, int key)
+      : QUndoCommand(label), doc_(doc), before_(std::move(before)), after_(std::move(after)), key_(key) {}
+  void undo() override { doc_->applyAttributeEdit(before_); }
+  void redo() override { doc_->applyAttributeEdit(after_); }
+  int id() const override { return key_ < 0 ? -1 : kIdBase + key_; }
+  bool mergeWith(const QUndoCommand* other) override {
+    auto* o = dynamic_cast<const AttributeCommand*>(other);
+    if (!o || o->key_ != key_) return false;
+    after_ = o->after_;
+    return true;
+  }
+
+ private:
+  StudioDocument* doc_;
+  AttributeEdit before_, after_;
+  int key_;
+};
+
+QJsonArray floatsToJson(const QVector<float>& v) {
+  QJsonArray a;
+  for (float x : v) a.append(double(x));
+  return a;
+}
+
+QJsonObject attributeToJson(const AttributeEdit& a) {
+  return QJsonObject{{"name", a.name},
+                     {"scales", a.scales},
+                     {"resolution", a.resolution},
+                     {"strength", a.strength},
+                     {"positives", QJsonArray::fromStringList(a.positives)},
+                     {"negatives", QJsonArray::fromStringList(a.negatives)},
+                     {"vector", floatsToJson(a.vector)}};
+}
+
+AttributeEdit attributeFromJson(const QJsonObject& o) {
+  AttributeEdit a;
+  a.name = o.value("name").toString();
+  a.scales = o.value("scales").toString();
+  a.resolution = o.value("resolution").toInt();
+  a.strength = o.value("strength").toDouble();
+  for (const auto& x : o.value("positives").toArray()) a.positives << x.toString();
+  for (const auto& x : o.value("negatives").toArray()) a.negatives << x.toString();
+  for (const auto& x : o.value("vector").toArray()) a.vector.push_back(float(x.toDouble()));
+  return a;
+}
+
 QString imageToBase64(const QImage& image) {
   QByteArray bytes;
   QBuffer buffer(&bytes);
@@ -164,6 +214,35 @@ void StudioDocument::setBlockSource(int block, int source) {
   setMix(mix, tr("Use %1 for block %2").arg(sources_[source].name).arg(block));
 }
 
+void StudioDocument::applyAttributeEdit(const AttributeEdit& attribute) {
+  attribute_ = attribute;
+  Q_EMIT attributeChanged();
+}
+
+void StudioDocument::setAttribute(const AttributeEdit& attribute, const QString& label, int mergeKey) {
+  if (attribute == attribute_) return;
+  undo_.push(new AttributeCommand(this, attribute_, attribute, label, mergeKey));
+}
+
+void StudioDocument::setAttributeStrength(double strength, int mergeKey) {
+  if (attribute_.isNull() || strength == attribute_.strength) return;
+  AttributeEdit a = attribute_;
+  a.strength = strength;
+  setAttribute(a, tr("Set %1 strength").arg(a.name.isEmpty() ? tr("attribute") : a.name), mergeKey);
+}
+
+void StudioDocument::setAttributeScales(const QString& scales) {
+  if (attribute_.isNull() || scales == attribute_.scales) return;
+  AttributeEdit a = attribute_;
+  a.scales = scales;
+  setAttribute(a, tr("Restrict %1 to blocks %2").arg(a.name.isEmpty() ? tr("attribute") : a.name, scales));
+}
+
+void StudioDocument::removeAttribute() {
+  if (attribute_.isNull()) return;
+  setAttribute({}, tr("Remove %1").arg(attribute_.name.isEmpty() ? tr("attribute") : attribute_.name));
+}
+
 double StudioDocument::rangeWeight(Range range, int source) const {
   auto [first, last] = rangeBlocks(range, blocks_);
   if (first > last || first >= mix_.weights.size() || source >= mix_.weights[first].size()) return 0;
@@ -190,6 +269,8 @@ bool StudioDocument::save(const QString& path, QString* error) const {
   }
   QJsonObject root{{"format", "automod-studio-project"}, {"version", 1}, {"sources", sources},
                    {"mix", QJsonObject{{"block_weights", blocks}}}};
+  // Added later: projects without it (older ones) open with no attribute.
+  if (!attribute_.isNull()) root.insert("attribute", attributeToJson(attribute_));
   QSaveFile file(path);
   if (!file.open(QIODevice::WriteOnly)) {
     if (error) *error = file.errorString();
@@ -243,12 +324,23 @@ bool StudioDocument::load(const QString& path, QString* error) {
     for (const auto& w : r.toArray()) row.push_back(w.toDouble());
     mix.weights.push_back(row);
   }
+  AttributeEdit attribute;
+  if (root.contains("attribute")) {
+    attribute = attributeFromJson(root.value("attribute").toObject());
+    const int dim = sources.isEmpty() ? attribute.vector.size() : sources.front().latent.size();
+    if (attribute.vector.size() != dim) {
+      if (error) *error = tr("the attribute has %1 entries but the latents have %2").arg(attribute.vector.size()).arg(dim);
+      return false;
+    }
+  }
   undo_.clear();
   sources_ = sources;
   mix_ = normalisedShape(mix);
+  attribute_ = attribute;
   file_path_ = path;
   Q_EMIT sourcesChanged();
   Q_EMIT mixChanged();
+  Q_EMIT attributeChanged();
   return true;
 }
 
@@ -256,9 +348,11 @@ void StudioDocument::clear() {
   undo_.clear();
   sources_.clear();
   mix_ = normalisedShape({});
+  attribute_ = {};
   file_path_.clear();
   Q_EMIT sourcesChanged();
   Q_EMIT mixChanged();
+  Q_EMIT attributeChanged();
 }
 
 }  // namespace automod::ui

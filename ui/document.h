@@ -1,13 +1,30 @@
 #pragma once
 // The document model: the loaded sources and the current mix, with one QUndoStack. Every user
 // action is one QUndoCommand (a slider drag merges into one step). Saved as a project (JSON:
-// sources with their latents and thumbnails, and the per-block mix weights).
+// sources with their latents and thumbnails, the per-block mix weights and the attribute edit).
 #include <QObject>
+#include <QStringList>
 #include <QUndoStack>
 
 #include "ui/types.h"
 
 namespace automod::ui {
+
+/// An attribute edit on the mix (SPEC §4): z' = normalise(z + strength·v) on the blocks of `scales`.
+/// Built from exemplar photos or loaded from an attribute JSON (core/edit/attribute.h); an empty
+/// vector means no attribute. Plain values (no LibTorch), saved with the project.
+struct AttributeEdit {
+  QString name;
+  QVector<float> vector;
+  /// The blocks it touches, in core/edit/ranges.h syntax ("0-1,4").
+  QString scales;
+  /// Resolution of the model it was built with.
+  int resolution = 0;
+  QStringList positives, negatives;
+  double strength = 0;
+  bool isNull() const { return vector.isEmpty(); }
+  bool operator==(const AttributeEdit&) const = default;
+};
 
 class StudioDocument : public QObject {
   Q_OBJECT
@@ -34,6 +51,14 @@ class StudioDocument : public QObject {
   void setBlockSource(int block, int source);
   void setMix(const MixSettings& mix, const QString& label, int mergeKey = -1);
 
+  /// The attribute applied on top of the mix (isNull() when none). Each change is one undo step;
+  /// `mergeKey` ≥ 0 merges a strength drag.
+  const AttributeEdit& attribute() const { return attribute_; }
+  void setAttribute(const AttributeEdit& attribute, const QString& label, int mergeKey = -1);
+  void setAttributeStrength(double strength, int mergeKey = -1);
+  void setAttributeScales(const QString& scales);
+  void removeAttribute();
+
   /// The weight shown for a range: the weight in its first block.
   double rangeWeight(Range range, int source) const;
 
@@ -47,10 +72,12 @@ class StudioDocument : public QObject {
   void applyMix(const MixSettings& mix);
   void insertSource(int index, const Source& source, const MixSettings& mix);
   void eraseSource(int index, const MixSettings& mix);
+  void applyAttributeEdit(const AttributeEdit& attribute);
 
  Q_SIGNALS:
   void sourcesChanged();
   void mixChanged();
+  void attributeChanged();
 
  private:
   MixSettings normalisedShape(MixSettings mix) const;
@@ -58,6 +85,7 @@ class StudioDocument : public QObject {
   int blocks_ = 0;
   QVector<Source> sources_;
   MixSettings mix_;
+  AttributeEdit attribute_;
   QUndoStack undo_;
   QString file_path_;
 };

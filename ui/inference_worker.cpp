@@ -3,11 +3,16 @@
 
 #include "ui/inference_worker.h"
 
+#include <QDateTime>
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QMutexLocker>
 
+#include <list>
+
 #include "core/align/photo.h"
+#include "core/edit/attribute.h"
+#include "core/edit/interpolate.h"
 #include "core/io/image.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
@@ -21,10 +26,22 @@ struct InferenceWorker::Cache {
   std::vector<torch::Tensor> canvases;  // canvases[k] = ξ⁽k+1⁾
 };
 
-InferenceWorker::InferenceWorker(QObject* parent) : QThread(parent), cache_(std::make_unique<Cache>()) {
+struct InferenceWorker::PhotoCache {
+  struct Entry {
+    QString key;  // path, modification time, size and channels
+    std::vector<PreparedPhoto> faces;
+  };
+  std::list<Entry> entries;  // most recent first
+};
+
+InferenceWorker::InferenceWorker(QObject* parent)
+    : QThread(parent), cache_(std::make_unique<Cache>()), photos_(std::make_unique<PhotoCache>()) {
   qRegisterMetaType<automod::ui::EncodeResult>();
+  qRegisterMetaType<automod::ui::FaceCandidates>();
   qRegisterMetaType<automod::ui::DecodeResult>();
   qRegisterMetaType<automod::ui::SampleResult>();
+  qRegisterMetaType<automod::ui::MorphResult>();
+  qRegisterMetaType<automod::ui::MorphVideoResult>();
 }
 
 InferenceWorker::~InferenceWorker() {
@@ -48,25 +65,55 @@ std::shared_ptr<Automodulator> InferenceWorker::model() const {
 
 bool InferenceWorker::isBusy() const {
   QMutexLocker lock(&mutex_);
-  return busy_ || pending_decode_ || pending_sample_ || !encodes_.isEmpty();
+  return busy_ || pending_decode_ || pending_sample_ || pending_morph_ || !videos_.isEmpty() || !encodes_.isEmpty();
 }
 
-quint64 InferenceWorker::requestEncode(const QString& path) {
+quint64 InferenceWorker::requestEncode(const QString& path, int face) {
   QMutexLocker lock(&mutex_);
   const quint64 id = next_id_++;
-  encodes_.enqueue({id, path});
+  encodes_.enqueue(EncodeJob{id, path, face});
   if (!isRunning()) start(QThread::LowPriority);
   condition_.wakeOne();
   return id;
 }
 
-quint64 InferenceWorker::requestDecode(const QVector<QVector<float>>& latents, const MixSettings& mix) {
+quint64 InferenceWorker::requestDecode(const QVector<QVector<float>>& latents, const MixSettings& mix,
+                                       const AttributeEdit& attribute) {
   QMutexLocker lock(&mutex_);
   const quint64 id = next_id_++;
-  pending_decode_ = DecodeJob{id, latents, mix};
+  pending_decode_ = DecodeJob{id, latents, mix, attribute};
   if (!isRunning()) start(QThread::LowPriority);
   condition_.wakeOne();
   return id;
+}
+
+quint64 InferenceWorker::requestMorph(const QVector<float>& a, const QVector<float>& b, int moving, double t) {
+  QMutexLocker lock(&mutex_);
+  const quint64 id = next_id_++;
+  pending_morph_ = MorphJob{id, a, b, moving, t};
+  if (!isRunning()) start(QThread::LowPriority);
+  condition_.wakeOne();
+  return id;
+}
+
+quint64 InferenceWorker::requestMorphVideo(const QString& path, const QVector<float>& a, const QVector<float>& b,
+                                           int moving, int frames, double fps) {
+  QMutexLocker lock(&mutex_);
+  const quint64 id = next_id_++;
+  videos_.enqueue(VideoJob{id, path, a, b, moving, frames, fps});
+  if (!isRunning()) start(QThread::LowPriority);
+  condition_.wakeOne();
+  return id;
+}
+
+void InferenceWorker::cancelMorphVideo(quint64 id) {
+  QMutexLocker lock(&mutex_);
+  cancelled_video_ = std::max(cancelled_video_, id);
+}
+
+bool InferenceWorker::videoCancelled(quint64 id) {
+  QMutexLocker lock(&mutex_);
+  return abort_ || id <= cancelled_video_;
 }
 
 quint64 InferenceWorker::requestSamples(const QVector<QVector<float>>& latents, const MixSettings& mix, int locked,
@@ -79,6 +126,15 @@ quint64 InferenceWorker::requestSamples(const QVector<QVector<float>>& latents, 
   return id;
 }
 
+std::optional<PhotoOrigin> InferenceWorker::takeOrigin(quint64 id) {
+  QMutexLocker lock(&mutex_);
+  auto it = origins_.find(id);
+  if (it == origins_.end()) return std::nullopt;
+  PhotoOrigin o = *it;
+  origins_.erase(it);
+  return o;
+}
+
 bool InferenceWorker::superseded() {
   QMutexLocker lock(&mutex_);
   return abort_ || pending_decode_.has_value();
@@ -86,56 +142,138 @@ bool InferenceWorker::superseded() {
 
 void InferenceWorker::run() {
   for (;;) {
-    std::optional<std::pair<quint64, QString>> encode_job;
+    std::optional<EncodeJob> encode_job;
     std::optional<DecodeJob> decode_job;
     std::optional<SampleJob> sample_job;
+    std::optional<MorphJob> morph_job;
+    std::optional<VideoJob> video_job;
     std::shared_ptr<Automodulator> model;
     {
       QMutexLocker lock(&mutex_);
       busy_ = false;
-      while (!abort_ && encodes_.isEmpty() && !pending_decode_ && !pending_sample_) condition_.wait(&mutex_);
+      while (!abort_ && encodes_.isEmpty() && !pending_decode_ && !pending_sample_ && !pending_morph_ &&
+             videos_.isEmpty())
+        condition_.wait(&mutex_);
       if (abort_) return;
       // Encodes first: a mix needs its sources, and the newest decode request is kept meanwhile.
       if (!encodes_.isEmpty())
         encode_job = encodes_.dequeue();
       else if (pending_decode_)
         decode_job = std::exchange(pending_decode_, std::nullopt);
-      else
+      else if (pending_morph_)
+        morph_job = std::exchange(pending_morph_, std::nullopt);
+      else if (pending_sample_)
         sample_job = std::exchange(pending_sample_, std::nullopt);
+      else
+        video_job = videos_.dequeue();  // the long export last: interactive requests go first
       model = model_;
       busy_ = true;
     }
     if (encode_job) {
-      auto result = encode(model, encode_job->first, encode_job->second);
-      Q_EMIT encoded(result);
+      std::optional<FaceCandidates> candidates;
+      auto result = encode(model, *encode_job, &candidates);
+      if (candidates)
+        Q_EMIT facesFound(encode_job->id, *candidates);
+      else
+        Q_EMIT encoded(result);
     } else if (decode_job) {
       decode(model, *decode_job);
     } else if (sample_job) {
       sample(model, *sample_job);
+    } else if (morph_job) {
+      morph(model, *morph_job);
+    } else if (video_job) {
+      morphVideo(model, *video_job);
     }
   }
 }
 
-EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, quint64 id, const QString& path) {
+EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, const EncodeJob& job,
+                                     std::optional<FaceCandidates>* candidates) {
   QElapsedTimer timer;
   timer.start();
   EncodeResult result;
-  result.id = id;
+  result.id = job.id;
+  const QString& path = job.path;
+  const QString file_name = QFileInfo(path).fileName();
   result.source.path = path;
-  result.source.name = QFileInfo(path).fileName();
+  result.source.name = file_name;
   try {
     if (!model) throw Error("no model is loaded");
     torch::NoGradGuard no_grad;
-    PhotoOptions options;
-    options.center_crop_fallback = true;
-    const auto prepared =
-        preparePhoto(path.toStdString(), model->resolution(), model->config().image_channels, options);
+    const int size = model->resolution(), channels = model->config().image_channels;
+    // Every face of the photo (one detection), or its center crop when it has none; cached, so
+    // that encoding the face the user picked does not detect again.
+    const QFileInfo info(path);
+    const QString key = QStringLiteral("%1|%2|%3|%4")
+                            .arg(info.absoluteFilePath())
+                            .arg(info.lastModified().toMSecsSinceEpoch())
+                            .arg(size)
+                            .arg(channels);
+    auto& cache = photos_->entries;
+    auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& e) { return e.key == key; });
+    if (hit == cache.end()) {
+      PhotoOptions options;
+      options.center_crop_fallback = true;
+      auto rgb = readImage(path.toStdString(), 3);
+      cache.push_front({key, preparePhotoImage(rgb, file_name.toStdString(), size, channels, options, true)});
+      if (cache.size() > 4) cache.pop_back();
+    } else if (hit != cache.begin()) {
+      cache.splice(cache.begin(), cache, hit);
+    }
+    const std::vector<PreparedPhoto>& faces = cache.front().faces;
+    const int n = static_cast<int>(faces.size());
+    if (n > 1 && job.face == AskFace && candidates) {
+      FaceCandidates c;
+      c.path = path;
+      c.photoSize = QSize(faces.front().photo_width, faces.front().photo_height);
+      auto rgb = readImage(path.toStdString(), 3);
+      const int64_t longer = std::max(rgb.size(0), rgb.size(1));
+      if (longer > 1024) {
+        auto f = rgb.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat);
+        const double s = 1024.0 / double(longer);
+        f = torch::nn::functional::interpolate(
+            f, torch::nn::functional::InterpolateFuncOptions()
+                   .size(std::vector<int64_t>{std::max<int64_t>(1, std::llround(rgb.size(0) * s)),
+                                              std::max<int64_t>(1, std::llround(rgb.size(1) * s))})
+                   .mode(torch::kArea));
+        rgb = f.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+      }
+      c.photo = toQImage(rgb);
+      for (const auto& p : faces) {
+        const auto& box = p.faces.at(p.face_index).box;
+        c.boxes.push_back(QRect(box[0], box[1], box[2], box[3]));
+        c.crops.push_back(toQImage(p.image));
+      }
+      *candidates = std::move(c);
+      result.ms = timer.nsecsElapsed() / 1e6;
+      return result;
+    }
+    int k = job.face < 0 ? 0 : job.face;
+    if (k >= n)
+      throw Error(file_name.toStdString() + " has " + std::to_string(n) + (n == 1 ? " face" : " faces") +
+                  "; face " + std::to_string(k + 1) + " does not exist");
+    const PreparedPhoto& prepared = faces[k];
+    QString note = QString::fromStdString(prepared.note);
+    if (n > 1) {
+      result.source.name = tr("%1 (face %2)").arg(file_name).arg(k + 1);
+      const QString which = job.face < 0 ? tr("%1 faces found; using the largest").arg(n)
+                                         : tr("face %1 of %2").arg(k + 1).arg(n);
+      note = note.isEmpty() ? which : which + "; " + note;
+    }
     auto z = model->encode(toModelInput(prepared.image).to(model->device()));
     auto rec = toImage(model->decode(z)).squeeze(0);
     result.source.aligned = toQImage(prepared.image);
     result.source.reconstruction = toQImage(rec);
     result.source.latent = toFloatVector(z[0]);
-    result.source.note = QString::fromStdString(prepared.note);
+    result.source.note = note;
+    PhotoOrigin origin;
+    origin.path = path;
+    origin.face = prepared.aligned ? prepared.face_index : -1;
+    origin.photoSize = QSize(prepared.photo_width, prepared.photo_height);
+    origin.transform = QByteArray::fromStdString(prepared.transform.toJson().dump());
+    QMutexLocker lock(&mutex_);
+    origins_.insert(job.id, origin);
   } catch (const std::exception& e) {
     result.error = QString::fromStdString(errorMessage(e));
   }
@@ -155,6 +293,37 @@ torch::Tensor mixedLatent(const QVector<QVector<float>>& latents, const QVector<
   }
   if (total <= 0) sum = fromFloatVector(latents.front());  // nothing chosen: the first photo
   return torch::nn::functional::normalize(sum.unsqueeze(0), torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
+
+/// The document's attribute as core's AttributeVector, its scales resolved for `blocks` blocks.
+AttributeVector toAttributeVector(const AttributeEdit& edit, int blocks) {
+  AttributeVector a;
+  a.name = edit.name.toStdString();
+  a.resolution = edit.resolution;
+  a.latent_dim = edit.vector.size();
+  a.vector = fromFloatVector(edit.vector);
+  if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), blocks);
+  return a;
+}
+
+/// A morph frame's plan: blocks of the `moving` ranges (bit r = Range r) at slerp(a, b, t), the
+/// others at a (interpolationPlan's rule, one t at a time).
+LatentPlan morphPlan(const torch::Tensor& a, const torch::Tensor& b, int moving, double t, int blocks) {
+  const auto mid = slerp(a, b, t);
+  std::vector<torch::Tensor> per_block;
+  for (int block = 0; block < blocks; ++block) {
+    bool moves = false;
+    for (int r = 0; r < 3; ++r) {
+      const auto [first, last] = rangeBlocks(Range(r), blocks);
+      if ((moving & (1 << r)) && block >= first && block <= last) moves = true;
+    }
+    per_block.push_back(moves ? mid : a);
+  }
+  return LatentPlan(std::move(per_block));
+}
+
+torch::Tensor unitLatent(const QVector<float>& v, const torch::Device& device) {
+  return fromFloatVector(v).unsqueeze(0).to(device);
 }
 }  // namespace
 
@@ -178,6 +347,9 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
           mixedLatent(job.latents, b < job.mix.weights.size() ? job.mix.weights[b] : QVector<double>{}, dim)
               .to(model->device()));
     LatentPlan plan(std::move(per_block));
+    // The attribute edit on top of the mix (its blocks only, so incremental decoding still helps).
+    if (!job.attribute.isNull() && job.attribute.strength != 0.0)
+      plan = applyAttribute(plan, toAttributeVector(job.attribute, blocks), job.attribute.strength);
 
     // Incremental decoding: reuse the cached canvas before the first block whose latent changed.
     int first = 0;
@@ -218,6 +390,58 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
   }
   result.ms = timer.nsecsElapsed() / 1e6;
   Q_EMIT decoded(result);
+}
+
+void InferenceWorker::morph(std::shared_ptr<Automodulator> model, const MorphJob& job) {
+  Q_EMIT morphStarted(job.request);
+  morphs_started_.fetch_add(1);
+  MorphResult result;
+  result.request = job.request;
+  result.t = job.t;
+  try {
+    if (!model) throw Error("no model is loaded");
+    if (job.a.isEmpty() || job.b.isEmpty()) throw Error("choose two photos to morph between");
+    torch::NoGradGuard no_grad;
+    const auto device = model->device();
+    const auto plan = morphPlan(unitLatent(job.a, device), unitLatent(job.b, device), job.moving, job.t,
+                                model->numBlocks());
+    result.image = toQImage(toImage(model->decode(plan).cpu()).squeeze(0));
+  } catch (const std::exception& e) {
+    result.error = QString::fromStdString(errorMessage(e));
+  }
+  Q_EMIT morphed(result);
+}
+
+void InferenceWorker::morphVideo(std::shared_ptr<Automodulator> model, const VideoJob& job) {
+  MorphVideoResult result;
+  result.id = job.id;
+  result.path = job.path;
+  try {
+    if (!model) throw Error("no model is loaded");
+    if (job.a.isEmpty() || job.b.isEmpty()) throw Error("choose two photos to morph between");
+    if (job.frames < 2) throw Error("a morph needs at least 2 frames (got " + std::to_string(job.frames) + ")");
+    if (!videoAvailable()) throw Error("this build cannot write videos (it has no OpenCV)");
+    torch::NoGradGuard no_grad;
+    const auto device = model->device();
+    const auto a = unitLatent(job.a, device), b = unitLatent(job.b, device);
+    std::vector<torch::Tensor> frames;
+    for (int i = 0; i < job.frames; ++i) {
+      if (videoCancelled(job.id)) {
+        result.cancelled = true;
+        break;
+      }
+      const double t = double(i) / double(job.frames - 1);
+      frames.push_back(toImage(model->decode(morphPlan(a, b, job.moving, t, model->numBlocks())).cpu()));
+      Q_EMIT morphVideoProgress(job.id, i + 1, job.frames);
+    }
+    if (!result.cancelled) {
+      writeVideo(job.path.toStdString(), torch::cat(frames), job.fps);
+      result.frames = static_cast<int>(frames.size());
+    }
+  } catch (const std::exception& e) {
+    result.error = QString::fromStdString(errorMessage(e));
+  }
+  Q_EMIT morphVideoFinished(result);
 }
 
 void InferenceWorker::sample(std::shared_ptr<Automodulator> model, const SampleJob& job) {

@@ -10,6 +10,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QImageReader>
+#include <QInputDialog>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
@@ -19,7 +20,10 @@
 #include <QUndoStack>
 #include <QVBoxLayout>
 
+#include "ui/face_picker.h"
+#include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
+#include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
 #include "ui/studio_controller.h"
@@ -35,15 +39,6 @@ constexpr int kMaxRecent = 8;
 QString photoFilter() {
   return QObject::tr("Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.ppm *.pgm);;All files (*)");
 }
-QWidget* comingSoon(const QString& text) {
-  auto* w = new QWidget;
-  auto* l = new QVBoxLayout(w);
-  auto* label = new QLabel(text, w);
-  label->setWordWrap(true);
-  label->setAlignment(Qt::AlignCenter);
-  l->addWidget(label);
-  return w;
-}
 }  // namespace
 
 MainWindow::MainWindow(StudioController* controller, QWidget* parent)
@@ -58,9 +53,15 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   tabs_->addTab(mix_, tr("&Mix"));
   sample_ = new SampleTab(controller_, tabs_);
   tabs_->addTab(sample_, tr("&Sample"));
-  tabs_->addTab(comingSoon(tr("Attribute edits from exemplar photos arrive with the editing engine.")),
-                tr("&Attributes"));
-  tabs_->addTab(comingSoon(tr("Morphs between photos arrive with the editing engine.")), tr("M&orph"));
+  attributes_ = new AttributeTab(controller_, tabs_);
+  tabs_->addTab(attributes_, tr("&Attributes"));
+  tabs_->setTabToolTip(tabs_->indexOf(attributes_),
+                       tr("Build an attribute from exemplar photos and apply it to the result (Alt+A)"));
+  morph_ = new MorphTab(controller_, tabs_);
+  tabs_->addTab(morph_, tr("M&orph"));
+  tabs_->setTabToolTip(tabs_->indexOf(morph_), tr("Morph between two photos, per scale, and export a video (Alt+O)"));
+  connect(attributes_, &AttributeTab::message, this, [this](const QString& m) { showMessage(m, 8000); });
+  connect(morph_, &MorphTab::message, this, [this](const QString& m) { showMessage(m, 8000); });
   train_ = new TrainTab(tabs_);
   tabs_->addTab(train_, tr("&Train"));
   connect(train_, &TrainTab::openModelRequested, this, [this](const QString& path) {
@@ -87,7 +88,14 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   });
   connect(controller_, &StudioController::photoAdded, this, [this](int i) {
     const auto& s = controller_->document()->sources().at(i);
-    showMessage(s.note.isEmpty() ? tr("Added %1").arg(s.name) : tr("Added %1 (%2)").arg(s.name, s.note), 5000);
+    // A note (no face found: center-cropped; a small face; which face) stays until the next message.
+    showMessage(s.note.isEmpty() ? tr("Added %1").arg(s.name) : tr("Added %1: %2").arg(s.name, s.note),
+                s.note.isEmpty() ? 5000 : 0);
+  });
+  connect(controller_, &StudioController::facesFound, this, [this](const QString& path) {
+    face_queue_.removeAll(path);
+    face_queue_ << path;
+    showNextFacePicker();
   });
   connect(controller_, &StudioController::decodeFailed, this,
           [this](const QString& why) { showMessage(tr("Cannot decode the mix: %1").arg(why)); });
@@ -108,6 +116,8 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   });
   connect(controller_->document()->undoStack(), &QUndoStack::cleanChanged, this, &MainWindow::updateTitle);
   connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MainWindow::updateActions);
+  connect(controller_->document(), &StudioDocument::mixChanged, this, &MainWindow::updateActions);
+  connect(controller_, &StudioController::samplesReady, this, &MainWindow::updateActions);
 
   QSettings settings;
   restoreGeometry(settings.value("window/geometry").toByteArray());
@@ -148,6 +158,12 @@ void MainWindow::createActions() {
   file->addSeparator();
   export_action_ = file->addAction(tr("&Export Result…"), this, &MainWindow::exportResult);
   export_action_->setShortcut(QKeySequence(tr("Ctrl+E")));
+  export_pasted_action_ =
+      file->addAction(tr("Export Pasted into Original &Photo…"), this, &MainWindow::exportPastedBack);
+  export_pasted_action_->setShortcut(QKeySequence(tr("Ctrl+Shift+E")));
+  export_grid_action_ = file->addAction(tr("Export &Grid…"), this, &MainWindow::exportGrid);
+  export_grid_action_->setToolTip(tr("The photos, their reconstructions and the result (or the sample gallery) as one PNG"));
+  file->setToolTipsVisible(true);
   copy_action_ = file->addAction(tr("&Copy Result"), this, &MainWindow::copyResult);
   copy_action_->setShortcut(QKeySequence(tr("Ctrl+Shift+C")));
   file->addSeparator();
@@ -180,6 +196,17 @@ void MainWindow::updateActions() {
   const bool has_result = !controller_->result().isNull();
   export_action_->setEnabled(has_result);
   copy_action_->setEnabled(has_result);
+  const int origin = controller_->pasteBackSource();
+  export_pasted_action_->setEnabled(has_result && origin >= 0);
+  if (!has_result)
+    export_pasted_action_->setToolTip(tr("There is no result yet"));
+  else if (origin < 0)
+    export_pasted_action_->setToolTip(
+        tr("The result has no originating photo (its sources come from a project or the sample gallery)"));
+  else
+    export_pasted_action_->setToolTip(tr("The result warped back into %1 with a feathered edge")
+                                          .arg(QFileInfo(controller_->sourceOrigin(origin)->path).fileName()));
+  export_grid_action_->setEnabled(has_result || !controller_->samples().isEmpty());
   save_action_->setEnabled(!controller_->document()->sources().isEmpty());
 }
 
@@ -292,6 +319,83 @@ void MainWindow::exportResult() {
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
 }
 
+void MainWindow::exportPastedBack() {
+  // Which photo: the coarse range's source by default; the user may pick another with a photo.
+  const auto& sources = controller_->document()->sources();
+  QStringList names;
+  QVector<int> indices;
+  for (int i = 0; i < sources.size(); ++i)
+    if (controller_->sourceOrigin(i)) {
+      names << sources[i].name;
+      indices << i;
+    }
+  int source = controller_->pasteBackSource();
+  if (source < 0) {
+    showMessage(tr("Cannot paste back: the result has no originating photo"));
+    return;
+  }
+  if (indices.size() > 1) {
+    bool ok = false;
+    const QString choice = QInputDialog::getItem(this, tr("Export Pasted into Original Photo"),
+                                                 tr("Paste the result into the photo of:"), names,
+                                                 int(indices.indexOf(source)), false, &ok);
+    if (!ok) return;
+    source = indices.value(int(names.indexOf(choice)), source);
+  }
+  const QFileInfo photo(controller_->sourceOrigin(source)->path);
+  const auto path = QFileDialog::getSaveFileName(this, tr("Export Pasted into Original Photo"),
+                                                 photo.completeBaseName() + "-edited.png", tr("PNG images (*.png)"));
+  if (path.isEmpty()) return;
+  QString error;
+  if (controller_->exportPastedBack(path, source, &error))
+    showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
+  else
+    showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
+}
+
+void MainWindow::exportGrid() {
+  const bool has_mix = !controller_->result().isNull();
+  const bool has_samples = !controller_->samples().isEmpty();
+  bool samples = has_samples && !has_mix;
+  if (has_mix && has_samples) {
+    const QStringList kinds{tr("Mix: photos, reconstructions and result"), tr("Sample gallery")};
+    bool ok = false;
+    const QString kind = QInputDialog::getItem(this, tr("Export Grid"), tr("Export as a grid:"), kinds,
+                                               tabs_->currentWidget() == sample_ ? 1 : 0, false, &ok);
+    if (!ok) return;
+    samples = kind == kinds[1];
+  }
+  const QImage grid = samples ? controller_->sampleGrid() : controller_->mixGrid();
+  if (grid.isNull()) {
+    showMessage(tr("Nothing to export yet"), 4000);
+    return;
+  }
+  const auto path = QFileDialog::getSaveFileName(this, tr("Export Grid"), samples ? "samples.png" : "mix-grid.png",
+                                                 tr("PNG images (*.png)"));
+  if (path.isEmpty()) return;
+  if (grid.save(path))
+    showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
+  else
+    showMessage(tr("Cannot save %1").arg(QFileInfo(path).fileName()));
+}
+
+void MainWindow::showNextFacePicker() {
+  if (face_picker_ || face_queue_.isEmpty()) return;
+  const QString path = face_queue_.takeFirst();
+  const FaceCandidates c = controller_->faceCandidates(path);
+  if (c.boxes.isEmpty()) return showNextFacePicker();
+  face_picker_ = new FacePicker(QFileInfo(path).fileName(), c.photo, c.photoSize, c.boxes, c.crops, this);
+  face_picker_->setAttribute(Qt::WA_DeleteOnClose);
+  connect(face_picker_, &QDialog::finished, this, [this, path](int code) {
+    const QVector<int> faces = code == QDialog::Accepted ? face_picker_->selectedFaces() : QVector<int>{};
+    face_picker_ = nullptr;
+    if (faces.isEmpty()) showMessage(tr("Skipped %1").arg(QFileInfo(path).fileName()), 5000);
+    controller_->chooseFaces(path, faces);
+    QTimer::singleShot(0, this, &MainWindow::showNextFacePicker);
+  });
+  face_picker_->open();
+}
+
 void MainWindow::copyResult() {
   if (!controller_->result().isNull()) QApplication::clipboard()->setImage(controller_->result());
 }
@@ -321,6 +425,7 @@ void MainWindow::takeScreenshots(const QString& dir) {
   clock->start();
   connect(poll, &QTimer::timeout, this, [this, poll, clock, dir] {
     const bool ready = !controller_->worker()->isBusy() && controller_->pendingPhotos() == 0 &&
+                       !controller_->morphPending() &&
                        (controller_->document()->sources().isEmpty() || !controller_->result().isNull());
     if (!ready && clock->elapsed() < 120000) return;
     poll->stop();

@@ -12,6 +12,9 @@ class PhotoStrip;
 class MixTab;
 class TrainTab;
 class SampleTab;
+class AttributeTab;
+class MorphTab;
+class FacePicker;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -25,15 +28,22 @@ class MainWindow : public QMainWindow {
   MixTab* mixTab() const { return mix_; }
   TrainTab* trainTab() const { return train_; }
   SampleTab* sampleTab() const { return sample_; }
+  AttributeTab* attributeTab() const { return attributes_; }
+  MorphTab* morphTab() const { return morph_; }
   QTabWidget* tabs() const { return tabs_; }
   /// The last message shown in the status bar (errors included).
   QString lastMessage() const { return last_message_; }
+  /// The face picker on screen (a photo with several faces), or null.
+  FacePicker* facePicker() const { return face_picker_; }
+  QAction* exportPastedAction() const { return export_pasted_action_; }
+  QAction* exportGridAction() const { return export_grid_action_; }
+  QAction* copyAction() const { return copy_action_; }
 
   void openStartupFiles(const QString& model, const QStringList& files);
   bool openProject(const QString& path);
   bool saveProject(const QString& path);
   /// Waits until the photos are encoded and the mix decoded, then saves one PNG per tab into
-  /// `dir` (mix.png, sample.png, ...) and emits screenshotsTaken (packaging/screenshots.sh).
+  /// `dir` (mix.png, sample.png, attributes.png, morph.png, ...) and emits screenshotsTaken (packaging/screenshots.sh).
   void takeScreenshots(const QString& dir);
 
  Q_SIGNALS:
@@ -55,7 +65,10 @@ class MainWindow : public QMainWindow {
   void rebuildRecentMenu();
   void paste();
   void exportResult();
+  void exportPastedBack();
+  void exportGrid();
   void copyResult();
+  void showNextFacePicker();
   void saveProjectAs();
   void showModelInfo();
   void showAbout();
@@ -66,12 +79,18 @@ class MainWindow : public QMainWindow {
   MixTab* mix_;
   TrainTab* train_;
   SampleTab* sample_;
+  AttributeTab* attributes_;
+  MorphTab* morph_;
   QLabel* device_label_;
   QLabel* timing_label_;
   QMenu* recent_menu_ = nullptr;
   QAction* save_action_ = nullptr;
   QAction* export_action_ = nullptr;
   QAction* copy_action_ = nullptr;
+  QAction* export_pasted_action_ = nullptr;
+  QAction* export_grid_action_ = nullptr;
+  FacePicker* face_picker_ = nullptr;
+  QStringList face_queue_;  // photos waiting for the picker (one dialog at a time)
   QString last_message_;
 };
 

@@ -47,6 +47,18 @@ void PhotoStrip::refresh() {
     p.setRenderHint(QPainter::SmoothPixmapTransform);
     if (!s.aligned.isNull()) p.drawImage(QRect(0, 0, 96, 96), s.aligned);
     if (!s.reconstruction.isNull()) p.drawImage(QRect(96, 0, 96, 96), s.reconstruction);
+    if (!s.note.isEmpty()) {  // a note to read (no face: center-cropped; a small face): a badge
+      p.setRenderHint(QPainter::Antialiasing);
+      p.setPen(Qt::NoPen);
+      p.setBrush(QColor(255, 180, 0));
+      p.drawEllipse(QRectF(3, 3, 18, 18));
+      p.setPen(Qt::black);
+      QFont font = p.font();
+      font.setBold(true);
+      font.setPixelSize(13);
+      p.setFont(font);
+      p.drawText(QRectF(3, 3, 18, 18), Qt::AlignCenter, QStringLiteral("!"));
+    }
     p.end();
     auto* item = new QListWidgetItem(QIcon(pix), s.name, this);
     item->setData(Qt::UserRole, i);

@@ -5,20 +5,30 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QImageWriter>
+#include <QPainter>
 #include <QStandardPaths>
 #include <QTemporaryFile>
 #include <QTimer>
 
+#include <cmath>
+
+#include "core/align/photo.h"
+#include "core/edit/attribute.h"
+#include "core/edit/interpolate.h"
+#include "core/edit/ranges.h"
+#include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
 #include "core/util/error.h"
 #include "ui/model_lookup.h"
+#include "ui/tensor_image.h"
 
 namespace automod::ui {
 
 StudioController::StudioController(QObject* parent) : QObject(parent) {
   connect(&worker_, &InferenceWorker::encoded, this, &StudioController::onEncoded);
+  connect(&worker_, &InferenceWorker::facesFound, this, &StudioController::onFacesFound);
   connect(&worker_, &InferenceWorker::decoded, this, &StudioController::onDecoded);
   connect(&worker_, &InferenceWorker::sampled, this, [this](const SampleResult& r) {
     if (r.request != latest_sample_request_) return;
@@ -31,6 +41,8 @@ StudioController::StudioController(QObject* parent) : QObject(parent) {
   });
   connect(&document_, &StudioDocument::mixChanged, this, &StudioController::scheduleDecode);
   connect(&document_, &StudioDocument::sourcesChanged, this, &StudioController::scheduleDecode);
+  connect(&document_, &StudioDocument::attributeChanged, this, &StudioController::scheduleDecode);
+  connectEditing();
 }
 
 StudioController::~StudioController() {
@@ -67,6 +79,7 @@ void StudioController::setModel(std::shared_ptr<Automodulator> model, const QStr
   untrained_ = model_ && model_->metadata.value("untrained", false);
   worker_.setModel(model_);
   // Latents of another model mean nothing here: start a fresh document.
+  origins_.clear();
   document_.clear();
   document_.setBlocks(model_ ? model_->numBlocks() : 0);
   result_ = preview_ = QImage();
@@ -91,8 +104,41 @@ QString StudioController::deviceName() const {
 }
 
 void StudioController::addPhotos(const QStringList& paths, std::optional<Range> range) {
-  for (const auto& p : paths) pending_.insert(worker_.requestEncode(p), range);
+  const int face = face_mode_ == FaceMode::Ask ? InferenceWorker::AskFace : InferenceWorker::LargestFace;
+  for (const auto& p : paths) pending_.insert(worker_.requestEncode(p, face), range);
   Q_EMIT busyChanged(true);
+}
+
+void StudioController::onFacesFound(quint64 id, const FaceCandidates& faces) {
+  const auto range = pending_.take(id);
+  awaiting_.insert(faces.path, Awaiting{faces, range});
+  if (pending_.isEmpty()) Q_EMIT busyChanged(false);
+  Q_EMIT facesFound(faces.path, faces.boxes, faces.crops);
+}
+
+FaceCandidates StudioController::faceCandidates(const QString& path) const {
+  return awaiting_.value(path).faces;
+}
+
+void StudioController::chooseFaces(const QString& path, const QVector<int>& faces) {
+  auto it = awaiting_.find(path);
+  if (it == awaiting_.end()) return;
+  const Awaiting a = *it;
+  awaiting_.erase(it);
+  bool first = true;
+  for (int f : faces) {
+    if (f < 0 || f >= a.faces.boxes.size()) continue;
+    // A drop on a range panel assigns that range to the first chosen face only.
+    pending_.insert(worker_.requestEncode(path, f), first ? a.range : std::nullopt);
+    first = false;
+  }
+  if (!first) Q_EMIT busyChanged(true);
+}
+
+void StudioController::chooseAllFaces(const QString& path) {
+  QVector<int> all;
+  for (int i = 0; i < faceCandidates(path).boxes.size(); ++i) all << i;
+  chooseFaces(path, all);
 }
 
 void StudioController::addImage(const QImage& image) {
@@ -107,10 +153,13 @@ void StudioController::addImage(const QImage& image) {
 }
 
 void StudioController::onEncoded(const EncodeResult& r) {
+  if (onExemplarEncoded(r)) return;
   const auto range = pending_.take(r.id);
+  const auto origin = worker_.takeOrigin(r.id);
   if (!r.error.isEmpty()) {
     Q_EMIT photoFailed(r.source.path, r.error);
   } else {
+    if (origin) origins_.insert(originKey(r.source), *origin);
     document_.addSource(r.source);
     const int index = document_.sources().size() - 1;
     if (range) document_.assignRange(*range, index);
@@ -126,7 +175,7 @@ void StudioController::scheduleDecode() {
   QTimer::singleShot(0, this, [this] {
     decode_scheduled_ = false;
     if (!model_ || document_.sources().isEmpty()) return;
-    latest_request_ = worker_.requestDecode(document_.latents(), document_.mix());
+    latest_request_ = worker_.requestDecode(document_.latents(), document_.mix(), document_.attribute());
   });
 }
 
@@ -163,6 +212,318 @@ bool StudioController::exportResult(const QString& path, QString* error) const {
     return false;
   }
   return true;
+}
+
+}  // namespace automod::ui
+
+namespace automod::ui {
+
+QString StudioController::originKey(const Source& source) {
+  return source.path + '#' +
+         QString::number(qHashBits(source.latent.constData(), size_t(source.latent.size()) * sizeof(float)));
+}
+
+std::optional<PhotoOrigin> StudioController::sourceOrigin(int index) const {
+  const auto& sources = document_.sources();
+  if (index < 0 || index >= sources.size()) return std::nullopt;
+  auto it = origins_.find(originKey(sources[index]));
+  if (it == origins_.end()) return std::nullopt;
+  return *it;
+}
+
+int StudioController::pasteBackSource() const {
+  const auto& sources = document_.sources();
+  const auto& weights = document_.mix().weights;
+  int best = -1;
+  double best_weight = -1;
+  for (int i = 0; i < sources.size(); ++i) {
+    if (!sourceOrigin(i)) continue;
+    const double w = !weights.isEmpty() && i < weights[0].size() ? weights[0][i] : 0.0;
+    if (w > best_weight) {
+      best = i;
+      best_weight = w;
+    }
+  }
+  return best;
+}
+
+QImage StudioController::pastedBack(int source, QString* error) const {
+  auto fail = [&](const QString& why) {
+    if (error) *error = why;
+    return QImage();
+  };
+  if (result_.isNull()) return fail(tr("there is no result yet"));
+  if (source < 0) source = pasteBackSource();
+  const auto origin = sourceOrigin(source);
+  if (!origin) return fail(tr("the result has no originating photo (add a photo, not a project's source)"));
+  try {
+    const auto photo = readImage(origin->path.toStdString(), 3);
+    const auto t = AlignTransform::fromJson(nlohmann::json::parse(origin->transform.toStdString()));
+    if (photo.size(1) != t.photo_width || photo.size(0) != t.photo_height)
+      return fail(tr("%1 has changed since it was added").arg(QFileInfo(origin->path).fileName()));
+    return toQImage(pasteBack(photo, fromQImage(result_), t));
+  } catch (const std::exception& e) {
+    return fail(QString::fromStdString(errorMessage(e)));
+  }
+}
+
+bool StudioController::exportPastedBack(const QString& path, int source, QString* error) const {
+  const QImage image = pastedBack(source, error);
+  if (image.isNull()) return false;
+  QImageWriter writer(path);
+  if (!writer.write(image)) {
+    if (error) *error = writer.errorString();
+    return false;
+  }
+  return true;
+}
+
+namespace {
+constexpr int kGap = 4;
+}
+
+QImage StudioController::mixGrid() const {
+  const auto& sources = document_.sources();
+  if (sources.isEmpty() || result_.isNull()) return {};
+  const int s = result_.width();
+  const int n = sources.size();
+  QImage grid((n + 1) * s + n * kGap, 2 * s + kGap, QImage::Format_RGB888);
+  grid.fill(Qt::white);
+  QPainter p(&grid);
+  p.setRenderHint(QPainter::SmoothPixmapTransform);
+  for (int i = 0; i < n; ++i) {
+    const int x = i * (s + kGap);
+    if (!sources[i].aligned.isNull()) p.drawImage(QRect(x, 0, s, s), sources[i].aligned);
+    if (!sources[i].reconstruction.isNull()) p.drawImage(QRect(x, s + kGap, s, s), sources[i].reconstruction);
+  }
+  p.drawImage(QRect(n * (s + kGap), (s + kGap) / 2, s, s), result_);
+  p.end();
+  return grid;
+}
+
+QImage StudioController::sampleGrid(int columns) const {
+  if (samples_.isEmpty()) return {};
+  const int n = samples_.size();
+  if (columns <= 0) columns = int(std::ceil(std::sqrt(double(n))));
+  columns = std::min(columns, n);
+  const int rows = (n + columns - 1) / columns;
+  const int s = samples_.front().width();
+  QImage grid(columns * s + (columns - 1) * kGap, rows * s + (rows - 1) * kGap, QImage::Format_RGB888);
+  grid.fill(Qt::white);
+  QPainter p(&grid);
+  for (int i = 0; i < n; ++i)
+    p.drawImage(QRect((i % columns) * (s + kGap), (i / columns) * (s + kGap), s, s), samples_[i]);
+  p.end();
+  return grid;
+}
+
+}  // namespace automod::ui
+
+// Attributes and morphs (the Attributes and Morph tabs).
+namespace automod::ui {
+
+void StudioController::connectEditing() {
+  connect(&worker_, &InferenceWorker::morphed, this, [this](const MorphResult& r) {
+    if (r.request != latest_morph_) return;  // an older frame finished late
+    answered_morph_ = r.request;
+    if (!r.error.isEmpty()) {
+      Q_EMIT morphFailed(r.error);
+      return;
+    }
+    morph_frame_ = r.image;
+    Q_EMIT morphFrameReady(r.image, r.t);
+  });
+  connect(&worker_, &InferenceWorker::morphVideoProgress, this, [this](quint64 id, int done, int total) {
+    if (id == video_id_) Q_EMIT morphVideoProgress(done, total);
+  });
+  connect(&worker_, &InferenceWorker::morphVideoFinished, this, [this](const MorphVideoResult& r) {
+    if (r.id != video_id_) return;
+    video_running_ = false;
+    const bool ok = r.error.isEmpty() && !r.cancelled;
+    Q_EMIT morphVideoFinished(ok, r.cancelled, r.path, r.frames, r.cancelled ? tr("cancelled") : r.error);
+  });
+  connect(this, &StudioController::modelChanged, this, [this] { morph_frame_ = QImage(); });
+}
+
+bool StudioController::onExemplarEncoded(const EncodeResult& r) {
+  auto it = exemplars_pending_.find(r.id);
+  if (it == exemplars_pending_.end()) return false;
+  const int tag = *it;
+  exemplars_pending_.erase(it);
+  worker_.takeOrigin(r.id);  // exemplars are never pasted back
+  if (!r.error.isEmpty())
+    Q_EMIT photoFailed(r.source.path, r.error);
+  else
+    Q_EMIT exemplarEncoded(tag, r.source);
+  if (pending_.isEmpty() && exemplars_pending_.isEmpty()) Q_EMIT busyChanged(false);
+  return true;
+}
+
+void StudioController::encodeExemplars(const QStringList& paths, int tag) {
+  for (const auto& p : paths) exemplars_pending_.insert(worker_.requestEncode(p, InferenceWorker::LargestFace), tag);
+  if (!paths.isEmpty()) Q_EMIT busyChanged(true);
+}
+
+std::optional<AttributeEdit> StudioController::buildAttribute(const QVector<QVector<float>>& positives,
+                                                              const QVector<QVector<float>>& negatives,
+                                                              const QString& scales, const QString& name,
+                                                              QString* error) const {
+  auto fail = [&](const QString& why) {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  if (!model_) return fail(tr("no model is loaded"));
+  if (positives.size() < 2 || negatives.size() < 2)
+    return fail(tr("an attribute needs at least 2 positive and 2 negative exemplars (got %1 + %2)")
+                    .arg(positives.size())
+                    .arg(negatives.size()));
+  if (scales.trimmed().isEmpty()) return fail(tr("choose at least one scale range"));
+  const int dim = int(model_->config().latent_dim);
+  // The mean of each set in double precision; v = mean(positives) − mean(negatives).
+  auto mean = [dim](const QVector<QVector<float>>& zs, QVector<double>& out) {
+    out.fill(0.0, dim);
+    for (const auto& z : zs) {
+      if (z.size() != dim) return false;
+      for (int i = 0; i < dim; ++i) out[i] += z[i];
+    }
+    for (auto& x : out) x /= double(zs.size());
+    return true;
+  };
+  QVector<double> pos, neg;
+  if (!mean(positives, pos) || !mean(negatives, neg)) return fail(tr("an exemplar was encoded by another model"));
+  AttributeEdit a;
+  a.name = name;
+  a.scales = scales;
+  a.resolution = model_->resolution();
+  a.vector.resize(dim);
+  for (int i = 0; i < dim; ++i) a.vector[i] = float(pos[i] - neg[i]);
+  return a;
+}
+
+bool StudioController::saveAttribute(const QString& path, const AttributeEdit& edit, QString* error) const {
+  try {
+    if (edit.isNull()) throw Error("there is no attribute to save");
+    if (edit.scales.trimmed().isEmpty()) throw Error("the attribute has no scale range");
+    AttributeVector a;
+    a.name = edit.name.toStdString();
+    for (const auto& p : edit.positives) a.positives.push_back(p.toStdString());
+    for (const auto& n : edit.negatives) a.negatives.push_back(n.toStdString());
+    a.resolution = edit.resolution;
+    a.latent_dim = edit.vector.size();
+    a.vector = fromFloatVector(edit.vector);
+    a.ranges = parseBlockRanges(edit.scales.toStdString(), ModelConfig::blockForResolution(edit.resolution) + 1);
+    a.save(path.toStdString());
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(errorMessage(e));
+    return false;
+  }
+}
+
+std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path, QString* error) const {
+  try {
+    if (!model_) throw Error("no model is loaded");
+    const auto a = AttributeVector::load(path.toStdString());
+    if (a.resolution != model_->resolution())
+      throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model but this one is " +
+                  std::to_string(model_->resolution()) + " px");
+    if (a.latent_dim != model_->config().latent_dim)
+      throw Error("the attribute has " + std::to_string(a.latent_dim) + "-d vectors but the model uses " +
+                  std::to_string(model_->config().latent_dim) + "-d latents");
+    AttributeEdit edit;
+    edit.name = QString::fromStdString(a.name);
+    if (edit.name.isEmpty()) edit.name = QFileInfo(path).completeBaseName();
+    for (const auto& p : a.positives) edit.positives << QString::fromStdString(p);
+    for (const auto& n : a.negatives) edit.negatives << QString::fromStdString(n);
+    edit.resolution = a.resolution;
+    edit.vector = toFloatVector(a.vector);
+    edit.scales = QString::fromStdString(rangesToString(a.ranges));
+    return edit;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(errorMessage(e));
+    return std::nullopt;
+  }
+}
+
+namespace {
+/// Range r's blocks in a model with `blocks` blocks, or nothing when the model lacks that range.
+std::optional<BlockRange> presetRange(Range r, int blocks) {
+  try {
+    switch (r) {
+      case Range::Coarse: return coarseRange(blocks);
+      case Range::Intermediate: return intermediateRange(blocks);
+      case Range::Fine: default: return fineRange(blocks);
+    }
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
+QString StudioController::scalesOf(int ranges) const {
+  const int blocks = document_.blocks();
+  std::vector<BlockRange> out;
+  for (int r = 0; r < 3; ++r)
+    if (ranges & (1 << r))
+      if (auto range = presetRange(Range(r), blocks)) out.push_back(*range);
+  return QString::fromStdString(rangesToString(out));
+}
+
+int StudioController::rangesOf(const QString& scales) const {
+  const int blocks = document_.blocks();
+  if (blocks < 1 || scales.trimmed().isEmpty()) return 0;
+  std::vector<BlockRange> parsed;
+  try {
+    parsed = parseBlockRanges(scales.toStdString(), blocks);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  int bits = 0;
+  for (int r = 0; r < 3; ++r) {
+    const auto range = presetRange(Range(r), blocks);
+    if (!range) continue;
+    bool all = true;
+    for (int b = range->first; b <= range->last; ++b) all = all && rangesContain(parsed, b);
+    if (all) bits |= 1 << r;
+  }
+  return bits;
+}
+
+void StudioController::requestMorphFrame(int a, int b, int moving, double t) {
+  morph_request_ = {a, b, moving, t};
+  if (morph_scheduled_) return;
+  morph_scheduled_ = true;
+  // A burst of scrub moves (one event-loop pass) makes one request; the worker keeps only the latest.
+  QTimer::singleShot(0, this, [this] {
+    morph_scheduled_ = false;
+    const auto& sources = document_.sources();
+    const auto r = morph_request_;
+    if (!model_ || r.a < 0 || r.b < 0 || r.a >= sources.size() || r.b >= sources.size()) return;
+    latest_morph_ = worker_.requestMorph(sources[r.a].latent, sources[r.b].latent, r.moving, r.t);
+  });
+}
+
+bool StudioController::canWriteVideo() const { return videoAvailable(); }
+
+bool StudioController::exportMorphVideo(const QString& path, int a, int b, int moving, int frames, double fps,
+                                        QString* error) {
+  auto fail = [&](const QString& why) {
+    if (error) *error = why;
+    return false;
+  };
+  const auto& sources = document_.sources();
+  if (!model_) return fail(tr("no model is loaded"));
+  if (a < 0 || b < 0 || a >= sources.size() || b >= sources.size()) return fail(tr("choose two photos"));
+  if (frames < 2) return fail(tr("a morph needs at least 2 frames"));
+  if (!canWriteVideo()) return fail(tr("this build cannot write videos (it has no OpenCV)"));
+  if (video_running_) return fail(tr("a video is being written already"));
+  video_id_ = worker_.requestMorphVideo(path, sources[a].latent, sources[b].latent, moving, frames, fps);
+  video_running_ = true;
+  return true;
+}
+
+void StudioController::cancelMorphVideo() {
+  if (video_running_) worker_.cancelMorphVideo(video_id_);
 }
 
 }  // namespace automod::ui

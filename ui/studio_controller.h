@@ -40,8 +40,20 @@ class StudioController : public QObject {
   QString deviceName() const;
 
   /// Queues photos for preparation and encoding; each becomes a source (or a photoFailed).
-  /// With `range`, each photo is also assigned to that scale range once encoded.
+  /// With `range`, each photo is also assigned to that scale range once encoded. A photo with
+  /// several faces emits facesFound and waits for chooseFaces (unless the face mode is Largest).
   void addPhotos(const QStringList& paths, std::optional<Range> range = std::nullopt);
+  /// What addPhotos does with a photo that has several faces.
+  enum class FaceMode { Ask, Largest };
+  void setFaceMode(FaceMode mode) { face_mode_ = mode; }
+  FaceMode faceMode() const { return face_mode_; }
+  /// Photos waiting for the user to choose a face, and what was found in one of them.
+  QStringList photosAwaitingFaceChoice() const { return awaiting_.keys(); }
+  FaceCandidates faceCandidates(const QString& path) const;
+  /// Encodes the chosen faces of a photo that facesFound reported (indices into its boxes, largest
+  /// first), each as its own source; an empty list drops the photo.
+  void chooseFaces(const QString& path, const QVector<int>& faces);
+  void chooseAllFaces(const QString& path);
   /// A pasted image: saved to a temporary PNG, then added like a file.
   void addImage(const QImage& image);
   int pendingPhotos() const { return pending_.size(); }
@@ -56,11 +68,60 @@ class StudioController : public QObject {
   double lastDecodeMs() const { return last_decode_ms_; }
   bool exportResult(const QString& path, QString* error = nullptr) const;
 
+  /// Where source `index` came from (its photo and alignment), when it was encoded from a photo in
+  /// this session; sources of a loaded project have none.
+  std::optional<PhotoOrigin> sourceOrigin(int index) const;
+  /// The source whose photo an export pastes into by default: the coarse range's source (the
+  /// largest weight in block 0) when it has a photo, else the first source with one; -1 if none.
+  int pasteBackSource() const;
+  /// The result warped back into source `source`'s photo (-1: pasteBackSource) with a feathered
+  /// mask; same size as the photo, pixels outside the face untouched.
+  QImage pastedBack(int source = -1, QString* error = nullptr) const;
+  bool exportPastedBack(const QString& path, int source = -1, QString* error = nullptr) const;
+  /// One image: the sources' photos over their reconstructions, and the result at the right.
+  QImage mixGrid() const;
+  /// The sample gallery as one image (rows of up to `columns`; 0 = about square).
+  QImage sampleGrid(int columns = 0) const;
   /// True while a decode is scheduled or its final image has not arrived yet.
   bool decodePending() const { return decode_scheduled_ || latest_request_ != answered_request_; }
 
+  // Attributes tab.
+  /// Encodes exemplar photos (largest face) without adding them to the document: each becomes an
+  /// exemplarEncoded(tag, source) or a photoFailed.
+  void encodeExemplars(const QStringList& paths, int tag);
+  int pendingExemplars() const { return exemplars_pending_.size(); }
+  /// v = mean(positives) − mean(negatives) (core/edit/attribute's rule) restricted to `scales`, for
+  /// the current model; nullopt with the reason when there are fewer than 2 + 2 exemplars.
+  std::optional<AttributeEdit> buildAttribute(const QVector<QVector<float>>& positives,
+                                              const QVector<QVector<float>>& negatives, const QString& scales,
+                                              const QString& name, QString* error = nullptr) const;
+  /// Attribute JSON files (core/edit/attribute.h's format, shared with `automod attribute`).
+  bool saveAttribute(const QString& path, const AttributeEdit& attribute, QString* error = nullptr) const;
+  /// Fails, saying why, for a bad file or one made for another model size.
+  std::optional<AttributeEdit> loadAttribute(const QString& path, QString* error = nullptr) const;
+  /// The block ranges ("0-1,4") of a set of scale ranges (bit r = Range r) in the current model.
+  QString scalesOf(int ranges) const;
+  /// The scale ranges (bit r = Range r) whose blocks `scales` covers entirely.
+  int rangesOf(const QString& scales) const;
+
+  // Morph tab.
+  /// The morph frame between sources `a` and `b` at t ∈ [0, 1] (blocks of the `moving` ranges move,
+  /// bit r = Range r; the others stay `a`); requests in one burst make one worker request.
+  void requestMorphFrame(int a, int b, int moving, double t);
+  QImage morphFrame() const { return morph_frame_; }
+  bool morphPending() const { return morph_scheduled_ || latest_morph_ != answered_morph_; }
+  bool canWriteVideo() const;
+  /// Writes the morph as an MP4 in the background (morphVideoProgress, then morphVideoFinished).
+  bool exportMorphVideo(const QString& path, int a, int b, int moving, int frames, double fps,
+                        QString* error = nullptr);
+  void cancelMorphVideo();
+  bool morphVideoRunning() const { return video_running_; }
+
  Q_SIGNALS:
   void modelChanged();
+  /// A photo with several faces (face mode Ask): boxes in photo pixels and the aligned crops,
+  /// largest first. Answer with chooseFaces.
+  void facesFound(const QString& path, const QVector<QRect>& boxes, const QVector<QImage>& crops);
   void photoAdded(int index);
   void photoFailed(const QString& path, const QString& message);
   void previewReady(const QImage& image);
@@ -69,10 +130,21 @@ class StudioController : public QObject {
   void samplesReady(const QVector<QImage>& images, quint64 seed);
   void samplesFailed(const QString& message);
   void busyChanged(bool busy);
+  void exemplarEncoded(int tag, const automod::ui::Source& source);
+  void morphFrameReady(const QImage& image, double t);
+  void morphFailed(const QString& message);
+  void morphVideoProgress(int done, int total);
+  /// ok: `frames` frames were written to `path`; otherwise `message` says why (or "cancelled").
+  void morphVideoFinished(bool ok, bool cancelled, const QString& path, int frames, const QString& message);
 
  private:
   void scheduleDecode();
   void onEncoded(const EncodeResult& result);
+  void connectEditing();
+  /// Handles an exemplar's encode; false when `result` is not one.
+  bool onExemplarEncoded(const EncodeResult& result);
+  void onFacesFound(quint64 id, const FaceCandidates& faces);
+  static QString originKey(const Source& source);
   void onDecoded(const DecodeResult& result);
 
   StudioDocument document_;
@@ -81,6 +153,13 @@ class StudioController : public QObject {
   QString model_name_, model_path_;
   bool untrained_ = false;
   QHash<quint64, std::optional<Range>> pending_;
+  struct Awaiting {
+    FaceCandidates faces;
+    std::optional<Range> range;
+  };
+  QHash<QString, Awaiting> awaiting_;
+  FaceMode face_mode_ = FaceMode::Ask;
+  QHash<QString, PhotoOrigin> origins_;  // by originKey of the source
   quint64 latest_request_ = 0;
   quint64 answered_request_ = 0;
   bool decode_scheduled_ = false;
@@ -89,6 +168,17 @@ class StudioController : public QObject {
   quint64 latest_sample_request_ = 0;
   double last_decode_ms_ = 0;
   QStringList temp_files_;
+  QHash<quint64, int> exemplars_pending_;  // encode job → tag
+  struct MorphRequest {
+    int a = 0, b = 1, moving = 7;
+    double t = 0;
+  };
+  MorphRequest morph_request_;
+  bool morph_scheduled_ = false;
+  quint64 latest_morph_ = 0, answered_morph_ = 0;
+  QImage morph_frame_;
+  quint64 video_id_ = 0;
+  bool video_running_ = false;
 };
 
 }  // namespace automod::ui

@@ -1,0 +1,279 @@
+// Photos with several faces (the face picker), photos without one, and the exports: pasted back
+// into the original photo, as a grid, and to the clipboard.
+#include "testutil.h"
+
+#include <QAbstractButton>
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
+#include <QFileInfo>
+#include <QLabel>
+#include <QSignalSpy>
+#include <QTest>
+
+#include "core/align/face.h"
+#include "core/align/photo.h"
+#include "core/io/image.h"
+#include "ui/face_picker.h"
+#include "ui/main_window.h"
+#include "ui/studio_controller.h"
+
+using namespace automod;
+using namespace automod::ui;
+
+namespace {
+const char* kGrace = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+const char* kAstronaut = "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png";
+}  // namespace
+
+class TestFacePicker : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+  QString two_;     // Grace Hopper (larger, left) beside the astronaut
+  QString noface_;  // smooth noise
+
+  std::shared_ptr<Automodulator> tiny() {
+    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
+    test::makeExpressive(*m);
+    return m;
+  }
+
+  /// Adds the two-face photo and waits for the controller to ask which face.
+  void addTwoFaces(StudioController& c) {
+    QSignalSpy found(&c, &StudioController::facesFound);
+    c.addPhotos({two_});
+    QTRY_COMPARE_WITH_TIMEOUT(found.count(), 1, 30000);
+    QCOMPARE(found.at(0).at(0).toString(), two_);
+  }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QVERIFY(dir_.isValid());
+    QCoreApplication::setOrganizationName("automod-tests");
+    if (!alignmentAvailable()) QSKIP("face alignment (dlib and its landmark model) is not available");
+    if (!QFileInfo::exists(kGrace) || !QFileInfo::exists(kAstronaut))
+      QSKIP("the test photos (python3-matplotlib-data, python3-imageio) are not installed");
+    // Grace scaled to the astronaut's height, side by side (as tst_align's CLI test does).
+    auto grace = readImage(kGrace, 3), astro = readImage(kAstronaut, 3);
+    const int64_t h = astro.size(0), w = grace.size(1) * h / grace.size(0);
+    auto g = torch::nn::functional::interpolate(grace.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat),
+                                                torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{h, w})
+                                                    .mode(torch::kArea));
+    auto g8 = g.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8);
+    two_ = dir_.filePath("two.png");
+    writeImage(two_.toStdString(), torch::cat({g8, astro}, 1).contiguous());
+    noface_ = dir_.filePath("noface.png");
+    test::writeTestImage(noface_.toStdString(), 160, 120, 3);
+  }
+
+  void severalFacesAskAndTheChosenFaceIsEncoded() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    QSignalSpy found(&c, &StudioController::facesFound);
+    c.addPhotos({two_});
+    QTRY_COMPARE_WITH_TIMEOUT(found.count(), 1, 30000);
+    const auto boxes = found.at(0).at(1).value<QVector<QRect>>();
+    const auto crops = found.at(0).at(2).value<QVector<QImage>>();
+    QCOMPARE(boxes.size(), 2);
+    QCOMPARE(crops.size(), 2);
+    QCOMPARE(crops[0].size(), QSize(64, 64));
+    const int grace_width = int(readImage(two_.toStdString(), 3).size(1)) - 512;
+    QVERIFY(boxes[0].right() < grace_width);  // the larger face (Grace, on the left) first
+    QVERIFY(boxes[1].left() >= grace_width);
+    // Nothing is encoded until the user chooses.
+    QCOMPARE(c.photosAwaitingFaceChoice(), QStringList{two_});
+    QTest::qWait(100);
+    QVERIFY(c.document()->sources().isEmpty());
+    const auto candidates = c.faceCandidates(two_);
+    QCOMPARE(candidates.boxes, boxes);
+    QCOMPARE(candidates.photoSize, QSize(grace_width + 512, 512));
+    QVERIFY(!candidates.photo.isNull());
+
+    c.chooseFaces(two_, {1});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
+    QVERIFY(c.photosAwaitingFaceChoice().isEmpty());
+    const Source astro = c.document()->sources()[0];
+    QVERIFY2(astro.name.contains("face 2"), qPrintable(astro.name));
+    QVERIFY2(astro.note.contains("face 2 of 2"), qPrintable(astro.note));
+    QCOMPARE(astro.aligned, crops[1]);
+    QCOMPARE(c.sourceOrigin(0)->face, 1);
+
+    // The same photo again, face 1 (index 0) this time: a different source.
+    addTwoFaces(c);
+    c.chooseFaces(two_, {0});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
+    const Source grace = c.document()->sources()[1];
+    QCOMPARE(grace.aligned, crops[0]);
+    QVERIFY(grace.latent != astro.latent);
+    QVERIFY(grace.aligned != astro.aligned);
+    QCOMPARE(c.sourceOrigin(1)->face, 0);
+
+    // An empty choice drops the photo.
+    addTwoFaces(c);
+    c.chooseFaces(two_, {});
+    QTest::qWait(200);
+    QCOMPARE(c.document()->sources().size(), 2);
+    QVERIFY(c.photosAwaitingFaceChoice().isEmpty());
+  }
+
+  void allFacesAddsEachAsItsOwnSource() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    addTwoFaces(c);
+    c.chooseAllFaces(two_);
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
+    const auto& s = c.document()->sources();
+    QVERIFY(s[0].latent != s[1].latent);
+    QVERIFY2(s[0].name.contains("face 1") && s[1].name.contains("face 2"), qPrintable(s[0].name + s[1].name));
+    // Face mode Largest (no questions) takes the larger face at once.
+    c.setFaceMode(StudioController::FaceMode::Largest);
+    QSignalSpy found(&c, &StudioController::facesFound);
+    c.addPhotos({two_});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 30000);
+    QCOMPARE(found.count(), 0);
+    QCOMPARE(c.document()->sources()[2].aligned, s[0].aligned);
+    QVERIFY2(c.document()->sources()[2].note.contains("using the largest"), qPrintable(c.document()->sources()[2].note));
+  }
+
+  void theWindowShowsThePicker() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    MainWindow w(&c);
+    w.show();
+    c.addPhotos({two_});
+    QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
+    FacePicker* picker = w.facePicker();
+    QCOMPARE(picker->faceCount(), 2);
+    QVERIFY(picker->isVisible());
+    QVERIFY(!picker->faceButton(1)->icon().isNull());
+    QVERIFY(!picker->photoView()->pixmap().isNull());
+    picker->faceButton(1)->click();
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
+    QVERIFY(c.document()->sources()[0].name.contains("face 2"));
+    QTRY_VERIFY(w.facePicker() == nullptr);
+
+    // Clicking a face on the photo chooses it.
+    c.addPhotos({two_});
+    QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
+    picker = w.facePicker();
+    QTRY_VERIFY(picker->photoView()->isVisible() && picker->photoView()->width() > 0);
+    const auto boxes = c.faceCandidates(two_).boxes;
+    QLabel* view = picker->photoView();
+    const QSize pix = view->pixmap().deviceIndependentSize().toSize();
+    const double s = double(pix.width()) / c.faceCandidates(two_).photoSize.width();
+    const QPoint offset((view->width() - pix.width()) / 2, (view->height() - pix.height()) / 2);
+    QTest::mouseClick(view, Qt::LeftButton, {}, offset + (QPointF(boxes[0].center()) * s).toPoint());
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
+    QVERIFY2(c.document()->sources()[1].name.contains("face 1"), qPrintable(c.document()->sources()[1].name));
+
+    // "All faces" from the dialog.
+    c.addPhotos({two_});
+    QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
+    w.facePicker()->allFacesButton()->click();
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 4, 30000);
+  }
+
+  void aPhotoWithoutAFaceIsCenterCroppedWithAClearNote() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    MainWindow w(&c);
+    QSignalSpy found(&c, &StudioController::facesFound);
+    c.addPhotos({noface_});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
+    QCOMPARE(found.count(), 0);
+    const auto& s = c.document()->sources()[0];
+    QCOMPARE(s.note, QString("no face found in noface.png; center-cropped"));
+    QVERIFY2(w.lastMessage().contains("no face found in noface.png; center-cropped"), qPrintable(w.lastMessage()));
+    QCOMPARE(c.sourceOrigin(0)->face, -1);
+  }
+
+  void exportPastedBackKeepsThePhotoOutsideTheFace() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    MainWindow w(&c);
+    QVERIFY(!w.exportPastedAction()->isEnabled());
+    addTwoFaces(c);
+    c.chooseFaces(two_, {1});
+    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull() && !c.decodePending(), 30000);
+    QCOMPARE(c.pasteBackSource(), 0);
+    QTRY_VERIFY(w.exportPastedAction()->isEnabled());
+
+    const QString out = dir_.filePath("pasted.png");
+    QString error;
+    QVERIFY2(c.exportPastedBack(out, -1, &error), qPrintable(error));
+    const auto photo = readImage(two_.toStdString(), 3);
+    const auto pasted = readImage(out.toStdString(), 3);
+    QCOMPARE(pasted.sizes(), photo.sizes());
+    const auto t = AlignTransform::fromJson(nlohmann::json::parse(c.sourceOrigin(0)->transform.toStdString()));
+    // Every pixel where the feathered mask is 0 is the original's, bit for bit; inside, the edit shows.
+    const int64_t H = photo.size(0), W = photo.size(1);
+    auto outside = torch::zeros({H, W}, torch::kBool);
+    auto inside = torch::zeros({H, W}, torch::kBool);
+    auto out_a = outside.accessor<bool, 2>();
+    auto in_a = inside.accessor<bool, 2>();
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        const Point2 p = t.toCrop({double(x), double(y)});
+        const double weight = pasteWeight(p.x, p.y, t.crop_size);
+        out_a[y][x] = weight == 0;
+        in_a[y][x] = weight == 1;
+      }
+    const auto diff = (pasted.to(torch::kInt) - photo.to(torch::kInt)).abs().amax(2);
+    QVERIFY(outside.sum().item<int64_t>() > H * W / 2);
+    QCOMPARE(diff.masked_select(outside).max().item<int>(), 0);
+    QVERIFY(diff.masked_select(inside).to(torch::kFloat).mean().item<double>() > 5);
+    // The astronaut is the source: Grace's half of the photo is untouched.
+    QCOMPARE(diff.narrow(1, 0, W - 512).max().item<int>(), 0);
+
+    // A project's sources have no photo: the export is disabled with a reason.
+    const QString project = dir_.filePath("p.json");
+    QVERIFY(c.document()->save(project, &error));
+    StudioController d;
+    d.setModel(c.worker()->model(), "tiny");
+    MainWindow w2(&d);
+    QVERIFY(d.document()->load(project, &error));
+    QTRY_VERIFY_WITH_TIMEOUT(!d.result().isNull(), 30000);
+    QCOMPARE(d.pasteBackSource(), -1);
+    QVERIFY(!d.exportPastedBack(dir_.filePath("nope.png"), -1, &error));
+    QVERIFY2(error.contains("no originating photo"), qPrintable(error));
+    QTRY_VERIFY(!w2.exportPastedAction()->isEnabled());
+    QVERIFY2(w2.exportPastedAction()->toolTip().contains("no originating photo"),
+             qPrintable(w2.exportPastedAction()->toolTip()));
+  }
+
+  void gridAndClipboard() {
+    StudioController c;
+    c.setModel(tiny(), "tiny");
+    MainWindow w(&c);
+    c.addPhotos({noface_});
+    addTwoFaces(c);
+    c.chooseFaces(two_, {0});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull() && !c.decodePending(), 30000);
+    const QImage grid = c.mixGrid();
+    QCOMPARE(grid.size(), QSize(3 * 64 + 2 * 4, 2 * 64 + 4));
+    const auto& s = c.document()->sources();
+    QCOMPARE(grid.copy(0, 0, 64, 64).convertToFormat(QImage::Format_RGB888), s[0].aligned.convertToFormat(QImage::Format_RGB888));
+    QCOMPARE(grid.copy(68, 68, 64, 64).convertToFormat(QImage::Format_RGB888),
+             s[1].reconstruction.convertToFormat(QImage::Format_RGB888));
+    QCOMPARE(grid.copy(136, 34, 64, 64).convertToFormat(QImage::Format_RGB888), c.result().convertToFormat(QImage::Format_RGB888));
+    QTRY_VERIFY(w.exportGridAction()->isEnabled());
+    QVERIFY(c.sampleGrid().isNull());
+    QSignalSpy ready(&c, &StudioController::samplesReady);
+    c.requestSamples(0, 1, 5);
+    QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 30000);
+    QCOMPARE(c.sampleGrid().size(), QSize(3 * 64 + 2 * 4, 2 * 64 + 4));  // 5 samples: 3 + 2
+    QCOMPARE(c.sampleGrid(5).size(), QSize(5 * 64 + 4 * 4, 64));
+
+    QTRY_VERIFY(w.copyAction()->isEnabled());
+    QApplication::clipboard()->clear();
+    w.copyAction()->trigger();
+    QCOMPARE(QApplication::clipboard()->image().convertToFormat(QImage::Format_RGB888),
+             c.result().convertToFormat(QImage::Format_RGB888));
+  }
+};
+
+QTEST_MAIN(TestFacePicker)
+#include "tst_face_picker.moc"
