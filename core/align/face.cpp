@@ -197,6 +197,36 @@ dlib::frontal_face_detector& faceDetector() {
   return det;
 }
 
+// dlib's 68-point predictor starts from the detector's box, and its landmarks follow that box: HOG
+// boxes come in steps of 6/5 (the detector's pyramid), and the same face found one level up or down
+// (e.g. once the photo is cut at the face's edge) gave a crop 9% larger or smaller and moved by
+// several pixels. So the predictor is re-run from the square box around its own landmarks a few times
+// (the box settles near a fixed point that does not depend on the detector's box) and the landmarks
+// of the last kRefineAveraged runs are averaged, which also takes out their pixel rounding.
+constexpr int kRefineRuns = 5, kRefineAveraged = 4;
+
+template <typename Image>
+std::vector<Point2> refinedLandmarks(const dlib::shape_predictor& sp, const Image& img, const dlib::rectangle& detected) {
+  auto shape = sp(img, detected);
+  const unsigned long n = shape.num_parts();
+  std::vector<Point2> sum(n);
+  for (int run = 0; run < kRefineRuns; ++run) {
+    double x0 = 1e300, y0 = 1e300, x1 = -1e300, y1 = -1e300;
+    for (unsigned long i = 0; i < n; ++i) {
+      const auto& p = shape.part(i);
+      x0 = std::min<double>(x0, p.x()), x1 = std::max<double>(x1, p.x());
+      y0 = std::min<double>(y0, p.y()), y1 = std::max<double>(y1, p.y());
+    }
+    const double cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, half = std::max(x1 - x0, y1 - y0) / 2;
+    shape = sp(img, dlib::rectangle(std::lround(cx - half), std::lround(cy - half), std::lround(cx + half),
+                                    std::lround(cy + half)));
+    if (run >= kRefineRuns - kRefineAveraged)
+      for (unsigned long i = 0; i < n; ++i) sum[i].x += shape.part(i).x(), sum[i].y += shape.part(i).y();
+  }
+  for (auto& p : sum) p.x /= kRefineAveraged, p.y /= kRefineAveraged;
+  return sum;
+}
+
 }  // namespace
 #endif
 
@@ -259,20 +289,35 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     }
   }
 
+  // Strongest first; drop weak and duplicate detections (DetectOptions::min_relative_score, max_overlap).
+  std::stable_sort(dets.begin(), dets.end(), [](const dlib::rect_detection& a, const dlib::rect_detection& b) {
+    return a.detection_confidence > b.detection_confidence;
+  });
+  {
+    std::vector<dlib::rect_detection> kept;
+    for (auto& d : dets) {
+      if (!kept.empty() && d.detection_confidence < options.min_relative_score * kept.front().detection_confidence) continue;
+      const bool duplicate = std::any_of(kept.begin(), kept.end(), [&](const dlib::rect_detection& k) {
+        const double inter = k.rect.intersect(d.rect).area();
+        return inter > options.max_overlap * double(std::min(k.rect.area(), d.rect.area()));
+      });
+      if (!duplicate) kept.push_back(d);
+    }
+    dets = std::move(kept);
+  }
+
   std::vector<DetectedFace> faces;
   t0 = Clock::now();
   dlib::cv_image<unsigned char> dimg(grey);
   // Detection-image pixel centre → photo pixel centre.
   auto up = [&](double v) { return (v + 0.5) / scale - 0.5; };
   for (auto& d : dets) {
-    auto shape = sp(dimg, d.rect);
     DetectedFace f;
     f.score = d.detection_confidence;
     const double l = up(d.rect.left()), t = up(d.rect.top()), r = up(d.rect.right()), b = up(d.rect.bottom());
     f.box = {int(std::lround(l)), int(std::lround(t)), int(std::lround(r - l + 1)), int(std::lround(b - t + 1))};
-    f.landmarks.reserve(shape.num_parts());
-    for (unsigned long i = 0; i < shape.num_parts(); ++i)
-      f.landmarks.push_back({up(shape.part(i).x()), up(shape.part(i).y())});
+    f.landmarks = refinedLandmarks(sp, dimg, d.rect);
+    for (auto& p : f.landmarks) p = {up(p.x), up(p.y)};
     faces.push_back(std::move(f));
   }
   tm.landmarks_ms += msSince(t0);

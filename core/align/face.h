@@ -56,6 +56,14 @@ struct DetectOptions {
   int detect_max_side = 1024;
   /// When nothing is found, retry once on an image twice as large (finds faces down to ~40 px).
   bool retry_upsampled = true;
+  /// Detections scoring below this fraction of the best one are dropped as false positives (HOG finds
+  /// weak "faces" in clothing and backgrounds next to a real face: scores near 0 where real faces score
+  /// 0.5–1.5). The best detection is always kept, so a lone, turned face (score ~0.2) is still found,
+  /// but next to a clear frontal face it is dropped. 0 keeps everything the detector reports.
+  double min_relative_score = 0.25;
+  /// A detection whose box overlaps a stronger one by more than this (intersection over the smaller
+  /// box) is a duplicate and dropped.
+  double max_overlap = 0.5;
 };
 
 /// Milliseconds spent in each stage of the last detectFaces call.

@@ -87,6 +87,89 @@ bool jpegIsTruncated(const fs::path& path) {
   }
   return true;
 }
+
+// The EXIF Orientation (1–8) from the TIFF structure at `base` (the payload of an EXIF block):
+// tag 0x0112 in the first IFD. 1 (upright) when absent or unreadable.
+int tiffOrientation(std::istream& in, std::streamoff base) {
+  unsigned char h[8];
+  in.seekg(base);
+  if (!in.read(reinterpret_cast<char*>(h), 8)) return 1;
+  const bool le = h[0] == 'I' && h[1] == 'I';
+  if (!le && !(h[0] == 'M' && h[1] == 'M')) return 1;
+  auto u16 = [&](const unsigned char* p) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; };
+  auto u32 = [&](const unsigned char* p) { return uint32_t(le ? u16(p) | u16(p + 2) << 16 : u16(p) << 16 | u16(p + 2)); };
+  if (u16(h + 2) != 42) return 1;  // BigTIFF (43) and others: assume upright
+  in.seekg(base + std::streamoff(u32(h + 4)));
+  unsigned char n2[2];
+  if (!in.read(reinterpret_cast<char*>(n2), 2)) return 1;
+  for (int i = 0, n = u16(n2); i < n && i < 1000; ++i) {
+    unsigned char e[12];
+    if (!in.read(reinterpret_cast<char*>(e), 12)) return 1;
+    if (u16(e) == 0x0112) {
+      const int v = u16(e + 8);  // SHORT, stored in the first two bytes of the value field
+      return v >= 1 && v <= 8 ? v : 1;
+    }
+  }
+  return 1;
+}
+
+// EXIF orientation of a PNG (eXIf chunk) or WebP (EXIF chunk) file, read by seeking through the
+// container's chunk headers (never the pixel data). OpenCV 4.6 applies EXIF orientation only to JPEGs,
+// and not at all when decoding with IMREAD_UNCHANGED, which keeps alpha.
+int fileOrientation(const fs::path& path, const std::string& ext) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return 1;
+  unsigned char h[12];
+  if (!in.read(reinterpret_cast<char*>(h), 12)) return 1;
+  if (ext == ".png") {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (!std::equal(sig, sig + 8, h)) return 1;
+    std::streamoff at = 8;
+    for (int i = 0; i < 100000; ++i) {
+      unsigned char c[8];
+      in.seekg(at);
+      if (!in.read(reinterpret_cast<char*>(c), 8)) return 1;
+      const uint32_t len = uint32_t(c[0]) << 24 | uint32_t(c[1]) << 16 | uint32_t(c[2]) << 8 | c[3];
+      const std::string type(reinterpret_cast<const char*>(c + 4), 4);
+      if (type == "eXIf") return tiffOrientation(in, at + 8);
+      if (type == "IEND") return 1;
+      at += 12 + std::streamoff(len);
+    }
+    return 1;
+  }
+  if (ext == ".webp") {
+    if (std::string(reinterpret_cast<const char*>(h), 4) != "RIFF" || std::string(reinterpret_cast<const char*>(h + 8), 4) != "WEBP")
+      return 1;
+    std::streamoff at = 12;
+    for (int i = 0; i < 1000; ++i) {
+      unsigned char c[8];
+      in.seekg(at);
+      if (!in.read(reinterpret_cast<char*>(c), 8)) return 1;
+      const uint32_t len = c[4] | c[5] << 8 | c[6] << 16 | uint32_t(c[7]) << 24;
+      if (std::string(reinterpret_cast<const char*>(c), 4) == "EXIF") {
+        char exif[6] = {};  // some writers keep JPEG's "Exif\0\0" prefix
+        in.read(exif, 6);
+        return tiffOrientation(in, at + 8 + (std::string(exif, 4) == "Exif" ? 6 : 0));
+      }
+      at += 8 + std::streamoff(len) + (len & 1);
+    }
+  }
+  return 1;
+}
+
+// Turns stored pixels upright for EXIF orientation 1–8 (as OpenCV does for JPEGs).
+void applyOrientation(cv::Mat& m, int orientation) {
+  switch (orientation) {
+    case 2: cv::flip(m, m, 1); break;
+    case 3: cv::rotate(m, m, cv::ROTATE_180); break;
+    case 4: cv::flip(m, m, 0); break;
+    case 5: cv::transpose(m, m); break;
+    case 6: cv::rotate(m, m, cv::ROTATE_90_CLOCKWISE); break;
+    case 7: cv::transpose(m, m), cv::flip(m, m, -1); break;
+    case 8: cv::rotate(m, m, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: break;
+  }
+}
 #endif
 
 }  // namespace
@@ -110,13 +193,17 @@ torch::Tensor readImage(const fs::path& path, int channels) {
     if (may_have_alpha) {
       m = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
     } else {
-      // IMREAD_COLOR applies the EXIF orientation and converts CMYK, grey and 16-bit data.
+      // IMREAD_COLOR applies a JPEG's EXIF orientation and converts CMYK (Adobe, inverted), grey and
+      // 16-bit data.
       m = cv::imread(path.string(), cv::IMREAD_COLOR);
     }
   } catch (const cv::Exception& e) {
     throw Error("cannot read " + path.string() + ": " + e.what());
   }
   if (m.empty()) throw Error("cannot read " + path.string() + ": not an image, or the file is damaged");
+  // IMREAD_UNCHANGED (kept for alpha) skips the EXIF orientation, so apply it here. TIFFs need nothing:
+  // OpenCV's TIFF decoder (libtiff's RGBA reader) already returns them upright.
+  if (ext == ".png" || ext == ".webp") applyOrientation(m, fileOrientation(path, ext));
   if ((ext == ".jpg" || ext == ".jpeg") && jpegIsTruncated(path))
     throw Error("cannot read " + path.string() + ": the file is truncated");
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);

@@ -11,7 +11,7 @@
 namespace automod {
 
 /// Reads an image as uint8 [H, W, channels] (channels 3 = RGB, 1 = grey). Applies EXIF
-/// orientation, converts grey/CMYK/16-bit, composites alpha over white. Throws automod::Error with
+/// orientation (JPEG, PNG eXIf, TIFF, WebP), converts grey/CMYK/16-bit, composites alpha over white. Throws automod::Error with
 /// the file name and reason for unreadable, truncated or non-image files.
 torch::Tensor readImage(const std::filesystem::path& path, int channels = 3);
 

@@ -23,8 +23,16 @@ class TestAlign : public QObject {
   }
 };
 #else
+#include <dlib/config.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+#if __has_include(<jpeglib.h>) && defined(DLIB_JPEG_SUPPORT)
+// dlib links libjpeg (DLIB_JPEG_SUPPORT), so its encoder can write the CMYK JPEG OpenCV cannot.
+#include <jpeglib.h>
+#define TEST_HAVE_LIBJPEG 1
+#endif
 
 namespace fs = std::filesystem;
 
@@ -82,6 +90,118 @@ void writeJpegWithOrientation(const fs::path& path, const cv::Mat& displayed, in
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
 }
 
+// `displayed` as the camera stored it for EXIF orientation 3, 6 or 8 (1: unchanged).
+cv::Mat storedFor(const cv::Mat& displayed, int orientation) {
+  cv::Mat stored;
+  if (orientation == 6) cv::rotate(displayed, stored, cv::ROTATE_90_COUNTERCLOCKWISE);
+  else if (orientation == 8) cv::rotate(displayed, stored, cv::ROTATE_90_CLOCKWISE);
+  else if (orientation == 3) cv::rotate(displayed, stored, cv::ROTATE_180);
+  else stored = displayed.clone();
+  return stored;
+}
+
+void appendBe32(std::vector<uchar>& v, uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uchar>(x >> s));
+}
+
+uint32_t crc32(const uchar* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xFFFFFFFFu;
+}
+
+// A PNG of `displayed` stored rotated, with an eXIf chunk (PNG 1.5) holding the orientation tag.
+void writePngWithOrientation(const fs::path& path, const cv::Mat& displayed, int orientation) {
+  std::vector<uchar> png;
+  cv::imencode(".png", storedFor(displayed, orientation), png);
+  const std::vector<uchar> tiff{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1,
+                                0, static_cast<uchar>(orientation), 0, 0, 0, 0, 0, 0};
+  std::vector<uchar> chunk;
+  appendBe32(chunk, uint32_t(tiff.size()));
+  for (char c : std::string("eXIf")) chunk.push_back(static_cast<uchar>(c));
+  chunk.insert(chunk.end(), tiff.begin(), tiff.end());
+  appendBe32(chunk, crc32(chunk.data() + 4, chunk.size() - 4));
+  // Signature (8 bytes) and IHDR (4 + 4 + 13 + 4 bytes), then eXIf, which must come before IDAT.
+  std::vector<uchar> out(png.begin(), png.begin() + 33);
+  out.insert(out.end(), chunk.begin(), chunk.end());
+  out.insert(out.end(), png.begin() + 33, png.end());
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
+}
+
+// An uncompressed little-endian TIFF of 8-bit samples (`pixels`: 3 channels RGB, or 4 channels CMYK
+// with 0 = no ink), one strip, with an Orientation tag.
+void writeTiff(const fs::path& path, const cv::Mat& pixels, int orientation) {
+  const int W = pixels.cols, H = pixels.rows, C = pixels.channels();
+  std::vector<uchar> b;
+  auto u16 = [&](uint32_t x) { b.push_back(uchar(x)), b.push_back(uchar(x >> 8)); };
+  auto u32 = [&](uint32_t x) { u16(x & 0xFFFF), u16(x >> 16); };
+  struct Entry { uint16_t tag, type; uint32_t count, value; };
+  const uint32_t bits_at = 8, data_at = 16;
+  const uint32_t ifd_at = data_at + uint32_t(W * H * C);
+  std::vector<Entry> e{{256, 4, 1, uint32_t(W)},      {257, 4, 1, uint32_t(H)},
+                       {258, 3, uint32_t(C), bits_at}, {259, 3, 1, 1},
+                       {262, 3, 1, C == 4 ? 5u : 2u},  {273, 4, 1, data_at},
+                       {274, 3, 1, uint32_t(orientation)}, {277, 3, 1, uint32_t(C)},
+                       {278, 4, 1, uint32_t(H)},       {279, 4, 1, uint32_t(W * H * C)},
+                       {284, 3, 1, 1}};
+  b = {'I', 'I', 42, 0};
+  u32(ifd_at);
+  for (int c = 0; c < 4; ++c) u16(8);  // BitsPerSample values (8 bytes at offset 8)
+  for (int i = 0; i < H; ++i) b.insert(b.end(), pixels.ptr<uchar>(i), pixels.ptr<uchar>(i) + W * C);
+  u16(uint16_t(e.size()));
+  for (auto& x : e) {
+    u16(x.tag), u16(x.type), u32(x.count);
+    if (x.type == 3 && x.count == 1) u16(x.value), u16(0);
+    else u32(x.value);
+  }
+  u32(0);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// RGB (BGR Mat) → 4-channel CMYK, ink amounts 0 = none (as print software computes it naively).
+cv::Mat toCmyk(const cv::Mat& bgr) {
+  cv::Mat cmyk(bgr.size(), CV_8UC4);
+  for (int i = 0; i < bgr.rows; ++i)
+    for (int j = 0; j < bgr.cols; ++j) {
+      const auto p = bgr.at<cv::Vec3b>(i, j);
+      const int mx = std::max({p[0], p[1], p[2]});
+      auto ink = [&](int v) { return mx == 0 ? 0 : 255 - (v * 255 + mx / 2) / mx; };
+      cmyk.at<cv::Vec4b>(i, j) = cv::Vec4b(uchar(ink(p[2])), uchar(ink(p[1])), uchar(ink(p[0])), uchar(255 - mx));
+    }
+  return cmyk;
+}
+
+#ifdef TEST_HAVE_LIBJPEG
+// A CMYK JPEG as Photoshop writes it: Adobe APP14 marker, inverted samples (255 = no ink).
+void writeCmykJpeg(const fs::path& path, const cv::Mat& bgr, int quality) {
+  cv::Mat cmyk = toCmyk(bgr);
+  cv::bitwise_not(cmyk, cmyk);
+  jpeg_compress_struct c{};
+  jpeg_error_mgr err{};
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* mem = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &mem, &size);
+  c.image_width = JDIMENSION(cmyk.cols), c.image_height = JDIMENSION(cmyk.rows);
+  c.input_components = 4, c.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, quality, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = cmyk.ptr<uchar>(int(c.next_scanline));
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(mem), std::streamsize(size));
+  jpeg_destroy_compress(&c);
+  free(mem);
+}
+#endif
+
 
 }  // namespace
 
@@ -93,6 +213,8 @@ class TestAlign : public QObject {
   void transformRoundTripsAndSerialises();
   void alignmentIsRotationInvariant();
   void exifOrientationIsApplied();
+  void exifOrientationInPngAndTiff();
+  void cmykPhotosMatchTheirRgbOriginal();
   void pasteBackRestoresUneditedFaceAndLeavesRestUntouched();
   void severalFacesLargestFirstAndSelectable();
   void noFaceFailsClearlyOrCenterCrops();
@@ -156,14 +278,16 @@ void TestAlign::alignmentIsRotationInvariant() {
     auto pa = a.transform.toCrop(a.faces[0].landmarks[i]), pb = b.transform.toCrop(b.faces[0].landmarks[i]);
     sum += std::hypot(pa.x - pb.x, pa.y - pb.y);
   }
-  QVERIFY2(sum / 68 < 6.0, qPrintable(QString("mean landmark shift %1 px").arg(sum / 68)));
+  // Measured 1.6 px (4.5 before refinedLandmarks).
+  QVERIFY2(sum / 68 < 3.0, qPrintable(QString("mean landmark shift %1 px").arg(sum / 68)));
   auto [la, ra] = eyesInCrop(a);
   auto [lb, rb] = eyesInCrop(b);
   QVERIFY(std::hypot(la.x - lb.x, la.y - lb.y) < 6 && std::hypot(ra.x - rb.x, ra.y - rb.y) < 6);
   const double diff = (a.image.to(torch::kFloat) - b.image.to(torch::kFloat)).abs().mean().item<double>();
-  // Measured 17 (levels, mean over the crop): the grey corners the rotation adds and a 1–2 px shift
-  // of the re-detected landmarks in textured areas. A misaligned crop differs by 40 and more.
-  QVERIFY2(diff < 24, qPrintable(QString("mean crop difference %1").arg(diff)));
+  // Measured 9 (levels, mean over the crop; 17 before refinedLandmarks): the grey corners the rotation
+  // adds and a pixel's shift of the re-detected landmarks in textured areas. A misaligned crop differs
+  // by 40 and more.
+  QVERIFY2(diff < 16, qPrintable(QString("mean crop difference %1").arg(diff)));
 }
 
 void TestAlign::exifOrientationIsApplied() {
@@ -179,8 +303,66 @@ void TestAlign::exifOrientationIsApplied() {
     checkCanonicalEyes(p, "exif");
     QCOMPARE(p.photo_width, src.cols);
     const double diff = (p.image.to(torch::kFloat) - plain.image.to(torch::kFloat)).abs().mean().item<double>();
-    // Re-detection on the JPEG-recompressed, rotated copy moves the crop by a pixel or two.
-    QVERIFY2(diff < 24, qPrintable(QString("orientation %1: mean difference %2").arg(orientation).arg(diff)));
+    // Re-detection on the JPEG-recompressed, rotated copy moves the crop by about a pixel: measured
+    // 4.7–7.3 levels (11–16 before refinedLandmarks).
+    QVERIFY2(diff < 14, qPrintable(QString("orientation %1: mean difference %2").arg(orientation).arg(diff)));
+  }
+}
+
+void TestAlign::exifOrientationInPngAndTiff() {
+  // PNG (eXIf chunk, applied by readImage) and TIFF (Orientation tag, applied by libtiff) files are
+  // turned upright like JPEGs. Both are lossless: the decoded pixels equal the displayed image exactly.
+  cv::Mat src = readBgr(kGrace);
+  const auto plainFile = path("upright.png");
+  cv::imwrite(plainFile.string(), src);
+  const auto upright = readImage(plainFile, 3);
+  for (int orientation : {1, 3, 6, 8}) {
+    const auto o = std::to_string(orientation);
+    const auto png = path("exif" + o + ".png"), tif = path("exif" + o + ".tif");
+    writePngWithOrientation(png, src, orientation);
+    writeTiff(tif, storedFor(src, orientation), orientation);  // BGR samples; compared in the same order
+    for (const auto& file : {png, tif}) {
+      auto img = readImage(file, 3);
+      QCOMPARE(img.sizes(), upright.sizes());
+      auto expect = file == tif ? upright.flip({2}) : upright;  // the TIFF holds the BGR Mat's bytes as RGB
+      QVERIFY2(torch::equal(img, expect), qPrintable(QString("%1 differs from the upright photo").arg(file.c_str())));
+    }
+  }
+  // And the face is found upright: same crop as the plain photo.
+  auto p = preparePhoto(path("exif6.png"), S, 3), q = preparePhoto(plainFile, S, 3);
+  QCOMPARE(p.photo_width, src.cols);
+  QVERIFY(torch::equal(p.image, q.image));
+}
+
+void TestAlign::cmykPhotosMatchTheirRgbOriginal() {
+  cv::Mat src = readBgr(kGrace);
+  const auto rgbFile = path("rgb.tif"), cmykTif = path("cmyk.tif");
+  cv::imwrite(rgbFile.string(), src);
+  writeTiff(cmykTif, toCmyk(src), 1);
+  std::vector<fs::path> files{cmykTif};
+#ifdef TEST_HAVE_LIBJPEG
+  const auto cmykJpg = path("cmyk.jpg"), rgbJpg = path("rgb95.jpg");
+  writeCmykJpeg(cmykJpg, src, 95);
+  cv::imwrite(rgbJpg.string(), src, {cv::IMWRITE_JPEG_QUALITY, 95});
+  files.push_back(cmykJpg);
+#else
+  qWarning("libjpeg headers missing: the CMYK JPEG case is not tested");
+#endif
+  const auto rgb = readImage(rgbFile, 3).to(torch::kFloat);
+  auto plain = preparePhoto(rgbFile, S, 3);
+  for (const auto& file : files) {
+    // Colours come back (not inverted, not read as alpha): within a few levels of the RGB original.
+    auto img = readImage(file, 3).to(torch::kFloat);
+    QCOMPARE(img.sizes(), rgb.sizes());
+    // Measured 0.3 (TIFF: rounding of the ink amounts) and 0.7 (JPEG at quality 95) levels.
+    const double colour = (img - rgb).abs().mean().item<double>();
+    QVERIFY2(colour < 2, qPrintable(QString("%1: mean colour difference %2").arg(file.c_str()).arg(colour)));
+    auto p = preparePhoto(file, S, 3);
+    checkCanonicalEyes(p, file.c_str());
+    // Same face, same crop. Measured 7 (TIFF) and 9 (JPEG) levels: a level of colour noise moves the
+    // landmarks by about a pixel, which shows in this textured photo; a misaligned crop differs by 40+.
+    const double crop = (p.image.to(torch::kFloat) - plain.image.to(torch::kFloat)).abs().mean().item<double>();
+    QVERIFY2(crop < 14, qPrintable(QString("%1: mean crop difference %2").arg(file.c_str()).arg(crop)));
   }
 }
 
@@ -226,8 +408,9 @@ void TestAlign::severalFacesLargestFirstAndSelectable() {
   const auto file = path("two.png");
   cv::imwrite(file.string(), canvas);
   auto p = preparePhoto(file, S, 3);
-  // HOG may add a weak false positive; the two real faces must be there, largest first.
-  QVERIFY2(p.faces.size() >= 2, qPrintable(QString::number(p.faces.size())));
+  // Exactly the two real faces, largest first: HOG's weak false positive in the astronaut's suit
+  // (score 0.006 next to 1.47 and 0.56) is dropped by DetectOptions::min_relative_score.
+  QCOMPARE(int(p.faces.size()), 2);
   QCOMPARE(p.face_index, 0);
   QVERIFY(p.faces[0].box[2] * p.faces[0].box[3] >= p.faces[1].box[2] * p.faces[1].box[3]);
   QVERIFY(p.faces[0].box[0] + p.faces[0].box[2] <= 512);  // Grace (the larger face) is on the left
@@ -306,15 +489,48 @@ void TestAlign::faceNearBorderIsReflectPadded() {
   // ... and that part of the crop is filled (reflected, blurred, faded), not black.
   auto corner = p.image.narrow(0, 0, 20).narrow(1, 0, 20).to(torch::kFloat);
   QVERIFY2(corner.mean().item<double>() > 30, "the padded corner is black");
-  // The face itself matches the crop of the uncut photo.
-  // FFHQ's padding blurs the photo near the cut edges (left and top), so compare the lower right
-  // quarter of the centre, away from them.
+  // The face is found as in the uncut photo: the predictor's landmarks no longer follow the HOG box
+  // (180 px here, 216 px in the uncut photo; before refinedLandmarks the crop came out 9% smaller and
+  // 25 levels away in the centre). Measured: 1.0 px mean landmark shift, 0.5% scale, 4.7 levels.
+  double shift = 0;
+  for (int i = 0; i < 68; ++i) {
+    auto a = p.transform.toCrop(p.faces[0].landmarks[i]), b = full.transform.toCrop(full.faces[0].landmarks[i]);
+    shift += std::hypot(a.x - b.x, a.y - b.y) / 68;
+  }
+  QVERIFY2(shift < 3, qPrintable(QString("mean landmark shift %1 px").arg(shift)));
+  const double scale = p.transform.quadSize() / full.transform.quadSize();
+  QVERIFY2(std::abs(scale - 1) < 0.03, qPrintable(QString("crop scale %1").arg(scale)));
   auto centre = [](const torch::Tensor& t) { return t.narrow(0, S / 2, S / 4).narrow(1, S / 2, S / 4).to(torch::kFloat); };
   const double centre_diff = (centre(p.image) - centre(full.image)).abs().mean().item<double>();
-  // Known issue: measured 25 here; the face in a photo cut 4 px from its box does not yet crop like
-  // the uncut one (eyes land right, but scale or blur differ). Fixing it turns this into XPASS.
-  QEXPECT_FAIL("", "a face at the photo's edge crops ~25 levels away from the uncut photo's crop", Continue);
-  QVERIFY2(centre_diff < 16, qPrintable(QString("mean centre difference %1").arg(centre_diff)));
+  QVERIFY2(centre_diff < 10, qPrintable(QString("mean centre difference %1").arg(centre_diff)));
+
+  // The padding itself, with detection out of the way: the cut photo warped with the uncut photo's
+  // transform. FFHQ blurs the real pixels within pad/3 of a padded edge (pad = max(what the quad
+  // needs + 10%, 30% of the quad)), so that band differs by design; everywhere else the crop must be
+  // the uncut photo's crop. Measured 0.7 levels there (resampling of a shifted ROI), 8.6 in the band.
+  auto lm = full.faces[0].landmarks;
+  for (auto& q : lm) q.x -= left, q.y -= top;
+  const auto t = AlignTransform::ffhq(lm, S, cut.cols, cut.rows);
+  const auto same = warpToCrop(readImage(file, 3), t).to(torch::kFloat);
+  const double q = t.quadSize(), border = std::max(std::round(q * 0.1), 3.0);
+  double x0 = 1e300, y0 = 1e300;
+  for (auto& c : t.quad) x0 = std::min(x0, c.x), y0 = std::min(y0, c.y);
+  const double band_x = std::max(-x0 + border, std::round(q * 0.3)) / 3, band_y = std::max(-y0 + border, std::round(q * 0.3)) / 3;
+  auto untouched = torch::zeros({S, S}, torch::kBool);
+  auto band = torch::zeros({S, S}, torch::kBool);
+  auto ua = untouched.accessor<bool, 2>(), ba = band.accessor<bool, 2>();
+  for (int i = 0; i < S; ++i)
+    for (int j = 0; j < S; ++j) {
+      auto ph = t.toPhoto(Point2{double(j), double(i)});
+      const bool real = ph.x >= 0 && ph.y >= 0 && ph.x <= cut.cols - 1 && ph.y <= cut.rows - 1;
+      ua[i][j] = real && ph.x >= band_x && ph.y >= band_y;
+      ba[i][j] = real && !ua[i][j];
+    }
+  QVERIFY(untouched.sum().item<int64_t>() > S * S / 3 && band.sum().item<int64_t>() > 0);
+  const auto d = (same - full.image.to(torch::kFloat)).abs().mean(2);
+  const double untouched_diff = d.masked_select(untouched).mean().item<double>();
+  const double band_diff = d.masked_select(band).mean().item<double>();
+  QVERIFY2(untouched_diff < 1.5, qPrintable(QString("mean difference outside FFHQ's blur band %1").arg(untouched_diff)));
 }
 
 void TestAlign::imageFormatsAlign_data() {
