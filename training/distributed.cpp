@@ -383,6 +383,25 @@ void Distributed::allReduceSum(std::vector<torch::Tensor>& tensors) {
   stats_.seconds += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+torch::Tensor Distributed::allGather(const torch::Tensor& local) {
+  if (env_.world_size == 1) return local;
+  TORCH_CHECK(local.dim() >= 1, "allGather needs a batch dimension");
+  torch::NoGradGuard no_grad;
+  const auto start = Clock::now();
+  const bool to_cpu = impl_->backend != "nccl";
+  auto in = to_cpu ? local.detach().to(torch::kCPU).contiguous() : local.detach().contiguous();
+  std::vector<torch::Tensor> inputs{in};
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int r = 0; r < env_.world_size; ++r) outputs[0].push_back(torch::empty_like(in));
+  c10d::AllgatherOptions opts;
+  opts.timeout = options_.timeout;
+  finish(impl_->pg->allgather(outputs, inputs, opts), env_, options_, "all-gather");
+  ++stats_.collectives;
+  stats_.bytes += in.numel() * static_cast<int64_t>(in.element_size()) * env_.world_size;
+  stats_.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  return torch::cat(outputs[0]).to(local.device());
+}
+
 void Distributed::allReduceMeanGradients(const std::vector<torch::Tensor>& params) {
   if (env_.world_size == 1) return;
   std::vector<torch::Tensor> grads;

@@ -130,6 +130,9 @@ class Distributed {
   bool anyTrue(bool flag);
   /// In-place sum over the ranks (bucketed like the gradients). No autograd.
   void allReduceSum(std::vector<torch::Tensor>& tensors);
+  /// Every rank's `local` (same shape and dtype on all ranks) concatenated along dim 0 in rank
+  /// order: with equal per-rank batches, the global batch. One all-gather; no autograd.
+  torch::Tensor allGather(const torch::Tensor& local);
   /// Mean and biased variance of z [b, D] over the global batch (all ranks' rows), with the
   /// gradient flowing only through this rank's rows: the other ranks' sums enter detached, so the
   /// gradient w.r.t. a local row equals the single-process gradient of the same statistic over the

@@ -18,7 +18,13 @@ torch::Tensor batchKL(const torch::Tensor& z) {
 }
 
 torch::Tensor randomSphere(int64_t n, int64_t dim, const torch::Device& device) {
-  return normaliseLatent(torch::randn({n, dim}, torch::TensorOptions().device(device)));
+  return normaliseLatent(randnRows({n, dim}, torch::TensorOptions().device(device)));
+}
+
+LatentPlan flipInvariantPlan(const torch::Tensor& z, int blocks) {
+  TORCH_CHECK(z.dim() == 2 && z.size(0) % 2 == 0, "flip-invariance pairs need an even batch of codes, got ", z.sizes());
+  auto partner = z.view({-1, 2, z.size(1)}).flip({1}).reshape({-1, z.size(1)});
+  return LatentPlan::mixed(z, partner, std::min(2, blocks), blocks);
 }
 
 torch::Tensor blendRealForFadeIn(const torch::Tensor& x, double alpha) {
@@ -67,42 +73,133 @@ void ImagePool::restore(const torch::Tensor& stored) {
 
 namespace {
 
-int randomSplit(int stage) {
-  // j ~ U{1..s}
-  return 1 + static_cast<int>(torch::randint(stage, {1}, torch::kLong).item<int64_t>());
+int randomSplit(int last_block) {
+  // j ~ U{1..last_block} (= U{1..s} without the extra 8×8 block)
+  return 1 + static_cast<int>(torch::randint(last_block, {1}, torch::kLong).item<int64_t>());
 }
 
-int64_t mixedCount(int64_t batch, double fraction, int stage) {
-  if (stage <= 0 || fraction <= 0.0) return 0;
+int64_t mixedCount(int64_t batch, double fraction, int blocks) {
+  if (blocks <= 1 || fraction <= 0.0) return 0;
   return std::clamp<int64_t>(std::llround(double(batch) * fraction), 0, batch);
+}
+
+// Data-parallel steps (SPEC §3 "Scaling out"): N ranks with batch b must compute what one process
+// with batch N·b computes. Every rank draws every random number for the global batch from the same
+// generator state and keeps its own rows; plain/mixed counts come from the global batch (the mixed
+// codes are its last rows, so a rank may hold plain rows, mixed rows or both); and each loss term that
+// is a mean over some rows is written as this rank's sum over the global count, times N, because the
+// trainer then averages the gradients over the ranks.
+
+/// Rows [offset, offset + local) of a global batch of `global` rows.
+struct Rows {
+  int64_t offset = 0, local = 0, global = 0;
+  BatchRows batchRows() const { return {offset, global}; }
+};
+
+/// This rank's rows of the step's batch (local batch n; all ranks use the same n).
+Rows stepRows(int64_t n) {
+  if (auto* d = GlobalBatchScope::current()) return {d->rank() * n, n, d->worldSize() * n};
+  return {0, n, n};
+}
+
+/// Of the `count` global rows starting at global row `start`, those in `rows`, indexed from `start`.
+Rows subRows(const Rows& rows, int64_t start, int64_t count) {
+  const int64_t lo = std::clamp(rows.offset, start, start + count);
+  const int64_t hi = std::clamp(rows.offset + rows.local, start, start + count);
+  return {lo - start, hi - lo, count};
+}
+
+/// Mean over the global rows of per-row values `t` ([local, ...]), as this rank's share (see above);
+/// the plain mean in one process.
+torch::Tensor rowMean(const torch::Tensor& t, const Rows& rows) {
+  auto* d = GlobalBatchScope::current();
+  if (!d) return t.mean();
+  int64_t per_row = 1;
+  for (int64_t k = 1; k < t.dim(); ++k) per_row *= t.size(k);
+  return t.sum() * (static_cast<double>(d->worldSize()) / static_cast<double>(rows.global * per_row));
+}
+
+/// Multi-rank: replaces the values of the given terms (this rank's shares of means over the global
+/// batch) by the global values, the same on every rank, keeping their gradients.
+void globalValues(std::initializer_list<torch::Tensor*> terms) {
+  auto* d = GlobalBatchScope::current();
+  if (!d) return;
+  std::vector<torch::Tensor> values;
+  for (auto* t : terms) values.push_back(t->detach().reshape({1}).to(torch::kFloat64));
+  std::vector<torch::Tensor> io{torch::cat(values)};
+  d->allReduceSum(io);
+  int64_t i = 0;
+  for (auto* t : terms) {
+    auto global = (io[0][i++] / d->worldSize()).to(t->scalar_type());
+    *t = *t + (global - t->detach());
+  }
+}
+
+/// z and, for a mixed batch, the codes of its mixed rows: z_B = [z[plain rows]; fresh codes]. Draws
+/// in the single-process order: the codes, the split block, the fresh codes of the mixed rows.
+struct MixedCodes {
+  torch::Tensor z;
+  LatentPlan plan;
+  int split = 0;
+  Rows plain, mixed;
+};
+
+MixedCodes mixedCodes(const Rows& rows, int64_t dim, const torch::Device& device, double fraction, int blocks) {
+  MixedCodes c;
+  const int64_t n_mix = mixedCount(rows.global, fraction, blocks);
+  c.plain = subRows(rows, 0, rows.global - n_mix);
+  c.mixed = subRows(rows, rows.global - n_mix, n_mix);
+  c.z = randomSphere(rows.local, dim, device);  // plain codes, then the z_A of the mixed ones
+  c.plan = LatentPlan::uniform(c.z, blocks);
+  if (n_mix > 0) {
+    c.split = randomSplit(blocks - 1);
+    torch::Tensor fresh;
+    {
+      BatchRowsScope scope(c.mixed.batchRows());
+      fresh = randomSphere(c.mixed.local, dim, device);
+    }
+    auto zb = torch::cat({c.z.narrow(0, 0, c.plain.local), fresh});
+    c.plan = LatentPlan::mixed(c.z, zb, c.split, blocks);
+  }
+  return c;
 }
 
 }  // namespace
 
 DecodeWithCanvas decodeKeepingCanvas(Decoder& decoder, const LatentPlan& plan, int stage, double alpha, int split) {
-  TORCH_CHECK(split >= 0 && split <= stage, "split block ", split, " is outside 0..", stage);
-  std::vector<torch::Tensor> canvases(stage + 1);
+  const int nb = decoder->blocksAtStage(stage);
+  TORCH_CHECK(split >= 0 && split < nb, "split block ", split, " is outside 0..", nb - 1);
+  std::vector<torch::Tensor> canvases(nb);
   DecodeWithCanvas out;
   if (stage == 0 || alpha >= 1.0) {
-    auto h = decoder->runBlocks({}, plan, 0, stage + 1, &canvases);
-    out.image = decoder->toRGB(stage, h);
+    auto h = decoder->runBlocks({}, plan, 0, nb, &canvases);
+    out.image = decoder->toRGB(nb - 1, h);
   } else {
-    auto prev = decoder->runBlocks({}, plan, 0, stage, &canvases);
-    auto old = upsample2(decoder->toRGB(stage - 1, prev));
+    const int prev_nb = decoder->blocksAtStage(stage - 1);
+    auto prev = decoder->runBlocks({}, plan, 0, prev_nb, &canvases);
+    auto old = upsample2(decoder->toRGB(prev_nb - 1, prev));
     if (alpha <= 0.0) {
       out.image = old;
+      // The extra 8×8 block makes a split inside the new level possible; its canvas is still needed.
+      if (split > prev_nb) decoder->runBlocks(prev, plan, prev_nb, split, &canvases);
     } else {
-      auto grown = decoder->blocks->ptr(stage)->as<DecoderBlock>()->forward(prev, plan[stage], decoder->noise());
-      out.image = (1.0 - alpha) * old + alpha * decoder->toRGB(stage, grown);
+      auto grown = decoder->runBlocks(prev, plan, prev_nb, nb, &canvases);
+      out.image = (1.0 - alpha) * old + alpha * decoder->toRGB(nb - 1, grown);
     }
   }
   if (split > 0) out.canvas = canvases[split - 1];
   return out;
 }
 
-torch::Tensor layerLoss(Decoder& decoder, const torch::Tensor& canvas_a, const torch::Tensor& z_hat, int split) {
+namespace {
+torch::Tensor layerSquares(Decoder& decoder, const torch::Tensor& canvas_a, const torch::Tensor& z_hat, int split) {
   auto canvas = decoder->runBlocks({}, LatentPlan::uniform(z_hat, split), 0, split);
-  return (canvas - canvas_a).square().mean();
+  return (canvas - canvas_a).square();
+}
+}  // namespace
+
+torch::Tensor layerLoss(Decoder& decoder, const torch::Tensor& canvas_a, const torch::Tensor& z_hat, int split) {
+  return layerSquares(decoder, canvas_a, z_hat, split).mean();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,20 +215,21 @@ torch::Tensor encoderTotal(const torch::Tensor& kl_real, const torch::Tensor& kl
 
 namespace {
 
-// Decoded random codes for the encoder step, a fraction of them style-mixed. No grad.
-torch::Tensor generatedImages(Decoder& decoder, int64_t n, const StepContext& ctx, const LossWeights& w) {
+// Decoded random codes for the encoder step (this rank's rows), a fraction of them style-mixed. No grad.
+torch::Tensor generatedImages(Decoder& decoder, const Rows& rows, const StepContext& ctx, const LossWeights& w) {
   torch::NoGradGuard no_grad;
-  const int64_t dim = decoder->config.latent_dim;
   const auto device = decoder->blocks->ptr(0)->as<DecoderBlock>()->conv1->weight.device();
-  auto z = randomSphere(n, dim, device);
-  const int64_t n_mix = mixedCount(n, w.encoder_mix_fraction, ctx.stage);
-  LatentPlan plan = LatentPlan::uniform(z, ctx.stage + 1);
-  if (n_mix > 0) {
-    const int j = randomSplit(ctx.stage);
-    auto zb = torch::cat({z.narrow(0, 0, n - n_mix), randomSphere(n_mix, dim, device)});
-    plan = LatentPlan::mixed(z, zb, j, ctx.stage + 1);
-  }
-  return decoder->forward(plan, ctx.stage, ctx.alpha);
+  BatchRowsScope scope(rows.batchRows());
+  auto codes = mixedCodes(rows, decoder->config.latent_dim, device, w.encoder_mix_fraction,
+                          decoder->blocksAtStage(ctx.stage));
+  return decoder->forward(codes.plan, ctx.stage, ctx.alpha);
+}
+
+// The image pool sees the global batch: every rank keeps the same pool and takes its rows back.
+torch::Tensor pooled(ImagePool& pool, const torch::Tensor& fake, const Rows& rows) {
+  auto* d = GlobalBatchScope::current();
+  if (!d) return pool.query(fake);
+  return pool.query(d->allGather(fake)).narrow(0, rows.offset, rows.local);
 }
 
 }  // namespace
@@ -139,16 +237,25 @@ torch::Tensor generatedImages(Decoder& decoder, int64_t n, const StepContext& ct
 EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& robust, const torch::Tensor& x,
                               const StepContext& ctx, const LossWeights& w, ImagePool* pool) {
   const int64_t n = x.size(0);
-  auto fake = generatedImages(decoder, n, ctx, w);
-  if (pool) fake = pool->query(fake);
+  const Rows rows = stepRows(n);
+  auto fake = generatedImages(decoder, rows, ctx, w);
+  if (pool) fake = pooled(*pool, fake, rows);
   // One encoder pass over real and generated images (one power iteration, one big GEMM).
   auto z = encoder->forward(torch::cat({x, fake}), ctx.stage, ctx.alpha);
   auto z_real = z.narrow(0, 0, n), z_fake = z.narrow(0, n, n);
   EncoderStepLosses l;
   l.kl_real = batchKL(z_real);
   l.kl_fake = batchKL(z_fake);
-  auto recon = decoder->forward(z_real, ctx.stage, ctx.alpha);
+  torch::Tensor recon;
+  {
+    BatchRowsScope scope(rows.batchRows());
+    recon = ctx.flip_invariance
+                ? decoder->forward(flipInvariantPlan(z_real, decoder->blocksAtStage(ctx.stage)), ctx.stage, ctx.alpha)
+                : decoder->forward(z_real, ctx.stage, ctx.alpha);
+  }
+  // A mean over equal per-rank batches: averaging the ranks' gradients gives the global mean's.
   l.rec = w.robust ? robust->forward(recon - x) : (recon - x).abs().mean();
+  globalValues({&l.rec});
   l.total = encoderTotal(l.kl_real, l.kl_fake, l.rec, ctx, w, &l.gap);
   return l;
 }
@@ -160,23 +267,30 @@ DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch,
                               const LossWeights& w) {
   const int64_t dim = decoder->config.latent_dim;
   const auto device = decoder->blocks->ptr(0)->as<DecoderBlock>()->conv1->weight.device();
-  const int64_t n_mix = mixedCount(batch, w.decoder_mix_fraction, ctx.stage);
-  const int64_t n_plain = batch - n_mix;
+  const Rows rows = stepRows(batch);
+  BatchRowsScope scope(rows.batchRows());
+  auto codes = mixedCodes(rows, dim, device, w.decoder_mix_fraction, decoder->blocksAtStage(ctx.stage));
+  const auto& plain = codes.plain;
+  const auto& mixed = codes.mixed;
   DecoderStepLosses l;
-  auto z = randomSphere(batch, dim, device);  // plain codes, then the z_A of the mixed ones
-  LatentPlan plan = LatentPlan::uniform(z, ctx.stage + 1);
-  if (n_mix > 0) {
-    l.split = randomSplit(ctx.stage);
-    auto zb = torch::cat({z.narrow(0, 0, n_plain), randomSphere(n_mix, dim, device)});
-    plan = LatentPlan::mixed(z, zb, l.split, ctx.stage + 1);
-  }
-  auto dec = decodeKeepingCanvas(decoder, plan, ctx.stage, ctx.alpha, l.split);
+  l.split = codes.split;
+  auto dec = decodeKeepingCanvas(decoder, codes.plan, ctx.stage, ctx.alpha, l.split);
   auto z_hat = encoder->forward(dec.image, ctx.stage, ctx.alpha);
   l.kl_fake = batchKL(z_hat);
-  auto zero = torch::zeros({}, z.options());
-  l.cos = n_plain > 0 ? (1.0 - (z.narrow(0, 0, n_plain) * z_hat.narrow(0, 0, n_plain)).sum(1)).mean() : zero;
-  l.layer = n_mix > 0 ? layerLoss(decoder, dec.canvas.narrow(0, n_plain, n_mix), z_hat.narrow(0, n_plain, n_mix), l.split)
-                      : zero;
+  auto zero = torch::zeros({}, codes.z.options());
+  l.cos = plain.global > 0
+              ? rowMean(1.0 - (codes.z.narrow(0, 0, plain.local) * z_hat.narrow(0, 0, plain.local)).sum(1), plain)
+              : zero;
+  if (mixed.global > 0) {
+    // Runs even for a rank without mixed rows, so that its noise draws stay in step with the others.
+    BatchRowsScope mixed_scope(mixed.batchRows());
+    l.layer = rowMean(layerSquares(decoder, dec.canvas.narrow(0, plain.local, mixed.local),
+                                   z_hat.narrow(0, plain.local, mixed.local), l.split),
+                      mixed);
+  } else {
+    l.layer = zero;
+  }
+  globalValues({&l.cos, &l.layer});
   l.total = w.kl * l.kl_fake + w.cos * l.cos + w.layer * l.layer;
   return l;
 }

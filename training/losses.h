@@ -42,11 +42,24 @@ struct LossWeights {
 
 /// Where training stands for one iteration.
 struct StepContext {
-  int stage = 0;       ///< top decoder block in use
-  double alpha = 1.0;  ///< fade-in weight of block `stage`
+  int stage = 0;       ///< top resolution level in use (its decoder blocks: Decoder::blocksAtStage)
+  double alpha = 1.0;  ///< fade-in weight of level `stage`
   double m_gap = 0.0;  ///< margin of the KL gap term
+  /// Flip-invariance training (SPEC §3, paper Sec. 3.3): the real batch holds pairs, rows 2i and
+  /// 2i+1 being horizontal flips of each other; the decoder has the extra 8×8 block. The encoder
+  /// step's reconstruction then swaps the pair's codes from block 2 on (flipInvariantPlan), the
+  /// layer noise is off, and the decoder's AdaIN style linears also learn in the encoder step.
+  bool flip_invariance = false;
   bool fading() const { return alpha < 1.0; }
 };
+
+/// The reconstruction plan of flip-invariance training for codes z [2n, D] of n flip pairs (rows 2i,
+/// 2i+1): every row keeps its own code in blocks 0–1 (θ_{0:2}) and takes its partner's from block 2
+/// on (θ_{2:N}), so row 2i+1 decodes θ_{2:N}(θ_{0:2}(ξ⁽⁰⁾, z₂), z₁) ≈ x₂ and row 2i decodes
+/// θ_{2:N}(θ_{0:2}(ξ⁽⁰⁾, z₁), z₂) ≈ x₁ (paper Eqs. 10–11). The mean of ρ over the batch is then
+/// ½·(L_inv + L'_inv) per pair, the same scale as the plain reconstruction term (every image is
+/// the target once). With fewer than 3 blocks (4 px) it is the plain reconstruction.
+LatentPlan flipInvariantPlan(const torch::Tensor& z, int blocks);
 
 /// Keeps the last `capacity` generated images; once full, each incoming image is swapped with a
 /// random stored one with probability 0.5 (SPEC §3). Uses the global LibTorch generator.

@@ -62,6 +62,7 @@ ModelConfig TrainingPreset::modelConfig(int image_channels) const {
     c.widths = widths;
     c.width_table = "custom";
   }
+  c.extra_8x8_block = flip_invariance;
   c.validate();
   return c;
 }
@@ -96,6 +97,13 @@ void TrainingPreset::validate() const {
   if (fade_in_images < 0) fail("fade_in_images must be >= 0");
   if (checkpoint_every <= 0 || preview_every <= 0 || log_every <= 0) fail("intervals must be positive");
   if (!(ema_decay > 0 && ema_decay < 1)) fail("ema_decay must be in (0, 1)");
+  if (flip_invariance) {
+    if (resolution < 8) fail("flip_invariance needs a model resolution of at least 8 px (it adds a block at 8×8)");
+    for (auto& [r, b] : batch_by_resolution)
+      if (b % 2 != 0)
+        fail("flip_invariance needs even batch sizes (image + flip pairs), but " + std::to_string(r) + " px has " +
+             std::to_string(b));
+  }
   modelConfig(3);
 }
 
@@ -117,6 +125,7 @@ nlohmann::json TrainingPreset::toJson() const {
   j["log_every"] = log_every;
   j["pool_size"] = pool_size;
   j["ema_decay"] = ema_decay;
+  if (flip_invariance) j["flip_invariance"] = true;
   const auto& w = losses;
   j["losses"] = {{"kl", w.kl},
                  {"gap", w.gap},
@@ -152,6 +161,7 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
     p.log_every = j.value("log_every", p.log_every);
     p.pool_size = j.value("pool_size", p.pool_size);
     p.ema_decay = j.value("ema_decay", p.ema_decay);
+    p.flip_invariance = j.value("flip_invariance", false);
     if (j.contains("losses")) {
       const auto& l = j["losses"];
       auto& w = p.losses;

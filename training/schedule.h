@@ -60,6 +60,10 @@ struct TrainingPreset {
   int pool_size = 200;
   double ema_decay = 0.999;
   LossWeights losses;
+  /// Flip-invariance training (SPEC §3, paper Sec. 3.3; JSON "flip_invariance", off by default):
+  /// each batch is half images, half their horizontal flips (batch sizes must be even), the model
+  /// gets the extra 8×8 decoder block, and the encoder step uses the swapped-code reconstruction.
+  bool flip_invariance = false;
 
   /// The schedule at `images_seen` (clamped to the last phase).
   SchedulePoint at(int64_t images_seen) const;

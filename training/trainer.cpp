@@ -43,12 +43,15 @@ bool finite(const torch::Tensor& t) { return std::isfinite(t.item<double>()); }
 
 }  // namespace
 
-TrainingModules::TrainingModules(Automodulator& m, double lr) : model(m) {
+TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_encoder_step) : model(m) {
   const auto& c = m.config();
   robust = RobustLoss(RobustLossOptions(c.image_channels, c.resolution));
   robust->to(m.device());
   auto enc_params = m.encoder->parameters(true);
   for (auto& p : robust->parameters(true)) enc_params.push_back(p);
+  // (A parameter in both Adams has a separate state in each.)
+  if (style_in_encoder_step)
+    for (auto& p : m.decoder->styleParameters()) enc_params.push_back(p);
   encoder_opt = std::make_unique<torch::optim::Adam>(enc_params, adamOptions(lr));
   decoder_opt = std::make_unique<torch::optim::Adam>(m.decoder->parameters(true), adamOptions(lr));
 }
@@ -63,13 +66,16 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   auto& model = m.model;
   model.encoder->train();
   model.decoder->train();
-  model.decoder->setNoise(true);
+  model.decoder->setNoise(!ctx.flip_invariance);
   IterationResult r;
   GlobalBatchScope global_batch(m.dist);
   auto finiteEverywhere = [&](const torch::Tensor& t) { return m.dist ? m.dist->allFinite(t) : finite(t); };
 
-  // Encoder step: the decoder is frozen (no weight gradients are computed for it).
+  // Encoder step: the decoder is frozen (no weight gradients are computed for it), except for its
+  // AdaIN style linears in flip-invariance training.
   setRequiresGrad(*model.decoder, false);
+  if (ctx.flip_invariance)
+    for (auto& p : model.decoder->styleParameters()) p.requires_grad_(true);
   setRequiresGrad(*model.encoder, true);
   clearGrads(*m.encoder_opt);
   r.enc = encoderStep(model.encoder, model.decoder, m.robust, x, ctx, w, pool);
@@ -216,7 +222,8 @@ void Trainer::setUp() {
     throw Error(latest.string() + " was trained on data with a different number of channels");
   torch::manual_seed(config_.seed);
   model_ = std::make_unique<Automodulator>(mc, config_.device);
-  modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr);
+  modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr,
+                                               config_.preset.flip_invariance);
   modules_->dist = config_.distributed;
   stage_ = config_.preset.at(0).stage;
   model_->setStage(stage_);
@@ -239,11 +246,12 @@ void Trainer::syncRanks() {
   for (auto* m : std::initializer_list<torch::nn::Module*>{model_->encoder.get(), model_->decoder.get(),
                                                          model_->ema.get(), modules_->robust.get()})
     for (auto& t : stateTensors(*m)) state.push_back(t);
+  // And rank 0's generator state: every rank draws every random number of a step (codes, split
+  // blocks, flips, noise, pool swaps) for the global batch and keeps its own rows, so that N ranks
+  // with batch b train exactly like one process with batch N·b (see losses.cpp).
+  state.push_back(cpuRngState());
   dist->broadcast(state);
-  // Each rank draws its own random codes, flips and noise.
-  if (!dist->isMain())
-    torch::manual_seed(config_.seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(dist->rank()) +
-                       static_cast<uint64_t>(images_seen_));
+  setCpuRngState(state.back());
 }
 
 void Trainer::enterStage(int stage) {
@@ -258,12 +266,16 @@ void Trainer::enterStage(int stage) {
 
 torch::Tensor Trainer::nextRealBatch(int batch, int resolution) {
   const int64_t n = data_->size();
+  // Flip-invariance training reads half a batch and adds each image's mirror image next to it, so
+  // its data stream advances by half the images seen.
+  const bool pairs = config_.preset.flip_invariance;
+  const int reads = pairs ? batch / 2 : batch;
   std::vector<int64_t> idx;
-  idx.reserve(batch);
+  idx.reserve(reads);
   if (config_.distributed && config_.distributed->worldSize() > 1)
     idx = DistributedSampler(n, config_.seed, config_.distributed->rank(), config_.distributed->worldSize())
-              .localBatch(images_seen_, batch);
-  while (static_cast<int>(idx.size()) < batch) {
+              .localBatch(pairs ? images_seen_ / 2 : images_seen_, reads);
+  while (static_cast<int>(idx.size()) < reads) {
     if (!order_.defined() || epoch_pos_ >= n) {
       if (order_.defined()) {
         ++epoch_;
@@ -276,8 +288,14 @@ torch::Tensor Trainer::nextRealBatch(int batch, int resolution) {
   }
   auto u8 = data_->batch(idx, resolution);
   auto x = u8.to(model_->device(), torch::kFloat32).div(127.5).sub(1.0);
-  // Random horizontal flip, p = 0.5.
-  auto flip = (torch::rand({batch}) < 0.5).to(model_->device()).view({batch, 1, 1, 1});
+  // Pairs: rows 2i and 2i+1 are an image and its horizontal flip.
+  if (pairs) return torch::stack({x, x.flip({3})}, 1).flatten(0, 1);
+  // Random horizontal flip, p = 0.5 (drawn for the global batch; this rank's rows).
+  const auto* dist = config_.distributed;
+  BatchRowsScope rows(dist && dist->worldSize() > 1
+                          ? BatchRows{int64_t(dist->rank()) * batch, int64_t(dist->worldSize()) * batch}
+                          : BatchRows{});
+  auto flip = (randRows({batch}) < 0.5).to(model_->device()).view({batch, 1, 1, 1});
   return torch::where(flip, x.flip({3}), x);
 }
 
@@ -323,7 +341,7 @@ TrainingResult Trainer::run() {
       enterStage(s.stage);
       modules_->setLearningRate(s.lr * lr_scale_);
       auto x = blendRealForFadeIn(nextRealBatch(s.batch, s.resolution), s.alpha);
-      StepContext ctx{s.stage, s.alpha, s.m_gap};
+      StepContext ctx{s.stage, s.alpha, s.m_gap, config_.preset.flip_invariance};
       const bool poison = fault_fn_ && fault_fn_(iteration_);
       auto r = trainIteration(*modules_, x, ctx, config_.preset.losses, s.past_first_fade_in ? &pool_ : nullptr,
                               config_.preset.ema_decay, poison);
@@ -494,7 +512,7 @@ void Trainer::writePreview() {
     const int64_t pairs = held / 2;
     auto za = zx.narrow(0, 0, pairs), zb = zx.narrow(0, pairs, pairs);
     std::vector<torch::Tensor> cols{x.narrow(0, 0, pairs), x.narrow(0, pairs, pairs)};
-    const int nb = stage_ + 1;
+    const int nb = m.numBlocks();
     for (auto [lo, hi] : {std::pair{0, 2}, std::pair{2, 4}, std::pair{4, 99}}) {
       std::vector<torch::Tensor> per_block;
       for (int b = 0; b < nb; ++b) per_block.push_back(b >= lo && b < hi ? zb : za);

@@ -34,14 +34,20 @@ class Distributed;
 // One training iteration, shared by the Trainer and `automod bench train`.
 
 /// What learns: the model's encoder and decoder, the robust-loss parameters, and one Adam
-/// (β = (0, 0.99), ε = 1e-8) for the encoder + robust loss and one for the decoder.
+/// (β = (0, 0.99), ε = 1e-8) for the encoder + robust loss and one for the decoder. With
+/// `style_in_encoder_step` (flip-invariance training) the encoder's Adam also holds the decoder's
+/// AdaIN style linears, which then learn in both steps.
 struct TrainingModules {
-  TrainingModules(Automodulator& model, double lr);
+  TrainingModules(Automodulator& model, double lr, bool style_in_encoder_step = false);
   Automodulator& model;
   RobustLoss robust{nullptr};
   std::unique_ptr<torch::optim::Adam> encoder_opt, decoder_opt;
   /// Data-parallel training (not owned; null = one process): gradients are averaged over the
-  /// ranks after each backward and the KL terms use the global batch.
+  /// ranks after each backward; random numbers are drawn for the global batch (identical generator
+  /// state on every rank) and each rank keeps its rows; the KL terms, the mixed/plain split, the
+  /// image pool and the means of the loss terms are those of the global batch. With equal
+  /// per-rank batches and the same generator state, N ranks with batch b compute one process's step
+  /// with batch N·b (up to floating-point summation order).
   Distributed* dist = nullptr;
   void setLearningRate(double lr);
 };
@@ -53,7 +59,8 @@ struct IterationResult {
   bool finite = true;
 };
 
-/// Encoder step (decoder frozen), then decoder step (encoder frozen), then the EMA update.
+/// Encoder step (decoder frozen, except its AdaIN style linears with ctx.flip_invariance), then
+/// decoder step (encoder frozen), then the EMA update. Layer noise is on unless ctx.flip_invariance.
 /// `poison` (tests only) makes the encoder loss NaN.
 IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const StepContext& ctx, const LossWeights& w,
                                ImagePool* pool, double ema_decay, bool poison = false);
@@ -73,7 +80,8 @@ struct TrainerConfig {
   bool write_previews = true;
   /// Data-parallel training (not owned; see training/distributed.h): parameters are broadcast
   /// from rank 0 at start and on resume, `batch` in the preset is per rank and images are counted
-  /// over all ranks, each rank reads its slice of every global batch, only rank 0 writes.
+  /// over all ranks, each rank reads its slice of every global batch, only rank 0 writes. Training
+  /// then matches one process with the whole batch (same seed), up to float rounding.
   Distributed* distributed = nullptr;
   /// Number of samples / held-out reconstructions / mix rows in a preview.
   int preview_count = 8;

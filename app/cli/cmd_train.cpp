@@ -27,6 +27,7 @@ extern "C" void onSignal(int sig) { g_signal = sig; }
 struct TrainOpts {
   std::string data, out, preset;
   bool fashion_mnist = false, resume = false, list = false, no_previews = false, distributed = false;
+  bool flip_invariance = false;
   std::string dist_store;
   int64_t faces = 0, max_images = 0;
   uint64_t seed = 0;
@@ -110,11 +111,18 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
     if (!header.contains("training")) throw Error(latest.string() + " is not a training checkpoint");
     config.preset = TrainingPreset::fromJson(header["training"]["preset"]);
     config.seed = header["training"].value("seed", config.seed);
+    if (o.flip_invariance && !config.preset.flip_invariance)
+      throw Error("--flip-invariance changes the model (an extra 8×8 block): start a new run with it; " +
+                  latest.string() + " was trained without it");
   } else {
     if (o.preset.empty()) throw Error("--preset NAME is required (automod train --list-presets shows them)");
     if (fs::exists(config.run_dir / "latest.amod"))
       throw Error(config.run_dir.string() + " already holds a run; continue it with --resume or choose another --out");
     config.preset = loadPreset(o.preset);
+    if (o.flip_invariance) {
+      config.preset.flip_invariance = true;
+      config.preset.validate();
+    }
   }
   // Data-parallel training (docs/distributed.md): join the other ranks; only rank 0 prints and writes.
   std::unique_ptr<Distributed> dist;
@@ -220,6 +228,9 @@ void addTrainCommand(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-previews", o->no_previews, "do not write preview PNGs");
+  cmd->add_flag("--flip-invariance", o->flip_invariance,
+                "flip-invariance training (paper Sec. 3.3): image + mirror pairs, an extra 8x8 decoder block, "
+                "swapped-code reconstruction (the preset's \"flip_invariance\": true does the same)");
   cmd->add_flag("--distributed", o->distributed,
                 "data-parallel training over the ranks started by torchrun/srun (automatic when WORLD_SIZE > 1; "
                 "the preset's batch is per rank; see docs/distributed.md)");

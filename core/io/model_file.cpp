@@ -83,6 +83,7 @@ nlohmann::json describeModelFile(const std::filesystem::path& path) {
   j["config"] = archive.header.at("config");
   j["stage"] = model->stage();
   j["resolution"] = model->resolution();
+  j["decoder_blocks"] = model->numBlocks();
   j["metadata"] = model->metadata;
   int64_t params = 0;
   for (auto& p : model->encoder->parameters()) params += p.numel();

@@ -22,7 +22,11 @@ class Automodulator {
   int stage() const { return stage_; }
   void setStage(int stage);
   int resolution() const { return ModelConfig::blockResolution(stage_); }
-  int numBlocks() const { return stage_ + 1; }
+  /// Decoder blocks in use (the size of a LatentPlan): stage() + 1, plus one for a model with the
+  /// extra 8×8 block (ModelConfig::extra_8x8_block) past 4 px.
+  int numBlocks() const { return config_.blocksAtStage(stage_); }
+  /// Output resolution of decoder block b.
+  int blockResolution(int block) const { return config_.decoderBlockResolution(block); }
 
   /// Images [N, C, R, R] in [−1, 1] at resolution() → unit-norm latents. Eval mode, no grad.
   torch::Tensor encode(const torch::Tensor& images);

@@ -74,12 +74,16 @@ void ModelConfig::validate() const {
   for (int w : widths)
     if (w < 1 || w > 4096) throw Error("config: a width is out of range: " + std::to_string(w));
   if (!(adain_eps >= 0)) throw Error("config: adain_eps must be >= 0");
+  if (extra_8x8_block && resolution < 8) throw Error("config: extra_8x8_block needs a resolution of at least 8 px");
 }
 
 nlohmann::json ModelConfig::toJson() const {
-  return {{"resolution", resolution},     {"image_channels", image_channels}, {"latent_dim", latent_dim},
-          {"widths", widths},             {"learned_input", learned_input},   {"adain_eps", adain_eps},
-          {"width_table", width_table}};
+  nlohmann::json j{{"resolution", resolution},     {"image_channels", image_channels}, {"latent_dim", latent_dim},
+                   {"widths", widths},             {"learned_input", learned_input},   {"adain_eps", adain_eps},
+                   {"width_table", width_table}};
+  // Written only when set, so a model without it is saved exactly as before.
+  if (extra_8x8_block) j["extra_8x8_block"] = true;
+  return j;
 }
 
 ModelConfig ModelConfig::fromJson(const nlohmann::json& j) {
@@ -93,6 +97,7 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j) {
     c.learned_input = j.value("learned_input", false);
     c.adain_eps = j.value("adain_eps", 1e-8);
     c.width_table = j.value("width_table", std::string("custom"));
+    c.extra_8x8_block = j.value("extra_8x8_block", false);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("config: ") + e.what());
   }

@@ -23,9 +23,23 @@ struct ModelConfig {
   double adain_eps = 1e-8;
   /// The name of the width table the widths came from, for display only.
   std::string width_table = "custom";
+  /// An extra decoder block at 8×8 after block 1 (flip-invariance training, paper Sec. 3.3): the
+  /// decoder then has one more block than there are resolutions, and block indices from 2 up are
+  /// shifted by one (block 2 is the extra 8×8 block, block 3 works at 16 px, ...). Needs ≥ 8 px.
+  bool extra_8x8_block = false;
 
+  /// Number of resolution levels 4, 8, ..., resolution (= encoder blocks = decoder blocks without
+  /// the extra block). "Stage" s is such a level.
   int numBlocks() const;
   static int blockResolution(int block) { return 4 << block; }
+  /// Decoder blocks in use at stage s: s + 1, plus the extra block from stage 1 on.
+  int blocksAtStage(int stage) const { return stage + 1 + (extra_8x8_block && stage >= 1 ? 1 : 0); }
+  /// All decoder blocks (= blocksAtStage(numBlocks() − 1)).
+  int decoderBlocks() const { return blocksAtStage(numBlocks() - 1); }
+  /// The stage (resolution level) of decoder block b.
+  int stageOfBlock(int block) const { return extra_8x8_block && block >= 2 ? block - 1 : block; }
+  /// Output resolution of decoder block b.
+  int decoderBlockResolution(int block) const { return blockResolution(stageOfBlock(block)); }
   /// The block whose output has this resolution; throws for a resolution that is not 4·2^b.
   static int blockForResolution(int resolution);
 

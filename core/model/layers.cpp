@@ -4,6 +4,7 @@
 #include <torch/nn/init.h>
 
 #include <cmath>
+#include <vector>
 
 namespace automod {
 namespace F = torch::nn::functional;
@@ -75,12 +76,42 @@ torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z)
   return s * ((x - mean) / (var.sqrt() + eps)) + m;
 }
 
+namespace {
+thread_local const BatchRows* t_batch_rows = nullptr;
+
+template <typename Draw>
+torch::Tensor drawRows(at::IntArrayRef shape, Draw&& draw) {
+  const BatchRows* rows = t_batch_rows;
+  if (!rows || rows->global <= 0) return draw(shape);
+  TORCH_CHECK(!shape.empty(), "a row-sliced random draw needs a batch dimension");
+  TORCH_CHECK(rows->offset >= 0 && rows->offset + shape[0] <= rows->global, "rows [", rows->offset, ", ",
+              rows->offset + shape[0], ") are outside the global batch of ", rows->global);
+  std::vector<int64_t> global(shape.begin(), shape.end());
+  global[0] = rows->global;
+  return draw(global).narrow(0, rows->offset, shape[0]);
+}
+}  // namespace
+
+BatchRowsScope::BatchRowsScope(BatchRows rows) : previous_(t_batch_rows), rows_(rows) { t_batch_rows = &rows_; }
+
+BatchRowsScope::~BatchRowsScope() { t_batch_rows = previous_; }
+
+const BatchRows* BatchRowsScope::current() { return t_batch_rows; }
+
+torch::Tensor randnRows(at::IntArrayRef shape, const torch::TensorOptions& options) {
+  return drawRows(shape, [&](at::IntArrayRef s) { return torch::randn(s, options); });
+}
+
+torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& options) {
+  return drawRows(shape, [&](at::IntArrayRef s) { return torch::rand(s, options); });
+}
+
 NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels) {
   weight = register_parameter("weight", torch::zeros({1, channels, 1, 1}));
 }
 
 torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x) {
-  auto noise = torch::randn({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+  auto noise = randnRows({x.size(0), 1, x.size(2), x.size(3)}, x.options());
   return x + weight * noise;
 }
 

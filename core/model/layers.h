@@ -80,7 +80,39 @@ struct AdaINImpl : torch::nn::Module {
 };
 TORCH_MODULE(AdaIN);
 
-/// Adds per-pixel N(0,1) noise times a learnable per-channel scale (initialised to 0).
+/// Data-parallel training: this process computes rows [offset, offset + n) of a batch of `global`
+/// rows. Per-sample random draws (noise, random codes, flips) are then made for all `global` rows
+/// and this process's rows are taken, so that N ranks draw exactly what one process with the whole
+/// batch draws from the same generator state.
+struct BatchRows {
+  int64_t offset = 0;
+  int64_t global = 0;  ///< 0: the local batch is the whole batch
+};
+
+/// Sets the BatchRows of this thread while alive (scopes nest; the innermost wins).
+class BatchRowsScope {
+ public:
+  explicit BatchRowsScope(BatchRows rows);
+  ~BatchRowsScope();
+  BatchRowsScope(const BatchRowsScope&) = delete;
+  BatchRowsScope& operator=(const BatchRowsScope&) = delete;
+  /// The innermost scope's rows, or null outside any scope.
+  static const BatchRows* current();
+
+ private:
+  const BatchRows* previous_;
+  BatchRows rows_;
+};
+
+/// torch::randn / torch::rand of `shape` (global generator) whose first dimension is this process's
+/// rows: inside a BatchRowsScope the draw is made for all global rows and rows [offset, offset +
+/// shape[0]) are returned (shape[0] may be 0: the generator still advances as for the whole batch);
+/// outside one it is the plain call.
+torch::Tensor randnRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
+torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
+
+/// Adds per-pixel N(0,1) noise times a learnable per-channel scale (initialised to 0). The noise is
+/// drawn with randnRows (per sample of the global batch in data-parallel training).
 struct NoiseInjectionImpl : torch::nn::Module {
   explicit NoiseInjectionImpl(int64_t channels);
   torch::Tensor forward(const torch::Tensor& x);

@@ -20,8 +20,9 @@ torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::A
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
-DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first_block, double eps)
-    : first(first_block) {
+DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first_block, double eps,
+                                   bool upsample_input)
+    : first(first_block), upsample(upsample_input) {
   conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3)));
   adain1 = register_module("adain1", AdaIN(out, latent_dim, eps));
   if (!first) {
@@ -34,7 +35,7 @@ DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, 
 
 torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& z, bool noise) {
   if (first) return adain1->forward(lrelu(conv1->forward(x)), z);
-  auto h = blur3x3(conv1->forward(upsample2(x)));
+  auto h = upsample ? blur3x3(conv1->forward(upsample2(x))) : conv1->forward(x);
   if (noise) h = noise1->forward(h);
   h = adain1->forward(lrelu(h), z);
   h = conv2->forward(h);
@@ -55,6 +56,9 @@ DecoderImpl::DecoderImpl(const ModelConfig& c) : config(c) {
   for (int b = 0; b < nb; ++b) {
     const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
     blocks->push_back(DecoderBlock(in, config.widths[b], config.latent_dim, b == 0, config.adain_eps));
+    if (b == 1 && config.extra_8x8_block)
+      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config.latent_dim, false, config.adain_eps,
+                                     /*upsample=*/false));
     to_rgb->push_back(EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1)));
   }
   if (config.learned_input) learned_input = register_parameter("input", torch::ones({1, config.widths[0], 4, 4}));
@@ -71,7 +75,7 @@ torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPl
 
 torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to,
                                      std::vector<torch::Tensor>* canvases) {
-  const int nb = config.numBlocks();
+  const int nb = config.decoderBlocks();
   TORCH_CHECK(0 <= from && from <= to && to <= nb, "decoder block range [", from, ", ", to, ") is outside [0, ", nb,
               ")");
   TORCH_CHECK(plan.size() >= to, "the latent plan has ", plan.size(), " blocks but blocks up to ", to, " were asked for");
@@ -89,28 +93,42 @@ torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPl
 }
 
 torch::Tensor DecoderImpl::toRGB(int block, const torch::Tensor& canvas) {
-  return to_rgb->ptr(block)->as<EqualConv2d>()->forward(canvas);
+  TORCH_CHECK(block >= 0 && block < config.decoderBlocks(), "decoder block ", block, " is outside 0..",
+              config.decoderBlocks() - 1);
+  return to_rgb->ptr(config.stageOfBlock(block))->as<EqualConv2d>()->forward(canvas);
 }
 
 torch::Tensor DecoderImpl::forward(const LatentPlan& plan, int stage, double alpha) {
   TORCH_CHECK(stage >= 0 && stage < config.numBlocks(), "stage ", stage, " is outside the model's ",
               config.numBlocks(), " blocks");
-  if (stage == 0 || alpha >= 1.0) return toRGB(stage, runBlocks({}, plan, 0, stage + 1));
-  auto prev = runBlocks({}, plan, 0, stage);
-  if (alpha <= 0.0) return upsample2(toRGB(stage - 1, prev));
-  auto grown = toRGB(stage, blocks->ptr(stage)->as<DecoderBlock>()->forward(prev, plan[stage], noise_enabled));
-  return (1.0 - alpha) * upsample2(toRGB(stage - 1, prev)) + alpha * grown;
+  const int nb = blocksAtStage(stage);
+  if (stage == 0 || alpha >= 1.0) return toRGB(nb - 1, runBlocks({}, plan, 0, nb));
+  // Fade-in: the blocks of the new resolution (one, or two with the extra 8×8 block) blended in.
+  const int prev_nb = blocksAtStage(stage - 1);
+  auto prev = runBlocks({}, plan, 0, prev_nb);
+  if (alpha <= 0.0) return upsample2(toRGB(prev_nb - 1, prev));
+  auto grown = toRGB(nb - 1, runBlocks(prev, plan, prev_nb, nb));
+  return (1.0 - alpha) * upsample2(toRGB(prev_nb - 1, prev)) + alpha * grown;
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& z, int stage, double alpha) {
-  return forward(LatentPlan::uniform(z, stage + 1), stage, alpha);
+  return forward(LatentPlan::uniform(z, blocksAtStage(stage)), stage, alpha);
 }
 
 int64_t DecoderImpl::macsPerImage(int stage) const {
   int64_t macs = 0;
-  for (int b = 0; b <= stage; ++b) macs += blocks->ptr(b)->as<DecoderBlock>()->macsPerImage(ModelConfig::blockResolution(b));
+  for (int b = 0; b < blocksAtStage(stage); ++b)
+    macs += blocks->ptr(b)->as<DecoderBlock>()->macsPerImage(config.decoderBlockResolution(b));
   const int64_t r = ModelConfig::blockResolution(stage);
   return macs + to_rgb->ptr(stage)->as<EqualConv2d>()->macsPerPixel() * r * r;
+}
+
+std::vector<torch::Tensor> DecoderImpl::styleParameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto a = std::dynamic_pointer_cast<AdaINImpl>(m))
+      for (auto& p : a->parameters(true)) out.push_back(p);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,13 +12,15 @@
 
 namespace automod {
 
-/// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two.
+/// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two. The extra
+/// 8×8 block of ModelConfig::extra_8x8_block has two layers and does not upsample (nor blur).
 struct DecoderBlockImpl : torch::nn::Module {
-  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps);
+  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps, bool upsample = true);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
   int64_t macsPerImage(int resolution) const;
 
   bool first;
+  bool upsample;
   EqualConv2d conv1{nullptr}, conv2{nullptr};
   NoiseInjection noise1{nullptr}, noise2{nullptr};
   AdaIN adain1{nullptr}, adain2{nullptr};
@@ -30,12 +32,16 @@ struct DecoderImpl : torch::nn::Module {
 
   /// ξ⁽⁰⁾: the fixed (or learned) C₀×4×4 input for a batch of n.
   torch::Tensor input(int64_t n, const torch::Device& device) const;
+  /// Decoder blocks are indexed 0 .. config.decoderBlocks() − 1; with the extra 8×8 block there is
+  /// one more block than stages (ModelConfig::blocksAtStage), and a LatentPlan holds one latent per block.
+  int blocksAtStage(int stage) const { return config.blocksAtStage(stage); }
   /// Runs blocks [from, to) from canvas ξ⁽from⁾ (ignored when from == 0) and returns ξ⁽to⁾.
   torch::Tensor runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to);
   /// Like runBlocks, but also stores every intermediate canvas: canvases[k] = ξ⁽k+1⁾ for k in [from, to).
   torch::Tensor runBlocks(const torch::Tensor& canvas, const LatentPlan& plan, int from, int to,
                           std::vector<torch::Tensor>* canvases);
-  /// toRGB of block b applied to its canvas ξ⁽b+1⁾.
+  /// toRGB of block b applied to its canvas ξ⁽b+1⁾ (one toRGB per resolution: the extra 8×8 block
+  /// and block 1 share the 8 px one).
   torch::Tensor toRGB(int block, const torch::Tensor& canvas);
   /// The image at resolution 4·2^stage, fading in block `stage` with weight alpha.
   torch::Tensor forward(const LatentPlan& plan, int stage, double alpha = 1.0);
@@ -46,6 +52,9 @@ struct DecoderImpl : torch::nn::Module {
   bool noise() const { return noise_enabled; }
   /// Multiply-accumulates of one image decoded at `stage` (α = 1).
   int64_t macsPerImage(int stage) const;
+  /// The parameters of every AdaIN's style linear (flip-invariance training also updates them in
+  /// the encoder step).
+  std::vector<torch::Tensor> styleParameters() const;
 
   ModelConfig config;
   torch::nn::ModuleList blocks{nullptr};

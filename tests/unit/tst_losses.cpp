@@ -1,8 +1,10 @@
 // The two training steps' losses (SPEC §3): batch KL, the M_gap margin clamp, λ_X, the layer loss
-// L_j, real-image fade-in blending, the image pool, and that an encoder step learns.
+// L_j, real-image fade-in blending, the image pool, that an encoder step learns, and the swapped
+// reconstruction of flip-invariance training (paper Eqs. 10-11) on a hand-made case.
 #include <QtTest>
 
 #include <cmath>
+#include <set>
 
 #include "core/model/networks.h"
 #include "testutil.h"
@@ -23,6 +25,8 @@ class TestLosses : public QObject {
   void imagePoolSwapsOnlyWhenFull();
   void encoderStepLowersItsLossOnAFixedBatch();
   void decoderStepProducesAllTerms();
+  void flipInvariantReconstructionMatchesTheFormula();
+  void decoderStepMixesOverTheExtraBlock();
 };
 
 void TestLosses::klMatchesHandComputedValue() {
@@ -171,6 +175,92 @@ void TestLosses::decoderStepProducesAllTerms() {
   auto l0 = decoderStep(model->encoder, model->decoder, 8, StepContext{0, 1.0, 0.0}, w);
   QCOMPARE(l0.split, 0);
   QCOMPARE(l0.layer.item<double>(), 0.0);
+}
+
+namespace {
+std::unique_ptr<Automodulator> extraBlockModel(int resolution, uint64_t seed) {
+  auto c = test::tinyModel(resolution, seed)->config();
+  c.extra_8x8_block = true;
+  torch::manual_seed(seed);
+  auto m = std::make_unique<Automodulator>(c);
+  test::makeExpressive(*m);
+  return m;
+}
+}  // namespace
+
+void TestLosses::flipInvariantReconstructionMatchesTheFormula() {
+  auto model = extraBlockModel(16, 7);
+  auto& enc = model->encoder;
+  auto& dec = model->decoder;
+  enc->eval();  // no power iteration: the same codes in the step and below
+  dec->setNoise(false);
+  for (auto& p : dec->parameters()) p.requires_grad_(false);
+  const int nb = dec->blocksAtStage(2);
+  QCOMPARE(nb, 4);
+  // Two pairs: rows (0, 1) and (2, 3) are an image and its mirror image.
+  torch::manual_seed(3);
+  auto x1 = torch::rand({2, 3, 16, 16}) * 2 - 1;
+  auto x = torch::stack({x1, x1.flip({3})}, 1).flatten(0, 1);
+  RobustLoss robust(RobustLossOptions(3, 16));
+  {
+    torch::NoGradGuard ng;  // a non-trivial shape and scale per element
+    robust->alphaLatent(16).copy_(torch::randn({3, 16, 16}));
+    robust->scaleLatent(16).copy_(torch::randn({3, 16, 16}) * 0.5);
+  }
+  LossWeights w;
+  StepContext ctx{2, 1.0, 0.0, /*flip_invariance=*/true};
+  auto l = encoderStep(enc, dec, robust, x, ctx, w, nullptr);
+
+  // By hand: z₁ = φ(x₁), z₂ = φ(x₂); θ_{2:N}(θ_{0:2}(ξ⁽⁰⁾, z₂), z₁) should give x₂ and vice versa.
+  torch::NoGradGuard ng;
+  auto z = enc->forward(x, 2, 1.0);
+  auto rows = [](const torch::Tensor& t, int first) {
+    return t.index({torch::indexing::Slice(first, torch::indexing::None, 2)});
+  };
+  auto z1 = rows(z, 0), z2 = rows(z, 1);
+  auto theta = [&](const torch::Tensor& coarse, const torch::Tensor& fine) {
+    auto h = dec->runBlocks({}, LatentPlan::uniform(coarse, nb), 0, 2);
+    return dec->toRGB(nb - 1, dec->runBlocks(h, LatentPlan::uniform(fine, nb), 2, nb));
+  };
+  auto l_inv = robust->forward(rows(x, 1) - theta(z2, z1));    // Eq. 10
+  auto l_inv2 = robust->forward(rows(x, 0) - theta(z1, z2));   // Eq. 11
+  const double expected = 0.5 * (l_inv.item<double>() + l_inv2.item<double>());
+  QVERIFY2(std::abs(l.rec.item<double>() - expected) < 1e-5 * std::max(1.0, std::abs(expected)),
+           qPrintable(QString("rec %1, formula %2").arg(l.rec.item<double>()).arg(expected)));
+  // It differs from the plain reconstruction (the codes really are swapped) ...
+  auto plain = robust->forward(dec->forward(z, 2, 1.0) - x).item<double>();
+  QVERIFY(std::abs(plain - expected) > 1e-3);
+  // ... and equals it for identical codes in a pair (z₁ = z₂), as the paper notes.
+  auto same = torch::stack({z1, z1}, 1).flatten(0, 1);
+  QVERIFY(torch::equal(dec->forward(flipInvariantPlan(same, nb), 2, 1.0), dec->forward(same, 2, 1.0)));
+  // At 4 px there is nothing to swap.
+  auto p0 = flipInvariantPlan(z, 1);
+  QCOMPARE(p0.size(), 1);
+  QVERIFY(torch::equal(p0[0], z));
+}
+
+void TestLosses::decoderStepMixesOverTheExtraBlock() {
+  auto model = extraBlockModel(16, 8);
+  model->encoder->train();
+  for (auto& p : model->encoder->parameters()) p.requires_grad_(false);
+  LossWeights w;
+  std::set<int> splits;
+  for (int seed = 0; seed < 40; ++seed) {
+    torch::manual_seed(seed);
+    auto l = decoderStep(model->encoder, model->decoder, 4, StepContext{2, 1.0, 0.0, true}, w);
+    QVERIFY(std::isfinite(l.total.item<double>()));
+    splits.insert(l.split);
+  }
+  // j ~ U{1..3} over the 4 decoder blocks, the extra one included.
+  QCOMPARE(splits, (std::set<int>{1, 2, 3}));
+  // At the very start of the 8 px fade-in (α = 0) a split after block 1 still has its canvas.
+  auto z = model->randomLatents(2, 3);
+  for (double alpha : {0.0, 0.5, 1.0}) {
+    auto d = decodeKeepingCanvas(model->decoder, LatentPlan::uniform(z, 3), 1, alpha, 2);
+    QVERIFY(d.canvas.defined());
+    QCOMPARE(d.canvas.sizes(), (std::vector<int64_t>{2, 16, 8, 8}));
+    QCOMPARE(d.image.sizes(), (std::vector<int64_t>{2, 3, 8, 8}));
+  }
 }
 
 QTEST_GUILESS_MAIN(TestLosses)

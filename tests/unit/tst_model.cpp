@@ -1,5 +1,6 @@
 // The automodulator network (SPEC §2): shapes, per-block modulation, block ranges, fade-in,
-// AdaIN initialisation, unit-norm latents, determinism.
+// AdaIN initialisation, unit-norm latents, determinism, and the extra 8×8 decoder block of
+// flip-invariance training.
 #include <QtTest>
 
 #include "core/model/automodulator.h"
@@ -25,7 +26,18 @@ class TestModel : public QObject {
   void cpuResultsDeterministicForSeed();
   void greyModels();
   void badConfigsAreRejected();
+  void extraBlockAtEightPixels();
 };
+
+namespace {
+std::unique_ptr<Automodulator> extraBlockModel(int resolution, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto c = test::tinyModel(resolution, seed)->config();
+  c.extra_8x8_block = true;
+  torch::manual_seed(seed);
+  return std::make_unique<Automodulator>(c);
+}
+}  // namespace
 
 void TestModel::shapesAtEveryResolution_data() {
   QTest::addColumn<QString>("table");
@@ -198,6 +210,63 @@ void TestModel::badConfigsAreRejected() {
   auto c = ModelConfig::fromTable("cpu-64", 64);
   c.widths.pop_back();
   QVERIFY_THROWS_EXCEPTION(std::exception, c.validate());
+}
+
+void TestModel::extraBlockAtEightPixels() {
+  auto m = extraBlockModel(16, 4);
+  const auto& c = m->config();
+  // Blocks: 0 (4 px), 1 (8 px), the extra one (8 px, no upsampling), 2 → index 3 (16 px).
+  QCOMPARE(c.numBlocks(), 3);
+  QCOMPARE(c.decoderBlocks(), 4);
+  QCOMPARE(static_cast<int>(m->decoder->blocks->size()), 4);
+  QCOMPARE(static_cast<int>(m->decoder->to_rgb->size()), 3);  // one toRGB per resolution
+  QCOMPARE(m->numBlocks(), 4);
+  QCOMPARE(c.blocksAtStage(0), 1);
+  QCOMPARE(c.blocksAtStage(1), 3);
+  QCOMPARE(m->blockResolution(1), 8);
+  QCOMPARE(m->blockResolution(2), 8);
+  QCOMPARE(m->blockResolution(3), 16);
+  QVERIFY(!m->decoder->blocks->ptr(2)->as<DecoderBlock>()->upsample);
+  // The encoder is unchanged.
+  QCOMPARE(static_cast<int>(m->encoder->blocks->size()), 3);
+
+  auto z = m->randomLatents(2, 9), z2 = m->randomLatents(2, 10);
+  std::vector<torch::Tensor> canvases(4);
+  m->ema->runBlocks({}, LatentPlan::uniform(z, 4), 0, 4, &canvases);
+  QCOMPARE(canvases[1].sizes(), (std::vector<int64_t>{2, 16, 8, 8}));
+  QCOMPARE(canvases[2].sizes(), (std::vector<int64_t>{2, 16, 8, 8}));
+  QCOMPARE(canvases[3].sizes(), (std::vector<int64_t>{2, 8, 16, 16}));
+  // The full decode is the block chain; resuming after the extra block gives the same image.
+  auto full = m->decode(z);
+  QCOMPARE(full.sizes(), (std::vector<int64_t>{2, 3, 16, 16}));
+  QVERIFY(torch::equal(full, m->ema->toRGB(3, canvases[3])));
+  auto rest = m->ema->runBlocks(canvases[2], LatentPlan::uniform(z, 4), 3, 4);
+  QVERIFY(torch::equal(full, m->ema->toRGB(3, rest)));
+  // The extra block is modulated: its latent changes the image.
+  LatentPlan plan = LatentPlan::uniform(z, 4);
+  plan[2] = z2;
+  QVERIFY(test::maxAbsDiff(m->decode(plan), full) > 1e-4);
+  // Stage 1 decodes blocks 0-2 at 8 px; fade-in endpoints blend the 4 px and the 8 px outputs.
+  m->setStage(1);
+  QCOMPARE(m->numBlocks(), 3);
+  auto p3 = LatentPlan::uniform(z, 3);
+  torch::NoGradGuard no_grad;
+  auto at8 = m->ema->forward(p3, 1, 1.0);
+  QCOMPARE(at8.sizes(), (std::vector<int64_t>{2, 3, 8, 8}));
+  auto at4 = upsample2(m->ema->toRGB(0, m->ema->runBlocks({}, p3, 0, 1)));
+  QVERIFY(torch::equal(m->ema->forward(p3, 1, 0.0), at4));
+  QVERIFY(test::maxAbsDiff(m->ema->forward(p3, 1, 0.5), 0.5 * at4 + 0.5 * at8) < 1e-5);
+  // Config JSON records it; a config without it keeps the old layout.
+  QCOMPARE(ModelConfig::fromJson(c.toJson()), c);
+  QVERIFY(c.toJson().value("extra_8x8_block", false));
+  auto plain = test::tinyModel(16, 4);
+  QVERIFY(!plain->config().toJson().contains("extra_8x8_block"));
+  QCOMPARE(plain->numBlocks(), 3);
+  QCOMPARE(static_cast<int>(plain->decoder->blocks->size()), 3);
+  // It needs an 8 px level.
+  auto tiny = test::tinyModel(4, 1)->config();
+  tiny.extra_8x8_block = true;
+  QVERIFY_THROWS_EXCEPTION(std::exception, tiny.validate());
 }
 
 QTEST_GUILESS_MAIN(TestModel)
