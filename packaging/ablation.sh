@@ -20,6 +20,7 @@ mkdir -p "$OUT"
 base="$ROOT/resources/presets/ablation-16.json"
 variant() {  # name layer reconstruction
   local name=$1 layer=$2 rec=$3 dir="$OUT/$1"
+  shift 3
   mkdir -p "$dir"
   sed -e "s/\"name\": \"ablation-16\"/\"name\": \"ablation-16-$name\"/" \
       -e "s/\"layer\": 1.0/\"layer\": $layer/" \

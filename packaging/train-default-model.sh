@@ -5,6 +5,7 @@
 # becomes models/default.amod.
 #
 #   ./packaging/train-default-model.sh [extra automod train options, e.g. --max-images 200000]
+#   INSTALL_INTERIM=1 ./packaging/train-default-model.sh --max-images 210000   # install a 32 px snapshot
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${AUTOMOD_BUILD_DIR:-$ROOT/build}"
@@ -20,7 +21,10 @@ status=0
 "$BUILD/app/automod" train --faces 20000 --preset faces-64 --out "$RUN" --seed 0 "${resume[@]}" "$@" || status=$?
 mkdir -p "$KEEP"
 cp "$RUN/latest.amod" "$RUN/config.json" "$RUN/log.jsonl" "$KEEP/"
-if "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"stage": 4' && [ "$status" -eq 0 ]; then
-  cp "$RUN/latest.amod" "$ROOT/models/default.amod"
+# The bundled model is the run's model without its training state (automod export). Until the
+# 64 px stage has faded in, INSTALL_INTERIM=1 installs the latest stable stage (e.g. 32 px).
+if [ "$status" -eq 0 ] && { "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"stage": 4' ||
+                            [ "${INSTALL_INTERIM:-0}" = 1 ]; }; then
+  "$BUILD/app/automod" export "$RUN/latest.amod" "$ROOT/models/default.amod"
 fi
 exit "$status"

@@ -138,7 +138,7 @@ nlohmann::json evaluate(Automodulator& model, ImageDataset& data, const EvalOpti
       err += (c_hat - c_a).pow(2).mean().item<double>() * static_cast<double>(m);
     }
     err /= static_cast<double>(n);
-    per_split.push_back({{"j", j}, {"canvas_resolution", ModelConfig::blockResolution(j - 1)}, {"mse", err}});
+    per_split.push_back({{"j", j}, {"canvas_resolution", model.blockResolution(j - 1)}, {"mse", err}});
     lj_sum += err;
   }
 

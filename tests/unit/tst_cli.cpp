@@ -20,6 +20,7 @@ class TestCli : public QObject {
   void reconstructWritesPairsAndSkipsBadFiles();
   void badModelFileFailsWithOneLineReason();
   void unavailableCudaIsAClearError();
+  void exportStripsTrainingStateAndKeepsTheModel();
 
  private:
   QTemporaryDir dir_;
@@ -96,6 +97,31 @@ void TestCli::unavailableCudaIsAClearError() {
                              "--device", "cuda"});
   QVERIFY(r.code != 0);
   QVERIFY2(r.err.find("no usable CUDA") != std::string::npos, r.err.c_str());
+}
+
+void TestCli::exportStripsTrainingStateAndKeepsTheModel() {
+  // A real checkpoint: a few steps of the tiny preset on a folder of 16 px images.
+  const auto data = test::tmpPath(dir_, "photos"), run = test::tmpPath(dir_, "run");
+  fs::create_directories(data);
+  for (int i = 0; i < 40; ++i) test::writeTestImage(data / ("p" + std::to_string(i) + ".png"), 16, 16, i);
+  auto t = test::runAutomod({"train", "--data", data.string(), "--preset", "tiny", "--out", run.string(),
+                             "--max-images", "64", "--no-previews", "--seed", "1"});
+  QVERIFY2(t.code == 0, t.err.c_str());
+  const auto ckpt = run / "latest.amod", exported = test::tmpPath(dir_, "exported.amod");
+  auto r = test::runAutomod({"export", ckpt.string(), exported.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  auto info = nlohmann::json::parse(test::runAutomod({"info", exported.string()}).out);
+  QCOMPARE(info["kind"].get<std::string>(), std::string("model"));
+  QVERIFY(!info.contains("training"));
+  QCOMPARE(info["metadata"]["images_seen"], nlohmann::json::parse(test::runAutomod({"info", ckpt.string()}).out)["metadata"]["images_seen"]);
+  QVERIFY(fs::file_size(exported) < fs::file_size(ckpt));
+  // The same model: identical samples from the checkpoint and from the exported file.
+  const auto a = test::tmpPath(dir_, "from-ckpt.png"), b = test::tmpPath(dir_, "from-export.png");
+  QCOMPARE(test::runAutomod({"sample", ckpt.string(), "-n", "4", "-o", a.string(), "--seed", "2"}).code, 0);
+  QCOMPARE(test::runAutomod({"sample", exported.string(), "-n", "4", "-o", b.string(), "--seed", "2"}).code, 0);
+  QVERIFY(torch::equal(readImage(a), readImage(b)));
+  // Refuses to overwrite its input.
+  QVERIFY(test::runAutomod({"export", ckpt.string(), ckpt.string()}).code != 0);
 }
 
 QTEST_GUILESS_MAIN(TestCli)

@@ -1,0 +1,107 @@
+// The bundled default model (issue 7), as a new user meets it: it loads, encodes the bundled sample
+// faces into codes that reconstruct *those* faces, mixes them, and `automod eval` on the committed
+// held-out faces reproduces the figures in models/default-eval.json — the numbers the README quotes.
+#include <QtTest>
+
+#include <fstream>
+
+#include "core/io/image.h"
+#include "core/io/model_file.h"
+#include "core/metrics/image_quality.h"
+#include "core/model/latent_plan.h"
+#include "testutil.h"
+
+using namespace automod;
+namespace fs = std::filesystem;
+
+class TestDefaultModel : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase();
+  void encodesEachSampleIntoItsOwnFace();
+  void mixesTakeEachScaleFromItsSource();
+  void evalReproducesTheCommittedNumbers();
+
+ private:
+  fs::path root_;
+  std::unique_ptr<Automodulator> model_;
+  torch::Tensor samples_;  // the bundled sample faces, [N, C, R, R] in [−1, 1]
+};
+
+void TestDefaultModel::initTestCase() {
+  const char* src = std::getenv("AUTOMOD_SOURCE_DIR");
+  QVERIFY2(src, "AUTOMOD_SOURCE_DIR is not set (run through ctest)");
+  root_ = src;
+  const auto path = root_ / "models" / "default.amod";
+  QVERIFY2(fs::exists(path), "models/default.amod is missing");
+  model_ = loadModel(path);
+  std::vector<torch::Tensor> faces;
+  for (const auto& e : fs::directory_iterator(root_ / "resources" / "samples"))
+    if (isImageFile(e.path())) faces.push_back(centerCropResize(readImage(e.path(), 3), model_->resolution()));
+  QVERIFY(faces.size() >= 4);
+  samples_ = toModelInput(torch::stack(faces));
+}
+
+void TestDefaultModel::encodesEachSampleIntoItsOwnFace() {
+  auto z = model_->encode(samples_);
+  auto recon = model_->decode(z);
+  const int64_t n = samples_.size(0);
+  // Each reconstruction resembles its own photo more than any other sample's reconstruction does.
+  auto own = psnrPerImage(recon, samples_);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      const double other = psnrPerImage(recon[j].unsqueeze(0), samples_[i].unsqueeze(0)).item<double>();
+      QVERIFY2(own[i].item<double>() > other + 0.5,
+               qPrintable(QStringLiteral("sample %1: own %2 dB, sample %3's %4 dB")
+                              .arg(i).arg(own[i].item<double>()).arg(j).arg(other)));
+    }
+  qInfo("reconstruction PSNR of the bundled samples: %.2f dB", own.mean().item<double>());
+}
+
+void TestDefaultModel::mixesTakeEachScaleFromItsSource() {
+  auto z = model_->encode(samples_.narrow(0, 0, 2));
+  auto a = z.narrow(0, 0, 1), b = z.narrow(0, 1, 1);
+  const int nb = model_->numBlocks();
+  auto ra = model_->decode(a), rb = model_->decode(b);
+  // The coarse blocks (4–8 px) from A, the rest from B, and the other way round.
+  auto coarse_a = model_->decode(LatentPlan::mixed(a, b, 2, nb));
+  auto coarse_b = model_->decode(LatentPlan::mixed(b, a, 2, nb));
+  QVERIFY(!torch::equal(coarse_a, ra) && !torch::equal(coarse_a, rb));
+  // A's code on every block is A's reconstruction, bit for bit.
+  QVERIFY(torch::equal(model_->decode(LatentPlan::mixed(a, a, 2, nb)), ra));
+  // Swapping which source gives the coarse blocks changes the result: both scales matter.
+  QVERIFY(psnr(coarse_a, coarse_b) < 40.0);
+}
+
+void TestDefaultModel::evalReproducesTheCommittedNumbers() {
+  const auto expected_path = root_ / "models" / "default-eval.json";
+  QVERIFY2(fs::exists(expected_path), "models/default-eval.json is missing");
+  nlohmann::json expected;
+  std::ifstream(expected_path) >> expected;
+  QTemporaryDir dir;
+  const auto out = test::tmpPath(dir, "eval.json");
+  // The command that wrote models/default-eval.json (README, "Quality of the bundled model").
+  auto r = test::runAutomod({"eval", (root_ / "models" / "default.amod").string(), "--data",
+                             (root_ / "resources" / "eval-faces").string(), "--held-out-fraction", "0.5", "--count",
+                             "32", "--seed", "0", "--cache-dir", test::tmpPath(dir, "cache").string(), "-o",
+                             out.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  nlohmann::json got;
+  std::ifstream(out) >> got;
+  // Tolerances: thread counts change float summation order, nothing else varies (seeded).
+  auto near = [&](const nlohmann::json::json_pointer& p, double tol) {
+    const double e = expected.at(p).get<double>(), g = got.at(p).get<double>();
+    QVERIFY2(std::abs(e - g) <= tol, qPrintable(QStringLiteral("%1: README %2, now %3")
+                                                     .arg(QString::fromStdString(p.to_string())).arg(e).arg(g)));
+  };
+  near("/reconstruction/psnr_db"_json_pointer, 0.05);
+  near("/reconstruction/ssim"_json_pointer, 0.002);
+  near("/cycle_consistency_cos"_json_pointer, 0.002);
+  near("/layer_entanglement/mean"_json_pointer, 1e-3);
+  near("/swd_x1e3/samples/average"_json_pointer, 0.02 * expected.at("/swd_x1e3/samples/average"_json_pointer).get<double>());
+  near("/swd_x1e3/mixes/average"_json_pointer, 0.02 * expected.at("/swd_x1e3/mixes/average"_json_pointer).get<double>());
+}
+
+QTEST_GUILESS_MAIN(TestDefaultModel)
+#include "tst_default_model.moc"
