@@ -1,7 +1,7 @@
 // The Attributes tab driven offscreen on a tiny model: exemplar drops (files and strip photos), the
 // attribute applied through the document (strength 0 is the unedited result, a drag is one undo step,
 // undo restores bit for bit), scale restriction, attribute JSON files and projects.
-#include "testutil.h"
+#include "ui_testutil.h"
 
 #include <QApplication>
 #include <QCheckBox>
@@ -32,47 +32,24 @@ class TestAttributeTab : public QObject {
   QTemporaryDir dir_;
   QStringList photos_;
 
-  static std::shared_ptr<Automodulator> tiny() {
-    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
-    test::makeExpressive(*m);
-    return m;
-  }
-
   /// A controller on a tiny 64 px model (5 blocks: every range) with photo 0 loaded and decoded.
   void load(StudioController& c) {
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     c.addPhotos(photos_.mid(0, 1));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 20000);
     QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
   }
 
-  static void drop(QWidget* target, QMimeData& mime) {
-    QDragEnterEvent enter(QPoint(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &enter);
-    QVERIFY(enter.isAccepted());
-    QDropEvent event(QPointF(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &event);
-    QVERIFY(event.isAccepted());
-  }
-
-  static void dropFiles(QWidget* target, const QStringList& files) {
-    QMimeData mime;
-    QList<QUrl> urls;
-    for (const auto& f : files) urls << QUrl::fromLocalFile(f);
-    mime.setUrls(urls);
-    drop(target, mime);
-  }
-
   static void dropStripSource(QWidget* target, int index) {
     QMimeData mime;
     mime.setData(kSourceMime, QByteArray::number(index));
-    drop(target, mime);
+    test::sendDrop(target, mime);
   }
 
   /// Two positive and two negative exemplar files in the tab's wells, encoded.
   void fillWells(AttributeTab* tab) {
-    dropFiles(tab->well(AttributeTab::Positive), photos_.mid(1, 2));
-    dropFiles(tab->well(AttributeTab::Negative), photos_.mid(3, 2));
+    test::dropFiles(tab->well(AttributeTab::Positive), photos_.mid(1, 2));
+    test::dropFiles(tab->well(AttributeTab::Negative), photos_.mid(3, 2));
     QTRY_COMPARE_WITH_TIMEOUT(tab->well(AttributeTab::Positive)->count(), 2, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(tab->well(AttributeTab::Negative)->count(), 2, 20000);
     QVERIFY2(tab->attribute().has_value(), qPrintable(tab->statusText()));
@@ -87,11 +64,7 @@ class TestAttributeTab : public QObject {
   void initTestCase() {
     QVERIFY(dir_.isValid());
     QCoreApplication::setOrganizationName("automod-tests");  // keep the user's settings untouched
-    for (int i = 0; i < 5; ++i) {
-      const auto p = test::tmpPath(dir_, "photo" + std::to_string(i) + ".png");
-      test::writeTestImage(p, 72, 72, 20 + i);
-      photos_ << QString::fromStdString(p.string());
-    }
+    photos_ = test::writeTestPhotos(dir_, 5, 72, 72, 20);
   }
 
   void droppedExemplarsFillTheWells() {
@@ -103,7 +76,7 @@ class TestAttributeTab : public QObject {
     QCOMPARE(w.tabs()->tabText(w.tabs()->indexOf(tab)), QString("&Attributes"));
     auto* pos = tab->well(AttributeTab::Positive);
     auto* neg = tab->well(AttributeTab::Negative);
-    dropFiles(pos, photos_.mid(1, 2));
+    test::dropFiles(pos, photos_.mid(1, 2));
     QTRY_COMPARE_WITH_TIMEOUT(pos->count(), 2, 20000);
     QCOMPARE(pos->list()->count(), 2);
     QCOMPARE(pos->exemplars()[0].latent.size(), 32);
@@ -114,7 +87,7 @@ class TestAttributeTab : public QObject {
     QCOMPARE(c.document()->sources().size(), 1);  // exemplars do not join the strip
     QVERIFY(!tab->attribute());                    // 2 + 1 is not enough
     QVERIFY2(tab->statusText().contains("at least 2"), qPrintable(tab->statusText()));
-    dropFiles(neg, photos_.mid(3, 1));
+    test::dropFiles(neg, photos_.mid(3, 1));
     QTRY_COMPARE_WITH_TIMEOUT(neg->count(), 2, 20000);
     QVERIFY(tab->attribute());
     QCOMPARE(tab->attribute()->vector.size(), 32);
@@ -289,7 +262,7 @@ class TestAttributeTab : public QObject {
     QVERIFY2(c.document()->save(path, &error), qPrintable(error));
 
     StudioController d;
-    d.setModel(tiny(), "tiny");
+    d.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow v(&d);
     QSignalSpy results(&d, &StudioController::resultReady);
     QVERIFY(v.openProject(path));

@@ -1,6 +1,6 @@
 // Photos with several faces (the face picker), photos without one, and the exports: pasted back
 // into the original photo, as a grid, and to the clipboard.
-#include "testutil.h"
+#include "ui_testutil.h"
 
 #include <QAbstractButton>
 #include <QAction>
@@ -33,12 +33,6 @@ class TestFacePicker : public QObject {
   QString two_;     // Grace Hopper (larger, left) beside the astronaut
   QString noface_;  // smooth noise
 
-  std::shared_ptr<Automodulator> tiny() {
-    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
-    test::makeExpressive(*m);
-    return m;
-  }
-
   /// Adds the two-face photo and waits for the controller to ask which face.
   void addTwoFaces(StudioController& c) {
     QSignalSpy found(&c, &StudioController::facesFound);
@@ -70,7 +64,7 @@ class TestFacePicker : public QObject {
 
   void severalFacesAskAndTheChosenFaceIsEncoded() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     QSignalSpy found(&c, &StudioController::facesFound);
     c.addPhotos({two_});
     QTRY_COMPARE_WITH_TIMEOUT(found.count(), 1, 30000);
@@ -120,7 +114,7 @@ class TestFacePicker : public QObject {
 
   void allFacesAddsEachAsItsOwnSource() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     addTwoFaces(c);
     c.chooseAllFaces(two_);
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
@@ -139,7 +133,7 @@ class TestFacePicker : public QObject {
 
   void theWindowShowsThePicker() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     w.show();
     c.addPhotos({two_});
@@ -177,7 +171,7 @@ class TestFacePicker : public QObject {
 
   void aPhotoWithoutAFaceIsCenterCroppedWithAClearNote() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     QSignalSpy found(&c, &StudioController::facesFound);
     c.addPhotos({noface_});
@@ -191,7 +185,7 @@ class TestFacePicker : public QObject {
 
   void exportPastedBackKeepsThePhotoOutsideTheFace() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     QVERIFY(!w.exportPastedAction()->isEnabled());
     addTwoFaces(c);
@@ -245,7 +239,7 @@ class TestFacePicker : public QObject {
 
   void gridAndClipboard() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     c.addPhotos({noface_});
     addTwoFaces(c);

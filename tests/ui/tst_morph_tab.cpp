@@ -1,7 +1,7 @@
 // The Morph tab driven offscreen on a tiny model: the endpoints are the photos' decodes, per-range
 // morphs keep the other ranges from A, scrubbing is one coalesced background decode, drops choose the
 // photos, and the MP4 export writes every frame (or stops when cancelled).
-#include "testutil.h"
+#include "ui_testutil.h"
 
 #include <QApplication>
 #include <QCheckBox>
@@ -48,14 +48,8 @@ class TestMorphTab : public QObject {
   QTemporaryDir dir_;
   QStringList photos_;
 
-  static std::shared_ptr<Automodulator> tiny() {
-    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
-    test::makeExpressive(*m);
-    return m;
-  }
-
   void load(StudioController& c, int n) {
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     c.addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
     QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
@@ -65,24 +59,11 @@ class TestMorphTab : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!c.morphPending() && !c.decodePending() && !c.worker()->isBusy(), 20000);
   }
 
-  static void drop(QWidget* target, QMimeData& mime) {
-    QDragEnterEvent enter(QPoint(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &enter);
-    QVERIFY(enter.isAccepted());
-    QDropEvent event(QPointF(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &event);
-    QVERIFY(event.isAccepted());
-  }
-
  private Q_SLOTS:
   void initTestCase() {
     QVERIFY(dir_.isValid());
     QCoreApplication::setOrganizationName("automod-tests");  // keep the user's settings untouched
-    for (int i = 0; i < 3; ++i) {
-      const auto p = test::tmpPath(dir_, "photo" + std::to_string(i) + ".png");
-      test::writeTestImage(p, 80, 72, 40 + i);
-      photos_ << QString::fromStdString(p.string());
-    }
+    photos_ = test::writeTestPhotos(dir_, 3, 80, 72, 40);
   }
 
   void endpointsAreTheDecodesOfAAndB() {
@@ -164,7 +145,7 @@ class TestMorphTab : public QObject {
 
   void slotsShowTheFirstTwoPhotosUntilChosen() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     auto* tab = w.morphTab();
     c.addPhotos(photos_.mid(0, 2));  // they arrive one by one
@@ -186,11 +167,11 @@ class TestMorphTab : public QObject {
     auto* tab = w.morphTab();
     QMimeData strip;
     strip.setData(kSourceMime, "0");
-    drop(tab->slotB(), strip);
+    test::sendDrop(tab->slotB(), strip);
     QCOMPARE(tab->slotB()->source(), 0);
     QMimeData files;
     files.setUrls({QUrl::fromLocalFile(photos_[2])});
-    drop(tab->slotA(), files);
+    test::sendDrop(tab->slotA(), files);
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);  // joined the strip
     QTRY_COMPARE_WITH_TIMEOUT(tab->slotA()->source(), 2, 20000);
     QCOMPARE(tab->slotA()->combo()->count(), 3);

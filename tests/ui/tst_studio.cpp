@@ -1,6 +1,6 @@
 // The editor driven without a human (offscreen): drops, the coalescing worker, undo/redo, projects,
 // bad photos and the event loop's responsiveness while decoding.
-#include "testutil.h"
+#include "ui_testutil.h"
 
 #include <QApplication>
 #include <QDropEvent>
@@ -30,50 +30,27 @@ class TestStudio : public QObject {
   QTemporaryDir dir_;
   QStringList photos_;
 
-  std::shared_ptr<Automodulator> tiny() {
-    std::shared_ptr<Automodulator> m(test::tinyModel(64, 3));
-    test::makeExpressive(*m);
-    return m;
-  }
-
   /// A controller on a tiny 64 px model (5 blocks: every range) with `n` photos loaded and decoded.
   void load(StudioController& c, int n) {
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     QSignalSpy results(&c, &StudioController::resultReady);
     c.addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
     QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
   }
 
-  static void dropFiles(QWidget* target, const QStringList& files) {
-    QMimeData mime;
-    QList<QUrl> urls;
-    for (const auto& f : files) urls << QUrl::fromLocalFile(f);
-    mime.setUrls(urls);
-    QDragEnterEvent enter(QPoint(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &enter);
-    QVERIFY(enter.isAccepted());
-    QDropEvent drop(QPointF(5, 5), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QApplication::sendEvent(target, &drop);
-    QVERIFY(drop.isAccepted());
-  }
-
  private Q_SLOTS:
   void initTestCase() {
     QVERIFY(dir_.isValid());
     QCoreApplication::setOrganizationName("automod-tests");  // keep the user's settings untouched
-    for (int i = 0; i < 3; ++i) {
-      const auto p = test::tmpPath(dir_, "photo" + std::to_string(i) + ".png");
-      test::writeTestImage(p, 80, 72, 10 + i);
-      photos_ << QString::fromStdString(p.string());
-    }
+    photos_ = test::writeTestPhotos(dir_, 3, 80, 72, 10);
   }
 
   void droppingFilesOnTheStripAddsSources() {
     StudioController c;
-    c.setModel(tiny(), "tiny");
+    c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
-    dropFiles(w.photoStrip()->viewport(), photos_.mid(0, 2));
+    test::dropFiles(w.photoStrip()->viewport(), photos_.mid(0, 2));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);
     QCOMPARE(w.photoStrip()->count(), 2);
     const auto& s = c.document()->sources()[1];
@@ -87,7 +64,7 @@ class TestStudio : public QObject {
     StudioController c;
     load(c, 1);
     MainWindow w(&c);
-    dropFiles(w.mixTab()->panel(Range::Fine), photos_.mid(1, 1));
+    test::dropFiles(w.mixTab()->panel(Range::Fine), photos_.mid(1, 1));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);
     QCOMPARE(c.document()->rangeWeight(Range::Fine, 1), 1.0);
     QCOMPARE(c.document()->rangeWeight(Range::Fine, 0), 0.0);
@@ -148,7 +125,7 @@ class TestStudio : public QObject {
   }
 
   void projectSaveOpenRoundTrip() {
-    auto model = tiny();
+    auto model = test::expressiveTinyModel();
     StudioController c;
     load(c, 3);
     c.document()->assignRange(Range::Coarse, 2);
@@ -161,7 +138,7 @@ class TestStudio : public QObject {
     QVERIFY2(c.document()->save(path, &error), qPrintable(error));
 
     StudioController d;
-    d.setModel(tiny(), "tiny");
+    d.setModel(test::expressiveTinyModel(), "tiny");
     QSignalSpy results(&d, &StudioController::resultReady);
     QVERIFY2(d.document()->load(path, &error), qPrintable(error));
     QCOMPARE(d.document()->sources().size(), 3);
@@ -193,7 +170,7 @@ class TestStudio : public QObject {
     f.write("this is not a JPEG");
     f.close();
     QSignalSpy failed(&c, &StudioController::photoFailed);
-    dropFiles(w.photoStrip()->viewport(), {bad});
+    test::dropFiles(w.photoStrip()->viewport(), {bad});
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 20000);
     QCOMPARE(failed.at(0).at(0).toString(), bad);
     QVERIFY(!failed.at(0).at(1).toString().isEmpty());
