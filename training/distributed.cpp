@@ -7,10 +7,15 @@
 #include <torch/version.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 // Debian's TorchConfig defines USE_C10D_GLOO, but the Gloo headers come with a separate package:
@@ -141,6 +146,20 @@ DistributedEnv DistributedEnv::fromVariables(const std::map<std::string, std::st
     env.master_port = parseInt(vars, "MASTER_PORT", "", 0, 1, 65535, false);
   }
   return env;
+}
+
+int freeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error(std::string("cannot open a socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw Error("cannot find a free port on 127.0.0.1");
+  return ntohs(addr.sin_port);
 }
 
 DistributedEnv DistributedEnv::fromEnvironment(bool need_master) {

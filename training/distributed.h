@@ -56,6 +56,10 @@ struct DistributedEnv {
   std::string describe() const;
 };
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), for loopback runs of
+/// several ranks (benchmarks, tests).
+int freeLoopbackPort();
+
 struct DistributedOptions {
   enum class Rendezvous { Tcp, File };
   /// TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 is the server), or a FileStore at store_file.

@@ -8,9 +8,7 @@
 #include <torch/torch.h>
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,17 +37,6 @@ std::string arg(int argc, char** argv, const std::string& name, const std::strin
   return fallback;
 }
 
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -183,7 +170,7 @@ int main(int argc, char** argv) {
     const int ranks = std::stoi(arg(argc, argv, "--ranks", "2"));
     modelFigures(table, resolution, arg(argc, argv, "--dir", std::filesystem::temp_directory_path().string()));
     if (ranks < 2) return 0;
-    const std::string port = std::to_string(freePort());
+    const std::string port = std::to_string(freeLoopbackPort());
     std::vector<pid_t> pids;
     for (int r = 0; r < ranks; ++r) {
       std::vector<std::string> env_s;

@@ -8,10 +8,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,18 +31,6 @@ constexpr int kBatch = 6;  // per rank
 constexpr int kDim = 16;
 constexpr int kCollectiveTimeoutMs = 4000;
 
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 /// The same "global batch" on every rank (and in the parent): rows [r·b, (r+1)·b) belong to rank r.
 torch::Tensor globalLatents(int ranks) {
@@ -417,7 +402,7 @@ void TestDistributed::runCollectives(bool file_store) {
   if (!Distributed::backendAvailable(torch::kCPU)) QSKIP("built without Gloo headers (install libgloo-dev)");
   QTemporaryDir dir;
   QVERIFY(dir.isValid());
-  const int port = freePort();
+  const int port = freeLoopbackPort();
   const QString store = file_store ? dir.filePath("store") : QString();
   auto p0 = startRank("collectives", 0, 2, port, dir.path(), 20000, store);
   auto p1 = startRank("collectives", 1, 2, port, dir.path(), 20000, store);
@@ -481,7 +466,7 @@ void TestDistributed::missingPeerFailsRendezvousInTime() {
   if (!Distributed::backendAvailable(torch::kCPU)) QSKIP("built without Gloo headers (install libgloo-dev)");
   QTemporaryDir dir;
   const auto start = std::chrono::steady_clock::now();
-  auto p1 = startRank("collectives", 1, 2, freePort(), dir.path(), 2000);  // rank 0 never comes
+  auto p1 = startRank("collectives", 1, 2, freeLoopbackPort(), dir.path(), 2000);  // rank 0 never comes
   QVERIFY(p1->waitForFinished(30000));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   QVERIFY(p1->exitCode() != 0);
@@ -494,7 +479,7 @@ namespace {
 
 /// Starts two looping ranks and waits until they exchanged data.
 void startLoop(const QTemporaryDir& dir, std::unique_ptr<QProcess>& p0, std::unique_ptr<QProcess>& p1) {
-  const int port = freePort();
+  const int port = freeLoopbackPort();
   p0 = startRank("loop", 0, 2, port, dir.path());
   p1 = startRank("loop", 1, 2, port, dir.path());
   QByteArray out;
@@ -575,7 +560,7 @@ std::unique_ptr<QProcess> startAutomod(const QStringList& args, int rank, int wo
 
 /// Runs `world` ranks (or one plain process for world 0) to the end; returns rank 0's stdout.
 QByteArray runRanks(const QStringList& args, int world) {
-  const int port = freePort();
+  const int port = freeLoopbackPort();
   std::vector<std::unique_ptr<QProcess>> ranks;
   for (int r = 0; r < std::max(1, world); ++r) ranks.push_back(startAutomod(args, r, world, port));
   QByteArray out0;
@@ -632,7 +617,7 @@ void TestDistributed::twoTrainingRanksEqualOneProcessWithDoubledBatch() {
   QVERIFY(dir.isValid());
   const std::string d = dir.path().toStdString();
   // Two ranks with batch 5 (one torch thread each) ...
-  const int port = freePort();
+  const int port = freeLoopbackPort();
   auto p0 = startRank("train", 0, 2, port, dir.path());
   auto p1 = startRank("train", 1, 2, port, dir.path());
   for (auto* p : {p0.get(), p1.get()}) {
