@@ -295,6 +295,11 @@ DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch,
   return l;
 }
 
+double emaDecayAt(double decay, int64_t step) {
+  const double s = static_cast<double>(std::max<int64_t>(step, 0));
+  return std::min(decay, (1.0 + s) / (10.0 + s));
+}
+
 void updateEma(Decoder& ema, Decoder& decoder, double decay) {
   torch::NoGradGuard no_grad;
   auto src = decoder->parameters(true);

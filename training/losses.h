@@ -118,4 +118,10 @@ DecodeWithCanvas decodeKeepingCanvas(Decoder& decoder, const LatentPlan& plan, i
 /// EMA update: ema ← decay·ema + (1 − decay)·decoder (parameters); buffers are copied.
 void updateEma(Decoder& ema, Decoder& decoder, double decay = 0.999);
 
+/// The EMA decay for decoder step `step` (0-based): min(decay, (1 + step) / (10 + step)). A fixed
+/// 0.999 still holds ~half of the random initial weights after 700 steps, which is all a short CPU
+/// run has; the warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) follows the
+/// early weights and reaches the full decay at step 8 991 (for 0.999).
+double emaDecayAt(double decay, int64_t step);
+
 }  // namespace automod

@@ -63,6 +63,7 @@ ModelConfig TrainingPreset::modelConfig(int image_channels) const {
     c.width_table = "custom";
   }
   c.extra_8x8_block = flip_invariance;
+  c.plain_modulation = plain_modulation;
   c.validate();
   return c;
 }
@@ -97,6 +98,7 @@ void TrainingPreset::validate() const {
   if (fade_in_images < 0) fail("fade_in_images must be >= 0");
   if (checkpoint_every <= 0 || preview_every <= 0 || log_every <= 0) fail("intervals must be positive");
   if (!(ema_decay > 0 && ema_decay < 1)) fail("ema_decay must be in (0, 1)");
+  if (!(encoder_lr_factor > 0 && encoder_lr_factor <= 10)) fail("encoder_lr_factor must be in (0, 10]");
   if (flip_invariance) {
     if (resolution < 8) fail("flip_invariance needs a model resolution of at least 8 px (it adds a block at 8×8)");
     for (auto& [r, b] : batch_by_resolution)
@@ -113,6 +115,7 @@ nlohmann::json TrainingPreset::toJson() const {
   j["description"] = description;
   j["model"] = {{"resolution", resolution}, {"width_table", width_table}, {"latent_dim", latent_dim}};
   if (!widths.empty()) j["model"]["widths"] = widths;
+  if (plain_modulation) j["model"]["plain_modulation"] = true;
   j["phases"] = nlohmann::json::array();
   for (auto& p : phases)
     j["phases"].push_back({{"resolution", p.resolution}, {"images", p.images_at_start}, {"lr", p.lr}, {"m_gap", p.m_gap}});
@@ -125,6 +128,7 @@ nlohmann::json TrainingPreset::toJson() const {
   j["log_every"] = log_every;
   j["pool_size"] = pool_size;
   j["ema_decay"] = ema_decay;
+  if (encoder_lr_factor != 1.0) j["encoder_lr_factor"] = encoder_lr_factor;
   if (flip_invariance) j["flip_invariance"] = true;
   const auto& w = losses;
   j["losses"] = {{"kl", w.kl},
@@ -150,6 +154,7 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
     p.width_table = m.value("width_table", std::string("custom"));
     p.widths = m.value("widths", std::vector<int>{});
     p.latent_dim = m.value("latent_dim", 512);
+    p.plain_modulation = m.value("plain_modulation", false);
     for (const auto& ph : j.at("phases"))
       p.phases.push_back(Phase{ph.at("resolution").get<int>(), ph.at("images").get<int64_t>(), ph.at("lr").get<double>(),
                                ph.value("m_gap", 0.0)});
@@ -161,6 +166,7 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
     p.log_every = j.value("log_every", p.log_every);
     p.pool_size = j.value("pool_size", p.pool_size);
     p.ema_decay = j.value("ema_decay", p.ema_decay);
+    p.encoder_lr_factor = j.value("encoder_lr_factor", p.encoder_lr_factor);
     p.flip_invariance = j.value("flip_invariance", false);
     if (j.contains("losses")) {
       const auto& l = j["losses"];

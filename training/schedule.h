@@ -48,6 +48,9 @@ struct TrainingPreset {
   std::string width_table = "cpu-32";
   std::vector<int> widths;  ///< overrides the table when not empty
   int latent_dim = 512;
+  /// ModelConfig::plain_modulation for the model trained (JSON model.plain_modulation; the shipped
+  /// presets set it; absent means false, so runs checkpointed before the option resume unchanged).
+  bool plain_modulation = false;
   std::vector<Phase> phases;
   std::map<int, int> batch_by_resolution;
   /// Images over which a new resolution fades in (α rising 0 → 1).
@@ -59,6 +62,11 @@ struct TrainingPreset {
   int64_t log_every = 1000;
   int pool_size = 200;
   double ema_decay = 0.999;
+  /// The encoder's learning rate relative to the phase's (JSON "encoder_lr_factor", 1 = the paper).
+  /// Below 1 the encoder, whose spectrally normalised weights move several times faster under Adam
+  /// than the decoder's equalised ones, changes slowly enough for the decoder's cycle term to follow
+  /// it: at CPU budgets this is what makes cos(z, φ(θ(z))) grow at all (README, training notes).
+  double encoder_lr_factor = 1.0;
   LossWeights losses;
   /// Flip-invariance training (SPEC §3, paper Sec. 3.3; JSON "flip_invariance", off by default):
   /// each batch is half images, half their horizontal flips (batch sizes must be even), the model

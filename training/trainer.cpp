@@ -43,7 +43,8 @@ bool finite(const torch::Tensor& t) { return std::isfinite(t.item<double>()); }
 
 }  // namespace
 
-TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_encoder_step) : model(m) {
+TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_encoder_step, double encoder_lr_factor)
+    : model(m), encoder_lr_factor(encoder_lr_factor) {
   const auto& c = m.config();
   robust = RobustLoss(RobustLossOptions(c.image_channels, c.resolution));
   robust->to(m.device());
@@ -52,13 +53,14 @@ TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_enco
   // (A parameter in both Adams has a separate state in each.)
   if (style_in_encoder_step)
     for (auto& p : m.decoder->styleParameters()) enc_params.push_back(p);
-  encoder_opt = std::make_unique<torch::optim::Adam>(enc_params, adamOptions(lr));
+  encoder_opt = std::make_unique<torch::optim::Adam>(enc_params, adamOptions(lr * encoder_lr_factor));
   decoder_opt = std::make_unique<torch::optim::Adam>(m.decoder->parameters(true), adamOptions(lr));
 }
 
 void TrainingModules::setLearningRate(double lr) {
-  for (auto* opt : {encoder_opt.get(), decoder_opt.get()})
-    for (auto& g : opt->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+  for (auto& g : encoder_opt->param_groups())
+    static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr * encoder_lr_factor);
+  for (auto& g : decoder_opt->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
 IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const StepContext& ctx, const LossWeights& w,
@@ -223,7 +225,7 @@ void Trainer::setUp() {
   torch::manual_seed(config_.seed);
   model_ = std::make_unique<Automodulator>(mc, config_.device);
   modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr,
-                                               config_.preset.flip_invariance);
+                                               config_.preset.flip_invariance, config_.preset.encoder_lr_factor);
   modules_->dist = config_.distributed;
   stage_ = config_.preset.at(0).stage;
   model_->setStage(stage_);
@@ -344,7 +346,7 @@ TrainingResult Trainer::run() {
       StepContext ctx{s.stage, s.alpha, s.m_gap, config_.preset.flip_invariance};
       const bool poison = fault_fn_ && fault_fn_(iteration_);
       auto r = trainIteration(*modules_, x, ctx, config_.preset.losses, s.past_first_fade_in ? &pool_ : nullptr,
-                              config_.preset.ema_decay, poison);
+                              emaDecayAt(config_.preset.ema_decay, iteration_), poison);
       if (!r.finite) {
         std::string error;
         if (!rollBack(&error)) throw Error(error);

@@ -38,7 +38,9 @@ class Distributed;
 /// `style_in_encoder_step` (flip-invariance training) the encoder's Adam also holds the decoder's
 /// AdaIN style linears, which then learn in both steps.
 struct TrainingModules {
-  TrainingModules(Automodulator& model, double lr, bool style_in_encoder_step = false);
+  /// The encoder's Adam (with the robust-loss parameters) runs at lr × encoder_lr_factor, the
+  /// decoder's at lr.
+  TrainingModules(Automodulator& model, double lr, bool style_in_encoder_step = false, double encoder_lr_factor = 1.0);
   Automodulator& model;
   RobustLoss robust{nullptr};
   std::unique_ptr<torch::optim::Adam> encoder_opt, decoder_opt;
@@ -50,6 +52,7 @@ struct TrainingModules {
   /// with batch N·b (up to floating-point summation order).
   Distributed* dist = nullptr;
   void setLearningRate(double lr);
+  double encoder_lr_factor = 1.0;
 };
 
 struct IterationResult {

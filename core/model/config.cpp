@@ -83,6 +83,7 @@ nlohmann::json ModelConfig::toJson() const {
                    {"width_table", width_table}};
   // Written only when set, so a model without it is saved exactly as before.
   if (extra_8x8_block) j["extra_8x8_block"] = true;
+  if (plain_modulation) j["plain_modulation"] = true;
   return j;
 }
 
@@ -98,6 +99,7 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j) {
     c.adain_eps = j.value("adain_eps", 1e-8);
     c.width_table = j.value("width_table", std::string("custom"));
     c.extra_8x8_block = j.value("extra_8x8_block", false);
+    c.plain_modulation = j.value("plain_modulation", false);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("config: ") + e.what());
   }

@@ -27,6 +27,13 @@ struct ModelConfig {
   /// decoder then has one more block than there are resolutions, and block indices from 2 up are
   /// shifted by one (block 2 is the extra 8×8 block, block 3 works at 16 px, ...). Needs ≥ 8 px.
   bool extra_8x8_block = false;
+  /// The AdaIN style linears and the toRGB convolutions as plain layers with the reference code's
+  /// initialisation (Xavier-normal weights; PyTorch's default for the 1×1 toRGB), not as equalised-
+  /// learning-rate layers. Equalised, a modulation weight moves 1/√(fan_in/2) as fast under Adam,
+  /// and the decoder learns to follow its latent that much more slowly (SPEC §2 calls the style map a
+  /// plain Linear; only the convolutions are equalised). New training presets set it; files without
+  /// the field load as before (equalised).
+  bool plain_modulation = false;
 
   /// Number of resolution levels 4, 8, ..., resolution (= encoder blocks = decoder blocks without
   /// the extra block). "Stage" s is such a level.

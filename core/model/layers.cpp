@@ -59,9 +59,13 @@ torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
                    F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
 }
 
-AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e) : channels(c), eps(e) {
+AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain) : channels(c), eps(e) {
   style = register_module("style", EqualLinear(latent_dim, 2 * c));
   torch::NoGradGuard no_grad;
+  if (plain) {
+    style->scale = 1.0;
+    style->weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(latent_dim + 2 * c)));
+  }
   style->bias.narrow(0, 0, c).fill_(1.0);
   style->bias.narrow(0, c, c).zero_();
 }

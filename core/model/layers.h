@@ -70,9 +70,10 @@ struct SNConv2dImpl : torch::nn::Module {
 TORCH_MODULE(SNConv2d);
 
 /// Adaptive instance normalisation driven by a latent: (s, m) = Linear(z); out = s·(x−μ)/(σ+ε) + m.
-/// Starts near identity (scale bias 1, shift bias 0).
+/// Starts near identity (scale bias 1, shift bias 0). The linear is equalised (weights N(0,1) times
+/// √(2/fan_in) at run time) or, with `plain`, a plain linear with Xavier-normal weights (the reference).
 struct AdaINImpl : torch::nn::Module {
-  AdaINImpl(int64_t channels, int64_t latent_dim, double eps);
+  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z);
   EqualLinear style{nullptr};
   int64_t channels;

@@ -2,6 +2,8 @@
 
 #include <torch/nn/functional.h>
 
+#include <cmath>
+
 namespace automod {
 namespace F = torch::nn::functional;
 
@@ -21,15 +23,15 @@ torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::A
 // Decoder
 
 DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first_block, double eps,
-                                   bool upsample_input)
+                                   bool upsample_input, bool plain_modulation)
     : first(first_block), upsample(upsample_input) {
   conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3)));
-  adain1 = register_module("adain1", AdaIN(out, latent_dim, eps));
+  adain1 = register_module("adain1", AdaIN(out, latent_dim, eps, plain_modulation));
   if (!first) {
     noise1 = register_module("noise1", NoiseInjection(out));
     conv2 = register_module("conv2", EqualConv2d(EqualConv2dOptions(out, out, 3)));
     noise2 = register_module("noise2", NoiseInjection(out));
-    adain2 = register_module("adain2", AdaIN(out, latent_dim, eps));
+    adain2 = register_module("adain2", AdaIN(out, latent_dim, eps, plain_modulation));
   }
 }
 
@@ -55,11 +57,21 @@ DecoderImpl::DecoderImpl(const ModelConfig& c) : config(c) {
   const int nb = config.numBlocks();
   for (int b = 0; b < nb; ++b) {
     const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
-    blocks->push_back(DecoderBlock(in, config.widths[b], config.latent_dim, b == 0, config.adain_eps));
+    const bool plain = config.plain_modulation;
+    blocks->push_back(DecoderBlock(in, config.widths[b], config.latent_dim, b == 0, config.adain_eps, true, plain));
     if (b == 1 && config.extra_8x8_block)
       blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config.latent_dim, false, config.adain_eps,
-                                     /*upsample=*/false));
-    to_rgb->push_back(EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1)));
+                                     /*upsample=*/false, plain));
+    auto rgb = EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1));
+    if (plain) {
+      // The reference's nn.Conv2d(C, 3, 1) with PyTorch's default initialisation: U(±1/√fan_in).
+      torch::NoGradGuard no_grad;
+      const double bound = 1.0 / std::sqrt(static_cast<double>(config.widths[b]));
+      rgb->scale = 1.0;
+      rgb->weight.uniform_(-bound, bound);
+      rgb->bias.uniform_(-bound, bound);
+    }
+    to_rgb->push_back(rgb);
   }
   if (config.learned_input) learned_input = register_parameter("input", torch::ones({1, config.widths[0], 4, 4}));
 }

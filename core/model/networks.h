@@ -15,7 +15,8 @@ namespace automod {
 /// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two. The extra
 /// 8×8 block of ModelConfig::extra_8x8_block has two layers and does not upsample (nor blur).
 struct DecoderBlockImpl : torch::nn::Module {
-  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps, bool upsample = true);
+  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps, bool upsample = true,
+                   bool plain_modulation = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
   int64_t macsPerImage(int resolution) const;
 

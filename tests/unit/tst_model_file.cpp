@@ -46,6 +46,7 @@ class TestModelFile : public QObject {
   void failedWriteKeepsPreviousFile();
   void extraBlockRoundTrips();
   void fileWithoutExtraBlockFieldLoadsUnchanged();
+  void plainModulationRoundTripsAndOldFilesStayEqualised();
 };
 
 void TestModelFile::roundTripIsBitExact() {
@@ -249,6 +250,38 @@ void TestModelFile::failedWriteKeepsPreviousFile() {
   for (auto& e : fs::directory_iterator(dir.path().toStdString()))
     if (e.path().filename().string().find(".tmp") != std::string::npos) ++leftovers;
   QCOMPARE(leftovers, 0);
+}
+
+void TestModelFile::plainModulationRoundTripsAndOldFilesStayEqualised() {
+  // The same tensors mean different layers with and without ModelConfig::plain_modulation (the style
+  // linears and toRGB are scaled at run time only when equalised), so the flag travels in the file
+  // and a file written before it existed keeps decoding exactly as it did.
+  QTemporaryDir dir;
+  torch::manual_seed(4);
+  auto c = test::tinyModel(8, 4)->config();
+  c.plain_modulation = true;
+  Automodulator plain(c);
+  const auto p = test::tmpPath(dir, "plain-mod.amod");
+  saveModel(p, plain);
+  QVERIFY(readArchive(p).header["config"].value("plain_modulation", false));
+  auto back = loadModel(p);
+  QVERIFY(back->config().plain_modulation);
+  auto z = plain.randomLatents(3, 1);
+  QVERIFY(torch::equal(plain.decode(z), back->decode(z)));
+
+  auto old = test::tinyModel(8, 4);
+  const auto q = test::tmpPath(dir, "equalised.amod");
+  saveModel(q, *old);
+  QVERIFY(!readArchive(q).header["config"].contains("plain_modulation"));
+  auto old_back = loadModel(q);
+  QVERIFY(!old_back->config().plain_modulation);
+  QVERIFY(torch::equal(old->decode(z), old_back->decode(z)));
+  // Read as plain, the equalised file's tensors would decode to another image.
+  auto archive = readArchive(q);
+  archive.header["config"]["plain_modulation"] = true;
+  const auto relabelled = test::tmpPath(dir, "relabelled.amod");
+  writeArchive(relabelled, archive);
+  QVERIFY(!torch::allclose(old->decode(z), loadModel(relabelled)->decode(z)));
 }
 
 QTEST_GUILESS_MAIN(TestModelFile)

@@ -88,6 +88,8 @@ void TestSchedule::shippedPresetsLoad() {
     QCOMPARE(QString::fromStdString(p.name), QString(n));
     auto c = p.modelConfig(3);
     QCOMPARE(c.resolution, p.resolution);
+    // New models get the reference's plain modulation layers (ModelConfig::plain_modulation).
+    QVERIFY2(c.plain_modulation, n);
     QCOMPARE(p.phases.back().resolution, p.resolution);
   }
 }
@@ -135,6 +137,9 @@ void TestSchedule::badPresetsAreRejected() {
   auto late = threePhases();
   late.phases[0].images_at_start = 5;
   QVERIFY_THROWS_EXCEPTION(Error, late.validate());
+  auto frozen = threePhases();
+  frozen.encoder_lr_factor = 0.0;
+  QVERIFY_THROWS_EXCEPTION(Error, frozen.validate());
 }
 
 void TestSchedule::jsonRoundTrip() {
@@ -144,6 +149,17 @@ void TestSchedule::jsonRoundTrip() {
   QCOMPARE(q.toJson(), p.toJson());
   QCOMPARE(q.losses.decoder_mix_fraction, 0.4);
   QVERIFY(q.losses.robust);
+  // Options added later: absent in a run's stored preset means the behaviour of that time.
+  auto old = p.toJson();
+  QVERIFY(!old["model"].contains("plain_modulation"));
+  QVERIFY(!old.contains("encoder_lr_factor"));
+  QVERIFY(!TrainingPreset::fromJson(old).modelConfig(3).plain_modulation);
+  QCOMPARE(TrainingPreset::fromJson(old).encoder_lr_factor, 1.0);
+  p.plain_modulation = true;
+  p.encoder_lr_factor = 0.25;
+  auto r = TrainingPreset::fromJson(p.toJson());
+  QVERIFY(r.modelConfig(3).plain_modulation);
+  QCOMPARE(r.encoder_lr_factor, 0.25);
   // The ablation switch: plain L1 reconstruction survives the round trip; a typo is named.
   auto j = p.toJson();
   j["losses"]["reconstruction"] = "l1";
