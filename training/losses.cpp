@@ -264,7 +264,7 @@ EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& ro
 // Decoder step
 
 DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch, const StepContext& ctx,
-                              const LossWeights& w) {
+                              const LossWeights& w, const torch::Tensor& x) {
   const int64_t dim = decoder->config.latent_dim;
   const auto device = decoder->blocks->ptr(0)->as<DecoderBlock>()->conv1->weight.device();
   const Rows rows = stepRows(batch);
@@ -290,8 +290,21 @@ DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch,
   } else {
     l.layer = zero;
   }
-  globalValues({&l.cos, &l.layer});
-  l.total = w.kl * l.kl_fake + w.cos * l.cos + w.layer * l.layer;
+  if (w.decoder_rec > 0.0 && x.defined()) {
+    // The real batch through the frozen encoder (no graph), then the decoder with its gradient.
+    torch::Tensor z_real;
+    {
+      torch::NoGradGuard no_grad;
+      z_real = encoder->forward(x, ctx.stage, ctx.alpha);
+    }
+    auto recon = decoder->forward(z_real, ctx.stage, ctx.alpha);
+    // A mean over equal per-rank batches: averaging the ranks' gradients gives the global mean's.
+    l.rec = (recon - x).abs().mean();
+  } else {
+    l.rec = zero;
+  }
+  globalValues({&l.cos, &l.layer, &l.rec});
+  l.total = w.kl * l.kl_fake + w.cos * l.cos + w.layer * l.layer + w.decoder_rec * l.rec;
   return l;
 }
 

@@ -99,6 +99,7 @@ void TrainingPreset::validate() const {
   if (checkpoint_every <= 0 || preview_every <= 0 || log_every <= 0) fail("intervals must be positive");
   if (!(ema_decay > 0 && ema_decay < 1)) fail("ema_decay must be in (0, 1)");
   if (!(encoder_lr_factor > 0 && encoder_lr_factor <= 10)) fail("encoder_lr_factor must be in (0, 10]");
+  if (!(losses.decoder_rec >= 0)) fail("losses.decoder_rec must be >= 0");
   if (flip_invariance) {
     if (resolution < 8) fail("flip_invariance needs a model resolution of at least 8 px (it adds a block at 8×8)");
     for (auto& [r, b] : batch_by_resolution)
@@ -141,6 +142,7 @@ nlohmann::json TrainingPreset::toJson() const {
                  {"reconstruction", w.robust ? "robust" : "l1"},
                  {"encoder_mix_fraction", w.encoder_mix_fraction},
                  {"decoder_mix_fraction", w.decoder_mix_fraction}};
+  if (w.decoder_rec != 0.0) j["losses"]["decoder_rec"] = w.decoder_rec;
   return j;
 }
 
@@ -184,6 +186,7 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
       w.robust = rec_kind == "robust";
       w.encoder_mix_fraction = l.value("encoder_mix_fraction", w.encoder_mix_fraction);
       w.decoder_mix_fraction = l.value("decoder_mix_fraction", w.decoder_mix_fraction);
+      w.decoder_rec = l.value("decoder_rec", w.decoder_rec);
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error("preset '" + p.name + "' is malformed: " + e.what());

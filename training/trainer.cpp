@@ -95,7 +95,7 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   setRequiresGrad(*model.encoder, false);
   setRequiresGrad(*model.decoder, true);
   clearGrads(*m.decoder_opt);
-  r.dec = decoderStep(model.encoder, model.decoder, x.size(0), ctx, w);
+  r.dec = decoderStep(model.encoder, model.decoder, x.size(0), ctx, w, x);
   if (!finiteEverywhere(r.dec.total)) {
     r.finite = false;
     setRequiresGrad(*model.encoder, true);
@@ -171,7 +171,8 @@ bool allFinite(torch::nn::Module& m) {
 nlohmann::json TrainingLosses::toJson() const {
   return {{"encoder_total", encoder_total}, {"kl_real", kl_real}, {"kl_fake", kl_fake},
           {"gap", gap},                     {"rec", reconstruction}, {"decoder_total", decoder_total},
-          {"kl_generated", kl_generated},   {"cos", cosine},       {"layer", layer}};
+          {"kl_generated", kl_generated},   {"cos", cosine},       {"layer", layer},
+          {"decoder_rec", decoder_rec}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,6 +321,7 @@ TrainingProgress Trainer::progressAfter(const IterationResult& r, const Schedule
   l.kl_generated = value(r.dec.kl_fake);
   l.cosine = value(r.dec.cos);
   l.layer = value(r.dec.layer);
+  l.decoder_rec = value(r.dec.rec);
   p.images_per_second = rate;
   p.eta_seconds = rate > 0 ? double(std::max<int64_t>(0, p.target_images - images_seen_)) / rate : -1.0;
   return p;

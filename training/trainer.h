@@ -93,7 +93,7 @@ struct TrainerConfig {
 /// Loss values of one iteration as plain numbers.
 struct TrainingLosses {
   double encoder_total = 0, kl_real = 0, kl_fake = 0, gap = 0, reconstruction = 0;
-  double decoder_total = 0, kl_generated = 0, cosine = 0, layer = 0;
+  double decoder_total = 0, kl_generated = 0, cosine = 0, layer = 0, decoder_rec = 0;
   nlohmann::json toJson() const;
 };
 

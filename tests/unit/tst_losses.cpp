@@ -30,6 +30,7 @@ class TestLosses : public QObject {
   void decoderStepMixesOverTheExtraBlock();
   void emaWarmUpFollowsAShortRun();
   void plainModulationLetsTheDecoderFollowItsLatent();
+  void decoderReconstructionTermLearnsOnlyWhenAsked();
 };
 
 void TestLosses::klMatchesHandComputedValue() {
@@ -326,6 +327,43 @@ void TestLosses::plainModulationLetsTheDecoderFollowItsLatent() {
   const double plain = residual(true), equalised = residual(false);
   qInfo("1 - cos(z, phi(theta(z))) after 150 decoder steps: plain %.3f, equalised %.3f", plain, equalised);
   QVERIFY2(plain < equalised - 0.1, qPrintable(QString("plain %1, equalised %2").arg(plain).arg(equalised)));
+}
+
+void TestLosses::decoderReconstructionTermLearnsOnlyWhenAsked() {
+  auto model = test::tinyModel(8, 9);
+  model->encoder->train();
+  for (auto& p : model->encoder->parameters()) p.requires_grad_(false);
+  torch::manual_seed(2);
+  auto x = torch::rand({8, 3, 8, 8}) * 2 - 1;
+  LossWeights w;
+  const StepContext ctx{1, 1.0, 0.0};
+  // Off (the paper): the term is zero and the total is the paper's L_θ.
+  auto off = decoderStep(model->encoder, model->decoder, 8, ctx, w, x);
+  QCOMPARE(off.rec.item<double>(), 0.0);
+  QVERIFY(std::abs(off.total.item<double>() - (0.1 * off.kl_fake.item<double>() + 0.2 * off.cos.item<double>() +
+                                               off.layer.item<double>())) < 1e-5);
+  // On: mean |θ(φ(x)) − x| joins the total with its weight, and decoder-only steps lower it.
+  w.decoder_rec = 1.0;
+  w.kl = w.cos = w.layer = 0.0;
+  torch::optim::Adam opt(model->decoder->parameters(), torch::optim::AdamOptions(1e-2).betas({0.0, 0.99}));
+  double first = 0, last = 0;
+  for (int step = 0; step < 60; ++step) {
+    opt.zero_grad();
+    auto l = decoderStep(model->encoder, model->decoder, 8, ctx, w, x);
+    QVERIFY(std::abs(l.total.item<double>() - l.rec.item<double>()) < 1e-6);
+    if (step == 0) {
+      torch::NoGradGuard no_grad;
+      auto expected = (model->decoder->forward(model->encoder->forward(x, 1, 1.0), 1, 1.0) - x).abs().mean();
+      // (the encoder's power iteration moved once more in between; the decoder has no noise yet)
+      QVERIFY(std::abs(l.rec.item<double>() - expected.item<double>()) < 1e-3);
+      first = l.rec.item<double>();
+    }
+    last = l.rec.item<double>();
+    l.total.backward();
+    opt.step();
+  }
+  qInfo("decoder reconstruction term: %.3f -> %.3f in 60 decoder steps", first, last);
+  QVERIFY(last < 0.8 * first);
 }
 
 QTEST_GUILESS_MAIN(TestLosses)

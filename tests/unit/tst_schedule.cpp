@@ -140,6 +140,9 @@ void TestSchedule::badPresetsAreRejected() {
   auto frozen = threePhases();
   frozen.encoder_lr_factor = 0.0;
   QVERIFY_THROWS_EXCEPTION(Error, frozen.validate());
+  auto negative = threePhases();
+  negative.losses.decoder_rec = -1.0;
+  QVERIFY_THROWS_EXCEPTION(Error, negative.validate());
 }
 
 void TestSchedule::jsonRoundTrip() {
@@ -155,6 +158,10 @@ void TestSchedule::jsonRoundTrip() {
   QVERIFY(!old.contains("encoder_lr_factor"));
   QVERIFY(!TrainingPreset::fromJson(old).modelConfig(3).plain_modulation);
   QCOMPARE(TrainingPreset::fromJson(old).encoder_lr_factor, 1.0);
+  QVERIFY(!old["losses"].contains("decoder_rec"));
+  QCOMPARE(TrainingPreset::fromJson(old).losses.decoder_rec, 0.0);
+  p.losses.decoder_rec = 1.0;
+  QCOMPARE(TrainingPreset::fromJson(p.toJson()).losses.decoder_rec, 1.0);
   p.plain_modulation = true;
   p.encoder_lr_factor = 0.25;
   auto r = TrainingPreset::fromJson(p.toJson());
