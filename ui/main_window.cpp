@@ -1,5 +1,7 @@
 #include "ui/main_window.h"
 
+#include <memory>
+
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
@@ -423,11 +425,21 @@ void MainWindow::takeScreenshots(const QString& dir) {
   auto* poll = new QTimer(this);
   auto* clock = new QElapsedTimer;
   clock->start();
-  connect(poll, &QTimer::timeout, this, [this, poll, clock, dir] {
+  // Once the photos are in and the mix is decoded, the Sample tab draws its gallery (seed 0) so that
+  // its screenshot shows samples, not an empty pane.
+  auto samples_asked = std::make_shared<bool>(false), samples_done = std::make_shared<bool>(false);
+  connect(controller_, &StudioController::samplesReady, poll, [samples_done] { *samples_done = true; });
+  connect(poll, &QTimer::timeout, this, [this, poll, clock, dir, samples_asked, samples_done] {
+    const bool have_sources = !controller_->document()->sources().isEmpty();
     const bool ready = !controller_->worker()->isBusy() && controller_->pendingPhotos() == 0 &&
-                       !controller_->morphPending() &&
-                       (controller_->document()->sources().isEmpty() || !controller_->result().isNull());
+                       !controller_->morphPending() && (!have_sources || !controller_->result().isNull());
     if (!ready && clock->elapsed() < 120000) return;
+    if (ready && have_sources && !*samples_asked) {
+      *samples_asked = true;
+      sample_->generate();
+      return;
+    }
+    if (*samples_asked && !*samples_done && clock->elapsed() < 120000) return;
     poll->stop();
     poll->deleteLater();
     delete clock;

@@ -14,6 +14,15 @@
 
 namespace automod::ui {
 
+namespace {
+/// A sample scaled up to the gallery's icon size (a QIcon never enlarges its pixmap, and a 32 px
+/// model's samples would otherwise show as stamps).
+QImage galleryImage(const QImage& image, const QSize& icon) {
+  if (image.width() >= icon.width() && image.height() >= icon.height()) return image;
+  return image.scaled(icon, Qt::KeepAspectRatio, Qt::SmoothTransformation);
+}
+}  // namespace
+
 SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(parent), controller_(controller) {
   auto* layout = new QHBoxLayout(this);
   auto* left = new QVBoxLayout;
@@ -65,7 +74,7 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   connect(controller_, &StudioController::samplesReady, this, [this](const QVector<QImage>& images, quint64 seed) {
     gallery_->clear();
     for (int i = 0; i < images.size(); ++i) {
-      auto* item = new QListWidgetItem(QIcon(QPixmap::fromImage(images[i])), tr("seed %1 · #%2").arg(seed).arg(i),
+      auto* item = new QListWidgetItem(QIcon(QPixmap::fromImage(galleryImage(images[i], gallery_->iconSize()))), tr("seed %1 · #%2").arg(seed).arg(i),
                                        gallery_);
       item->setData(Qt::UserRole, i);
     }

@@ -72,6 +72,22 @@ class TestStudio : public QObject {
     QCOMPARE(c.document()->rangeWeight(Range::Coarse, 1), 0.0);
   }
 
+  void rangesAbsentFromTheModelAreGreyedOut() {
+    // A 32 px model (a run stopped before its 64 px stage) has no fine blocks: the fine panel says so
+    // and takes no drops; a 64 px model shows all three.
+    StudioController c;
+    std::shared_ptr<Automodulator> small(test::tinyModel(32, 3));
+    c.setModel(small, "32 px");
+    MainWindow w(&c);
+    auto* fine = w.mixTab()->panel(Range::Fine);
+    QVERIFY(!fine->isEnabled());
+    QVERIFY(fine->title().contains("not in this model"));
+    QVERIFY(w.mixTab()->panel(Range::Intermediate)->isEnabled());
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    QVERIFY(fine->isEnabled());
+    QVERIFY(!fine->title().contains("not in this model"));
+  }
+
   void sliderDragIsOneCoalescedDecodeAndOneUndoStep() {
     StudioController c;
     load(c, 2);
