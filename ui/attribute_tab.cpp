@@ -23,6 +23,7 @@
 #include <functional>
 
 #include "ui/photo_strip.h"
+#include "ui/result_pane.h"
 #include "ui/studio_controller.h"
 
 namespace automod::ui {
@@ -231,18 +232,11 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
   scroll->setMinimumWidth(380);
   layout->addWidget(scroll, 2);
 
-  auto* right = new QVBoxLayout;
-  result_ = new QLabel(tr("Add a photo to the strip, then build or load an attribute and apply it"), this);
-  result_->setAlignment(Qt::AlignCenter);
-  result_->setWordWrap(true);
-  result_->setMinimumSize(256, 256);
-  result_->setAccessibleName(tr("Edited result"));
-  result_->setToolTip(tr("The mix with the attribute applied, updated live"));
-  caption_ = new QLabel(this);
-  caption_->setAlignment(Qt::AlignCenter);
-  right->addWidget(result_, 1);
-  right->addWidget(caption_);
-  layout->addLayout(right, 3);
+  const auto pane = addResultPane(layout, this,
+                                  tr("Add a photo to the strip, then build or load an attribute and apply it"),
+                                  tr("Edited result"), tr("The mix with the attribute applied, updated live"));
+  result_ = pane.image;
+  caption_ = pane.caption;
 
   auto* doc = controller_->document();
   connect(doc, &StudioDocument::attributeChanged, this, &AttributeTab::syncFromDocument);
@@ -421,10 +415,6 @@ void AttributeTab::updateButtons() {
   clear_->setEnabled(wells_[Positive]->count() + wells_[Negative]->count() > 0);
 }
 
-void AttributeTab::showImage(const QImage& image, bool final) {
-  const int side = std::max(256, std::min(result_->width(), result_->height()));
-  result_->setPixmap(QPixmap::fromImage(image).scaled(side, side, Qt::KeepAspectRatio,
-                                                      final ? Qt::SmoothTransformation : Qt::FastTransformation));
-}
+void AttributeTab::showImage(const QImage& image, bool final) { showResultImage(result_, image, final); }
 
 }  // namespace automod::ui

@@ -10,6 +10,7 @@
 #include <QVBoxLayout>
 
 #include "ui/photo_strip.h"
+#include "ui/result_pane.h"
 #include "ui/studio_controller.h"
 
 namespace automod::ui {
@@ -137,17 +138,10 @@ MixTab::MixTab(StudioController* controller, QWidget* parent) : QWidget(parent),
   scroll->setMinimumWidth(380);
   layout->addWidget(scroll, 2);
 
-  auto* right = new QVBoxLayout;
-  result_ = new QLabel(tr("Add photos to start mixing"), this);
-  result_->setAlignment(Qt::AlignCenter);
-  result_->setMinimumSize(256, 256);
-  result_->setAccessibleName(tr("Mix result"));
-  result_->setToolTip(tr("The mix, updated live (a coarse preview first)"));
-  caption_ = new QLabel(this);
-  caption_->setAlignment(Qt::AlignCenter);
-  right->addWidget(result_, 1);
-  right->addWidget(caption_);
-  layout->addLayout(right, 3);
+  const auto pane = addResultPane(layout, this, tr("Add photos to start mixing"), tr("Mix result"),
+                                  tr("The mix, updated live (a coarse preview first)"));
+  result_ = pane.image;
+  caption_ = pane.caption;
 
   auto* doc = controller_->document();
   connect(doc, &StudioDocument::sourcesChanged, this, &MixTab::rebuildBlocks);
@@ -192,9 +186,7 @@ void MixTab::syncBlocks() {
 }
 
 void MixTab::showImage(const QImage& image, bool final) {
-  const int side = std::max(256, std::min(result_->width(), result_->height()));
-  result_->setPixmap(QPixmap::fromImage(image).scaled(side, side, Qt::KeepAspectRatio,
-                                                      final ? Qt::SmoothTransformation : Qt::FastTransformation));
+  showResultImage(result_, image, final);
   caption_->setText(final ? tr("Result · %1 ms").arg(controller_->lastDecodeMs(), 0, 'f', 0) : tr("Preview…"));
 }
 
