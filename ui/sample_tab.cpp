@@ -10,6 +10,7 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include "ui/document.h"
 #include "ui/studio_controller.h"
 
 namespace automod::ui {
@@ -67,6 +68,17 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   gallery_->setAccessibleName(tr("Sample gallery"));
   layout->addWidget(gallery_, 1);
 
+  // A range the model does not have (no fine blocks in a 32 px model) has nothing to lock.
+  auto sync_locks = [this] {
+    const int blocks = controller_->document()->blocks();
+    for (int r = 0; r < 3; ++r) {
+      const auto [first, last] = rangeBlocks(Range(r), blocks);
+      lock_[r]->setEnabled(blocks == 0 || first <= last);
+    }
+  };
+  connect(controller_->document(), &StudioDocument::mixChanged, this, sync_locks);
+  sync_locks();
+
   connect(generate_, &QPushButton::clicked, this, &SampleTab::generate);
   connect(reroll_, &QPushButton::clicked, this, &SampleTab::reroll);
   connect(keep_, &QPushButton::clicked, this, &SampleTab::keepSelected);
@@ -74,8 +86,8 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   connect(controller_, &StudioController::samplesReady, this, [this](const QVector<QImage>& images, quint64 seed) {
     gallery_->clear();
     for (int i = 0; i < images.size(); ++i) {
-      auto* item = new QListWidgetItem(QIcon(QPixmap::fromImage(galleryImage(images[i], gallery_->iconSize()))), tr("seed %1 · #%2").arg(seed).arg(i),
-                                       gallery_);
+      auto icon = QIcon(QPixmap::fromImage(galleryImage(images[i], gallery_->iconSize())));
+      auto* item = new QListWidgetItem(icon, tr("seed %1 · #%2").arg(seed).arg(i), gallery_);
       item->setData(Qt::UserRole, i);
     }
     if (gallery_->count() > 0) gallery_->setCurrentRow(0);

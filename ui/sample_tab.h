@@ -3,6 +3,8 @@
 // the gallery, keep a sample as a new source, reroll.
 #include <QWidget>
 
+#include "ui/types.h"
+
 class QCheckBox;
 class QListWidget;
 class QPushButton;
@@ -23,6 +25,7 @@ class SampleTab : public QWidget {
   /// Adds the selected sample to the photo strip (it is encoded like a photo).
   void keepSelected();
   int lockedRanges() const;
+  QCheckBox* lockCheck(Range range) const { return lock_[int(range)]; }
 
  private:
   StudioController* controller_;

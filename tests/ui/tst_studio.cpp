@@ -3,6 +3,7 @@
 #include "ui_testutil.h"
 
 #include <QApplication>
+#include <QCheckBox>
 #include <QDropEvent>
 #include <QElapsedTimer>
 #include <QFile>
@@ -74,7 +75,7 @@ class TestStudio : public QObject {
 
   void rangesAbsentFromTheModelAreGreyedOut() {
     // A 32 px model (a run stopped before its 64 px stage) has no fine blocks: the fine panel says so
-    // and takes no drops; a 64 px model shows all three.
+    // and takes no drops, the Sample tab cannot lock it; a 64 px model shows all three.
     StudioController c;
     std::shared_ptr<Automodulator> small(test::tinyModel(32, 3));
     c.setModel(small, "32 px");
@@ -83,8 +84,11 @@ class TestStudio : public QObject {
     QVERIFY(!fine->isEnabled());
     QVERIFY(fine->title().contains("not in this model"));
     QVERIFY(w.mixTab()->panel(Range::Intermediate)->isEnabled());
+    QVERIFY(!w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
+    QVERIFY(w.sampleTab()->lockCheck(Range::Coarse)->isEnabled());
     c.setModel(test::expressiveTinyModel(), "tiny");
     QVERIFY(fine->isEnabled());
+    QVERIFY(w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
     QVERIFY(!fine->title().contains("not in this model"));
   }
 
