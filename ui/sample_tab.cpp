@@ -71,10 +71,7 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   // A range the model does not have (no fine blocks in a 32 px model) has nothing to lock.
   auto sync_locks = [this] {
     const int blocks = controller_->document()->blocks();
-    for (int r = 0; r < 3; ++r) {
-      const auto [first, last] = rangeBlocks(Range(r), blocks);
-      lock_[r]->setEnabled(blocks == 0 || first <= last);
-    }
+    for (int r = 0; r < 3; ++r) lock_[r]->setEnabled(rangeInModel(Range(r), blocks));
   };
   connect(controller_->document(), &StudioDocument::mixChanged, this, sync_locks);
   sync_locks();

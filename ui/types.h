@@ -36,6 +36,11 @@ inline std::pair<int, int> rangeBlocks(Range r, int blocks) {
     case Range::Fine: default: return {4, blocks - 1};
   }
 }
+/// Whether a model with `blocks` blocks has any block of the range (true while no model is loaded).
+inline bool rangeInModel(Range r, int blocks) {
+  const auto [first, last] = rangeBlocks(r, blocks);
+  return blocks == 0 || first <= last;
+}
 
 /// What the worker encodes: a photo file.
 struct EncodeResult {
