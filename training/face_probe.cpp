@@ -291,15 +291,32 @@ nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, co
   return report;
 }
 
+std::vector<int64_t> presentClasses(const FaceAttributeTable& table, int a) {
+  const auto& classes = table.classes.at(a);
+  if (std::find(classes.begin(), classes.end(), "none") == classes.end())
+    throw Error("attribute " + table.names.at(a) + " has no \"none\" class to edit from");
+  std::vector<int64_t> present;
+  for (int64_t k = 0; k < static_cast<int64_t>(classes.size()); ++k)
+    if (classes[k] != "none") present.push_back(k);
+  return present;
+}
+
 nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
-                                   const FaceAttributeTable& table, const std::string& name, int64_t positive_class,
-                                   int exemplars, const std::vector<int>& blocks, double strength, uint64_t seed) {
+                                   const FaceAttributeTable& table, const std::string& name,
+                                   const std::vector<int64_t>& positive_classes, int exemplars,
+                                   const std::vector<int>& blocks, double strength, uint64_t seed) {
   const int a = table.index(name);
   const auto& labels = table.labels[a];
+  auto positive = [&](int64_t c) {
+    return std::find(positive_classes.begin(), positive_classes.end(), c) != positive_classes.end();
+  };
+  std::vector<std::string> positive_names;
+  for (auto c : positive_classes) positive_names.push_back(table.classes[a].at(c));
   std::vector<int64_t> pos, neg;
-  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) (labels[i] == positive_class ? pos : neg).push_back(i);
+  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) (positive(labels[i]) ? pos : neg).push_back(i);
   if (static_cast<int>(pos.size()) < exemplars + 1 || static_cast<int>(neg.size()) < exemplars + 1)
-    throw Error("not enough faces with and without " + name + " = " + table.classes[a][positive_class]);
+    throw Error("not enough faces with and without " + name + " (" + std::to_string(pos.size()) + " with, " +
+                std::to_string(neg.size()) + " without; need " + std::to_string(exemplars + 1) + " of each)");
   std::mt19937_64 rng(seed);
   std::shuffle(pos.begin(), pos.end(), rng);
   std::shuffle(neg.begin(), neg.end(), rng);
@@ -320,13 +337,21 @@ nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, 
   auto before = probe->predict(decodeChunks(model, plan_plain));
   auto after = probe->predict(decodeChunks(model, plan_edit));
   nlohmann::json r{{"attribute", name},
-                   {"positive_class", table.classes[a][positive_class]},
+                   {"positive_classes", positive_names},
                    {"exemplars_each", exemplars},
                    {"strength", strength},
                    {"blocks", blocks},
                    {"faces_edited", targets.size()}};
-  r["target_flip_rate"] = after[a].eq(positive_class).logical_and(before[a].ne(positive_class)).sum().item<double>() /
-                          std::max<double>(1.0, before[a].ne(positive_class).sum().item<double>());
+  auto present = [&](const torch::Tensor& predicted) {
+    auto m = torch::zeros_like(predicted, torch::kBool);
+    for (auto c : positive_classes) m.logical_or_(predicted.eq(c));
+    return m;
+  };
+  const auto was = present(before[a]), now = present(after[a]);
+  r["target_flip_rate"] = now.logical_and(was.logical_not()).sum().item<double>() /
+                          std::max<double>(1.0, was.logical_not().sum().item<double>());
+  r["target_present_before"] = was.to(torch::kFloat64).mean().item<double>();
+  r["target_present_after"] = now.to(torch::kFloat64).mean().item<double>();
   nlohmann::json others;
   for (size_t k = 0; k < table.names.size(); ++k) {
     if (static_cast<int>(k) == a) continue;

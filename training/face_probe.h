@@ -88,12 +88,18 @@ struct MixReportOptions {
 nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
                                  const FaceAttributeTable& table, const MixReportOptions& options);
 
+/// The classes of attribute `a` that mean "present": every class but "none" (facesjs writes "none"
+/// for a face without glasses or facial hair; merged rare styles, "other", count as present).
+/// Throws automod::Error when the attribute has no "none" class.
+std::vector<int64_t> presentClasses(const FaceAttributeTable& table, int a);
+
 /// Builds an attribute vector from `exemplars` positives and negatives of a binary split of
-/// attribute `name` (class `positive_class` vs the rest), applies it to held-out faces lacking it,
-/// restricted to `ranges` (block indices), and reports how often the target flips and how often
-/// each other attribute changes.
+/// attribute `name` (any of `positive_classes` vs the rest), applies it to held-out faces lacking
+/// it, restricted to `blocks`, and reports how often the probe then sees the attribute (any positive
+/// class) and how often each other attribute changes.
 nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
-                                   const FaceAttributeTable& table, const std::string& name, int64_t positive_class,
-                                   int exemplars, const std::vector<int>& blocks, double strength, uint64_t seed);
+                                   const FaceAttributeTable& table, const std::string& name,
+                                   const std::vector<int64_t>& positive_classes, int exemplars,
+                                   const std::vector<int>& blocks, double strength, uint64_t seed);
 
 }  // namespace automod

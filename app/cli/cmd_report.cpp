@@ -86,18 +86,19 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     }
     report["mixes"] = mixTransferReport(*model, probe, eval_images, eval_table,
                                         MixReportOptions{.pairs = o->pairs, .seed = o->seed});
-    // Few-exemplar attribute vectors: glasses and facial hair, each restricted to each scale.
+    // Few-exemplar attribute vectors: glasses and facial hair (any style vs none), each restricted to
+    // each scale.
     for (const std::string attr : {"glasses", "facial_hair"}) {
       const int a = eval_table.index(attr);
-      // The positive class: the most common value that is not "none".
-      int64_t positive = -1;
-      auto counts = torch::bincount(eval_table.labelTensor(a), {}, static_cast<int64_t>(eval_table.classes[a].size()));
-      for (int64_t k = 0, best = -1; k < counts.size(0); ++k) {
-        const auto& v = eval_table.classes[a][k];
-        if (v == "none" || v == "other") continue;
-        if (counts[k].item<int64_t>() > best) best = counts[k].item<int64_t>(), positive = k;
+      // Present = any style (every class but "none"): single styles are too rare among a few
+      // hundred renders to draw exemplars and targets from.
+      std::vector<int64_t> positive;
+      try {
+        positive = presentClasses(eval_table, a);
+      } catch (const Error& e) {
+        report["attribute_edits"].push_back({{"attribute", attr}, {"error", e.what()}});
+        continue;
       }
-      if (positive < 0) continue;
       for (const std::string scale : {"coarse", "intermediate", "fine", "all"}) {
         auto blocks = blocksOf(scale, model->numBlocks());
         if (blocks.empty() || blocks.front() >= model->numBlocks()) continue;
