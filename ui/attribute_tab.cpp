@@ -247,6 +247,13 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
     current_.reset();
     updateStatus();
   });
+  // A range the model does not have (no fine blocks in a 32 px model) cannot carry the attribute.
+  auto sync_ranges = [this] {
+    const int blocks = controller_->document()->blocks();
+    for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(rangeInModel(Range(r), blocks));
+  };
+  connect(doc, &StudioDocument::mixChanged, this, sync_ranges);
+  sync_ranges();
   connect(controller_, &StudioController::busyChanged, this, &AttributeTab::rebuild);  // "encoding…" in the status
   connect(controller_, &StudioController::previewReady, this, [this](const QImage& im) { showImage(im, false); });
   connect(controller_, &StudioController::resultReady, this, [this](const QImage& im) { showImage(im, true); });

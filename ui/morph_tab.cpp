@@ -202,6 +202,8 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
   connect(slider_, &QSlider::valueChanged, this, &MorphTab::requestFrame);
 
   connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MorphTab::refreshSources);
+  // A range the model does not have (no fine blocks in a 32 px model) cannot move.
+  connect(controller_->document(), &StudioDocument::mixChanged, this, &MorphTab::updateControls);
   connect(controller_, &StudioController::morphFrameReady, this, [this](const QImage& image, double t) {
     const int side = std::max(256, std::min(frame_->width(), frame_->height()));
     frame_->setPixmap(QPixmap::fromImage(image).scaled(side, side, Qt::KeepAspectRatio, Qt::SmoothTransformation));
@@ -262,7 +264,8 @@ void MorphTab::refreshSources() {
 
 void MorphTab::updateControls() {
   const int n = controller_->document()->sources().size();
-  for (auto* c : ranges_) c->setEnabled(per_range_->isChecked());
+  const int blocks = controller_->document()->blocks();
+  for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(per_range_->isChecked() && rangeInModel(Range(r), blocks));
   swap_->setEnabled(n >= 2);
   slider_->setEnabled(n >= 1);
   export_->setEnabled(n >= 1 && controller_->canWriteVideo() && !controller_->morphVideoRunning());

@@ -9,6 +9,7 @@
 #include <QFile>
 #include <QListWidget>
 #include <QMimeData>
+#include <QRadioButton>
 #include <QSpinBox>
 #include <QSignalSpy>
 #include <QSlider>
@@ -17,7 +18,9 @@
 #include <QUrl>
 
 #include "ui/main_window.h"
+#include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
+#include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
 #include "ui/studio_controller.h"
@@ -75,7 +78,8 @@ class TestStudio : public QObject {
 
   void rangesAbsentFromTheModelAreGreyedOut() {
     // A 32 px model (a run stopped before its 64 px stage) has no fine blocks: the fine panel says so
-    // and takes no drops, the Sample tab cannot lock it; a 64 px model shows all three.
+    // and takes no drops, the Sample tab cannot lock it, the Attributes and Morph tabs cannot choose
+    // it; a 64 px model shows all three.
     StudioController c;
     std::shared_ptr<Automodulator> small(test::tinyModel(32, 3));
     c.setModel(small, "32 px");
@@ -86,7 +90,14 @@ class TestStudio : public QObject {
     QVERIFY(w.mixTab()->panel(Range::Intermediate)->isEnabled());
     QVERIFY(!w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
     QVERIFY(w.sampleTab()->lockCheck(Range::Coarse)->isEnabled());
+    QVERIFY(!w.attributeTab()->rangeCheck(Range::Fine)->isEnabled());
+    QVERIFY(w.attributeTab()->rangeCheck(Range::Intermediate)->isEnabled());
+    w.morphTab()->perRangeButton()->setChecked(true);
+    QVERIFY(w.morphTab()->rangeCheck(Range::Coarse)->isEnabled());
+    QVERIFY(!w.morphTab()->rangeCheck(Range::Fine)->isEnabled());
     c.setModel(test::expressiveTinyModel(), "tiny");
+    QVERIFY(w.attributeTab()->rangeCheck(Range::Fine)->isEnabled());
+    QVERIFY(w.morphTab()->rangeCheck(Range::Fine)->isEnabled());
     QVERIFY(fine->isEnabled());
     QVERIFY(w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
     QVERIFY(!fine->title().contains("not in this model"));
