@@ -79,6 +79,7 @@ QJsonObject attributeToJson(const AttributeEdit& a) {
   return QJsonObject{{"name", a.name},
                      {"scales", a.scales},
                      {"resolution", a.resolution},
+                     {"blocks", a.blocks},
                      {"strength", a.strength},
                      {"positives", QJsonArray::fromStringList(a.positives)},
                      {"negatives", QJsonArray::fromStringList(a.negatives)},
@@ -90,6 +91,7 @@ AttributeEdit attributeFromJson(const QJsonObject& o) {
   a.name = o.value("name").toString();
   a.scales = o.value("scales").toString();
   a.resolution = o.value("resolution").toInt();
+  a.blocks = o.value("blocks").toInt();
   a.strength = o.value("strength").toDouble();
   for (const auto& x : o.value("positives").toArray()) a.positives << x.toString();
   for (const auto& x : o.value("negatives").toArray()) a.negatives << x.toString();

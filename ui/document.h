@@ -18,8 +18,10 @@ struct AttributeEdit {
   QVector<float> vector;
   /// The blocks it touches, in core/edit/ranges.h syntax ("0-1,4").
   QString scales;
-  /// Resolution of the model it was built with.
+  /// Resolution of the model it was built with, and its decoder blocks (one more than the
+  /// resolution implies for a flip-invariance model; 0 = implied).
   int resolution = 0;
+  int blocks = 0;
   QStringList positives, negatives;
   double strength = 0;
   bool isNull() const { return vector.isEmpty(); }

@@ -300,6 +300,7 @@ AttributeVector toAttributeVector(const AttributeEdit& edit, int blocks) {
   AttributeVector a;
   a.name = edit.name.toStdString();
   a.resolution = edit.resolution;
+  a.blocks = edit.blocks;
   a.latent_dim = edit.vector.size();
   a.vector = fromFloatVector(edit.vector);
   if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), blocks);

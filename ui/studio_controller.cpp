@@ -395,6 +395,7 @@ std::optional<AttributeEdit> StudioController::buildAttribute(const QVector<QVec
   a.name = name;
   a.scales = scales;
   a.resolution = model_->resolution();
+  a.blocks = model_->numBlocks();
   a.vector.resize(dim);
   for (int i = 0; i < dim; ++i) a.vector[i] = float(pos[i] - neg[i]);
   return a;
@@ -409,9 +410,10 @@ bool StudioController::saveAttribute(const QString& path, const AttributeEdit& e
     for (const auto& p : edit.positives) a.positives.push_back(p.toStdString());
     for (const auto& n : edit.negatives) a.negatives.push_back(n.toStdString());
     a.resolution = edit.resolution;
+    a.blocks = edit.blocks;
     a.latent_dim = edit.vector.size();
     a.vector = fromFloatVector(edit.vector);
-    a.ranges = parseBlockRanges(edit.scales.toStdString(), ModelConfig::blockForResolution(edit.resolution) + 1);
+    a.ranges = parseBlockRanges(edit.scales.toStdString(), a.numBlocks());
     a.save(path.toStdString());
     return true;
   } catch (const std::exception& e) {
@@ -424,9 +426,10 @@ std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path
   try {
     if (!model_) throw Error("no model is loaded");
     const auto a = AttributeVector::load(path.toStdString());
-    if (a.resolution != model_->resolution())
-      throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model but this one is " +
-                  std::to_string(model_->resolution()) + " px");
+    if (a.resolution != model_->resolution() || a.numBlocks() != model_->numBlocks())
+      throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model with " +
+                  std::to_string(a.numBlocks()) + " blocks but this one is " + std::to_string(model_->resolution()) +
+                  " px with " + std::to_string(model_->numBlocks()));
     if (a.latent_dim != model_->config().latent_dim)
       throw Error("the attribute has " + std::to_string(a.latent_dim) + "-d vectors but the model uses " +
                   std::to_string(model_->config().latent_dim) + "-d latents");
@@ -436,6 +439,7 @@ std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path
     for (const auto& p : a.positives) edit.positives << QString::fromStdString(p);
     for (const auto& n : a.negatives) edit.negatives << QString::fromStdString(n);
     edit.resolution = a.resolution;
+    edit.blocks = a.blocks;
     edit.vector = toFloatVector(a.vector);
     edit.scales = QString::fromStdString(rangesToString(a.ranges));
     return edit;

@@ -10,6 +10,10 @@
 namespace automod {
 namespace fs = std::filesystem;
 
+int AttributeVector::numBlocks() const {
+  return blocks > 0 ? blocks : ModelConfig::blockForResolution(resolution) + 1;
+}
+
 void AttributeVector::save(const fs::path& path) const {
   auto v = vector.to(torch::kCPU, torch::kFloat32).contiguous();
   nlohmann::json j;
@@ -18,6 +22,7 @@ void AttributeVector::save(const fs::path& path) const {
   j["name"] = name;
   j["resolution"] = resolution;
   j["latent_dim"] = latent_dim;
+  j["blocks"] = numBlocks();
   j["scales"] = rangesToString(ranges);
   j["positives"] = positives;
   j["negatives"] = negatives;
@@ -56,14 +61,22 @@ AttributeVector AttributeVector::load(const fs::path& path) {
   a.vector = torch::tensor(v, torch::kFloat32);
   a.latent_dim = j.value("latent_dim", static_cast<int>(v.size()));
   if (a.latent_dim != static_cast<int>(v.size())) throw Error(where + ": 'vector' does not have latent_dim entries");
-  int blocks = 0;
+  int implied = 0;
   try {
-    blocks = ModelConfig::blockForResolution(a.resolution) + 1;
+    implied = ModelConfig::blockForResolution(a.resolution) + 1;
   } catch (const std::exception&) {
     throw Error(where + ": field 'resolution' is not a power of two of at least 4");
   }
+  a.blocks = implied;
+  if (j.contains("blocks")) {
+    // A flip-invariance model has one block more than its resolution implies.
+    if (!j["blocks"].is_number_integer() || (j["blocks"] != implied && j["blocks"] != implied + 1))
+      throw Error(where + ": field 'blocks' must be " + std::to_string(implied) + " or " +
+                  std::to_string(implied + 1) + " for a " + std::to_string(a.resolution) + " px model");
+    a.blocks = j["blocks"].get<int>();
+  }
   try {
-    a.ranges = parseBlockRanges(j["scales"].get<std::string>(), blocks);
+    a.ranges = parseBlockRanges(j["scales"].get<std::string>(), a.blocks);
   } catch (const Error& e) {
     throw Error(where + ": field 'scales': " + e.what());
   }
@@ -101,6 +114,7 @@ AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const
   a.name = name;
   a.ranges = ranges;
   a.resolution = model.resolution();
+  a.blocks = model.numBlocks();
   a.latent_dim = model.config().latent_dim;
   a.vector = mean(positives, a.positives) - mean(negatives, a.negatives);
   return a;
@@ -108,9 +122,9 @@ AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const
 
 LatentPlan applyAttribute(const LatentPlan& plan, const AttributeVector& a, double strength) {
   const int blocks = plan.size();
-  if (ModelConfig::blockResolution(blocks - 1) != a.resolution)
-    throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model but this one is " +
-                std::to_string(ModelConfig::blockResolution(blocks - 1)) + " px");
+  if (blocks != a.numBlocks())
+    throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model with " +
+                std::to_string(a.numBlocks()) + " blocks but this one has " + std::to_string(blocks));
   if (plan.size() && plan[0].size(1) != a.vector.numel())
     throw Error("the attribute has " + std::to_string(a.vector.numel()) + "-d vectors but the model uses " +
                 std::to_string(plan[0].size(1)) + "-d latents");

@@ -21,6 +21,10 @@ struct AttributeVector {
   /// Resolution and latent size of the model it was built with.
   int resolution = 0;
   int latent_dim = 0;
+  /// Decoder blocks of that model: one more than the resolution implies for a flip-invariance model
+  /// (its extra 8×8 block). 0 = what the resolution implies (files written before this field).
+  int blocks = 0;
+  int numBlocks() const;
   /// The direction, float [latent_dim] on the CPU.
   torch::Tensor vector;
 
@@ -36,7 +40,8 @@ AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const
 
 /// z' = normalise(z + strength·v) on the attribute's blocks; other blocks keep their very tensors, and
 /// strength 0 returns the plan unchanged.
-/// Throws automod::Error when the attribute was built for another resolution or latent size.
+/// Throws automod::Error when the attribute was built for a model with another number of blocks
+/// (another resolution) or latent size.
 LatentPlan applyAttribute(const LatentPlan& plan, const AttributeVector& attribute, double strength);
 
 }  // namespace automod

@@ -23,6 +23,7 @@ class TestAttribute : public QObject {
   void needsTwoPlusTwoExemplars();
   void badAttributeFilesNameTheField();
   void attributeForOtherResolutionIsRejected();
+  void flipInvarianceModelsKeepTheirExtraBlock();
   void samplingIsReproducibleBySeed();
   void lockedRangesStayLocked();
   void rejectionKeepsMostConsistentCodes();
@@ -158,6 +159,40 @@ void TestAttribute::attributeForOtherResolutionIsRejected() {
   } catch (const Error& e) {
     QVERIFY2(QString(e.what()).contains("32 px"), e.what());
   }
+}
+
+// A flip-invariance model has an extra 8×8 block: a 32 px one has 5 blocks, as many as a plain
+// 64 px model. Its attributes must save, load and apply on all 5 (the last block was once rejected
+// as "outside the model" on load and the edit refused as made "for a 32 px model but this one is 64").
+void TestAttribute::flipInvarianceModelsKeepTheirExtraBlock() {
+  QTemporaryDir dir;
+  AttributeVector a;
+  a.name = "glasses";
+  a.resolution = 32;
+  a.blocks = 5;
+  a.latent_dim = 32;
+  a.ranges = {BlockRange{3, 4}};
+  a.vector = torch::randn({32});
+  const auto path = test::tmpPath(dir, "flip.json");
+  a.save(path);
+  auto b = AttributeVector::load(path);
+  QCOMPARE(b.blocks, 5);
+  QVERIFY(b.ranges == a.ranges);
+  auto z = test::tinyModel(64)->randomLatents(2, 1);
+  auto edited = applyAttribute(LatentPlan::uniform(z, 5), b, 1.0);
+  QVERIFY(torch::equal(edited[2], z));
+  QVERIFY(!torch::equal(edited[4], z));
+  QVERIFY_THROWS_EXCEPTION(Error, applyAttribute(LatentPlan::uniform(z, 4), b, 1.0));
+  // Older files (no "blocks") mean the plain model; an impossible count names the field.
+  std::ofstream(test::tmpPath(dir, "bad.json")) << R"({"resolution": 32, "blocks": 7, "scales": "0", "vector": [1]})";
+  try {
+    AttributeVector::load(test::tmpPath(dir, "bad.json"));
+    QFAIL("no error");
+  } catch (const Error& e) {
+    QVERIFY2(QString(e.what()).contains("'blocks'"), e.what());
+  }
+  std::ofstream(test::tmpPath(dir, "old.json")) << R"({"resolution": 32, "scales": "3", "vector": [1]})";
+  QCOMPARE(AttributeVector::load(test::tmpPath(dir, "old.json")).numBlocks(), 4);
 }
 
 void TestAttribute::samplingIsReproducibleBySeed() {
