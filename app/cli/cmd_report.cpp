@@ -39,7 +39,7 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     std::string model, out;
     int64_t probe_faces = 2000, eval_faces = 300;
     int pairs = 128, exemplars = 4, epochs = 12;
-    double strength = 1.0;
+    std::vector<double> strengths{1.0, 2.0, 3.0};
     uint64_t seed = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -53,7 +53,8 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--pairs", o->pairs, "random (A, B) pairs per mix")->capture_default_str();
   cmd->add_option("--exemplars", o->exemplars, "positives and negatives for each attribute vector")->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "probe training epochs")->capture_default_str();
-  cmd->add_option("--strength", o->strength, "attribute-vector strength")->capture_default_str();
+  cmd->add_option("--strength", o->strengths, "attribute-vector strengths to try (each is reported)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
   cmd->callback([o, &global] {
     auto device = prepare(global);
@@ -102,13 +103,16 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
       for (const std::string scale : {"coarse", "intermediate", "fine", "all"}) {
         auto blocks = blocksOf(scale, model->numBlocks());
         if (blocks.empty() || blocks.front() >= model->numBlocks()) continue;
-        try {
-          auto r = attributeEditReport(*model, probe, eval_images, eval_table, attr, positive, o->exemplars, blocks,
-                                       o->strength, o->seed);
-          r["scale"] = scale;
-          report["attribute_edits"].push_back(r);
-        } catch (const Error& e) {
-          report["attribute_edits"].push_back({{"attribute", attr}, {"scale", scale}, {"error", e.what()}});
+        for (double strength : o->strengths) {
+          try {
+            auto r = attributeEditReport(*model, probe, eval_images, eval_table, attr, positive, o->exemplars,
+                                         blocks, strength, o->seed);
+            r["scale"] = scale;
+            report["attribute_edits"].push_back(r);
+          } catch (const Error& e) {
+            report["attribute_edits"].push_back(
+                {{"attribute", attr}, {"scale", scale}, {"strength", strength}, {"error", e.what()}});
+          }
         }
       }
     }
