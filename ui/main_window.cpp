@@ -5,26 +5,31 @@
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
+#include <QComboBox>
 #include <QCloseEvent>
 #include <QDir>
 #include <QElapsedTimer>
-#include <QTimer>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QImageReader>
 #include <QInputDialog>
+#include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPushButton>
 #include <QPlainTextEdit>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTemporaryDir>
+#include <QTimer>
 #include <QUndoStack>
 #include <QVBoxLayout>
 
 #include "ui/face_picker.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
+#include "ui/model_lookup.h"
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
@@ -445,15 +450,61 @@ void MainWindow::takeScreenshots(const QString& dir) {
     delete clock;
     bool ok = true;
     for (int i = 0; i < tabs_->count(); ++i) {
+      if (tabs_->widget(i) == train_) continue;
       tabs_->setCurrentIndex(i);
       QCoreApplication::processEvents();
-      QString name = tabs_->tabText(i).remove('&').toLower();
-      ok = grab().save(QDir(dir).filePath(name + ".png")) && ok;
+      ok = grab().save(QDir(dir).filePath(tabs_->tabText(i).remove('&').toLower() + ".png")) && ok;
     }
-    tabs_->setCurrentIndex(0);
-    Q_EMIT screenshotsTaken(ok);
+    grabTrainingTab(dir, ok);
   });
   poll->start(200);
+}
+
+void MainWindow::grabTrainingTab(const QString& dir, bool ok) {
+  tabs_->setCurrentWidget(train_);
+  const QString path = QDir(dir).filePath(tabs_->tabText(tabs_->currentIndex()).remove('&').toLower() + ".png");
+  // The held-out faces beside the bundled model (resources/eval-faces in the source tree): a short
+  // run of the tiny preset on them shows progress, the loss chart and previews instead of an idle form.
+  const QString model = defaultModelFile();
+  const QString faces = model.isEmpty() ? QString() : QFileInfo(model).dir().filePath("../resources/eval-faces");
+  auto* run = train_->controller();
+  if (faces.isEmpty() || !QFileInfo(faces).isDir() || run->isActive()) {
+    ok = grab().save(path) && ok;
+    tabs_->setCurrentIndex(0);
+    Q_EMIT screenshotsTaken(ok);
+    return;
+  }
+  auto out = std::make_shared<QTemporaryDir>();
+  train_->presetCombo()->setCurrentIndex(train_->presetCombo()->findText("tiny"));
+  train_->dataCombo()->setCurrentIndex(train_->dataCombo()->findData(TrainRequest::Folder));
+  train_->folderEdit()->setText(QDir::cleanPath(faces));
+  train_->outputEdit()->setText(out->path());
+  auto previews = std::make_shared<int>(0);
+  auto grabbed = std::make_shared<bool>(false);
+  auto shoot = [this, path, grabbed, run](bool& result) {
+    if (*grabbed) return;
+    *grabbed = true;
+    QCoreApplication::processEvents();
+    result = grab().save(path) && result;
+    if (run->isActive()) run->stop();
+  };
+  auto result = std::make_shared<bool>(ok);
+  // Grab once the second preview is in (the run is two thirds through), or when it ends early.
+  connect(run, &TrainController::preview, this, [previews, shoot, result] {
+    if (++*previews == 2) QTimer::singleShot(500, [shoot, result] { shoot(*result); });
+  });
+  connect(run, &TrainController::finished, this, [this, out, shoot, result] {
+    shoot(*result);
+    tabs_->setCurrentIndex(0);
+    Q_EMIT screenshotsTaken(*result);
+  });
+  QTimer::singleShot(120000, this, [shoot, result] { shoot(*result); });
+  train_->startButton()->click();
+  if (!run->isActive()) {  // could not start (the reason is in the tab's log): grab what it shows
+    shoot(*result);
+    tabs_->setCurrentIndex(0);
+    Q_EMIT screenshotsTaken(*result);
+  }
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

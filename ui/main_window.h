@@ -55,6 +55,8 @@ class MainWindow : public QMainWindow {
   void closeEvent(QCloseEvent* event) override;
 
  private:
+  /// The Train tab's screenshot, during a short tiny-preset run; emits screenshotsTaken(ok && saved).
+  void grabTrainingTab(const QString& dir, bool ok);
   void createActions();
   void updateActions();
   void updateTitle();
