@@ -178,6 +178,11 @@ AttributeProbe trainAttributeProbe(const torch::Tensor& images_u8, const FaceAtt
   std::vector<torch::Tensor> y_all;
   for (size_t a = 0; a < table.names.size(); ++a) y_all.push_back(table.labelTensor(static_cast<int>(a)));
   const int64_t n = x_all.size(0);
+  std::vector<torch::Tensor> weights;
+  for (size_t a = 0; a < table.names.size(); ++a) {
+    auto counts = torch::bincount(y_all[a], {}, std::max<int64_t>(k[a], 2)).to(torch::kFloat32).clamp_min(1);
+    weights.push_back((counts.mean() / counts).pow(o.balance).clamp(0.05, 20.0));
+  }
   for (int e = 0; e < o.epochs; ++e) {
     auto perm = torch::randperm(n, torch::kInt64);
     for (int64_t i = 0; i + 1 < n; i += o.batch) {
@@ -197,7 +202,8 @@ AttributeProbe trainAttributeProbe(const torch::Tensor& images_u8, const FaceAtt
       }
       auto logits = probe->forward(x);
       auto loss = torch::zeros({});
-      for (size_t a = 0; a < logits.size(); ++a) loss = loss + F::cross_entropy(logits[a], y_all[a].index_select(0, idx));
+      for (size_t a = 0; a < logits.size(); ++a) loss = loss + F::cross_entropy(logits[a], y_all[a].index_select(0, idx),
+                                         F::CrossEntropyFuncOptions().weight(weights[a]));
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -213,6 +219,26 @@ std::vector<double> probeAccuracy(AttributeProbe& probe, const torch::Tensor& im
   for (size_t a = 0; a < pred.size(); ++a)
     acc.push_back(pred[a].eq(table.labelTensor(static_cast<int>(a))).to(torch::kFloat64).mean().item<double>());
   return acc;
+}
+
+std::vector<double> probeBalancedAccuracy(AttributeProbe& probe, const torch::Tensor& images,
+                                          const FaceAttributeTable& table) {
+  auto pred = probe->predict(images);
+  std::vector<double> out;
+  for (size_t a = 0; a < pred.size(); ++a) {
+    auto y = table.labelTensor(static_cast<int>(a));
+    double sum = 0;
+    int present = 0;
+    for (int64_t c = 0; c < static_cast<int64_t>(table.classes[a].size()); ++c) {
+      auto in_class = y.eq(c);
+      const auto count = in_class.sum().item<int64_t>();
+      if (count == 0) continue;
+      sum += pred[a].eq(c).logical_and(in_class).sum().item<double>() / double(count);
+      ++present;
+    }
+    out.push_back(present > 0 ? sum / present : 0.0);
+  }
+  return out;
 }
 
 nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,

@@ -78,8 +78,10 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     report["probe_faces"] = o->probe_faces;
     report["eval_faces"] = o->eval_faces;
     auto clean = probeAccuracy(probe, eval_images, eval_table);
+    auto balanced = probeBalancedAccuracy(probe, eval_images, eval_table);
     for (size_t a = 0; a < names.size(); ++a) {
       report["probe_accuracy_on_renders"][names[a]] = clean[a];
+      report["probe_balanced_accuracy_on_renders"][names[a]] = balanced[a];
       int64_t majority = 0;
       auto counts = torch::bincount(eval_table.labelTensor(static_cast<int>(a)));
       majority = counts.max().item<int64_t>();

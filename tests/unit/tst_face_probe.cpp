@@ -15,16 +15,17 @@ namespace fs = std::filesystem;
 namespace {
 // Faces whose "glasses" attribute is drawn as a dark band and whose "hair_color" sets the background
 // tint: a probe must learn both from pixels.
-void writeLabelledSet(const fs::path& dir, int n, uint64_t seed) {
+// `band` is the glasses band's grey level (10: black, 150: faint against the 200 background).
+void writeLabelledSet(const fs::path& dir, int n, uint64_t seed, double glasses_rate = 0.5, int band = 10) {
   fs::create_directories(dir);
   std::ofstream jsonl(dir / "attributes.jsonl");
   std::mt19937 rng(seed);
   for (int i = 0; i < n; ++i) {
-    const bool glasses = rng() % 2;
+    const bool glasses = std::uniform_real_distribution<double>(0, 1)(rng) < glasses_rate;
     const int hair = rng() % 3;
     auto img = torch::full({16, 16, 3}, 200, torch::kUInt8);
     img.select(2, hair).fill_(90);
-    if (glasses) img.narrow(0, 6, 3).fill_(10);
+    if (glasses) img.narrow(0, 6, 3).fill_(band);
     char name[32];
     std::snprintf(name, sizeof name, "%06d.png", i);
     writeImage(dir / name, img);
@@ -43,6 +44,7 @@ class TestFaceProbe : public QObject {
   void reportsCountOnlyDifferingPairs();
   void missingFileIsAClearError();
   void editsPoolEveryStyleOfAnAttribute();
+  void rareAttributesAreStillSeen();
 };
 
 void TestFaceProbe::tableMapsValuesToStableClasses() {
@@ -165,6 +167,25 @@ void TestFaceProbe::editsPoolEveryStyleOfAnAttribute() {
   QVERIFY(before >= 0 && before <= 1 && after >= 0 && after <= 1);
   // hair_color has no "none": there is nothing to edit from.
   QVERIFY_THROWS_EXCEPTION(Error, presentClasses(t, t.index("hair_color")));
+}
+
+// Glasses are on ~8% of the synthetic faces: a probe trained without class weights can answer
+// "none" for everything (accuracy 0.92, balanced accuracy 0.5), and then no edit adding glasses is
+// ever seen. The class-weighted probe finds the rare class.
+void TestFaceProbe::rareAttributesAreStillSeen() {
+  QTemporaryDir dir;
+  writeLabelledSet(test::tmpPath(dir, "train"), 300, 7, 0.08, 150);
+  writeLabelledSet(test::tmpPath(dir, "test"), 200, 8, 0.08, 150);
+  auto train = readFaceAttributes(test::tmpPath(dir, "train"), {"glasses", "hair_color"});
+  auto held = readFaceAttributes(test::tmpPath(dir, "test"), {"glasses", "hair_color"}, 8, &train);
+  auto train_images = loadFaceImages(train, 16), images = loadFaceImages(held, 16);
+  const ProbeTrainOptions options{.epochs = 3, .batch = 32};
+  auto plain = trainAttributeProbe(train_images, train, ProbeTrainOptions{.epochs = 3, .batch = 32, .balance = 0});
+  auto weighted = trainAttributeProbe(train_images, train, options);
+  const double before = probeBalancedAccuracy(plain, images, held)[0];
+  const double after = probeBalancedAccuracy(weighted, images, held)[0];
+  QVERIFY2(before < 0.6, qPrintable(QString::number(before)));  // "none" for (nearly) everything
+  QVERIFY2(after > 0.75, qPrintable(QString::number(after)));
 }
 
 QTEST_GUILESS_MAIN(TestFaceProbe)
