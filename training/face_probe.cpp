@@ -181,7 +181,8 @@ AttributeProbe trainAttributeProbe(const torch::Tensor& images_u8, const FaceAtt
   std::vector<torch::Tensor> weights;
   for (size_t a = 0; a < table.names.size(); ++a) {
     auto counts = torch::bincount(y_all[a], {}, std::max<int64_t>(k[a], 2)).to(torch::kFloat32).clamp_min(1);
-    weights.push_back((counts.mean() / counts).pow(o.balance).clamp(0.05, 20.0));
+    const bool balance = std::find(o.balanced.begin(), o.balanced.end(), table.names[a]) != o.balanced.end();
+    weights.push_back(balance ? (counts.mean() / counts).clamp(0.2, 5.0) : torch::ones_like(counts));
   }
   for (int e = 0; e < o.epochs; ++e) {
     auto perm = torch::randperm(n, torch::kInt64);
@@ -315,6 +316,16 @@ nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, co
   report["expected_home_scale"] = expected_json;
   report["attribute_transfer_score"] = cases > 0 ? follows / cases : 0.0;
   return report;
+}
+
+void collapseToPresence(FaceAttributeTable& table, const std::string& name) {
+  const int a = table.index(name);
+  const auto& classes = table.classes[a];
+  const auto none = std::find(classes.begin(), classes.end(), "none") - classes.begin();
+  if (none == static_cast<int64_t>(classes.size()))
+    throw Error("attribute " + name + " has no \"none\" class to tell presence from");
+  for (auto& label : table.labels[a]) label = label == none ? 0 : 1;
+  table.classes[a] = {"none", "present"};
 }
 
 std::vector<int64_t> presentClasses(const FaceAttributeTable& table, int a) {

@@ -65,10 +65,11 @@ struct ProbeTrainOptions {
   /// Fraction of training images blurred (down/up-sampled ×2 or ×4) so that the probe also reads
   /// a decoder's softer images.
   double blur_fraction = 0.5;
-  /// Class weights (mean count / class count)^balance in the loss, clamped to [1/20, 20]: with 0 a
-  /// rare class (glasses on 8% of faces, split over several styles) is never predicted and an edit
-  /// adding it cannot be seen.
-  double balance = 1.0;
+  /// Attributes whose classes are weighted (mean count / class count) in the loss, clamped to
+  /// [1/5, 5]: unweighted, a rare class (glasses on 8% of faces) is never predicted and an edit adding
+  /// it cannot be seen; weighted, a many-class head that cannot be read (nose shape at 32 px) guesses
+  /// rare classes and loses accuracy. The report weights the yes/no heads only.
+  std::vector<std::string> balanced;
 };
 
 /// Trains a probe on uint8 images [N, C, R, R] with a table's labels.
@@ -95,6 +96,11 @@ struct MixReportOptions {
 /// reconstructions of A. Only pairs where A and B differ in that attribute count.
 nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
                                  const FaceAttributeTable& table, const MixReportOptions& options);
+
+/// Merges every class of attribute `name` but "none" into one "present" class (ids: none 0,
+/// present 1): a yes/no probe sees glasses that a per-style one, with each style on ~1% of faces,
+/// never predicts. Throws automod::Error when the attribute has no "none" class.
+void collapseToPresence(FaceAttributeTable& table, const std::string& name);
 
 /// The classes of attribute `a` that mean "present": every class but "none" (facesjs writes "none"
 /// for a face without glasses or facial hair; merged rare styles, "other", count as present).

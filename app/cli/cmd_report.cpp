@@ -67,10 +67,15 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     auto names = defaultProbeAttributes();
     auto train_table = readFaceAttributes(probe_dir, names);
     auto eval_table = readFaceAttributes(eval_dir, names, 8, &train_table);
+    // Glasses and facial hair as present / absent: each single style is too rare to learn or edit.
+    for (const char* attr : {"glasses", "facial_hair"}) {
+      collapseToPresence(train_table, attr);
+      collapseToPresence(eval_table, attr);
+    }
     auto train_images = loadFaceImages(train_table, res, ch);
     auto eval_images = loadFaceImages(eval_table, res, ch);
     if (!global.quiet) std::cerr << "training attribute probes on " << train_images.size(0) << " renders\n";
-    auto probe = trainAttributeProbe(train_images, train_table, ProbeTrainOptions{.epochs = o->epochs, .seed = o->seed});
+    auto probe = trainAttributeProbe(train_images, train_table, ProbeTrainOptions{.epochs = o->epochs, .seed = o->seed, .balanced = {"glasses", "facial_hair"}});
 
     nlohmann::json report;
     report["model"] = o->model;

@@ -165,13 +165,20 @@ void TestFaceProbe::editsPoolEveryStyleOfAnAttribute() {
   QCOMPARE(r["positive_classes"].size(), size_t(2));
   const double before = r["target_present_before"], after = r["target_present_after"];
   QVERIFY(before >= 0 && before <= 1 && after >= 0 && after <= 1);
+  // As a yes/no attribute (what the report edits): the same faces, one "present" class.
+  auto yes_no = t;
+  collapseToPresence(yes_no, "facial_hair");
+  QCOMPARE(yes_no.classes[a], (std::vector<std::string>{"none", "present"}));
+  QCOMPARE(yes_no.labelTensor(a).sum().item<int64_t>(), int64_t(6));
+  QCOMPARE(presentClasses(yes_no, a), std::vector<int64_t>{1});
   // hair_color has no "none": there is nothing to edit from.
+  QVERIFY_THROWS_EXCEPTION(Error, collapseToPresence(yes_no, "hair_color"));
   QVERIFY_THROWS_EXCEPTION(Error, presentClasses(t, t.index("hair_color")));
 }
 
 // Glasses are on ~8% of the synthetic faces: a probe trained without class weights can answer
 // "none" for everything (accuracy 0.92, balanced accuracy 0.5), and then no edit adding glasses is
-// ever seen. The class-weighted probe finds the rare class.
+// ever seen. A probe with glasses' classes weighted finds the rare class.
 void TestFaceProbe::rareAttributesAreStillSeen() {
   QTemporaryDir dir;
   writeLabelledSet(test::tmpPath(dir, "train"), 300, 7, 0.08, 150);
@@ -179,8 +186,8 @@ void TestFaceProbe::rareAttributesAreStillSeen() {
   auto train = readFaceAttributes(test::tmpPath(dir, "train"), {"glasses", "hair_color"});
   auto held = readFaceAttributes(test::tmpPath(dir, "test"), {"glasses", "hair_color"}, 8, &train);
   auto train_images = loadFaceImages(train, 16), images = loadFaceImages(held, 16);
-  const ProbeTrainOptions options{.epochs = 3, .batch = 32};
-  auto plain = trainAttributeProbe(train_images, train, ProbeTrainOptions{.epochs = 3, .batch = 32, .balance = 0});
+  auto plain = trainAttributeProbe(train_images, train, ProbeTrainOptions{.epochs = 3, .batch = 32});
+  const ProbeTrainOptions options{.epochs = 3, .batch = 32, .balanced = {"glasses"}};
   auto weighted = trainAttributeProbe(train_images, train, options);
   const double before = probeBalancedAccuracy(plain, images, held)[0];
   const double after = probeBalancedAccuracy(weighted, images, held)[0];
