@@ -104,6 +104,11 @@ TrainerConfig trainConfig(const std::string& run_dir, int batch) {
   p.preview_every = 1000;
   p.log_every = 10;
   p.pool_size = 16;
+  // The CPU presets' recipe (plain modulation, a slower encoder, the decoder-step reconstruction
+  // term, whose mean is taken over both ranks' images like the other terms) must agree too.
+  p.plain_modulation = true;
+  p.encoder_lr_factor = 0.1;
+  p.losses.decoder_rec = 1.0;
   TrainerConfig c;
   c.preset = p;
   c.run_dir = run_dir;
