@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/image.h"
+#include "core/io/model_file.h"
 #include "core/util/error.h"
 #include "training/data.h"
 #include "testutil.h"
@@ -40,6 +41,7 @@ class TestFaces : public QObject {
   void sameSeedGivesSameFaces();
   void facesDataSourceGeneratesOnceAndReuses();
   void makeFacesCommandReportsProgressAndErrors();
+  void reportCommandMeasuresEditsAtEachStrength();
 };
 
 void TestFaces::initTestCase() {
@@ -131,6 +133,39 @@ void TestFaces::makeFacesCommandReportsProgressAndErrors() {
   r = test::runAutomod({"make-faces", "--count", "2"});
   QVERIFY(r.code != 0);
   QVERIFY2(r.err.find("--out") != std::string::npos, r.err.c_str());
+}
+
+// `automod report` end to end on a tiny model and a few renders: probes, mixes, and the glasses and
+// facial-hair edits (yes/no, any style) at every strength asked for.
+void TestFaces::reportCommandMeasuresEditsAtEachStrength() {
+  QTemporaryDir dir;
+  qputenv("XDG_CACHE_HOME", QByteArray::fromStdString(test::tmpPath(dir, "cache").string()));
+  const auto model_path = test::tmpPath(dir, "tiny.amod"), out = test::tmpPath(dir, "report.json");
+  auto model = test::tinyModel(16);
+  saveModel(model_path, *model);
+  auto r = test::runAutomod({"--threads", "1", "report", model_path.string(), "--probe-faces", "60", "--eval-faces",
+                             "60", "--epochs", "1", "--pairs", "8", "--exemplars", "2", "--strength", "1", "2", "-o",
+                             out.string()});
+  qunsetenv("XDG_CACHE_HOME");
+  QVERIFY2(r.code == 0, r.err.c_str());
+  std::ifstream in(out);
+  const auto report = nlohmann::json::parse(in);
+  QCOMPARE(report["resolution"].get<int>(), 16);
+  QVERIFY(report["mixes"].contains("attribute_transfer_score"));
+  QVERIFY(report["probe_balanced_accuracy_on_renders"].contains("glasses"));
+  std::set<std::pair<std::string, double>> seen;
+  for (const auto& e : report["attribute_edits"]) {
+    if (e.contains("error")) {  // 60 renders may hold fewer than 3 with glasses: said, not fatal
+      QVERIFY2(e["error"].get<std::string>().find("not enough faces") != std::string::npos, e.dump().c_str());
+      continue;
+    }
+    seen.insert({e["attribute"].get<std::string>(), e["strength"].get<double>()});
+    QCOMPARE(e["positive_classes"], nlohmann::json::array({"present"}));
+    const double flips = e["target_flip_rate"];
+    QVERIFY(flips >= 0 && flips <= 1);
+    QVERIFY(e.contains("readable_other_attribute_change_rate"));
+  }
+  QVERIFY(seen.count({"facial_hair", 1.0}) && seen.count({"facial_hair", 2.0}));
 }
 
 QTEST_GUILESS_MAIN(TestFaces)
