@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 
+#include "core/edit/ranges.h"
 #include "core/io/image.h"
 #include "core/model/layers.h"
 #include "core/util/error.h"
@@ -266,9 +267,8 @@ nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, co
     std::string name;
     int first, last;
   };
-  std::vector<Scale> scales{{"coarse", 0, std::min(1, nb - 1)}};
-  if (nb > 2) scales.push_back({"intermediate", 2, std::min(3, nb - 1)});
-  if (nb > 4) scales.push_back({"fine", 4, nb - 1});
+  std::vector<Scale> scales;
+  for (const auto& [name, r] : namedRanges(nb)) scales.push_back({name, r.first, r.last});
 
   nlohmann::json report;
   report["pairs"] = o.pairs;

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "app/cli/common.h"
+#include "core/edit/ranges.h"
 #include "core/util/error.h"
 #include "training/data.h"
 #include "training/face_probe.h"
@@ -23,16 +24,6 @@ fs::path facesFolder(int64_t count, int size, uint64_t seed, bool quiet) {
     makeFaces(FaceOptions{.count = count, .size = size, .seed = seed, .out = dir});
   }
   return dir;
-}
-
-std::vector<int> blocksOf(const std::string& scale, int nb) {
-  std::vector<int> b;
-  int first = 0, last = nb - 1;
-  if (scale == "coarse") last = std::min(1, nb - 1);
-  else if (scale == "intermediate") first = 2, last = std::min(3, nb - 1);
-  else if (scale == "fine") first = 4;
-  for (int k = first; k <= last; ++k) b.push_back(k);
-  return b;
 }
 
 void addReportCommand(CLI::App& app, GlobalOptions& global) {
@@ -101,16 +92,12 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
       const int a = eval_table.index(attr);
       // Present = any style (every class but "none"): single styles are too rare among a few
       // hundred renders to draw exemplars and targets from.
-      std::vector<int64_t> positive;
-      try {
-        positive = presentClasses(eval_table, a);
-      } catch (const Error& e) {
-        report["attribute_edits"].push_back({{"attribute", attr}, {"error", e.what()}});
-        continue;
-      }
-      for (const std::string scale : {"coarse", "intermediate", "fine", "all"}) {
-        auto blocks = blocksOf(scale, model->numBlocks());
-        if (blocks.empty() || blocks.front() >= model->numBlocks()) continue;
+      const auto positive = presentClasses(eval_table, a);
+      auto scales = namedRanges(model->numBlocks());
+      scales.emplace_back("all", BlockRange{0, model->numBlocks() - 1});
+      for (const auto& [scale, range] : scales) {
+        std::vector<int> blocks;
+        for (int b = range.first; b <= range.last; ++b) blocks.push_back(b);
         for (double strength : o->strengths) {
           try {
             auto r = attributeEditReport(*model, probe, eval_images, eval_table, attr, positive, o->exemplars,

@@ -37,6 +37,13 @@ BlockRange coarseRange(int num_blocks) { return named("coarse", 0, 1, num_blocks
 BlockRange intermediateRange(int num_blocks) { return named("intermediate", 2, 3, num_blocks); }
 BlockRange fineRange(int num_blocks) { return named("fine", 4, num_blocks - 1, num_blocks); }
 
+std::vector<std::pair<std::string, BlockRange>> namedRanges(int num_blocks) {
+  std::vector<std::pair<std::string, BlockRange>> out{{"coarse", coarseRange(num_blocks)}};
+  if (num_blocks > 2) out.emplace_back("intermediate", intermediateRange(num_blocks));
+  if (num_blocks > 4) out.emplace_back("fine", fineRange(num_blocks));
+  return out;
+}
+
 BlockRange parseBlockRange(const std::string& raw, int num_blocks) {
   if (num_blocks < 1) throw Error("the model has no decoder blocks");
   std::string text;

@@ -2,6 +2,7 @@
 // Scale ranges (SPEC §2, paper Fig. 4): which decoder blocks an edit touches. coarse = blocks 0–1
 // (4–8 px), intermediate = 2–3 (16–32 px), fine = 4..B−1 (64 px and up), or any block "K" or range "A-B".
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace automod {
@@ -34,5 +35,7 @@ std::string rangesToString(const std::vector<BlockRange>& ranges);
 BlockRange coarseRange(int num_blocks);
 BlockRange intermediateRange(int num_blocks);
 BlockRange fineRange(int num_blocks);
+/// The named scales a model with `num_blocks` blocks has, coarse to fine ("fine" only from 5 blocks).
+std::vector<std::pair<std::string, BlockRange>> namedRanges(int num_blocks);
 
 }  // namespace automod
