@@ -463,48 +463,40 @@ void MainWindow::takeScreenshots(const QString& dir) {
 void MainWindow::grabTrainingTab(const QString& dir, bool ok) {
   tabs_->setCurrentWidget(train_);
   const QString path = QDir(dir).filePath(tabs_->tabText(tabs_->currentIndex()).remove('&').toLower() + ".png");
+  auto result = std::make_shared<bool>(ok), grabbed = std::make_shared<bool>(false);
+  auto* run = train_->controller();
+  // Grabs the tab once (stopping the run), and reports.
+  auto shoot = [this, path, result, grabbed, run] {
+    if (*grabbed) return;
+    *grabbed = true;
+    QCoreApplication::processEvents();
+    *result = grab().save(path) && *result;
+    if (run->isActive()) run->stop();
+  };
+  auto finish = [this, shoot, result] {
+    shoot();
+    tabs_->setCurrentIndex(0);
+    Q_EMIT screenshotsTaken(*result);
+  };
   // The held-out faces beside the bundled model (resources/eval-faces in the source tree): a short
   // run of the tiny preset on them shows progress, the loss chart and previews instead of an idle form.
   const QString model = defaultModelFile();
   const QString faces = model.isEmpty() ? QString() : QFileInfo(model).dir().filePath("../resources/eval-faces");
-  auto* run = train_->controller();
-  if (faces.isEmpty() || !QFileInfo(faces).isDir() || run->isActive()) {
-    ok = grab().save(path) && ok;
-    tabs_->setCurrentIndex(0);
-    Q_EMIT screenshotsTaken(ok);
-    return;
-  }
+  if (faces.isEmpty() || !QFileInfo(faces).isDir() || run->isActive()) return finish();
   auto out = std::make_shared<QTemporaryDir>();
   train_->presetCombo()->setCurrentIndex(train_->presetCombo()->findText("tiny"));
   train_->dataCombo()->setCurrentIndex(train_->dataCombo()->findData(TrainRequest::Folder));
   train_->folderEdit()->setText(QDir::cleanPath(faces));
   train_->outputEdit()->setText(out->path());
-  auto previews = std::make_shared<int>(0);
-  auto grabbed = std::make_shared<bool>(false);
-  auto shoot = [this, path, grabbed, run](bool& result) {
-    if (*grabbed) return;
-    *grabbed = true;
-    QCoreApplication::processEvents();
-    result = grab().save(path) && result;
-    if (run->isActive()) run->stop();
-  };
-  auto result = std::make_shared<bool>(ok);
   // Grab once the second preview is in (the run is two thirds through), or when it ends early.
-  connect(run, &TrainController::preview, this, [previews, shoot, result] {
-    if (++*previews == 2) QTimer::singleShot(500, [shoot, result] { shoot(*result); });
+  auto previews = std::make_shared<int>(0);
+  connect(run, &TrainController::preview, this, [previews, shoot] {
+    if (++*previews == 2) QTimer::singleShot(500, shoot);
   });
-  connect(run, &TrainController::finished, this, [this, out, shoot, result] {
-    shoot(*result);
-    tabs_->setCurrentIndex(0);
-    Q_EMIT screenshotsTaken(*result);
-  });
-  QTimer::singleShot(120000, this, [shoot, result] { shoot(*result); });
+  connect(run, &TrainController::finished, this, [out, finish] { finish(); });
+  QTimer::singleShot(120000, this, shoot);
   train_->startButton()->click();
-  if (!run->isActive()) {  // could not start (the reason is in the tab's log): grab what it shows
-    shoot(*result);
-    tabs_->setCurrentIndex(0);
-    Q_EMIT screenshotsTaken(*result);
-  }
+  if (!run->isActive()) finish();  // could not start (the reason is in the tab's log): grab what it shows
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
