@@ -63,7 +63,7 @@ ModelConfig TrainingPreset::modelConfig(int image_channels) const {
     c.width_table = "custom";
   }
   c.extra_8x8_block = flip_invariance;
-  c.plain_modulation = plain_modulation;
+  c.plain_modulation = c.plain_modulation || plain_modulation;  // the reference tables set it themselves
   c.validate();
   return c;
 }

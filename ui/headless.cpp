@@ -53,7 +53,7 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
     std::vector<torch::Tensor> latents;
     std::vector<std::string> names;
     for (const auto& p : photos) {
-      PhotoOptions options;
+      PhotoOptions options = photoOptionsForModel(model->metadata);
       options.center_crop_fallback = true;
       try {
         auto prepared = preparePhoto(p.toStdString(), res, ch, options);

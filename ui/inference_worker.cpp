@@ -205,16 +205,19 @@ EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, const
     // Every face of the photo (one detection), or its center crop when it has none; cached, so
     // that encoding the face the user picked does not detect again.
     const QFileInfo info(path);
-    const QString key = QStringLiteral("%1|%2|%3|%4")
+    // The model says how its photos are prepared (FFHQ or CelebA-HQ crop, or none for scenes).
+    PhotoOptions options = photoOptionsForModel(model->metadata);
+    options.center_crop_fallback = true;
+    const QString key = QStringLiteral("%1|%2|%3|%4|%5|%6")
                             .arg(info.absoluteFilePath())
                             .arg(info.lastModified().toMSecsSinceEpoch())
                             .arg(size)
-                            .arg(channels);
+                            .arg(channels)
+                            .arg(options.align)
+                            .arg(int(options.style));
     auto& cache = photos_->entries;
     auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& e) { return e.key == key; });
     if (hit == cache.end()) {
-      PhotoOptions options;
-      options.center_crop_fallback = true;
       auto rgb = readImage(path.toStdString(), 3);
       cache.push_front({key, preparePhotoImage(rgb, file_name.toStdString(), size, channels, options, true)});
       if (cache.size() > 4) cache.pop_back();

@@ -35,7 +35,7 @@ void writeSidecar(const fs::path& path, const fs::path& photo, const fs::path& c
 void addAlignCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
     std::vector<std::string> photos;
-    std::string out;
+    std::string out, style = "ffhq";
     int size = 256, face = -1, channels = 3;
     bool all_faces = false, center_crop = false;
   };
@@ -48,9 +48,13 @@ void addAlignCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--face", o->face, "which face (0 = largest, in order of size)")->check(CLI::NonNegativeNumber)->excludes(all);
   cmd->add_flag("--center-crop", o->center_crop, "center-crop photos in which no face is found instead of failing");
   cmd->add_option("--channels", o->channels, "1 = grey, 3 = RGB")->check(CLI::IsMember({1, 3}));
+  cmd->add_option("--style", o->style, "crop: ffhq, or celebahq (CelebA-HQ's half-pixel-shifted square)")
+      ->check(CLI::IsMember({"ffhq", "celebahq"}))
+      ->capture_default_str();
   cmd->callback([o, &global] {
     fs::create_directories(o->out);
     PhotoOptions opt;
+    opt.style = o->style == "celebahq" ? AlignStyle::CelebAHQ : AlignStyle::FFHQ;
     opt.face = o->face;
     opt.center_crop_fallback = o->center_crop;
     int failed = 0;

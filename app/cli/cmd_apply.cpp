@@ -31,7 +31,7 @@ void addApplyCommand(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(o->model, device, global.quiet);
     model->ema->setNoise(o->noise);
     const bool align = !o->no_align && recipe.align.value_or(true);
-    EditSession session(*model, PhotoOptions{.align = align});
+    EditSession session(*model, photoOptionsForModel(model->metadata, !align));
     fs::create_directories(o->out);
     size_t failed = 0;
     for (auto& p : photos) {

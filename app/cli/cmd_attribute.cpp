@@ -46,7 +46,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
   build->callback([b, &global] {
     auto device = prepare(global);
     auto model = openModel(b->model, device, global.quiet);
-    SourceCache cache(*model, PhotoOptions{.align = !b->no_align});
+    SourceCache cache(*model, photoOptionsForModel(model->metadata, b->no_align));
     auto ranges = parseBlockRanges(b->scales, model->numBlocks());
     auto attr = buildAttribute(cache, *model, exemplars(b->positives), exemplars(b->negatives), ranges,
                                b->name.empty() ? fs::path(b->out).stem().string() : b->name);
@@ -78,7 +78,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(a->model, device, global.quiet);
     model->ema->setNoise(a->noise);
     if (!a->scales.empty()) attr.ranges = parseBlockRanges(a->scales, model->numBlocks());
-    EditSession session(*model, PhotoOptions{.align = !a->no_align});
+    EditSession session(*model, photoOptionsForModel(model->metadata, a->no_align));
     auto z = session.sources().latent(SourceSpec::parse(a->photo));
     auto plan = applyAttribute(LatentPlan::uniform(z, model->numBlocks()), attr, a->strength);
     ensureParentDir(a->out);

@@ -24,7 +24,7 @@ void addEncodeCommand(CLI::App& app, GlobalOptions& global) {
   cmd->callback([o, &global] {
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
-    SourceCache cache(*model, PhotoOptions{.align = !o->no_align});
+    SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
     std::vector<LatentRecord> records;
     for (auto& p : o->photos) {
       try {

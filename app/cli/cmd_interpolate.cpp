@@ -44,7 +44,7 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(o->model, device, global.quiet);
     model->ema->setNoise(o->noise);
     const int nb = model->numBlocks();
-    SourceCache cache(*model, PhotoOptions{.align = !o->no_align});
+    SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
     std::vector<torch::Tensor> keys;
     for (auto& s : o->sources) keys.push_back(cache.latent(SourceSpec::parse(s)));
     std::vector<BlockRange> ranges;

@@ -60,7 +60,7 @@ void addMixCommand(CLI::App& app, GlobalOptions& global) {
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
     model->ema->setNoise(o->noise);
-    EditSession session(*model, PhotoOptions{.align = !o->no_align});
+    EditSession session(*model, photoOptionsForModel(model->metadata, o->no_align));
     auto& cache = session.sources();
     const int nb = model->numBlocks();
     std::vector<RangeAssignment> assignments;

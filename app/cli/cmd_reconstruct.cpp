@@ -31,8 +31,7 @@ void addReconstructCommand(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(o->model, device, global.quiet);
     const int res = model->resolution(), ch = model->config().image_channels;
     fs::create_directories(o->out);
-    PhotoOptions popt;
-    popt.align = !o->no_align;
+    PhotoOptions popt = photoOptionsForModel(model->metadata, o->no_align);
     popt.face = o->face;
     popt.center_crop_fallback = o->center_crop;
     int failed = 0;

@@ -44,7 +44,7 @@ void addSampleCommand(CLI::App& app, GlobalOptions& global) {
     model->ema->setNoise(o->noise);
     torch::manual_seed(o->seed);
     const int nb = model->numBlocks();
-    SourceCache cache(*model, PhotoOptions{.align = !o->no_align});
+    SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
     std::vector<RangeAssignment> locks;
     for (auto& l : o->locks) {
       auto eq = l.find('=');

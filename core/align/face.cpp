@@ -153,6 +153,13 @@ AlignTransform AlignTransform::ffhq(const std::vector<Point2>& lm, int size, int
   return fromQuad(c, x, y, size, w, h);
 }
 
+AlignTransform AlignTransform::celebaHQ(const std::vector<Point2>& lm, int size, int w, int h) {
+  // Shifting both averages by +0.5 shifts the quad's centre by +0.5 and leaves its axes unchanged.
+  auto shifted = lm;
+  for (auto& p : shifted) p.x += 0.5, p.y += 0.5;
+  return ffhq(shifted, size, w, h);
+}
+
 AlignTransform AlignTransform::centerCrop(int size, int w, int h) {
   TORCH_CHECK(size > 0 && w > 0 && h > 0, "center crop needs positive sizes");
   const double side = std::min(w, h);

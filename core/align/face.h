@@ -37,6 +37,11 @@ struct AlignTransform {
   static AlignTransform fromJson(const nlohmann::json& j);
   /// The FFHQ transform from 68 dlib landmarks (eye centres, mouth corners; SPEC §5).
   static AlignTransform ffhq(const std::vector<Point2>& landmarks68, int crop_size, int photo_width, int photo_height);
+  /// CelebA-HQ's crop (Karras et al. 2018, the procedure FFHQ's derives from): the same oriented
+  /// square from the eye centres and mouth corners, which CelebA-HQ's script shifts by half a pixel
+  /// (eye_avg + 0.5, mouth_avg + 0.5). CelebA's annotated landmarks are replaced by dlib's here.
+  static AlignTransform celebaHQ(const std::vector<Point2>& landmarks68, int crop_size, int photo_width,
+                                 int photo_height);
   /// A plain center crop (the largest centred square) scaled to crop_size.
   static AlignTransform centerCrop(int crop_size, int photo_width, int photo_height);
 };

@@ -66,7 +66,9 @@ std::vector<PreparedPhoto> preparePhotoImage(const torch::Tensor& rgb, const std
     PreparedPhoto p;
     p.photo_height = static_cast<int>(rgb.size(0));
     p.photo_width = static_cast<int>(rgb.size(1));
-    p.transform = AlignTransform::ffhq(faces[k].landmarks, size, p.photo_width, p.photo_height);
+    p.transform = options.style == AlignStyle::CelebAHQ
+                      ? AlignTransform::celebaHQ(faces[k].landmarks, size, p.photo_width, p.photo_height)
+                      : AlignTransform::ffhq(faces[k].landmarks, size, p.photo_width, p.photo_height);
     p.image = toGreyIfNeeded(warpToCrop(rgb, p.transform), channels);
     p.aligned = true;
     p.face_index = k;
@@ -85,6 +87,22 @@ std::vector<PreparedPhoto> preparePhotoImage(const torch::Tensor& rgb, const std
     out.push_back(std::move(p));
   }
   return out;
+}
+
+std::string modelAlignment(const nlohmann::json& metadata) {
+  if (!metadata.is_object()) return "ffhq";
+  auto it = metadata.find("alignment");
+  if (it == metadata.end() || !it->is_string()) return "ffhq";
+  const auto& a = it->get_ref<const std::string&>();
+  return a == "celebahq" || a == "none" ? a : "ffhq";
+}
+
+PhotoOptions photoOptionsForModel(const nlohmann::json& metadata, bool no_align) {
+  PhotoOptions o;
+  const auto alignment = modelAlignment(metadata);
+  o.align = !no_align && alignment != "none";
+  o.style = alignment == "celebahq" ? AlignStyle::CelebAHQ : AlignStyle::FFHQ;
+  return o;
 }
 
 PreparedPhoto preparePhoto(const std::filesystem::path& path, int size, int channels, const PhotoOptions& options) {

@@ -2,6 +2,7 @@
 // A user's photo → a square image the model can encode. With face alignment built in (dlib), the
 // face is found and FFHQ-aligned; otherwise (or when asked) the photo is center-cropped. This is
 // the one entry point the editing engine, the CLI and the GUI use to bring a photo in.
+#include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include <filesystem>
@@ -12,9 +13,14 @@
 
 namespace automod {
 
+/// How a model expects its photos prepared (recorded in its metadata["alignment"]).
+enum class AlignStyle { FFHQ, CelebAHQ };
+
 struct PhotoOptions {
   /// Align the face (needs dlib); false = plain center crop.
   bool align = true;
+  /// Which face crop: FFHQ's or CelebA-HQ's.
+  AlignStyle style = AlignStyle::FFHQ;
   /// Which face when there are several: -1 = the largest.
   int face = -1;
   /// When no face is found: center-crop instead of failing.
@@ -39,6 +45,12 @@ struct PreparedPhoto {
   /// Width and height of the photo as displayed (after EXIF orientation).
   int photo_width = 0, photo_height = 0;
 };
+
+/// The photo options a model asks for: metadata "alignment" = "ffhq" (or absent), "celebahq" or
+/// "none" (center crop, e.g. the LSUN models); `no_align` (the user's --no-align) turns alignment off.
+PhotoOptions photoOptionsForModel(const nlohmann::json& model_metadata, bool no_align = false);
+/// "ffhq", "celebahq" or "none" for a model's metadata (absent: "ffhq").
+std::string modelAlignment(const nlohmann::json& model_metadata);
 
 /// Whether this build can align faces.
 bool alignmentAvailable();

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 
 #include "core/util/error.h"
@@ -37,6 +38,8 @@ int ModelConfig::blockForResolution(int res) {
 }
 
 ModelConfig ModelConfig::fromTable(const std::string& table, int resolution, int image_channels, int latent_dim) {
+  if (table == "reference" || table == "reference-small")
+    return reference(resolution, latent_dim, table == "reference-small", image_channels);
   auto it = widthTables().find(table);
   if (it == widthTables().end()) {
     std::string names;
@@ -56,9 +59,35 @@ ModelConfig ModelConfig::fromTable(const std::string& table, int resolution, int
   return c;
 }
 
+ModelConfig ModelConfig::reference(int resolution, int latent_dim, bool small, int image_channels) {
+  ModelConfig c;
+  c.resolution = resolution;
+  c.image_channels = image_channels;
+  c.latent_dim = latent_dim;
+  blockForResolution(resolution);
+  const int h = small ? 1 : 2;
+  for (int b = 0; b < c.numBlocks(); ++b) {
+    // Levels 0-3 (4-32 px) are nz wide; from 64 px on each level halves: nz/2·H, nz/4·H, ...
+    c.widths.push_back(b < 4 ? latent_dim : std::max(1, latent_dim * h >> (b - 3)));
+    c.encoder_widths.push_back(b < 4 ? latent_dim : std::max(1, latent_dim >> (b - 3)));
+  }
+  c.width_table = small ? "reference-small" : "reference";
+  c.plain_modulation = true;
+  c.adain_eps = 0.0;
+  c.encoder_widen_first = true;
+  c.plain_from_rgb = true;
+  c.learned_gain = true;
+  c.adain_unbiased = true;
+  c.noise_per_element = true;
+  c.sn_power_iteration_in_graph = true;
+  return c;
+}
+
 std::vector<std::string> ModelConfig::tableNames() {
   std::vector<std::string> names;
   for (auto& [k, v] : widthTables()) names.push_back(k);
+  names.push_back("reference");
+  names.push_back("reference-small");
   return names;
 }
 
@@ -73,6 +102,11 @@ void ModelConfig::validate() const {
                 " px, got " + std::to_string(widths.size()));
   for (int w : widths)
     if (w < 1 || w > 4096) throw Error("config: a width is out of range: " + std::to_string(w));
+  if (!encoder_widths.empty() && static_cast<int>(encoder_widths.size()) != numBlocks())
+    throw Error("config: encoder_widths needs " + std::to_string(numBlocks()) + " entries for " +
+                std::to_string(resolution) + " px, got " + std::to_string(encoder_widths.size()));
+  for (int w : encoder_widths)
+    if (w < 1 || w > 4096) throw Error("config: an encoder width is out of range: " + std::to_string(w));
   if (!(adain_eps >= 0)) throw Error("config: adain_eps must be >= 0");
   if (extra_8x8_block && resolution < 8) throw Error("config: extra_8x8_block needs a resolution of at least 8 px");
 }
@@ -84,6 +118,13 @@ nlohmann::json ModelConfig::toJson() const {
   // Written only when set, so a model without it is saved exactly as before.
   if (extra_8x8_block) j["extra_8x8_block"] = true;
   if (plain_modulation) j["plain_modulation"] = true;
+  if (!encoder_widths.empty()) j["encoder_widths"] = encoder_widths;
+  if (encoder_widen_first) j["encoder_widen_first"] = true;
+  if (plain_from_rgb) j["plain_from_rgb"] = true;
+  if (learned_gain) j["learned_gain"] = true;
+  if (adain_unbiased) j["adain_unbiased"] = true;
+  if (noise_per_element) j["noise_per_element"] = true;
+  if (sn_power_iteration_in_graph) j["sn_power_iteration_in_graph"] = true;
   return j;
 }
 
@@ -100,6 +141,13 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j) {
     c.width_table = j.value("width_table", std::string("custom"));
     c.extra_8x8_block = j.value("extra_8x8_block", false);
     c.plain_modulation = j.value("plain_modulation", false);
+    c.encoder_widths = j.value("encoder_widths", std::vector<int>{});
+    c.encoder_widen_first = j.value("encoder_widen_first", false);
+    c.plain_from_rgb = j.value("plain_from_rgb", false);
+    c.learned_gain = j.value("learned_gain", false);
+    c.adain_unbiased = j.value("adain_unbiased", false);
+    c.noise_per_element = j.value("noise_per_element", false);
+    c.sn_power_iteration_in_graph = j.value("sn_power_iteration_in_graph", false);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("config: ") + e.what());
   }

@@ -35,6 +35,30 @@ struct ModelConfig {
   /// the field load as before (equalised).
   bool plain_modulation = false;
 
+  // The authors' architecture (their pioneer/model.py; ../shared/reference/README.md and
+  // docs/reference-architecture.md). Each option is off by default, so files written before it load
+  // unchanged; ModelConfig::reference() sets them all.
+
+  /// Encoder input width at each resolution level (what fromRGB outputs at 4·2^b); empty: the
+  /// decoder's `widths`. The authors' encoder is narrower than their decoder from 64 px up.
+  std::vector<int> encoder_widths;
+  /// An encoder block changes width in its first convolution (the authors') instead of its second.
+  bool encoder_widen_first = false;
+  /// fromRGB as a plain 1×1 convolution (the authors') instead of a spectrally normalised one.
+  bool plain_from_rgb = false;
+  /// Each equalised decoder convolution has a learned scalar gain: weight · √(2/fan_in) · gain.
+  bool learned_gain = false;
+  /// AdaIN divides by the unbiased standard deviation (N − 1), as the authors' AdaNorm does
+  /// (which also has no ε: adain_eps 0).
+  bool adain_unbiased = false;
+  /// Layer noise drawn per element [N, C, H, W] (the authors') instead of one map per sample
+  /// shared by all channels.
+  bool noise_per_element = false;
+  /// Spectral norm as the authors compute it: every forward runs one power iteration from the
+  /// stored u (in eval mode too, without storing the new u), with gradients through u and v. Off:
+  /// eval mode uses the stored u and v as they are; training updates them outside the graph.
+  bool sn_power_iteration_in_graph = false;
+
   /// Number of resolution levels 4, 8, ..., resolution (= encoder blocks = decoder blocks without
   /// the extra block). "Stage" s is such a level.
   int numBlocks() const;
@@ -50,10 +74,18 @@ struct ModelConfig {
   /// The block whose output has this resolution; throws for a resolution that is not 4·2^b.
   static int blockForResolution(int resolution);
 
-  /// Builds a config from a named width table ("paper", "paper-small", "cpu-128", "cpu-64").
+  /// Builds a config from a named width table ("paper", "paper-small", "cpu-128", "cpu-64", "cpu-32"),
+  /// or the authors' whole architecture ("reference", "reference-small": see reference()).
   static ModelConfig fromTable(const std::string& table, int resolution, int image_channels = 3,
                                int latent_dim = 512);
   static std::vector<std::string> tableNames();
+  /// The authors' architecture for `latent_dim` (their nz: 512 in the released models) at
+  /// `resolution`: decoder widths nz up to 32 px, then nz/2·H, nz/4·H, ... with H = 2 ("default")
+  /// or 1 ("small", their --small_darch, CelebA-HQ); encoder widths nz up to 32 px, then nz/2,
+  /// nz/4, ...; every reference option above on; adain_eps 0.
+  static ModelConfig reference(int resolution, int latent_dim = 512, bool small = false, int image_channels = 3);
+  /// Encoder input width at resolution level b (encoder_widths, or widths when that is empty).
+  int encoderWidth(int b) const { return encoder_widths.empty() ? widths.at(b) : encoder_widths.at(b); }
 
   /// Throws automod::Error naming the bad field.
   void validate() const;

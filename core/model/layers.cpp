@@ -16,12 +16,29 @@ int64_t samePadding(int64_t padding, int64_t kernel) { return padding < 0 ? kern
 EqualConv2dImpl::EqualConv2dImpl(const EqualConv2dOptions& o) : options(o) {
   weight = register_parameter("weight", torch::randn({o.out(), o.in(), o.kernel(), o.kernel()}));
   bias = register_parameter("bias", torch::zeros({o.out()}));
+  if (o.learned_gain()) gain = register_parameter("gain", torch::ones({1}));
   scale = std::sqrt(2.0 / static_cast<double>(o.in() * o.kernel() * o.kernel()));
 }
 
+torch::Tensor EqualConv2dImpl::effectiveWeight() const {
+  // The authors compute weight_orig * sqrt(2 / fan_in) * weight_gain, in that order.
+  auto w = weight * scale;
+  return gain.defined() ? w * gain : w;
+}
+
 torch::Tensor EqualConv2dImpl::forward(const torch::Tensor& x) {
-  return F::conv2d(x, weight * scale,
+  return F::conv2d(x, effectiveWeight(),
                    F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
+}
+
+EqualConv2d plainConv1x1(int64_t in, int64_t out) {
+  EqualConv2d conv(EqualConv2dOptions(in, out, 1));
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  conv->scale = 1.0;
+  conv->weight.uniform_(-bound, bound);
+  conv->bias.uniform_(-bound, bound);
+  return conv;
 }
 
 EqualLinearImpl::EqualLinearImpl(int64_t in, int64_t out) {
@@ -40,13 +57,42 @@ SNConv2dImpl::SNConv2dImpl(const SNConv2dOptions& o) : options(o) {
   v = register_buffer("v", normaliseLatent(torch::randn({1, o.in() * o.kernel() * o.kernel()})).squeeze(0));
 }
 
+namespace {
+// The authors' compute_weight: one power iteration from u inside the graph; returns W / (u'ᵀWv).
+torch::Tensor powerIterationWeight(const torch::Tensor& weight_orig, const torch::Tensor& u, torch::Tensor* nu_out,
+                                   torch::Tensor* nv_out) {
+  auto w = weight_orig.reshape({weight_orig.size(0), -1});
+  auto nv = torch::mv(w.t(), u);
+  nv = nv / nv.norm();
+  auto nu = torch::mv(w, nv);
+  nu = nu / nu.norm();
+  auto sigma = torch::dot(nu, torch::mv(w, nv));
+  if (nu_out) *nu_out = nu;
+  if (nv_out) *nv_out = nv;
+  return weight_orig / sigma;
+}
+}  // namespace
+
 torch::Tensor SNConv2dImpl::normalisedWeight() const {
+  if (options.in_graph()) return powerIterationWeight(weight_orig, u, nullptr, nullptr);
   auto w = weight_orig.reshape({options.out(), -1});
   auto sigma = torch::dot(u, torch::mv(w, v));
   return weight_orig / sigma;
 }
 
 torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
+  const auto conv_options = F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel()));
+  if (options.in_graph()) {
+    torch::Tensor nu, nv;
+    // A copy of u goes into the graph, so that storing the new u below does not invalidate it.
+    auto w = powerIterationWeight(weight_orig, is_training() ? u.clone() : u, &nu, &nv);
+    if (is_training()) {
+      torch::NoGradGuard no_grad;
+      u.copy_(nu);
+      v.copy_(nv);
+    }
+    return F::conv2d(x, w, conv_options);
+  }
   if (is_training()) {
     torch::NoGradGuard no_grad;
     auto w = weight_orig.reshape({options.out(), -1});
@@ -55,11 +101,11 @@ torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
     v.copy_(nv);
     u.copy_(nu);
   }
-  return F::conv2d(x, normalisedWeight(),
-                   F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
+  return F::conv2d(x, normalisedWeight(), conv_options);
 }
 
-AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain) : channels(c), eps(e) {
+AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain, bool unbiased_std)
+    : channels(c), eps(e), unbiased(unbiased_std) {
   style = register_module("style", EqualLinear(latent_dim, 2 * c));
   torch::NoGradGuard no_grad;
   if (plain) {
@@ -76,7 +122,8 @@ torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z)
   auto st = style->forward(z);
   auto s = st.narrow(1, 0, channels).unsqueeze(2).unsqueeze(3);
   auto m = st.narrow(1, channels, channels).unsqueeze(2).unsqueeze(3);
-  auto [var, mean] = torch::var_mean(x, {2, 3}, /*unbiased=*/false, /*keepdim=*/true);
+  auto [var, mean] = torch::var_mean(x, {2, 3}, unbiased, /*keepdim=*/true);
+  if (eps == 0.0) return s * ((x - mean) / var.sqrt()) + m;
   return s * ((x - mean) / (var.sqrt() + eps)) + m;
 }
 
@@ -110,12 +157,12 @@ torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& option
   return drawRows(shape, [&](at::IntArrayRef s) { return torch::rand(s, options); });
 }
 
-NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels) {
+NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels, bool element) : per_element(element) {
   weight = register_parameter("weight", torch::zeros({1, channels, 1, 1}));
 }
 
 torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x) {
-  auto noise = randnRows({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+  auto noise = randnRows({x.size(0), per_element ? x.size(1) : 1, x.size(2), x.size(3)}, x.options());
   return x + weight * noise;
 }
 

@@ -18,20 +18,31 @@ struct EqualConv2dOptions {
   TORCH_ARG(int64_t, kernel);
   /// Zero padding; -1 means "same" (kernel / 2).
   TORCH_ARG(int64_t, padding) = -1;
+  /// A learned scalar gain (parameter "gain", initialised to 1) multiplies the scaled weight, as
+  /// in the authors' EqualConv2d (their weight_gain).
+  TORCH_ARG(bool, learned_gain) = false;
 };
 
-/// Convolution with weights ~ N(0,1) scaled at run time by sqrt(2 / fan_in), bias 0.
+/// Convolution with weights ~ N(0,1) scaled at run time by sqrt(2 / fan_in) (and a learned gain
+/// when asked), bias 0.
 struct EqualConv2dImpl : torch::nn::Module {
   explicit EqualConv2dImpl(const EqualConv2dOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  /// The weight the convolution uses: weight · scale (· gain).
+  torch::Tensor effectiveWeight() const;
   /// Multiply-accumulates per output pixel (for FLOP counts).
   int64_t macsPerPixel() const { return options.in() * options.kernel() * options.kernel() * options.out(); }
 
   EqualConv2dOptions options;
-  torch::Tensor weight, bias;
+  torch::Tensor weight, bias, gain;
   double scale;
 };
 TORCH_MODULE(EqualConv2d);
+
+/// A plain 1×1 convolution (PyTorch's nn.Conv2d(in, out, 1) with its default initialisation,
+/// U(±1/√in) for weight and bias), as an EqualConv2d with scale 1 so that it saves like one: the
+/// toRGB layers of plain-modulation models and the authors' fromRGB.
+EqualConv2d plainConv1x1(int64_t in, int64_t out);
 
 /// Linear layer with the equalised learning rate.
 struct EqualLinearImpl : torch::nn::Module {
@@ -52,11 +63,16 @@ struct SNConv2dOptions {
   TORCH_ARG(int64_t, kernel);
   /// Zero padding; -1 means "same" (kernel / 2).
   TORCH_ARG(int64_t, padding) = -1;
+  /// The authors' spectral norm: every forward (eval too) computes v = n(Wᵀu), u' = n(Wv) from the
+  /// stored u inside the autograd graph and divides by u'ᵀWv; training stores u' (detached), eval
+  /// keeps u. Off: see below.
+  TORCH_ARG(bool, in_graph) = false;
 };
 
 /// Spectrally normalised convolution. In training mode each forward runs one power iteration and
 /// stores u and v; in eval mode the stored vectors are used unchanged (updating them at test time
-/// collapses the outputs). u and v are buffers, so they are saved with the model.
+/// collapses the outputs). u and v are buffers, so they are saved with the model. With
+/// options.in_graph the authors' variant above (v is then only a record of the last iteration).
 struct SNConv2dImpl : torch::nn::Module {
   explicit SNConv2dImpl(const SNConv2dOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
@@ -72,12 +88,14 @@ TORCH_MODULE(SNConv2d);
 /// Adaptive instance normalisation driven by a latent: (s, m) = Linear(z); out = s·(x−μ)/(σ+ε) + m.
 /// Starts near identity (scale bias 1, shift bias 0). The linear is equalised (weights N(0,1) times
 /// √(2/fan_in) at run time) or, with `plain`, a plain linear with Xavier-normal weights (the reference).
+/// With `unbiased` σ is the unbiased standard deviation (N − 1), as in the authors' AdaNorm.
 struct AdaINImpl : torch::nn::Module {
-  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false);
+  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false, bool unbiased = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z);
   EqualLinear style{nullptr};
   int64_t channels;
   double eps;
+  bool unbiased;
 };
 TORCH_MODULE(AdaIN);
 
@@ -112,12 +130,14 @@ class BatchRowsScope {
 torch::Tensor randnRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
 torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
 
-/// Adds per-pixel N(0,1) noise times a learnable per-channel scale (initialised to 0). The noise is
-/// drawn with randnRows (per sample of the global batch in data-parallel training).
+/// Adds N(0,1) noise times a learnable per-channel scale (initialised to 0): one map per sample
+/// shared by the channels, or with `per_element` one value per element (the authors'). The noise
+/// is drawn with randnRows (per sample of the global batch in data-parallel training).
 struct NoiseInjectionImpl : torch::nn::Module {
-  explicit NoiseInjectionImpl(int64_t channels);
+  explicit NoiseInjectionImpl(int64_t channels, bool per_element = false);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
+  bool per_element;
 };
 TORCH_MODULE(NoiseInjection);
 

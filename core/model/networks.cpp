@@ -22,16 +22,17 @@ torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::A
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
-DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first_block, double eps,
-                                   bool upsample_input, bool plain_modulation)
+DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& c, bool first_block,
+                                   bool upsample_input)
     : first(first_block), upsample(upsample_input) {
-  conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3)));
-  adain1 = register_module("adain1", AdaIN(out, latent_dim, eps, plain_modulation));
+  auto adain = [&] { return AdaIN(out, c.latent_dim, c.adain_eps, c.plain_modulation, c.adain_unbiased); };
+  conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3).learned_gain(c.learned_gain)));
+  adain1 = register_module("adain1", adain());
   if (!first) {
-    noise1 = register_module("noise1", NoiseInjection(out));
-    conv2 = register_module("conv2", EqualConv2d(EqualConv2dOptions(out, out, 3)));
-    noise2 = register_module("noise2", NoiseInjection(out));
-    adain2 = register_module("adain2", AdaIN(out, latent_dim, eps, plain_modulation));
+    noise1 = register_module("noise1", NoiseInjection(out, c.noise_per_element));
+    conv2 = register_module("conv2", EqualConv2d(EqualConv2dOptions(out, out, 3).learned_gain(c.learned_gain)));
+    noise2 = register_module("noise2", NoiseInjection(out, c.noise_per_element));
+    adain2 = register_module("adain2", adain());
   }
 }
 
@@ -57,21 +58,12 @@ DecoderImpl::DecoderImpl(const ModelConfig& c) : config(c) {
   const int nb = config.numBlocks();
   for (int b = 0; b < nb; ++b) {
     const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
-    const bool plain = config.plain_modulation;
-    blocks->push_back(DecoderBlock(in, config.widths[b], config.latent_dim, b == 0, config.adain_eps, true, plain));
+    blocks->push_back(DecoderBlock(in, config.widths[b], config, b == 0));
     if (b == 1 && config.extra_8x8_block)
-      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config.latent_dim, false, config.adain_eps,
-                                     /*upsample=*/false, plain));
-    auto rgb = EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1));
-    if (plain) {
-      // The reference's nn.Conv2d(C, 3, 1) with PyTorch's default initialisation: U(±1/√fan_in).
-      torch::NoGradGuard no_grad;
-      const double bound = 1.0 / std::sqrt(static_cast<double>(config.widths[b]));
-      rgb->scale = 1.0;
-      rgb->weight.uniform_(-bound, bound);
-      rgb->bias.uniform_(-bound, bound);
-    }
-    to_rgb->push_back(rgb);
+      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config, false, /*upsample=*/false));
+    // Plain modulation: the reference's nn.Conv2d(C, 3, 1) with PyTorch's default initialisation.
+    to_rgb->push_back(config.plain_modulation ? plainConv1x1(config.widths[b], config.image_channels)
+                                              : EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1)));
   }
   if (config.learned_input) learned_input = register_parameter("input", torch::ones({1, config.widths[0], 4, 4}));
 }
@@ -146,9 +138,10 @@ std::vector<torch::Tensor> DecoderImpl::styleParameters() const {
 // ---------------------------------------------------------------------------------------------
 // Encoder
 
-EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out) {
-  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, in, 3)));
-  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(in, out, 3)));
+EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out, bool widen_first, bool sn_in_graph) {
+  const int64_t mid = widen_first ? out : in;
+  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, mid, 3).in_graph(sn_in_graph)));
+  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(mid, out, 3).in_graph(sn_in_graph)));
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
@@ -160,16 +153,28 @@ EncoderImpl::EncoderImpl(const ModelConfig& c) : config(c) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   from_rgb = register_module("from_rgb", torch::nn::ModuleList());
   const int nb = config.numBlocks();
+  const bool in_graph = config.sn_power_iteration_in_graph;
   for (int b = 0; b < nb; ++b) {
-    from_rgb->push_back(SNConv2d(SNConv2dOptions(config.image_channels, config.widths[b], 1)));
+    const int64_t width = config.encoderWidth(b);
+    if (config.plain_from_rgb)
+      from_rgb->push_back(plainConv1x1(config.image_channels, width));
+    else
+      from_rgb->push_back(SNConv2d(SNConv2dOptions(config.image_channels, width, 1).in_graph(in_graph)));
     // blocks[0] is a placeholder so that blocks[b] is the block at resolution 4·2^b.
     if (b == 0)
       blocks->push_back(torch::nn::Identity());
     else
-      blocks->push_back(EncoderBlock(config.widths[b], config.widths[b - 1]));
+      blocks->push_back(EncoderBlock(width, config.encoderWidth(b - 1), config.encoder_widen_first, in_graph));
   }
-  final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(config.widths[0], config.widths[0], 3)));
-  final_out = register_module("final_out", SNConv2d(SNConv2dOptions(config.widths[0], config.latent_dim, 4).padding(0)));
+  const int64_t w0 = config.encoderWidth(0);
+  final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(w0, w0, 3).in_graph(in_graph)));
+  final_out =
+      register_module("final_out", SNConv2d(SNConv2dOptions(w0, config.latent_dim, 4).padding(0).in_graph(in_graph)));
+}
+
+torch::Tensor EncoderImpl::fromRGB(int stage, const torch::Tensor& x) {
+  if (config.plain_from_rgb) return from_rgb->ptr(stage)->as<EqualConv2d>()->forward(x);
+  return from_rgb->ptr(stage)->as<SNConv2d>()->forward(x);
 }
 
 torch::Tensor EncoderImpl::forwardRaw(const torch::Tensor& x, int stage, double alpha) {
@@ -179,11 +184,11 @@ torch::Tensor EncoderImpl::forwardRaw(const torch::Tensor& x, int stage, double 
   TORCH_CHECK(x.dim() == 4 && x.size(1) == config.image_channels && x.size(2) == r && x.size(3) == r,
               "the encoder at stage ", stage, " takes [N, ", config.image_channels, ", ", r, ", ", r, "] images, got ",
               x.sizes());
-  auto h = from_rgb->ptr(stage)->as<SNConv2d>()->forward(x);
+  auto h = fromRGB(stage, x);
   if (stage > 0) {
     h = blocks->ptr(stage)->as<EncoderBlock>()->forward(h);
     if (alpha < 1.0) {
-      auto skip = from_rgb->ptr(stage - 1)->as<SNConv2d>()->forward(downsample2(x));
+      auto skip = fromRGB(stage - 1, downsample2(x));
       h = alpha * h + (1.0 - alpha) * skip;
     }
     for (int b = stage - 1; b >= 1; --b) h = blocks->ptr(b)->as<EncoderBlock>()->forward(h);
@@ -198,7 +203,7 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x, int stage, double alp
 
 int64_t EncoderImpl::macsPerImage(int stage) const {
   int64_t r = ModelConfig::blockResolution(stage);
-  int64_t macs = from_rgb->ptr(stage)->as<SNConv2d>()->macsPerPixel() * r * r;
+  int64_t macs = int64_t(config.image_channels) * config.encoderWidth(stage) * r * r;
   for (int b = stage; b >= 1; --b, r /= 2) {
     auto blk = blocks->ptr(b)->as<EncoderBlock>();
     macs += (blk->conv1->macsPerPixel() + blk->conv2->macsPerPixel()) * r * r;

@@ -15,8 +15,9 @@ namespace automod {
 /// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two. The extra
 /// 8×8 block of ModelConfig::extra_8x8_block has two layers and does not upsample (nor blur).
 struct DecoderBlockImpl : torch::nn::Module {
-  DecoderBlockImpl(int64_t in, int64_t out, int64_t latent_dim, bool first, double eps, bool upsample = true,
-                   bool plain_modulation = false);
+  /// Layer options (latent size, AdaIN ε and std, plain modulation, learned gains, noise) come
+  /// from `config`.
+  DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& config, bool first, bool upsample = true);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
   int64_t macsPerImage(int resolution) const;
 
@@ -65,9 +66,10 @@ struct DecoderImpl : torch::nn::Module {
 };
 TORCH_MODULE(Decoder);
 
-/// Encoder block at resolution r > 4: conv3×3 → lrelu → conv3×3 → lrelu → avgpool 2×2.
+/// Encoder block at resolution r > 4: conv3×3 → lrelu → conv3×3 → lrelu → avgpool 2×2. The width
+/// changes in the second convolution, or in the first with `widen_first` (the authors').
 struct EncoderBlockImpl : torch::nn::Module {
-  EncoderBlockImpl(int64_t in, int64_t out);
+  EncoderBlockImpl(int64_t in, int64_t out, bool widen_first = false, bool sn_in_graph = false);
   torch::Tensor forward(const torch::Tensor& x);
   SNConv2d conv1{nullptr}, conv2{nullptr};
 };
@@ -82,6 +84,8 @@ struct EncoderImpl : torch::nn::Module {
   int64_t macsPerImage(int stage) const;
   /// All spectral-norm layers, for saving and checking their u/v vectors.
   std::vector<SNConv2d> spectralLayers() const;
+  /// fromRGB of resolution level `stage` (spectrally normalised, or plain with plain_from_rgb).
+  torch::Tensor fromRGB(int stage, const torch::Tensor& x);
 
   ModelConfig config;
   torch::nn::ModuleList blocks{nullptr};   // blocks[b] works at resolution 4·2^b, b >= 1 (index 0 unused)
