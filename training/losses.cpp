@@ -1,6 +1,7 @@
 #include "training/losses.h"
 
 #include "training/distributed.h"
+#include "training/draws.h"
 
 #include <torch/nn/functional.h>
 
@@ -18,6 +19,7 @@ torch::Tensor batchKL(const torch::Tensor& z) {
 }
 
 torch::Tensor randomSphere(int64_t n, int64_t dim, const torch::Device& device) {
+  if (auto* source = DrawScope::current()) return source->sphere(n, dim, device);
   return normaliseLatent(randnRows({n, dim}, torch::TensorOptions().device(device)));
 }
 
@@ -44,7 +46,7 @@ torch::Tensor ImagePool::query(const torch::Tensor& images) {
     count_ = 0;
   }
   auto out = images.clone();
-  auto coin = torch::rand({n});
+  auto coin = torch::rand({n}, torch::kFloat32);
   auto pick = torch::randint(capacity_, {n}, torch::kLong);
   auto c = coin.accessor<float, 1>();
   auto p = pick.accessor<int64_t, 1>();
@@ -75,6 +77,7 @@ namespace {
 
 int randomSplit(int last_block) {
   // j ~ U{1..last_block} (= U{1..s} without the extra 8×8 block)
+  if (auto* source = DrawScope::current()) return source->splitBlock(last_block);
   return 1 + static_cast<int>(torch::randint(last_block, {1}, torch::kLong).item<int64_t>());
 }
 
@@ -135,30 +138,31 @@ void globalValues(std::initializer_list<torch::Tensor*> terms) {
   }
 }
 
-/// z and, for a mixed batch, the codes of its mixed rows: z_B = [z[plain rows]; fresh codes]. Draws
-/// in the single-process order: the codes, the split block, the fresh codes of the mixed rows.
+/// z and, for a mixed batch, the plan that mixes its first rows: as the authors' code, the first
+/// n_mix rows decode z_A = z for blocks < j and a fresh code z_B from block j on; the other rows are
+/// plain. Draws in the authors' order: the codes, the fresh codes of the mixed rows, the split block.
 struct MixedCodes {
   torch::Tensor z;
   LatentPlan plan;
   int split = 0;
-  Rows plain, mixed;
+  Rows mixed, plain;
 };
 
 MixedCodes mixedCodes(const Rows& rows, int64_t dim, const torch::Device& device, double fraction, int blocks) {
   MixedCodes c;
   const int64_t n_mix = mixedCount(rows.global, fraction, blocks);
-  c.plain = subRows(rows, 0, rows.global - n_mix);
-  c.mixed = subRows(rows, rows.global - n_mix, n_mix);
-  c.z = randomSphere(rows.local, dim, device);  // plain codes, then the z_A of the mixed ones
+  c.mixed = subRows(rows, 0, n_mix);
+  c.plain = subRows(rows, n_mix, rows.global - n_mix);
+  c.z = randomSphere(rows.local, dim, device);  // z_A of the mixed rows, then the plain codes
   c.plan = LatentPlan::uniform(c.z, blocks);
   if (n_mix > 0) {
-    c.split = randomSplit(blocks - 1);
     torch::Tensor fresh;
     {
       BatchRowsScope scope(c.mixed.batchRows());
       fresh = randomSphere(c.mixed.local, dim, device);
     }
-    auto zb = torch::cat({c.z.narrow(0, 0, c.plain.local), fresh});
+    c.split = randomSplit(blocks - 1);
+    auto zb = torch::cat({fresh, c.z.narrow(0, c.mixed.local, c.plain.local)});
     c.plan = LatentPlan::mixed(c.z, zb, c.split, blocks);
   }
   return c;
@@ -207,9 +211,13 @@ torch::Tensor layerLoss(Decoder& decoder, const torch::Tensor& canvas_a, const t
 
 torch::Tensor encoderTotal(const torch::Tensor& kl_real, const torch::Tensor& kl_fake, const torch::Tensor& rec,
                            const StepContext& ctx, const LossWeights& w, torch::Tensor* gap_out) {
-  auto gap = torch::clamp_min(w.gap * (kl_real - kl_fake), -ctx.m_gap);
+  auto gap = w.gap * (kl_real - kl_fake);
+  if (w.gap_clamp == LossWeights::GapClamp::Hinge)
+    gap = torch::clamp_min(gap, -ctx.m_gap);
+  else if (ctx.m_gap > 0.0)
+    gap = torch::clamp(gap, -ctx.m_gap, ctx.m_gap / 2.0);
   if (gap_out) *gap_out = gap;
-  const double lambda_x = ctx.fading() ? w.lambda_x_fade : w.lambda_x_stable;
+  const double lambda_x = ctx.lambda_x >= 0.0 ? ctx.lambda_x : ctx.fading() ? w.lambda_x_fade : w.lambda_x_stable;
   return w.kl * kl_real + gap + w.rec * lambda_x * rec;
 }
 
@@ -240,9 +248,17 @@ EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& ro
   const Rows rows = stepRows(n);
   auto fake = generatedImages(decoder, rows, ctx, w);
   if (pool) fake = pooled(*pool, fake, rows);
-  // One encoder pass over real and generated images (one power iteration, one big GEMM).
-  auto z = encoder->forward(torch::cat({x, fake}), ctx.stage, ctx.alpha);
-  auto z_real = z.narrow(0, 0, n), z_fake = z.narrow(0, n, n);
+  torch::Tensor z_real, z_fake;
+  if (w.separate_encoder_passes) {
+    // The authors' order: the real batch, then the generated one (each pass its own power iteration).
+    z_real = encoder->forward(x, ctx.stage, ctx.alpha);
+    z_fake = encoder->forward(fake, ctx.stage, ctx.alpha);
+  } else {
+    // One encoder pass over real and generated images (one power iteration, one big GEMM).
+    auto z = encoder->forward(torch::cat({x, fake}), ctx.stage, ctx.alpha);
+    z_real = z.narrow(0, 0, n);
+    z_fake = z.narrow(0, n, n);
+  }
   EncoderStepLosses l;
   l.kl_real = batchKL(z_real);
   l.kl_fake = batchKL(z_fake);
@@ -278,14 +294,17 @@ DecoderStepLosses decoderStep(Encoder& encoder, Decoder& decoder, int64_t batch,
   auto z_hat = encoder->forward(dec.image, ctx.stage, ctx.alpha);
   l.kl_fake = batchKL(z_hat);
   auto zero = torch::zeros({}, codes.z.options());
-  l.cos = plain.global > 0
-              ? rowMean(1.0 - (codes.z.narrow(0, 0, plain.local) * z_hat.narrow(0, 0, plain.local)).sum(1), plain)
-              : zero;
+  if (plain.global == 0) {
+    l.cos = zero;
+  } else {
+    auto products = codes.z.narrow(0, mixed.local, plain.local) * z_hat.narrow(0, mixed.local, plain.local);
+    l.cos = w.cycle == LossWeights::Cycle::Reference ? rowMean(2.0 - products, plain) : rowMean(1.0 - products.sum(1), plain);
+  }
   if (mixed.global > 0) {
     // Runs even for a rank without mixed rows, so that its noise draws stay in step with the others.
     BatchRowsScope mixed_scope(mixed.batchRows());
-    l.layer = rowMean(layerSquares(decoder, dec.canvas.narrow(0, plain.local, mixed.local),
-                                   z_hat.narrow(0, plain.local, mixed.local), l.split),
+    l.layer = rowMean(layerSquares(decoder, dec.canvas.narrow(0, 0, mixed.local), z_hat.narrow(0, 0, mixed.local),
+                                   l.split),
                       mixed);
   } else {
     l.layer = zero;

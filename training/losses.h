@@ -16,7 +16,7 @@ namespace automod {
 /// mean_d [ (σ²_d + μ²_d)/2 − ½·log σ²_d − ½ ], with biased batch variance σ²_d.
 torch::Tensor batchKL(const torch::Tensor& z);
 
-/// n random codes on the unit sphere (global LibTorch generator).
+/// n random codes on the unit sphere (global LibTorch generator, or the DrawScope's source).
 torch::Tensor randomSphere(int64_t n, int64_t dim, const torch::Device& device);
 
 /// Real images during fade-in: α·x + (1−α)·up2(down2(x)).
@@ -44,6 +44,21 @@ struct LossWeights {
   /// images it lifts held-out PSNR of the EMA decoder from 13.1 to 18.4 dB and sample SWD from 73.5 to
   /// 53.5 ×10³ (docs/training-at-cpu-budgets.md).
   double decoder_rec = 0.0;
+
+  // Where the paper's text and the authors' code differ (docs/training-fidelity.md). The defaults
+  // keep what the CPU presets were tuned with; the paper presets follow the authors' code.
+
+  /// The KL gap term: Hinge = max(−M, w_gap·ΔKL) (M = 0 is a hinge at zero); Reference = the
+  /// authors' min(M/2, max(−M, w_gap·ΔKL)) for M > 0 and no clamp at all for M = 0.
+  enum class GapClamp { Hinge, Reference } gap_clamp = GapClamp::Hinge;
+  /// The latent cycle term: Cosine = mean over plain codes of (1 − cos(z, ẑ)) (weight `cos`, ≈ 0.2);
+  /// Reference = the authors' match_z · mean over plain codes and dimensions of (2 − ẑ_d·z_d)
+  /// (weight `cos` = 100: 100/nz per unit of cos, and 200 added to the loss value).
+  enum class Cycle { Cosine, Reference } cycle = Cycle::Cosine;
+  /// Encode the real and the generated batch in two encoder passes (real first), as the authors
+  /// do: with their in-graph spectral norm each pass runs its own power iteration. false: one pass
+  /// over both (one power iteration, one larger convolution).
+  bool separate_encoder_passes = false;
 };
 
 /// Where training stands for one iteration.
@@ -56,6 +71,11 @@ struct StepContext {
   /// step's reconstruction then swaps the pair's codes from block 2 on (flipInvariantPlan), the
   /// layer noise is off, and the decoder's AdaIN style linears also learn in the encoder step.
   bool flip_invariance = false;
+  /// λ_X of the reconstruction term (the schedule's: lambda_x_fade or lambda_x_stable); < 0: from
+  /// α (fade while α < 1, stable after).
+  double lambda_x = -1.0;
+  /// Per-element layer noise in the decoder during training (off in flip-invariance training).
+  bool layer_noise = true;
   bool fading() const { return alpha < 1.0; }
 };
 

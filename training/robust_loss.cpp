@@ -10,6 +10,9 @@
 namespace automod {
 namespace {
 
+// inv_softplus(1) = log(e − 1): the latent at which softplus is 1 (Barron's `shift`).
+const double kSoftplusOfOne = std::log(std::expm1(1.0));
+
 // log Z(α) has ε·log ε terms at both ends (ε = α or 2 − α), which a uniform grid in α
 // interpolates poorly. The table is uniform in t instead, with α = 2·(3t² − 2t³): nodes crowd
 // quadratically towards α = 0 and α = 2.
@@ -88,7 +91,7 @@ RobustLossImpl::RobustLossImpl(const RobustLossOptions& o) : options(o) {
   TORCH_CHECK(o.scale_init() > o.scale_lo(), "robust loss: scale_init must exceed scale_lo");
   const double p = (o.alpha_init() - o.alpha_lo()) / (o.alpha_hi() - o.alpha_lo());
   const double a0 = std::log(p / (1.0 - p));
-  const double s0 = std::log(std::expm1(o.scale_init() - o.scale_lo()));  // inverse softplus
+  const double s0 = kSoftplusOfOne;  // c = (c_init − c_lo)·softplus(s0) + c_lo = c_init
   for (int r = 4; r <= o.max_resolution(); r *= 2) {
     resolutions.push_back(r);
     const std::string suffix = std::to_string(r);
@@ -111,7 +114,20 @@ torch::Tensor RobustLossImpl::alpha(int resolution) const {
 }
 
 torch::Tensor RobustLossImpl::scale(int resolution) const {
-  return torch::nn::functional::softplus(scale_latent[indexOf(resolution)]) + options.scale_lo();
+  return (options.scale_init() - options.scale_lo()) * torch::nn::functional::softplus(scale_latent[indexOf(resolution)]) +
+         options.scale_lo();
+}
+
+void RobustLossImpl::loadReference(int resolution, const torch::Tensor& latent_alpha, const torch::Tensor& latent_scale) {
+  const int i = indexOf(resolution);
+  auto& a = alpha_latent[i];
+  auto& c = scale_latent[i];
+  TORCH_CHECK(latent_alpha.numel() == a.numel() && latent_scale.numel() == c.numel(), "robust loss at ", resolution,
+              " px has ", a.numel(), " elements, the reference's ", latent_alpha.numel(), " and ", latent_scale.numel());
+  torch::NoGradGuard no_grad;
+  a.copy_(latent_alpha.reshape(a.sizes()));
+  // Barron's affine softplus evaluates softplus(latent + inv_softplus(1)); our latent holds the sum.
+  c.copy_(latent_scale.reshape(c.sizes()).to(torch::kFloat32) + static_cast<float>(kSoftplusOfOne));
 }
 
 torch::Tensor RobustLossImpl::forward(const torch::Tensor& diff) {

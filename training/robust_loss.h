@@ -38,14 +38,16 @@ struct RobustLossOptions {
   /// α range (0.001, 1.999) via a sigmoid.
   TORCH_ARG(double, alpha_lo) = 0.001;
   TORCH_ARG(double, alpha_hi) = 1.999;
-  /// c = softplus(latent) + scale_lo.
+  /// Lower bound of c.
   TORCH_ARG(double, scale_lo) = 1e-5;
-  /// Initial α and c.
+  /// Initial α and c. c = (scale_init − scale_lo)·softplus(latent) + scale_lo, Barron's affine
+  /// softplus (his latent is ours minus inv_softplus(1)).
   TORCH_ARG(double, alpha_init) = 1.0;
   TORCH_ARG(double, scale_init) = 1.0;
 };
 
-/// The learned α and c of every resolution. Parameters are named "alpha_<R>" and "scale_<R>"
+/// The learned α and c of every resolution: α = lo + (hi − lo)·sigmoid(latent), c as above.
+/// Parameters are named "alpha_<R>" and "scale_<R>"
 /// (unconstrained latents, shape [C, R, R]); parameters of a resolution not yet in use never get a
 /// gradient, so the optimiser leaves them alone.
 struct RobustLossImpl : torch::nn::Module {
@@ -59,6 +61,9 @@ struct RobustLossImpl : torch::nn::Module {
   /// Initialises the parameters of `resolution` from those of resolution/2 by replicating every
   /// old element over its 2×2 spatial block (paper Sec. 3.2).
   void growTo(int resolution);
+  /// Sets one resolution's parameters from the authors' checkpoint (their adaptive_loss_k: Barron's
+  /// latent_alpha and latent_scale, each [1, C·R·R] in C, H, W order).
+  void loadReference(int resolution, const torch::Tensor& latent_alpha, const torch::Tensor& latent_scale);
   /// The parameter latents of one resolution.
   torch::Tensor& alphaLatent(int resolution);
   torch::Tensor& scaleLatent(int resolution);

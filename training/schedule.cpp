@@ -143,6 +143,10 @@ nlohmann::json TrainingPreset::toJson() const {
                  {"encoder_mix_fraction", w.encoder_mix_fraction},
                  {"decoder_mix_fraction", w.decoder_mix_fraction}};
   if (w.decoder_rec != 0.0) j["losses"]["decoder_rec"] = w.decoder_rec;
+  // Written only when they differ from the defaults, so older run configs stay as they were.
+  if (w.gap_clamp == LossWeights::GapClamp::Reference) j["losses"]["gap_clamp"] = "reference";
+  if (w.cycle == LossWeights::Cycle::Reference) j["losses"]["cycle"] = "reference";
+  if (w.separate_encoder_passes) j["losses"]["encoder_passes"] = "separate";
   return j;
 }
 
@@ -187,6 +191,17 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
       w.encoder_mix_fraction = l.value("encoder_mix_fraction", w.encoder_mix_fraction);
       w.decoder_mix_fraction = l.value("decoder_mix_fraction", w.decoder_mix_fraction);
       w.decoder_rec = l.value("decoder_rec", w.decoder_rec);
+      auto choice = [&](const char* key, const char* a, const char* b) {
+        const auto v = l.value(key, std::string(a));
+        if (v != a && v != b)
+          throw Error("preset '" + p.name + "': losses." + key + " must be \"" + a + "\" or \"" + b + "\", not \"" + v +
+                      "\"");
+        return v == b;
+      };
+      w.gap_clamp = choice("gap_clamp", "hinge", "reference") ? LossWeights::GapClamp::Reference
+                                                               : LossWeights::GapClamp::Hinge;
+      w.cycle = choice("cycle", "cosine", "reference") ? LossWeights::Cycle::Reference : LossWeights::Cycle::Cosine;
+      w.separate_encoder_passes = choice("encoder_passes", "joint", "separate");
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error("preset '" + p.name + "' is malformed: " + e.what());

@@ -68,7 +68,7 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   auto& model = m.model;
   model.encoder->train();
   model.decoder->train();
-  model.decoder->setNoise(!ctx.flip_invariance);
+  model.decoder->setNoise(ctx.layer_noise && !ctx.flip_invariance);
   IterationResult r;
   GlobalBatchScope global_batch(m.dist);
   auto finiteEverywhere = [&](const torch::Tensor& t) { return m.dist ? m.dist->allFinite(t) : finite(t); };
@@ -89,6 +89,7 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   }
   r.enc.total.backward();
   if (m.dist) m.dist->allReduceMeanGradients(*m.encoder_opt);
+  if (m.after_backward) m.after_backward(TrainingModules::Step::Encoder);
   m.encoder_opt->step();
 
   // Decoder step: the encoder is frozen.
@@ -103,6 +104,7 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   }
   r.dec.total.backward();
   if (m.dist) m.dist->allReduceMeanGradients(*m.decoder_opt);
+  if (m.after_backward) m.after_backward(TrainingModules::Step::Decoder);
   m.decoder_opt->step();
   setRequiresGrad(*model.encoder, true);
   updateEma(model.ema, model.decoder, ema_decay);

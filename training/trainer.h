@@ -53,6 +53,9 @@ struct TrainingModules {
   Distributed* dist = nullptr;
   void setLearningRate(double lr);
   double encoder_lr_factor = 1.0;
+  /// Called after each step's backward pass, before its optimiser step (tests read the gradients).
+  enum class Step { Encoder, Decoder };
+  std::function<void(Step)> after_backward;
 };
 
 struct IterationResult {

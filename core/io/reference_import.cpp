@@ -105,42 +105,14 @@ const torch::Tensor& need(const ReferenceCheckpoint& ckpt, const ReferenceCheckp
   return *t;
 }
 
-std::string decoderConvName(int b, int layer) {
-  // Block 0's only convolution is progression.0.conv.1; later blocks have conv.0.0 (after the
-  // upsampling) and conv.1.
-  if (b == 0) return "progression.0.conv.1.conv";
-  return "progression." + std::to_string(b) + (layer == 1 ? ".conv.0.0.conv" : ".conv.1.conv");
-}
-
-std::string styleName(const ReferenceCheckpoint& ckpt, const ReferenceCheckpoint::StateDict& dict, int b, int layer) {
-  // The AdaIN linears are registered twice (adanorm_blocks.k and inside progression), sharing their
-  // tensors; adanorm_blocks is in creation order: block 0 has one, the others two.
-  const int k = b == 0 ? 0 : 2 * b - 2 + layer;
-  const std::string adanorm = "adanorm_blocks." + std::to_string(k) + ".mod";
-  if (ckpt.find(dict, adanorm + ".weight")) return adanorm;
-  if (b == 0) return "progression.0.conv.3.mod";
-  return "progression." + std::to_string(b) + (layer == 1 ? ".conv.0.3.mod" : ".conv.3.mod");
-}
-
 void mapDecoder(Mapping& map, const ReferenceCheckpoint& ckpt, const ReferenceCheckpoint::StateDict& dict,
                 const char* dict_name, const std::string& prefix, int blocks) {
-  for (int b = 0; b < blocks; ++b) {
-    const std::string ours = prefix + "blocks." + std::to_string(b) + ".";
-    for (int layer = 1; layer <= (b == 0 ? 1 : 2); ++layer) {
-      const std::string conv = decoderConvName(b, layer), l = std::to_string(layer);
-      map.add(ours + "conv" + l + ".weight", dict, dict_name, conv + ".weight_orig");
-      map.add(ours + "conv" + l + ".bias", dict, dict_name, conv + ".bias");
-      map.add(ours + "conv" + l + ".gain", dict, dict_name, conv + ".weight_gain");
-      const std::string style = styleName(ckpt, dict, b, layer);
-      map.add(ours + "adain" + l + ".style.weight", dict, dict_name, style + ".weight");
-      map.add(ours + "adain" + l + ".style.bias", dict, dict_name, style + ".bias");
-      if (b > 0)
-        map.add(ours + "noise" + l + ".weight", dict, dict_name,
-                "noise." + std::to_string(b) + "." + std::to_string(layer - 1) + ".noise_scale", /*reshape=*/true);
+  for (const auto& n : referenceParameterNames(blocks, 0))
+    if (n.network == ReferenceName::Decoder) {
+      // The AdaIN linears also appear inside progression (shared tensors); either name will do.
+      const bool alt = !n.alternative.empty() && !ckpt.find(dict, n.theirs);
+      map.add(prefix + n.ours, dict, dict_name, alt ? n.alternative : n.theirs, n.reshape);
     }
-    map.add(prefix + "to_rgb." + std::to_string(b) + ".weight", dict, dict_name, "to_rgb." + std::to_string(b) + ".weight");
-    map.add(prefix + "to_rgb." + std::to_string(b) + ".bias", dict, dict_name, "to_rgb." + std::to_string(b) + ".bias");
-  }
 }
 
 /// v = n(Wᵀu), the authors' first half-iteration, kept as the record of the last iteration.
@@ -155,26 +127,19 @@ void mapEncoder(Mapping& map, const ReferenceCheckpoint& ckpt, const std::string
   if (static_cast<int>(ckpt.snu.size()) != 2 * ref_blocks)
     throw Error(source + ": SNU holds " + std::to_string(ckpt.snu.size()) + " spectral-norm vectors where the encoder's " +
                 std::to_string(ref_blocks) + " blocks need " + std::to_string(2 * ref_blocks));
-  for (int b = 0; b < stages; ++b) {
-    const int k = ref_blocks - 1 - b;  // the authors number encoder blocks from the largest resolution
-    const std::string theirs = "progression." + std::to_string(k) + ".conv.";
-    const std::string ours1 = b == 0 ? "encoder.final_conv." : "encoder.blocks." + std::to_string(b) + ".conv1.";
-    const std::string ours2 = b == 0 ? "encoder.final_out." : "encoder.blocks." + std::to_string(b) + ".conv2.";
-    for (int layer = 0; layer < 2; ++layer) {
-      const std::string their = theirs + (layer == 0 ? "0" : "2") + ".conv.";
-      const std::string& ours = layer == 0 ? ours1 : ours2;
-      map.add(ours + "weight_orig", d, "D_state_dict", their + "weight_orig");
-      map.add(ours + "bias", d, "D_state_dict", their + "bias");
-      const auto& u = ckpt.snu[2 * k + layer];
-      const auto& w = need(ckpt, d, "D_state_dict", their + "weight_orig", 4, source);
-      if (u.numel() != w.size(0))
-        throw Error(source + ": SNU[" + std::to_string(2 * k + layer) + "] has " + std::to_string(u.numel()) +
-                    " elements but its layer has " + std::to_string(w.size(0)) + " outputs");
-      map.addComputed(ours + "u", u.reshape({-1}), "SNU[" + std::to_string(2 * k + layer) + "]");
-      map.addComputed(ours + "v", firstV(w, u), "v of SNU[" + std::to_string(2 * k + layer) + "]");
-    }
-    map.add("encoder.from_rgb." + std::to_string(b) + ".weight", d, "D_state_dict", "from_rgb." + std::to_string(k) + ".weight");
-    map.add("encoder.from_rgb." + std::to_string(b) + ".bias", d, "D_state_dict", "from_rgb." + std::to_string(k) + ".bias");
+  for (const auto& n : referenceParameterNames(stages, ref_blocks)) {
+    if (n.network != ReferenceName::Encoder) continue;
+    map.add("encoder." + n.ours, d, "D_state_dict", n.theirs);
+    if (n.snu < 0) continue;
+    // The layer's spectral-norm vector: u from SNU, v = n(Wᵀu) as a record.
+    const std::string layer = n.ours.substr(0, n.ours.size() - std::string("weight_orig").size());
+    const auto& u = ckpt.snu[n.snu];
+    const auto& w = need(ckpt, d, "D_state_dict", n.theirs, 4, source);
+    if (u.numel() != w.size(0))
+      throw Error(source + ": SNU[" + std::to_string(n.snu) + "] has " + std::to_string(u.numel()) +
+                  " elements but its layer has " + std::to_string(w.size(0)) + " outputs");
+    map.addComputed("encoder." + layer + "u", u.reshape({-1}), "SNU[" + std::to_string(n.snu) + "]");
+    map.addComputed("encoder." + layer + "v", firstV(w, u), "v of SNU[" + std::to_string(n.snu) + "]");
   }
 }
 
@@ -185,6 +150,52 @@ const ReleasedModel* recognise(const ReferenceCheckpoint& ckpt, const std::strin
 }
 
 }  // namespace
+
+std::vector<ReferenceName> referenceParameterNames(int stages, int reference_blocks) {
+  std::vector<ReferenceName> out;
+  auto add = [&](ReferenceName::Network net, std::string ours, std::string theirs, std::string alt = {},
+                 bool reshape = false, int snu = -1) {
+    out.push_back({net, std::move(ours), std::move(theirs), std::move(alt), reshape, snu});
+  };
+  for (int b = 0; b < stages; ++b) {
+    const std::string ours = "blocks." + std::to_string(b) + ".", bs = std::to_string(b);
+    for (int layer = 1; layer <= (b == 0 ? 1 : 2); ++layer) {
+      // Block 0's only convolution is progression.0.conv.1; later blocks have conv.0.0 (after the
+      // upsampling) and conv.1.
+      const std::string conv = b == 0 ? "progression.0.conv.1.conv"
+                                      : "progression." + bs + (layer == 1 ? ".conv.0.0.conv" : ".conv.1.conv");
+      const std::string l = std::to_string(layer);
+      add(ReferenceName::Decoder, ours + "conv" + l + ".weight", conv + ".weight_orig");
+      add(ReferenceName::Decoder, ours + "conv" + l + ".bias", conv + ".bias");
+      add(ReferenceName::Decoder, ours + "conv" + l + ".gain", conv + ".weight_gain");
+      // adanorm_blocks is in creation order: block 0 has one AdaIN, the others two.
+      const std::string adanorm = "adanorm_blocks." + std::to_string(b == 0 ? 0 : 2 * b - 2 + layer) + ".mod";
+      const std::string inside = b == 0 ? "progression.0.conv.3.mod"
+                                        : "progression." + bs + (layer == 1 ? ".conv.0.3.mod" : ".conv.3.mod");
+      add(ReferenceName::Decoder, ours + "adain" + l + ".style.weight", adanorm + ".weight", inside + ".weight");
+      add(ReferenceName::Decoder, ours + "adain" + l + ".style.bias", adanorm + ".bias", inside + ".bias");
+      if (b > 0)
+        add(ReferenceName::Decoder, ours + "noise" + l + ".weight",
+            "noise." + bs + "." + std::to_string(layer - 1) + ".noise_scale", {}, /*reshape=*/true);
+    }
+    add(ReferenceName::Decoder, "to_rgb." + bs + ".weight", "to_rgb." + bs + ".weight");
+    add(ReferenceName::Decoder, "to_rgb." + bs + ".bias", "to_rgb." + bs + ".bias");
+  }
+  if (reference_blocks <= 0) return out;
+  for (int b = 0; b < stages; ++b) {
+    const int k = reference_blocks - 1 - b;  // the authors number encoder blocks from the largest resolution
+    const std::string theirs = "progression." + std::to_string(k) + ".conv.";
+    const std::string ours1 = b == 0 ? "final_conv." : "blocks." + std::to_string(b) + ".conv1.";
+    const std::string ours2 = b == 0 ? "final_out." : "blocks." + std::to_string(b) + ".conv2.";
+    add(ReferenceName::Encoder, ours1 + "weight_orig", theirs + "0.conv.weight_orig", {}, false, 2 * k);
+    add(ReferenceName::Encoder, ours1 + "bias", theirs + "0.conv.bias");
+    add(ReferenceName::Encoder, ours2 + "weight_orig", theirs + "2.conv.weight_orig", {}, false, 2 * k + 1);
+    add(ReferenceName::Encoder, ours2 + "bias", theirs + "2.conv.bias");
+    add(ReferenceName::Encoder, "from_rgb." + std::to_string(b) + ".weight", "from_rgb." + std::to_string(k) + ".weight");
+    add(ReferenceName::Encoder, "from_rgb." + std::to_string(b) + ".bias", "from_rgb." + std::to_string(k) + ".bias");
+  }
+  return out;
+}
 
 const torch::Tensor* ReferenceCheckpoint::find(const StateDict& dict, const std::string& name) const {
   for (auto& [k, t] : dict)
@@ -218,7 +229,9 @@ ReferenceArchitecture inferReferenceArchitecture(const ReferenceCheckpoint& ckpt
   if (ckpt.phase < 0 || ckpt.phase >= a.reference_blocks)
     throw Error(source + ": phase " + std::to_string(ckpt.phase) + " is outside the networks' " +
                 std::to_string(a.reference_blocks) + " blocks");
-  const auto& style = need(ckpt, g, "G_running_state_dict", styleName(ckpt, g, 0, 1) + ".weight", 2, source);
+  const bool adanorm = ckpt.find(g, "adanorm_blocks.0.mod.weight") != nullptr;
+  const auto& style = need(ckpt, g, "G_running_state_dict",
+                           adanorm ? "adanorm_blocks.0.mod.weight" : "progression.0.conv.3.mod.weight", 2, source);
   const int latent = static_cast<int>(style.size(1));
   const int resolution = 4 << ckpt.phase;
   const int rgb = static_cast<int>(need(ckpt, g, "G_running_state_dict", "to_rgb.0.weight", 4, source).size(0));

@@ -66,6 +66,19 @@ struct ReferenceArchitecture {
 };
 ReferenceArchitecture inferReferenceArchitecture(const ReferenceCheckpoint& ckpt, const std::string& source);
 
+/// How a parameter of ours is called in the authors' state dicts (without "module.").
+struct ReferenceName {
+  enum Network { Decoder, Encoder } network;
+  std::string ours;         ///< within the network: "blocks.1.conv2.weight", "from_rgb.3.bias"
+  std::string theirs;       ///< "progression.1.conv.1.conv.weight_orig", "from_rgb.5.bias"
+  std::string alternative;  ///< another name of the same (shared) tensor, or empty
+  bool reshape = false;     ///< same elements, another layout (noise scales)
+  int snu = -1;             ///< an encoder weight: its spectral-norm vector's index in SNU
+};
+/// The names for a model with `stages` resolution levels; encoder names only when the authors'
+/// encoder has `reference_blocks` > 0 blocks (9 in their code: up to 1024 px).
+std::vector<ReferenceName> referenceParameterNames(int stages, int reference_blocks);
+
 struct ReferenceImportOptions {
   /// "ffhq", "celebahq" or "none"; empty: from the released model the checkpoint is (by its
   /// iteration count and architecture), else "ffhq".

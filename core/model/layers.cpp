@@ -21,9 +21,11 @@ EqualConv2dImpl::EqualConv2dImpl(const EqualConv2dOptions& o) : options(o) {
 }
 
 torch::Tensor EqualConv2dImpl::effectiveWeight() const {
-  // The authors compute weight_orig * sqrt(2 / fan_in) * weight_gain, in that order.
+  // The authors compute weight_orig * sqrt(2 / fan_in) * weight_gain, in that order. No gradient
+  // reaches their weight_gain (their recorded training iteration has none): it is stored, averaged
+  // into the EMA decoder, and otherwise fixed.
   auto w = weight * scale;
-  return gain.defined() ? w * gain : w;
+  return gain.defined() ? w * gain.detach() : w;
 }
 
 torch::Tensor EqualConv2dImpl::forward(const torch::Tensor& x) {
@@ -94,12 +96,18 @@ torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
     return F::conv2d(x, w, conv_options);
   }
   if (is_training()) {
-    torch::NoGradGuard no_grad;
-    auto w = weight_orig.reshape({options.out(), -1});
-    auto nv = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0).eps(1e-12));
-    auto nu = F::normalize(torch::mv(w, nv), F::NormalizeFuncOptions().dim(0).eps(1e-12));
-    v.copy_(nv);
-    u.copy_(nu);
+    torch::Tensor nu, nv;
+    {
+      torch::NoGradGuard no_grad;
+      auto w = weight_orig.reshape({options.out(), -1});
+      nv = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0).eps(1e-12));
+      nu = F::normalize(torch::mv(w, nv), F::NormalizeFuncOptions().dim(0).eps(1e-12));
+      v.copy_(nv);
+      u.copy_(nu);
+    }
+    // The graph keeps these copies, not the buffers, which a later forward of this step updates.
+    auto sigma = torch::dot(nu, torch::mv(weight_orig.reshape({options.out(), -1}), nv));
+    return F::conv2d(x, weight_orig / sigma, conv_options);
   }
   return F::conv2d(x, normalisedWeight(), conv_options);
 }

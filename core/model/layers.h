@@ -18,8 +18,9 @@ struct EqualConv2dOptions {
   TORCH_ARG(int64_t, kernel);
   /// Zero padding; -1 means "same" (kernel / 2).
   TORCH_ARG(int64_t, padding) = -1;
-  /// A learned scalar gain (parameter "gain", initialised to 1) multiplies the scaled weight, as
-  /// in the authors' EqualConv2d (their weight_gain).
+  /// A scalar gain (parameter "gain", initialised to 1) multiplies the scaled weight, as in the
+  /// authors' EqualConv2d (their weight_gain). It is a parameter (saved, averaged by the EMA) that
+  /// no gradient reaches, as in their training.
   TORCH_ARG(bool, learned_gain) = false;
 };
 
