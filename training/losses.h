@@ -76,6 +76,8 @@ struct StepContext {
   double lambda_x = -1.0;
   /// Per-element layer noise in the decoder during training (off in flip-invariance training).
   bool layer_noise = true;
+  /// During a fade-in the decoder step does not train the previous resolution's toRGB.
+  bool freeze_previous_to_rgb = false;
   bool fading() const { return alpha < 1.0; }
 };
 

@@ -22,6 +22,11 @@ double TrainingPreset::fadeAlpha(int64_t images_seen) const {
   return p.alpha;
 }
 
+double TrainingPreset::lambdaX(const SchedulePoint& s) const {
+  const bool early = lambda_x_schedule == LambdaXSchedule::StageStart ? s.stage_start : s.fading();
+  return early ? losses.lambda_x_fade : losses.lambda_x_stable;
+}
+
 SchedulePoint TrainingPreset::at(int64_t images_seen) const {
   TORCH_CHECK(!phases.empty(), "the schedule has no phases");
   SchedulePoint s;
@@ -41,6 +46,9 @@ SchedulePoint TrainingPreset::at(int64_t images_seen) const {
   const bool first_resolution = ph.resolution == phases.front().resolution;
   if (!first_resolution && fade_in_images > 0)
     s.alpha = std::clamp(double(images_seen - res_start) / double(fade_in_images), 0.0, 1.0);
+  s.stage_start = images_seen - res_start < fade_in_images;
+  auto pool = pool_size_by_resolution.find(ph.resolution);
+  s.pool_size = pool == pool_size_by_resolution.end() ? pool_size : pool->second;
   // The first fade-in is that of the second resolution.
   for (const auto& p : phases) {
     if (p.resolution != phases.front().resolution) {
@@ -98,6 +106,9 @@ void TrainingPreset::validate() const {
   if (fade_in_images < 0) fail("fade_in_images must be >= 0");
   if (checkpoint_every <= 0 || preview_every <= 0 || log_every <= 0) fail("intervals must be positive");
   if (!(ema_decay > 0 && ema_decay < 1)) fail("ema_decay must be in (0, 1)");
+  if (pool_size < 0) fail("pool_size must be >= 0");
+  for (auto& [r, n] : pool_size_by_resolution)
+    if (n < 0) fail("pool_size_by_resolution at " + std::to_string(r) + " px must be >= 0");
   if (!(encoder_lr_factor > 0 && encoder_lr_factor <= 10)) fail("encoder_lr_factor must be in (0, 10]");
   if (!(losses.decoder_rec >= 0)) fail("losses.decoder_rec must be >= 0");
   if (flip_invariance) {
@@ -128,7 +139,16 @@ nlohmann::json TrainingPreset::toJson() const {
   j["preview_every"] = preview_every;
   j["log_every"] = log_every;
   j["pool_size"] = pool_size;
+  if (!pool_size_by_resolution.empty()) {
+    j["pool_size_by_resolution"] = nlohmann::json::object();
+    for (auto& [r, n] : pool_size_by_resolution) j["pool_size_by_resolution"][std::to_string(r)] = n;
+  }
+  // Written only when not the defaults, so that older run configs stay as they were.
+  if (pool_from == PoolFrom::Stable) j["pool_from"] = "stable";
+  if (lambda_x_schedule == LambdaXSchedule::StageStart) j["lambda_x_schedule"] = "stage-start";
+  if (freeze_previous_to_rgb) j["freeze_previous_to_rgb"] = true;
   j["ema_decay"] = ema_decay;
+  if (!ema_warmup) j["ema_warmup"] = false;
   if (encoder_lr_factor != 1.0) j["encoder_lr_factor"] = encoder_lr_factor;
   if (flip_invariance) j["flip_invariance"] = true;
   const auto& w = losses;
@@ -171,6 +191,23 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
     p.preview_every = j.value("preview_every", p.preview_every);
     p.log_every = j.value("log_every", p.log_every);
     p.pool_size = j.value("pool_size", p.pool_size);
+    if (j.contains("pool_size_by_resolution"))
+      for (auto& [k, v] : j.at("pool_size_by_resolution").items()) p.pool_size_by_resolution[std::stoi(k)] = v.get<int>();
+    // A two-valued text field: false for `a` (the default), true for `b`.
+    auto choice = [&](const nlohmann::json& obj, const char* key, const char* a, const char* b, const char* where = "") {
+      const auto v = obj.value(key, std::string(a));
+      if (v != a && v != b)
+        throw Error("preset '" + p.name + "': " + where + key + " must be \"" + a + "\" or \"" + b + "\", not \"" + v +
+                    "\"");
+      return v == b;
+    };
+    p.pool_from = choice(j, "pool_from", "first-fade-in", "stable") ? TrainingPreset::PoolFrom::Stable
+                                                                    : TrainingPreset::PoolFrom::FirstFadeIn;
+    p.lambda_x_schedule = choice(j, "lambda_x_schedule", "fade-in", "stage-start")
+                              ? TrainingPreset::LambdaXSchedule::StageStart
+                              : TrainingPreset::LambdaXSchedule::FadeIn;
+    p.freeze_previous_to_rgb = j.value("freeze_previous_to_rgb", false);
+    p.ema_warmup = j.value("ema_warmup", true);
     p.ema_decay = j.value("ema_decay", p.ema_decay);
     p.encoder_lr_factor = j.value("encoder_lr_factor", p.encoder_lr_factor);
     p.flip_invariance = j.value("flip_invariance", false);
@@ -191,17 +228,11 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
       w.encoder_mix_fraction = l.value("encoder_mix_fraction", w.encoder_mix_fraction);
       w.decoder_mix_fraction = l.value("decoder_mix_fraction", w.decoder_mix_fraction);
       w.decoder_rec = l.value("decoder_rec", w.decoder_rec);
-      auto choice = [&](const char* key, const char* a, const char* b) {
-        const auto v = l.value(key, std::string(a));
-        if (v != a && v != b)
-          throw Error("preset '" + p.name + "': losses." + key + " must be \"" + a + "\" or \"" + b + "\", not \"" + v +
-                      "\"");
-        return v == b;
-      };
-      w.gap_clamp = choice("gap_clamp", "hinge", "reference") ? LossWeights::GapClamp::Reference
-                                                               : LossWeights::GapClamp::Hinge;
-      w.cycle = choice("cycle", "cosine", "reference") ? LossWeights::Cycle::Reference : LossWeights::Cycle::Cosine;
-      w.separate_encoder_passes = choice("encoder_passes", "joint", "separate");
+      w.gap_clamp = choice(l, "gap_clamp", "hinge", "reference", "losses.") ? LossWeights::GapClamp::Reference
+                                                                         : LossWeights::GapClamp::Hinge;
+      w.cycle = choice(l, "cycle", "cosine", "reference", "losses.") ? LossWeights::Cycle::Reference
+                                                                 : LossWeights::Cycle::Cosine;
+      w.separate_encoder_passes = choice(l, "encoder_passes", "joint", "separate", "losses.");
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error("preset '" + p.name + "' is malformed: " + e.what());

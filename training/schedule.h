@@ -34,8 +34,13 @@ struct SchedulePoint {
   double lr = 5e-4;
   double m_gap = 0.0;
   int batch = 16;
-  /// The first fade-in has completed (the image pool starts then).
+  /// The first fade-in has completed (the image pool starts then, unless pool_from is "stable").
   bool past_first_fade_in = false;
+  /// Within the first fade_in_images of this resolution (the first resolution included): the
+  /// authors' λ_X = lambda_x_fade applies then (lambda_x_schedule "stage-start").
+  bool stage_start = false;
+  /// Capacity of the image pool at this resolution.
+  int pool_size = 200;
   bool fading() const { return alpha < 1.0; }
 };
 
@@ -61,7 +66,22 @@ struct TrainingPreset {
   int64_t preview_every = 50000;
   int64_t log_every = 1000;
   int pool_size = 200;
+  /// Pool capacity by resolution where it differs from pool_size (the authors': 100 from 256 px).
+  std::map<int, int> pool_size_by_resolution;
+  /// When generated images go through the pool: "first-fade-in" (from the end of the first
+  /// fade-in on) or "stable" (whenever α = 1, as the authors' code: not during any fade-in).
+  enum class PoolFrom { FirstFadeIn, Stable } pool_from = PoolFrom::FirstFadeIn;
+  /// λ_X of the reconstruction term: "fade-in" (lambda_x_fade while α < 1) or "stage-start"
+  /// (lambda_x_fade for the first fade_in_images of every resolution, the first included: the
+  /// authors' code).
+  enum class LambdaXSchedule { FadeIn, StageStart } lambda_x_schedule = LambdaXSchedule::FadeIn;
+  /// During a fade-in the decoder step leaves the previous resolution's toRGB alone, as the authors'
+  /// code does. Off: it learns in the decoder step like every other decoder weight.
+  bool freeze_previous_to_rgb = false;
   double ema_decay = 0.999;
+  /// The EMA decay warms up as min(decay, (1 + t)/(10 + t)) (emaDecayAt); off: the fixed decay of
+  /// the authors' code.
+  bool ema_warmup = true;
   /// The encoder's learning rate relative to the phase's (JSON "encoder_lr_factor", 1 = the paper).
   /// Below 1 the encoder, whose spectrally normalised weights move several times faster under Adam
   /// than the decoder's equalised ones, changes slowly enough for the decoder's cycle term to follow
@@ -73,6 +93,8 @@ struct TrainingPreset {
   /// gets the extra 8×8 decoder block, and the encoder step uses the swapped-code reconstruction.
   bool flip_invariance = false;
 
+  /// λ_X at a point of the schedule.
+  double lambdaX(const SchedulePoint& s) const;
   /// The schedule at `images_seen` (clamped to the last phase).
   SchedulePoint at(int64_t images_seen) const;
   /// Fade-in weight at `images_seen`: 1 for the first resolution, else linear over fade_in_images

@@ -92,9 +92,11 @@ IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const
   if (m.after_backward) m.after_backward(TrainingModules::Step::Encoder);
   m.encoder_opt->step();
 
-  // Decoder step: the encoder is frozen.
+  // Decoder step: the encoder is frozen (and, with freeze_previous_to_rgb, the fading-out toRGB).
   setRequiresGrad(*model.encoder, false);
   setRequiresGrad(*model.decoder, true);
+  if (ctx.freeze_previous_to_rgb && ctx.fading() && ctx.stage > 0)
+    for (auto& p : model.decoder->to_rgb->ptr(ctx.stage - 1)->parameters()) p.requires_grad_(false);
   clearGrads(*m.decoder_opt);
   r.dec = decoderStep(model.encoder, model.decoder, x.size(0), ctx, w, x);
   if (!finiteEverywhere(r.dec.total)) {
@@ -347,10 +349,15 @@ TrainingResult Trainer::run() {
       enterStage(s.stage);
       modules_->setLearningRate(s.lr * lr_scale_);
       auto x = blendRealForFadeIn(nextRealBatch(s.batch, s.resolution), s.alpha);
-      StepContext ctx{s.stage, s.alpha, s.m_gap, config_.preset.flip_invariance};
+      const auto& preset = config_.preset;
+      StepContext ctx{s.stage, s.alpha, s.m_gap, preset.flip_invariance};
+      ctx.lambda_x = preset.lambdaX(s);
+      ctx.freeze_previous_to_rgb = preset.freeze_previous_to_rgb;
+      const bool pooled = preset.pool_from == TrainingPreset::PoolFrom::Stable ? !s.fading() : s.past_first_fade_in;
+      if (pool_.capacity() != s.pool_size) pool_ = ImagePool(s.pool_size);
       const bool poison = fault_fn_ && fault_fn_(iteration_);
-      auto r = trainIteration(*modules_, x, ctx, config_.preset.losses, s.past_first_fade_in ? &pool_ : nullptr,
-                              emaDecayAt(config_.preset.ema_decay, iteration_), poison);
+      auto r = trainIteration(*modules_, x, ctx, preset.losses, pooled ? &pool_ : nullptr,
+                              preset.ema_warmup ? emaDecayAt(preset.ema_decay, iteration_) : preset.ema_decay, poison);
       if (!r.finite) {
         std::string error;
         if (!rollBack(&error)) throw Error(error);
@@ -467,9 +474,9 @@ void Trainer::restore(const TensorArchive& a, const std::string& source) {
   loadOptimizer(*modules_->encoder_opt, a.get("optim.encoder"), model_->device());
   loadOptimizer(*modules_->decoder_opt, a.get("optim.decoder"), model_->device());
   setCpuRngState(a.get("rng.cpu"));
-  pool_.clear();
-  if (a.has("pool.images")) pool_.restore(a.get("pool.images").to(model_->device()));
   images_seen_ = t.at("images_seen").get<int64_t>();
+  pool_ = ImagePool(config_.preset.at(images_seen_).pool_size);
+  if (a.has("pool.images")) pool_.restore(a.get("pool.images").to(model_->device()));
   iteration_ = t.at("iteration").get<int64_t>();
   epoch_ = t.at("epoch").get<int64_t>();
   epoch_pos_ = t.at("epoch_pos").get<int64_t>();
