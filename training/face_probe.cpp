@@ -268,7 +268,7 @@ nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, co
     int first, last;
   };
   std::vector<Scale> scales;
-  for (const auto& [name, r] : namedRanges(nb)) scales.push_back({name, r.first, r.last});
+  for (const auto& [name, r] : namedRanges(BlockLayout::of(model))) scales.push_back({name, r.first, r.last});
 
   nlohmann::json report;
   report["pairs"] = o.pairs;

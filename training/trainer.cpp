@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/edit/ranges.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"
@@ -521,14 +522,14 @@ void Trainer::writePreview() {
     auto zx = m.encoder->forward(x, stage_, s.alpha);
     auto rec = m.ema->forward(zx, stage_, s.alpha);
     pv.reconstructions = makeGrid(toImage(torch::cat({x, rec})), static_cast<int>(held));
-    // Mixes: A, B, then A with B's coarse (0-1), intermediate (2-3), fine (4+) blocks.
+    // Mixes: A, B, then A with B's coarse, intermediate and fine blocks (each scale the model has).
     const int64_t pairs = held / 2;
     auto za = zx.narrow(0, 0, pairs), zb = zx.narrow(0, pairs, pairs);
     std::vector<torch::Tensor> cols{x.narrow(0, 0, pairs), x.narrow(0, pairs, pairs)};
     const int nb = m.numBlocks();
-    for (auto [lo, hi] : {std::pair{0, 2}, std::pair{2, 4}, std::pair{4, 99}}) {
+    for (const auto& [name, range] : namedRanges(BlockLayout::of(m))) {
       std::vector<torch::Tensor> per_block;
-      for (int b = 0; b < nb; ++b) per_block.push_back(b >= lo && b < hi ? zb : za);
+      for (int b = 0; b < nb; ++b) per_block.push_back(range.contains(b) ? zb : za);
       cols.push_back(m.ema->forward(LatentPlan(per_block), stage_, s.alpha));
     }
     auto grid = torch::stack(cols, 1).flatten(0, 1);  // row per pair

@@ -249,8 +249,8 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
   });
   // A range the model does not have (no fine blocks in a 32 px model) cannot carry the attribute.
   auto sync_ranges = [this] {
-    const int blocks = controller_->document()->blocks();
-    for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(rangeInModel(Range(r), blocks));
+    const auto& layout = controller_->document()->layout();
+    for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(rangeInModel(Range(r), layout));
   };
   connect(doc, &StudioDocument::mixChanged, this, sync_ranges);
   sync_ranges();

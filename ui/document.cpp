@@ -120,15 +120,15 @@ QImage imageFromBase64(const QJsonValue& v) {
 
 StudioDocument::StudioDocument(QObject* parent) : QObject(parent) {}
 
-void StudioDocument::setBlocks(int blocks) {
-  blocks_ = blocks;
+void StudioDocument::setLayout(const BlockLayout& layout) {
+  layout_ = layout;
   mix_ = normalisedShape(mix_);
   Q_EMIT mixChanged();
 }
 
 MixSettings StudioDocument::normalisedShape(MixSettings mix) const {
   const int n = sources_.size();
-  mix.weights.resize(blocks_);
+  mix.weights.resize(blocks());
   for (auto& row : mix.weights) {
     const int old = row.size();
     row.resize(n);
@@ -150,8 +150,8 @@ void StudioDocument::addSource(const Source& source) {
     row.resize(index);
     row.push_back(index == 0 ? 1.0 : 0.0);
   }
-  if (with.weights.size() < blocks_) {
-    with.weights.resize(blocks_);
+  if (with.weights.size() < blocks()) {
+    with.weights.resize(blocks());
     for (auto& row : with.weights) row.resize(index + 1);
   }
   undo_.push(new SourceCommand(this, true, index, source, with, mix_, tr("Add %1").arg(source.name)));
@@ -194,7 +194,7 @@ void StudioDocument::setMix(const MixSettings& mix, const QString& label, int me
 void StudioDocument::setRangeWeight(Range range, int source, double weight, int mergeKey) {
   if (source < 0 || source >= sources_.size()) return;
   MixSettings mix = mix_;
-  auto [first, last] = rangeBlocks(range, blocks_);
+  auto [first, last] = rangeBlocks(range, layout_);
   for (int b = first; b <= last && b < mix.weights.size(); ++b) mix.weights[b][source] = weight;
   static const char* names[] = {QT_TR_NOOP("coarse"), QT_TR_NOOP("intermediate"), QT_TR_NOOP("fine")};
   setMix(mix, tr("Blend %1 %2").arg(tr(names[int(range)]), sources_[source].name), mergeKey);
@@ -203,14 +203,14 @@ void StudioDocument::setRangeWeight(Range range, int source, double weight, int 
 void StudioDocument::assignRange(Range range, int source) {
   if (source < 0 || source >= sources_.size()) return;
   MixSettings mix = mix_;
-  auto [first, last] = rangeBlocks(range, blocks_);
+  auto [first, last] = rangeBlocks(range, layout_);
   for (int b = first; b <= last && b < mix.weights.size(); ++b)
     for (int i = 0; i < mix.weights[b].size(); ++i) mix.weights[b][i] = (i == source) ? 1.0 : 0.0;
   setMix(mix, tr("Use %1 for a range").arg(sources_[source].name));
 }
 
 void StudioDocument::setBlockSource(int block, int source) {
-  if (block < 0 || block >= blocks_ || source < 0 || source >= sources_.size()) return;
+  if (block < 0 || block >= blocks() || source < 0 || source >= sources_.size()) return;
   MixSettings mix = mix_;
   for (int i = 0; i < mix.weights[block].size(); ++i) mix.weights[block][i] = (i == source) ? 1.0 : 0.0;
   setMix(mix, tr("Use %1 for block %2").arg(sources_[source].name).arg(block));
@@ -246,7 +246,7 @@ void StudioDocument::removeAttribute() {
 }
 
 double StudioDocument::rangeWeight(Range range, int source) const {
-  auto [first, last] = rangeBlocks(range, blocks_);
+  auto [first, last] = rangeBlocks(range, layout_);
   if (first > last || first >= mix_.weights.size() || source >= mix_.weights[first].size()) return 0;
   return mix_.weights[first][source];
 }

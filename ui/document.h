@@ -33,9 +33,10 @@ class StudioDocument : public QObject {
  public:
   explicit StudioDocument(QObject* parent = nullptr);
 
-  /// The number of decoder blocks the current model has (sets the mix table's size).
-  void setBlocks(int blocks);
-  int blocks() const { return blocks_; }
+  /// The decoder blocks of the current model (their count sets the mix table's size).
+  void setLayout(const BlockLayout& layout);
+  const BlockLayout& layout() const { return layout_; }
+  int blocks() const { return layout_.size(); }
 
   const QVector<Source>& sources() const { return sources_; }
   const MixSettings& mix() const { return mix_; }
@@ -84,7 +85,7 @@ class StudioDocument : public QObject {
  private:
   MixSettings normalisedShape(MixSettings mix) const;
 
-  int blocks_ = 0;
+  BlockLayout layout_;
   QVector<Source> sources_;
   MixSettings mix_;
   AttributeEdit attribute_;

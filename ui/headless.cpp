@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "core/align/photo.h"
+#include "core/edit/ranges.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
@@ -77,8 +78,9 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
     }
     // Coarse from the first, everything finer from the last (SPEC §2 scale ranges).
     const int blocks = model->numBlocks();
+    const int split = std::min(coarseRange(BlockLayout::of(*model)).last + 1, blocks);
     auto a = latents.front(), b = latents.back();
-    auto mix = toImage(model->decode(LatentPlan::mixed(a, b, std::min(2, blocks), blocks)).cpu()).squeeze(0);
+    auto mix = toImage(model->decode(LatentPlan::mixed(a, b, split, blocks)).cpu()).squeeze(0);
     auto ra = toImage(model->decode(a).cpu()).squeeze(0), rb = toImage(model->decode(b).cpu()).squeeze(0);
     writeImage(out / "mix_coarse_fine.png", makeGrid(torch::stack({ra, mix, rb}), 3, 2));
     std::cout << "wrote " << (out / "mix_coarse_fine.png").string() << " (coarse from " << names.front()

@@ -299,26 +299,27 @@ torch::Tensor mixedLatent(const QVector<QVector<float>>& latents, const QVector<
 }
 
 /// The document's attribute as core's AttributeVector, its scales resolved for `blocks` blocks.
-AttributeVector toAttributeVector(const AttributeEdit& edit, int blocks) {
+AttributeVector toAttributeVector(const AttributeEdit& edit, const BlockLayout& layout) {
   AttributeVector a;
   a.name = edit.name.toStdString();
   a.resolution = edit.resolution;
   a.blocks = edit.blocks;
   a.latent_dim = edit.vector.size();
   a.vector = fromFloatVector(edit.vector);
-  if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), blocks);
+  if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), layout);
   return a;
 }
 
 /// A morph frame's plan: blocks of the `moving` ranges (bit r = Range r) at slerp(a, b, t), the
 /// others at a (interpolationPlan's rule, one t at a time).
-LatentPlan morphPlan(const torch::Tensor& a, const torch::Tensor& b, int moving, double t, int blocks) {
+LatentPlan morphPlan(const torch::Tensor& a, const torch::Tensor& b, int moving, double t, const BlockLayout& layout) {
+  const int blocks = layout.size();
   const auto mid = slerp(a, b, t);
   std::vector<torch::Tensor> per_block;
   for (int block = 0; block < blocks; ++block) {
     bool moves = false;
     for (int r = 0; r < 3; ++r) {
-      const auto [first, last] = rangeBlocks(Range(r), blocks);
+      const auto [first, last] = rangeBlocks(Range(r), layout);
       if ((moving & (1 << r)) && block >= first && block <= last) moves = true;
     }
     per_block.push_back(moves ? mid : a);
@@ -353,7 +354,7 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
     LatentPlan plan(std::move(per_block));
     // The attribute edit on top of the mix (its blocks only, so incremental decoding still helps).
     if (!job.attribute.isNull() && job.attribute.strength != 0.0)
-      plan = applyAttribute(plan, toAttributeVector(job.attribute, blocks), job.attribute.strength);
+      plan = applyAttribute(plan, toAttributeVector(job.attribute, BlockLayout::of(*model)), job.attribute.strength);
 
     // Incremental decoding: reuse the cached canvas before the first block whose latent changed.
     int first = 0;
@@ -408,7 +409,7 @@ void InferenceWorker::morph(std::shared_ptr<Automodulator> model, const MorphJob
     torch::NoGradGuard no_grad;
     const auto device = model->device();
     const auto plan = morphPlan(unitLatent(job.a, device), unitLatent(job.b, device), job.moving, job.t,
-                                model->numBlocks());
+                                BlockLayout::of(*model));
     result.image = toQImage(toImage(model->decode(plan).cpu()).squeeze(0));
   } catch (const std::exception& e) {
     result.error = QString::fromStdString(errorMessage(e));
@@ -435,7 +436,7 @@ void InferenceWorker::morphVideo(std::shared_ptr<Automodulator> model, const Vid
         break;
       }
       const double t = double(i) / double(job.frames - 1);
-      frames.push_back(toImage(model->decode(morphPlan(a, b, job.moving, t, model->numBlocks())).cpu()));
+      frames.push_back(toImage(model->decode(morphPlan(a, b, job.moving, t, BlockLayout::of(*model))).cpu()));
       Q_EMIT morphVideoProgress(job.id, i + 1, job.frames);
     }
     if (!result.cancelled) {
@@ -462,7 +463,7 @@ void InferenceWorker::sample(std::shared_ptr<Automodulator> model, const SampleJ
     std::vector<bool> locked(blocks, false);
     for (int r = 0; r < 3; ++r) {
       if (!(job.locked & (1 << r))) continue;
-      auto [first, last] = rangeBlocks(Range(r), blocks);
+      auto [first, last] = rangeBlocks(Range(r), BlockLayout::of(*model));
       for (int b = first; b <= last; ++b) locked[b] = true;
     }
     std::vector<torch::Tensor> per_block;

@@ -84,7 +84,7 @@ void RangePanel::sync() {
   auto* doc = controller_->document();
   // A model trained only up to 32 px (e.g. a run stopped before its last stage) has no fine blocks:
   // the range is shown, greyed out, saying so, instead of sliders that do nothing.
-  const bool present = rangeInModel(range_, doc->blocks());
+  const bool present = rangeInModel(range_, doc->layout());
   setEnabled(present);
   setTitle(present ? rangeTitle(range_) : tr("%1 (not in this model)").arg(rangeTitle(range_)));
   for (int i = 0; i < sliders_.size(); ++i) {

@@ -264,8 +264,8 @@ void MorphTab::refreshSources() {
 
 void MorphTab::updateControls() {
   const int n = controller_->document()->sources().size();
-  const int blocks = controller_->document()->blocks();
-  for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(per_range_->isChecked() && rangeInModel(Range(r), blocks));
+  const auto& layout = controller_->document()->layout();
+  for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(per_range_->isChecked() && rangeInModel(Range(r), layout));
   swap_->setEnabled(n >= 2);
   slider_->setEnabled(n >= 1);
   export_->setEnabled(n >= 1 && controller_->canWriteVideo() && !controller_->morphVideoRunning());

@@ -70,8 +70,8 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
 
   // A range the model does not have (no fine blocks in a 32 px model) has nothing to lock.
   auto sync_locks = [this] {
-    const int blocks = controller_->document()->blocks();
-    for (int r = 0; r < 3; ++r) lock_[r]->setEnabled(rangeInModel(Range(r), blocks));
+    const auto& layout = controller_->document()->layout();
+    for (int r = 0; r < 3; ++r) lock_[r]->setEnabled(rangeInModel(Range(r), layout));
   };
   connect(controller_->document(), &StudioDocument::mixChanged, this, sync_locks);
   sync_locks();

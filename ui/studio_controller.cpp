@@ -81,7 +81,7 @@ void StudioController::setModel(std::shared_ptr<Automodulator> model, const QStr
   // Latents of another model mean nothing here: start a fresh document.
   origins_.clear();
   document_.clear();
-  document_.setBlocks(model_ ? model_->numBlocks() : 0);
+  document_.setLayout(model_ ? BlockLayout::of(*model_) : BlockLayout{});
   result_ = preview_ = QImage();
   Q_EMIT modelChanged();
 }
@@ -413,7 +413,7 @@ bool StudioController::saveAttribute(const QString& path, const AttributeEdit& e
     a.blocks = edit.blocks;
     a.latent_dim = edit.vector.size();
     a.vector = fromFloatVector(edit.vector);
-    a.ranges = parseBlockRanges(edit.scales.toStdString(), a.numBlocks());
+    a.ranges = parseBlockRanges(edit.scales.toStdString(), BlockLayout::forResolution(a.resolution, a.numBlocks() > ModelConfig::blockForResolution(a.resolution) + 1));
     a.save(path.toStdString());
     return true;
   } catch (const std::exception& e) {
@@ -450,41 +450,34 @@ std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path
 }
 
 namespace {
-/// Range r's blocks in a model with `blocks` blocks, or nothing when the model lacks that range.
-std::optional<BlockRange> presetRange(Range r, int blocks) {
-  try {
-    switch (r) {
-      case Range::Coarse: return coarseRange(blocks);
-      case Range::Intermediate: return intermediateRange(blocks);
-      case Range::Fine: default: return fineRange(blocks);
-    }
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+/// Range r's blocks in a model with these blocks, or nothing when the model lacks that range.
+std::optional<BlockRange> presetRange(Range r, const BlockLayout& layout) {
+  if (!hasScale(r, layout)) return std::nullopt;
+  return scaleRange(r, layout);
 }
 }  // namespace
 
 QString StudioController::scalesOf(int ranges) const {
-  const int blocks = document_.blocks();
+  const auto& layout = document_.layout();
   std::vector<BlockRange> out;
   for (int r = 0; r < 3; ++r)
     if (ranges & (1 << r))
-      if (auto range = presetRange(Range(r), blocks)) out.push_back(*range);
+      if (auto range = presetRange(Range(r), layout)) out.push_back(*range);
   return QString::fromStdString(rangesToString(out));
 }
 
 int StudioController::rangesOf(const QString& scales) const {
-  const int blocks = document_.blocks();
-  if (blocks < 1 || scales.trimmed().isEmpty()) return 0;
+  const auto& layout = document_.layout();
+  if (layout.size() < 1 || scales.trimmed().isEmpty()) return 0;
   std::vector<BlockRange> parsed;
   try {
-    parsed = parseBlockRanges(scales.toStdString(), blocks);
+    parsed = parseBlockRanges(scales.toStdString(), layout);
   } catch (const std::exception&) {
     return 0;
   }
   int bits = 0;
   for (int r = 0; r < 3; ++r) {
-    const auto range = presetRange(Range(r), blocks);
+    const auto range = presetRange(Range(r), layout);
     if (!range) continue;
     bool all = true;
     for (int b = range->first; b <= range->last; ++b) all = all && rangesContain(parsed, b);

@@ -6,6 +6,8 @@
 #include <QString>
 #include <QVector>
 
+#include "core/edit/ranges.h"
+
 namespace automod::ui {
 
 /// One photo brought into the editor: prepared (aligned or center-cropped), encoded, reconstructed.
@@ -26,21 +28,17 @@ struct MixSettings {
   bool operator==(const MixSettings&) const = default;
 };
 
-/// The three scale ranges the Mix tab offers (SPEC §2): coarse 4–8 px, intermediate 16–32, fine 64+.
-enum class Range { Coarse = 0, Intermediate = 1, Fine = 2 };
-/// Blocks [first, last] of a range in a model with `blocks` blocks (may be empty: first > last).
-inline std::pair<int, int> rangeBlocks(Range r, int blocks) {
-  switch (r) {
-    case Range::Coarse: return {0, std::min(1, blocks - 1)};
-    case Range::Intermediate: return {2, std::min(3, blocks - 1)};
-    case Range::Fine: default: return {4, blocks - 1};
-  }
+/// The three scale ranges the Mix tab offers: core's named scales (core/edit/ranges.h).
+using Range = automod::Scale;
+/// Blocks [first, last] of a range in a model with these blocks (empty, first > last, when the
+/// model has none).
+inline std::pair<int, int> rangeBlocks(Range r, const BlockLayout& layout) {
+  if (!hasScale(r, layout)) return {1, 0};
+  const auto range = scaleRange(r, layout);
+  return {range.first, range.last};
 }
-/// Whether a model with `blocks` blocks has any block of the range (true while no model is loaded).
-inline bool rangeInModel(Range r, int blocks) {
-  const auto [first, last] = rangeBlocks(r, blocks);
-  return blocks == 0 || first <= last;
-}
+/// Whether a model with these blocks has any block of the range (true while no model is loaded).
+inline bool rangeInModel(Range r, const BlockLayout& layout) { return layout.size() == 0 || hasScale(r, layout); }
 
 /// What the worker encodes: a photo file.
 struct EncodeResult {

@@ -47,7 +47,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
     auto device = prepare(global);
     auto model = openModel(b->model, device, global.quiet);
     SourceCache cache(*model, photoOptionsForModel(model->metadata, b->no_align));
-    auto ranges = parseBlockRanges(b->scales, model->numBlocks());
+    auto ranges = parseBlockRanges(b->scales, BlockLayout::of(*model));
     auto attr = buildAttribute(cache, *model, exemplars(b->positives), exemplars(b->negatives), ranges,
                                b->name.empty() ? fs::path(b->out).stem().string() : b->name);
     ensureParentDir(b->out);
@@ -77,7 +77,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
     auto device = prepare(global);
     auto model = openModel(a->model, device, global.quiet);
     model->ema->setNoise(a->noise);
-    if (!a->scales.empty()) attr.ranges = parseBlockRanges(a->scales, model->numBlocks());
+    if (!a->scales.empty()) attr.ranges = parseBlockRanges(a->scales, BlockLayout::of(*model));
     EditSession session(*model, photoOptionsForModel(model->metadata, a->no_align));
     auto z = session.sources().latent(SourceSpec::parse(a->photo));
     auto plan = applyAttribute(LatentPlan::uniform(z, model->numBlocks()), attr, a->strength);

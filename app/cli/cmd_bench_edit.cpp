@@ -36,7 +36,7 @@ void runEditBench(const EditBenchOptions& o, const GlobalOptions& global) {
       const double full = timeIt([&] { session.decodeFull(base); }, reps, 1, device);
       // A fine-range edit (e.g. a slider on the fine blocks): alternate between two fine sources.
       session.decode(base);
-      const BlockRange fine = fineRange(nb);
+      const BlockRange fine = fineRange(BlockLayout::of(model));
       auto fine_b = buildPlan(nb, a, {{fine, {b}, {}}}), fine_c = buildPlan(nb, a, {{fine, {c}, {}}});
       bool flip = false;
       const double incremental = timeIt([&] { session.decode((flip = !flip) ? fine_b : fine_c); }, reps, 1, device);

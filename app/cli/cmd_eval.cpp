@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli/common.h"
+#include "core/edit/ranges.h"
 #include "core/metrics/image_quality.h"
 #include "core/metrics/swd.h"
 #include "core/util/error.h"
@@ -97,22 +98,15 @@ nlohmann::json evaluate(Automodulator& model, ImageDataset& data, const EvalOpti
   auto perm = torch::randperm(n, torch::kInt64);
   if (n > 1) perm = (perm + 1) % n;  // a derangement-ish shift so that (almost) no image is mixed with itself
   auto za = z, zb = z.index_select(0, perm);
-  struct Scale {
-    const char* name;
-    int from, to;
-  };
-  const Scale scales[] = {{"coarse", 0, 2}, {"intermediate", 2, 4}, {"fine", 4, blocks}};
   double mix_sum = 0;
   int mix_count = 0;
   nlohmann::json mixes = nlohmann::json::object();
-  for (auto& s : scales) {
-    const int from = std::min(s.from, blocks), to = std::min(s.to, blocks);
-    if (from >= to) continue;
-    log(std::string("mixing ") + s.name);
-    auto mixed = decodeAll(model, scaleMix(za, zb, from, to, blocks));
+  for (const auto& [name, range] : namedRanges(BlockLayout::of(model))) {
+    log("mixing " + name);
+    auto mixed = decodeAll(model, scaleMix(za, zb, range.first, range.last + 1, blocks));
     if (swd_ok) {
       auto r = slicedWassersteinDistance(mixed, real, so);
-      mixes[s.name] = swdJson(r);
+      mixes[name] = swdJson(r);
       mix_sum += r.average;
       ++mix_count;
     }

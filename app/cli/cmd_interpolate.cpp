@@ -48,7 +48,7 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
     std::vector<torch::Tensor> keys;
     for (auto& s : o->sources) keys.push_back(cache.latent(SourceSpec::parse(s)));
     std::vector<BlockRange> ranges;
-    if (!o->scale.empty()) ranges = parseBlockRanges(o->scale, nb);
+    if (!o->scale.empty()) ranges = parseBlockRanges(o->scale, BlockLayout::of(*model));
     auto plan = interpolationPlan(keys, o->steps, nb, ranges);
     std::vector<torch::Tensor> frames;
     for (int64_t i = 0; i < o->steps; i += 16)

@@ -63,20 +63,21 @@ void addMixCommand(CLI::App& app, GlobalOptions& global) {
     EditSession session(*model, photoOptionsForModel(model->metadata, o->no_align));
     auto& cache = session.sources();
     const int nb = model->numBlocks();
+    const auto layout = BlockLayout::of(*model);
     std::vector<RangeAssignment> assignments;
     std::string first;
     auto add = [&](const std::string& text, BlockRange range) {
       assignments.push_back(parseBlend(cache, text, range));
       if (first.empty()) first = text;
     };
-    if (!o->coarse.empty()) add(o->coarse, coarseRange(nb));
-    if (!o->intermediate.empty()) add(o->intermediate, intermediateRange(nb));
-    if (!o->fine.empty()) add(o->fine, fineRange(nb));
+    if (!o->coarse.empty()) add(o->coarse, coarseRange(layout));
+    if (!o->intermediate.empty()) add(o->intermediate, intermediateRange(layout));
+    if (!o->fine.empty()) add(o->fine, fineRange(layout));
     for (auto& b : o->blocks) {
       auto eq = b.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == b.size())
         throw Error("bad --block '" + b + "': write SCALE=SOURCE, e.g. 4=face.png or 2-3=seed:7");
-      add(b.substr(eq + 1), parseBlockRange(b.substr(0, eq), nb));
+      add(b.substr(eq + 1), parseBlockRange(b.substr(0, eq), layout));
     }
     if (assignments.empty()) throw Error("nothing to mix: give --coarse, --intermediate, --fine or --block");
     const std::string base = o->base.empty() ? first : o->base;

@@ -93,7 +93,7 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
       // Present = any style (every class but "none"): single styles are too rare among a few
       // hundred renders to draw exemplars and targets from.
       const auto positive = presentClasses(eval_table, a);
-      auto scales = namedRanges(model->numBlocks());
+      auto scales = namedRanges(BlockLayout::of(*model));
       scales.emplace_back("all", BlockRange{0, model->numBlocks() - 1});
       for (const auto& [scale, range] : scales) {
         std::vector<int> blocks;

@@ -50,7 +50,7 @@ void addSampleCommand(CLI::App& app, GlobalOptions& global) {
       auto eq = l.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == l.size())
         throw Error("bad --lock '" + l + "': write SCALE=SOURCE, e.g. coarse=face.png");
-      locks.push_back({parseBlockRange(l.substr(0, eq), nb), {cache.latent(SourceSpec::parse(l.substr(eq + 1)))}, {}});
+      locks.push_back({parseBlockRange(l.substr(0, eq), BlockLayout::of(*model)), {cache.latent(SourceSpec::parse(l.substr(eq + 1)))}, {}});
     }
     auto plan = conditionalPlan(*model, locks, {.count = o->n, .seed = o->seed, .candidates = o->candidates});
     std::vector<torch::Tensor> images;

@@ -76,7 +76,8 @@ AttributeVector AttributeVector::load(const fs::path& path) {
     a.blocks = j["blocks"].get<int>();
   }
   try {
-    a.ranges = parseBlockRanges(j["scales"].get<std::string>(), a.blocks);
+    a.ranges = parseBlockRanges(j["scales"].get<std::string>(),
+                                BlockLayout::forResolution(a.resolution, a.blocks == implied + 1));
   } catch (const Error& e) {
     throw Error(where + ": field 'scales': " + e.what());
   }

@@ -224,7 +224,7 @@ LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& mode
     const auto& a = r.assignments[i];
     std::vector<BlockRange> ranges;
     try {
-      ranges = parseBlockRanges(a.scales, nb);
+      ranges = parseBlockRanges(a.scales, BlockLayout::of(model));
     } catch (const Error& e) {
       throw Error("recipe assignments[" + std::to_string(i) + "].scales: " + e.what());
     }
@@ -244,7 +244,7 @@ LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& mode
     auto attr = AttributeVector::load(r.attributes[i].file);
     if (!r.attributes[i].scales.empty()) {
       try {
-        attr.ranges = parseBlockRanges(r.attributes[i].scales, nb);
+        attr.ranges = parseBlockRanges(r.attributes[i].scales, BlockLayout::of(model));
       } catch (const Error& e) {
         throw Error("recipe attributes[" + std::to_string(i) + "].scales: " + e.what());
       }

@@ -49,7 +49,7 @@ void TestAttribute::vectorIsMeanDifferenceOfEncodings() {
   Exemplars ex;
   auto m = test::tinyModel(64);
   SourceCache cache(*m, PhotoOptions{.align = false});
-  auto a = buildAttribute(cache, *m, ex.pos, ex.neg, {fineRange(5)}, "test");
+  auto a = buildAttribute(cache, *m, ex.pos, ex.neg, {fineRange(BlockLayout::plain(5))}, "test");
   auto z = [&](const SourceSpec& s) { return cache.latent(s)[0]; };
   auto expected = (z(ex.pos[0]) + z(ex.pos[1])) / 2 - (z(ex.neg[0]) + z(ex.neg[1])) / 2;
   QVERIFY(test::maxAbsDiff(a.vector, expected) < 1e-6);
@@ -62,7 +62,7 @@ void TestAttribute::fineAttributeLeavesCoarseCanvasesBitIdentical() {
   Exemplars ex;
   auto m = test::tinyModel(64);
   EditSession s(*m, PhotoOptions{.align = false});
-  auto attr = buildAttribute(s.sources(), *m, ex.pos, ex.neg, {fineRange(5)});
+  auto attr = buildAttribute(s.sources(), *m, ex.pos, ex.neg, {fineRange(BlockLayout::plain(5))});
   auto plan = LatentPlan::uniform(m->randomLatents(1, 7), 5);
   auto before = s.decode(plan).clone();
   std::vector<torch::Tensor> coarse(s.canvases().begin(), s.canvases().begin() + 4);
@@ -120,8 +120,8 @@ void TestAttribute::needsTwoPlusTwoExemplars() {
   Exemplars ex;
   auto m = test::tinyModel(64);
   SourceCache cache(*m, PhotoOptions{.align = false});
-  QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, {ex.pos[0]}, ex.neg, {fineRange(5)}));
-  QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, ex.pos, {ex.neg[0]}, {fineRange(5)}));
+  QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, {ex.pos[0]}, ex.neg, {fineRange(BlockLayout::plain(5))}));
+  QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, ex.pos, {ex.neg[0]}, {fineRange(BlockLayout::plain(5))}));
   QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, ex.pos, ex.neg, {}));
   QVERIFY_THROWS_EXCEPTION(Error, buildAttribute(cache, *m, ex.pos, ex.neg, {BlockRange{3, 6}}));
 }
@@ -197,7 +197,7 @@ void TestAttribute::flipInvarianceModelsKeepTheirExtraBlock() {
 
 void TestAttribute::samplingIsReproducibleBySeed() {
   auto m = test::tinyModel(64);
-  auto lock = std::vector<RangeAssignment>{{coarseRange(5), {m->randomLatents(1, 99)}, {}}};
+  auto lock = std::vector<RangeAssignment>{{coarseRange(BlockLayout::plain(5)), {m->randomLatents(1, 99)}, {}}};
   auto a = m->decode(conditionalPlan(*m, lock, {.count = 4, .seed = 3}));
   auto b = m->decode(conditionalPlan(*m, lock, {.count = 4, .seed = 3}));
   auto c = m->decode(conditionalPlan(*m, lock, {.count = 4, .seed = 4}));
@@ -211,7 +211,7 @@ void TestAttribute::samplingIsReproducibleBySeed() {
 void TestAttribute::lockedRangesStayLocked() {
   auto m = test::tinyModel(64);
   auto locked = m->randomLatents(1, 99);
-  auto plan = conditionalPlan(*m, {{coarseRange(5), {locked}, {}}}, {.count = 3, .seed = 1});
+  auto plan = conditionalPlan(*m, {{coarseRange(BlockLayout::plain(5)), {locked}, {}}}, {.count = 3, .seed = 1});
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> canvases(5), ref(5);
   m->ema->runBlocks({}, plan, 0, 5, &canvases);

@@ -60,7 +60,7 @@ void TestInterpolate::pathThroughSeveralSources() {
 void TestInterpolate::perRangeMorphKeepsOtherBlocks() {
   auto m = test::tinyModel(64);
   auto a = m->randomLatents(1, 1), b = m->randomLatents(1, 2);
-  auto plan = interpolationPlan({a, b}, 4, 5, {fineRange(5)});
+  auto plan = interpolationPlan({a, b}, 4, 5, {fineRange(BlockLayout::plain(5))});
   for (int b2 = 0; b2 < 4; ++b2)
     for (int i = 0; i < 4; ++i) QVERIFY(torch::equal(plan[b2][i], a[0]));
   QVERIFY(torch::equal(plan[4][3], b[0]));

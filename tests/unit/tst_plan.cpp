@@ -14,6 +14,7 @@ class TestPlan : public QObject {
   Q_OBJECT
  private Q_SLOTS:
   void parsesScales_data();
+  void namedScalesFollowResolutionsAlsoWithTheExtraBlock();
   void parsesScales();
   void rejectsBadScales_data();
   void rejectsBadScales();
@@ -45,10 +46,10 @@ void TestPlan::parsesScales() {
   QFETCH(int, blocks);
   QFETCH(int, first);
   QFETCH(int, last);
-  auto r = parseBlockRange(text.toStdString(), blocks);
+  auto r = parseBlockRange(text.toStdString(), BlockLayout::plain(blocks));
   QCOMPARE(r.first, first);
   QCOMPARE(r.last, last);
-  QCOMPARE(parseBlockRange(r.toString(), blocks), r);
+  QCOMPARE(parseBlockRange(r.toString(), BlockLayout::plain(blocks)), r);
 }
 
 void TestPlan::rejectsBadScales_data() {
@@ -58,7 +59,7 @@ void TestPlan::rejectsBadScales_data() {
   QTest::newRow("block past the end") << "5" << 5 << "out of range";
   QTest::newRow("range past the end") << "2-9" << 5 << "out of range";
   QTest::newRow("reversed") << "3-1" << 5 << "reversed";
-  QTest::newRow("fine on 32 px") << "fine" << 4 << "needs block 4";
+  QTest::newRow("fine on 32 px") << "fine" << 4 << "needs a block at 64 px or more";
   QTest::newRow("word") << "medium" << 5 << "bad scale";
   QTest::newRow("negative") << "-1" << 5 << "bad scale";
   QTest::newRow("empty list") << "," << 5 << "no scale";
@@ -69,7 +70,7 @@ void TestPlan::rejectsBadScales() {
   QFETCH(int, blocks);
   QFETCH(QString, message);
   try {
-    parseBlockRanges(text.toStdString(), blocks);
+    parseBlockRanges(text.toStdString(), BlockLayout::plain(blocks));
     QFAIL("no error");
   } catch (const Error& e) {
     QVERIFY2(QString(e.what()).contains(message), e.what());
@@ -80,7 +81,7 @@ void TestPlan::mixKeepsCoarseCanvasOfCoarseSource() {
   auto m = test::tinyModel(64);
   const int nb = m->numBlocks();
   auto a = m->randomLatents(1, 1), b = m->randomLatents(1, 2), c = m->randomLatents(1, 3);
-  auto plan = buildPlan(nb, c, {{coarseRange(nb), {a}, {}}, {intermediateRange(nb), {b}, {}}});
+  auto plan = buildPlan(nb, c, {{coarseRange(BlockLayout::plain(nb)), {a}, {}}, {intermediateRange(BlockLayout::plain(nb)), {b}, {}}});
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> mixed(nb), alone(nb);
   m->ema->runBlocks({}, plan, 0, nb, &mixed);
@@ -94,8 +95,8 @@ void TestPlan::oneSourceEverywhereEqualsReconstruction() {
   auto m = test::tinyModel(64);
   auto z = m->encode(torch::rand({1, 3, 64, 64}) * 2 - 1);
   const int nb = m->numBlocks();
-  auto plan = buildPlan(nb, z, {{coarseRange(nb), {z}, {}}, {intermediateRange(nb), {z, z}, {0.3, 0.7}},
-                                {fineRange(nb), {z}, {}}});
+  auto plan = buildPlan(nb, z, {{coarseRange(BlockLayout::plain(nb)), {z}, {}}, {intermediateRange(BlockLayout::plain(nb)), {z, z}, {0.3, 0.7}},
+                                {fineRange(BlockLayout::plain(nb)), {z}, {}}});
   QVERIFY(test::maxAbsDiff(m->decode(plan), m->decode(z)) < 1e-5);
 }
 
@@ -139,6 +140,30 @@ void TestPlan::planForOtherResolutionIsRejected() {
   } catch (const Error& e) {
     QVERIFY2(QString(e.what()).contains("32 px") && QString(e.what()).contains("64 px"), e.what());
   }
+}
+
+void TestPlan::namedScalesFollowResolutionsAlsoWithTheExtraBlock() {
+  // A flip-invariance model's extra 8×8 block (decoder block 2) is coarse; every later block moves by one.
+  ModelConfig c = ModelConfig::fromTable("cpu-32", 64, 3, 16);
+  c.extra_8x8_block = true;
+  const auto flip = BlockLayout::of(c, c.numBlocks() - 1);
+  QCOMPARE(flip.resolutions, (std::vector<int>{4, 8, 8, 16, 32, 64}));
+  QCOMPARE(coarseRange(flip), (BlockRange{0, 2}));
+  QCOMPARE(intermediateRange(flip), (BlockRange{3, 4}));
+  QCOMPARE(fineRange(flip), (BlockRange{5, 5}));
+  QCOMPARE(parseBlockRange("fine", flip), (BlockRange{5, 5}));
+  QCOMPARE(BlockLayout::forResolution(64, true), flip);
+  // The plain model: the paper's Fig. 4 blocks; at 32 px there is no fine scale.
+  const auto plain = BlockLayout::of(ModelConfig::fromTable("cpu-32", 64, 3, 16), 4);
+  QCOMPARE(coarseRange(plain), (BlockRange{0, 1}));
+  QCOMPARE(intermediateRange(plain), (BlockRange{2, 3}));
+  QCOMPARE(fineRange(plain), (BlockRange{4, 4}));
+  const auto small = BlockLayout::plain(4);
+  QCOMPARE(namedRanges(small).size(), size_t(2));
+  QVERIFY(!hasScale(Scale::Fine, small));
+  QVERIFY_THROWS_EXCEPTION(Error, fineRange(small));
+  // A model mid-way through training uses the blocks of its stage.
+  QCOMPARE(BlockLayout::of(c, 1).resolutions, (std::vector<int>{4, 8, 8}));
 }
 
 QTEST_GUILESS_MAIN(TestPlan)

@@ -217,7 +217,7 @@ void TestRecipe::cliEncodeThenMixLatentFiles() {
   auto img = readImage(from_photos);
   QCOMPARE(img.sizes().vec(), (std::vector<int64_t>{64, 64, 3}));
   QVERIFY(test::maxAbsDiff(readImage(from_files), img) <= 1);
-  auto expected = toImage(model_->decode(buildPlan(5, zb, {{intermediateRange(5), {za}, {}}})))[0];
+  auto expected = toImage(model_->decode(buildPlan(5, zb, {{intermediateRange(BlockLayout::plain(5)), {za}, {}}})))[0];
   QVERIFY(test::maxAbsDiff(img, expected) <= 1);
 }
 

@@ -52,7 +52,7 @@ void TestSession::fineChangeRestartsAtFineBlock() {
   auto a = m->randomLatents(1, 1), b = m->randomLatents(1, 2);
   auto before = s.decode(LatentPlan::uniform(a, nb)).clone();
   auto coarse = s.canvases()[1].clone();
-  auto plan = buildPlan(nb, a, {{fineRange(nb), {b}, {}}});
+  auto plan = buildPlan(nb, a, {{fineRange(BlockLayout::plain(nb)), {b}, {}}});
   auto after = s.decode(plan);
   QCOMPARE(s.lastRestartBlock(), 4);
   QVERIFY(torch::equal(s.canvases()[1], coarse));
@@ -97,7 +97,7 @@ void TestSession::previewThenDecodeEqualsFullDecode() {
   const int nb = s.numBlocks();
   auto a = m->randomLatents(1, 1), b = m->randomLatents(1, 2);
   s.decode(LatentPlan::uniform(a, nb));
-  auto plan = buildPlan(nb, a, {{intermediateRange(nb), {b}, {}}});
+  auto plan = buildPlan(nb, a, {{intermediateRange(BlockLayout::plain(nb)), {b}, {}}});
   s.setPlan(plan);
   s.preview(2);
   QCOMPARE(s.lastRestartBlock(), 2);
