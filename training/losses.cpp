@@ -270,7 +270,10 @@ EncoderStepLosses encoderStep(Encoder& encoder, Decoder& decoder, RobustLoss& ro
                 : decoder->forward(z_real, ctx.stage, ctx.alpha);
   }
   // A mean over equal per-rank batches: averaging the ranks' gradients gives the global mean's.
-  l.rec = w.robust ? robust->forward(recon - x) : (recon - x).abs().mean();
+  auto diff = recon - x;
+  if (w.rec_max_resolution > 0)  // a difference of averages is the average of the differences
+    while (diff.size(2) > w.rec_max_resolution) diff = downsample2(diff);
+  l.rec = w.robust ? robust->forward(diff, static_cast<int>(x.size(2))) : diff.abs().mean();
   globalValues({&l.rec});
   l.total = encoderTotal(l.kl_real, l.kl_fake, l.rec, ctx, w, &l.gap);
   return l;

@@ -44,6 +44,11 @@ struct LossWeights {
   /// images it lifts held-out PSNR of the EMA decoder from 13.1 to 18.4 dB and sample SWD from 73.5 to
   /// 53.5 ×10³ (docs/training-at-cpu-budgets.md).
   double decoder_rec = 0.0;
+  /// Above this resolution the reconstruction distance is taken between 2×2-average-pooled copies of
+  /// the images at this resolution (0: always at full resolution). The authors' checkpoints keep
+  /// 64×64×3 robust-loss parameters for 128 px and up (their adaptive_loss_5..8), so their loss is
+  /// computed at 64 px there; how they downsample is not recorded (average pooling assumed).
+  int rec_max_resolution = 0;
 
   // Where the paper's text and the authors' code differ (docs/training-fidelity.md). The defaults
   // keep what the CPU presets were tuned with; the paper presets follow the authors' code.

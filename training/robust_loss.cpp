@@ -95,8 +95,9 @@ RobustLossImpl::RobustLossImpl(const RobustLossOptions& o) : options(o) {
   for (int r = 4; r <= o.max_resolution(); r *= 2) {
     resolutions.push_back(r);
     const std::string suffix = std::to_string(r);
-    alpha_latent.push_back(register_parameter("alpha_" + suffix, torch::full({o.channels(), r, r}, a0)));
-    scale_latent.push_back(register_parameter("scale_" + suffix, torch::full({o.channels(), r, r}, s0)));
+    const int64_t e = elementResolution(r);
+    alpha_latent.push_back(register_parameter("alpha_" + suffix, torch::full({o.channels(), e, e}, a0)));
+    scale_latent.push_back(register_parameter("scale_" + suffix, torch::full({o.channels(), e, e}, s0)));
   }
 }
 
@@ -130,9 +131,16 @@ void RobustLossImpl::loadReference(int resolution, const torch::Tensor& latent_a
   c.copy_(latent_scale.reshape(c.sizes()).to(torch::kFloat32) + static_cast<float>(kSoftplusOfOne));
 }
 
-torch::Tensor RobustLossImpl::forward(const torch::Tensor& diff) {
+int RobustLossImpl::elementResolution(int resolution) const {
+  const int cap = options.max_element_resolution();
+  return cap > 0 ? std::min(resolution, cap) : resolution;
+}
+
+torch::Tensor RobustLossImpl::forward(const torch::Tensor& diff, int resolution) {
   TORCH_CHECK(diff.dim() == 4 && diff.size(2) == diff.size(3), "robust loss expects [N, C, R, R], got ", diff.sizes());
-  const int r = static_cast<int>(diff.size(2));
+  const int r = resolution > 0 ? resolution : static_cast<int>(diff.size(2));
+  TORCH_CHECK(diff.size(2) == elementResolution(r), "robust loss at ", r, " px expects differences of ",
+              elementResolution(r), " px, got ", diff.sizes());
   return robustNll(diff, alpha(r), scale(r)).mean();
 }
 
@@ -140,9 +148,11 @@ void RobustLossImpl::growTo(int resolution) {
   const int i = indexOf(resolution);
   TORCH_CHECK(i > 0, "robust loss: the smallest resolution cannot grow from a smaller one");
   torch::NoGradGuard no_grad;
-  // A latent replicated over 2×2 blocks gives exactly the replicated α and c.
-  alpha_latent[i].copy_(upsample2(alpha_latent[i - 1].unsqueeze(0)).squeeze(0));
-  scale_latent[i].copy_(upsample2(scale_latent[i - 1].unsqueeze(0)).squeeze(0));
+  // A latent replicated over 2×2 blocks gives exactly the replicated α and c (a copy where both
+  // resolutions keep max_element_resolution parameters).
+  const bool same = alpha_latent[i].sizes() == alpha_latent[i - 1].sizes();
+  alpha_latent[i].copy_(same ? alpha_latent[i - 1] : upsample2(alpha_latent[i - 1].unsqueeze(0)).squeeze(0));
+  scale_latent[i].copy_(same ? scale_latent[i - 1] : upsample2(scale_latent[i - 1].unsqueeze(0)).squeeze(0));
 }
 
 }  // namespace automod

@@ -38,6 +38,9 @@ struct RobustLossOptions {
   /// α range (0.001, 1.999) via a sigmoid.
   TORCH_ARG(double, alpha_lo) = 0.001;
   TORCH_ARG(double, alpha_hi) = 1.999;
+  /// Parameters per element up to this resolution; larger resolutions keep this many (their loss is
+  /// taken on images pooled to it: LossWeights::rec_max_resolution). 0: every resolution's own.
+  TORCH_ARG(int, max_element_resolution) = 0;
   /// Lower bound of c.
   TORCH_ARG(double, scale_lo) = 1e-5;
   /// Initial α and c. c = (scale_init − scale_lo)·softplus(latent) + scale_lo, Barron's affine
@@ -53,8 +56,11 @@ struct RobustLossOptions {
 struct RobustLossImpl : torch::nn::Module {
   explicit RobustLossImpl(const RobustLossOptions& options);
 
-  /// Mean NLL over all elements of `diff` = reconstruction − target, [N, C, R, R].
-  torch::Tensor forward(const torch::Tensor& diff);
+  /// Mean NLL over all elements of `diff` = reconstruction − target, [N, C, E, E], with the
+  /// parameters of `resolution` (0: E itself; E = elementResolution(resolution)).
+  torch::Tensor forward(const torch::Tensor& diff, int resolution = 0);
+  /// The size of one resolution's parameters: min(resolution, max_element_resolution).
+  int elementResolution(int resolution) const;
   /// α and c at a resolution, [C, R, R], constrained.
   torch::Tensor alpha(int resolution) const;
   torch::Tensor scale(int resolution) const;

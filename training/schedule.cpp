@@ -111,6 +111,8 @@ void TrainingPreset::validate() const {
     if (n < 0) fail("pool_size_by_resolution at " + std::to_string(r) + " px must be >= 0");
   if (!(encoder_lr_factor > 0 && encoder_lr_factor <= 10)) fail("encoder_lr_factor must be in (0, 10]");
   if (!(losses.decoder_rec >= 0)) fail("losses.decoder_rec must be >= 0");
+  if (losses.rec_max_resolution < 0 || (losses.rec_max_resolution & (losses.rec_max_resolution - 1)) != 0)
+    fail("losses.rec_max_resolution must be 0 or a power of two");
   if (flip_invariance) {
     if (resolution < 8) fail("flip_invariance needs a model resolution of at least 8 px (it adds a block at 8×8)");
     for (auto& [r, b] : batch_by_resolution)
@@ -167,6 +169,7 @@ nlohmann::json TrainingPreset::toJson() const {
   if (w.gap_clamp == LossWeights::GapClamp::Reference) j["losses"]["gap_clamp"] = "reference";
   if (w.cycle == LossWeights::Cycle::Reference) j["losses"]["cycle"] = "reference";
   if (w.separate_encoder_passes) j["losses"]["encoder_passes"] = "separate";
+  if (w.rec_max_resolution > 0) j["losses"]["rec_max_resolution"] = w.rec_max_resolution;
   return j;
 }
 
@@ -233,6 +236,7 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
       w.cycle = choice(l, "cycle", "cosine", "reference", "losses.") ? LossWeights::Cycle::Reference
                                                                  : LossWeights::Cycle::Cosine;
       w.separate_encoder_passes = choice(l, "encoder_passes", "joint", "separate", "losses.");
+      w.rec_max_resolution = l.value("rec_max_resolution", 0);
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error("preset '" + p.name + "' is malformed: " + e.what());

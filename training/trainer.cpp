@@ -44,10 +44,11 @@ bool finite(const torch::Tensor& t) { return std::isfinite(t.item<double>()); }
 
 }  // namespace
 
-TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_encoder_step, double encoder_lr_factor)
+TrainingModules::TrainingModules(Automodulator& m, double lr, bool style_in_encoder_step, double encoder_lr_factor,
+                                 int rec_max_resolution)
     : model(m), encoder_lr_factor(encoder_lr_factor) {
   const auto& c = m.config();
-  robust = RobustLoss(RobustLossOptions(c.image_channels, c.resolution));
+  robust = RobustLoss(RobustLossOptions(c.image_channels, c.resolution).max_element_resolution(rec_max_resolution));
   robust->to(m.device());
   auto enc_params = m.encoder->parameters(true);
   for (auto& p : robust->parameters(true)) enc_params.push_back(p);
@@ -230,8 +231,8 @@ void Trainer::setUp() {
     throw Error(latest.string() + " was trained on data with a different number of channels");
   torch::manual_seed(config_.seed);
   model_ = std::make_unique<Automodulator>(mc, config_.device);
-  modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr,
-                                               config_.preset.flip_invariance, config_.preset.encoder_lr_factor);
+  modules_ = std::make_unique<TrainingModules>(*model_, config_.preset.phases.front().lr, config_.preset.flip_invariance,
+                                               config_.preset.encoder_lr_factor, config_.preset.losses.rec_max_resolution);
   modules_->dist = config_.distributed;
   stage_ = config_.preset.at(0).stage;
   model_->setStage(stage_);
@@ -424,27 +425,33 @@ bool Trainer::rollBack(std::string* error) {
 // ---------------------------------------------------------------------------------------------
 // Checkpoints
 
-TensorArchive Trainer::checkpointArchive() {
-  const auto s = config_.preset.at(images_seen_);
-  model_->metadata["images_seen"] = images_seen_;
-  model_->metadata["preset"] = config_.preset.name;
-  TensorArchive a = modelArchive(*model_);
+TensorArchive trainingCheckpoint(Automodulator& model, TrainingModules& modules, const TrainingPreset& preset,
+                                 const TrainingCounters& c, const ImagePool* pool) {
+  const auto s = preset.at(c.images_seen);
+  model.metadata["images_seen"] = c.images_seen;
+  model.metadata["preset"] = preset.name;
+  TensorArchive a = modelArchive(model);
   a.header["kind"] = "checkpoint";
   // A model opened from a checkpoint taken during a fade-in uses the last fully grown block.
   // (At a phase boundary the schedule may already name the next stage; the model grows next iteration.)
-  const bool fading = s.stage == stage_ && s.fading();
-  const int usable = fading && stage_ > 0 ? stage_ - 1 : stage_;
+  const bool fading = s.stage == c.stage && s.fading();
+  const int usable = fading && c.stage > 0 ? c.stage - 1 : c.stage;
   a.header["stage"] = usable;
   a.header["resolution"] = ModelConfig::blockResolution(usable);
-  a.header["training"] = {{"images_seen", images_seen_}, {"iteration", iteration_}, {"epoch", epoch_},
-                          {"epoch_pos", epoch_pos_},     {"lr_scale", lr_scale_},   {"stage", stage_},
-                          {"seed", config_.seed},        {"rollbacks", rollbacks_}, {"preset", config_.preset.toJson()}};
-  for (auto& p : modules_->robust->named_parameters(true)) a.add("robust." + p.key(), p.value().detach().cpu());
-  a.add("optim.encoder", saveOptimizer(*modules_->encoder_opt));
-  a.add("optim.decoder", saveOptimizer(*modules_->decoder_opt));
+  a.header["training"] = {{"images_seen", c.images_seen}, {"iteration", c.iteration}, {"epoch", c.epoch},
+                          {"epoch_pos", c.epoch_pos},     {"lr_scale", c.lr_scale},   {"stage", c.stage},
+                          {"seed", c.seed},               {"rollbacks", c.rollbacks}, {"preset", preset.toJson()}};
+  for (auto& p : modules.robust->named_parameters(true)) a.add("robust." + p.key(), p.value().detach().cpu());
+  a.add("optim.encoder", saveOptimizer(*modules.encoder_opt));
+  a.add("optim.decoder", saveOptimizer(*modules.decoder_opt));
   a.add("rng.cpu", cpuRngState());
-  if (pool_.count() > 0) a.add("pool.images", pool_.state().cpu());
+  if (pool && pool->count() > 0) a.add("pool.images", pool->state().cpu());
   return a;
+}
+
+TensorArchive Trainer::checkpointArchive() {
+  TrainingCounters c{images_seen_, iteration_, epoch_, epoch_pos_, lr_scale_, stage_, config_.seed, rollbacks_};
+  return trainingCheckpoint(*model_, *modules_, config_.preset, c, &pool_);
 }
 
 void Trainer::checkpoint(bool numbered) {

@@ -40,7 +40,9 @@ class Distributed;
 struct TrainingModules {
   /// The encoder's Adam (with the robust-loss parameters) runs at lr × encoder_lr_factor, the
   /// decoder's at lr.
-  TrainingModules(Automodulator& model, double lr, bool style_in_encoder_step = false, double encoder_lr_factor = 1.0);
+  /// `rec_max_resolution`: LossWeights::rec_max_resolution (the robust loss keeps parameters up to it).
+  TrainingModules(Automodulator& model, double lr, bool style_in_encoder_step = false, double encoder_lr_factor = 1.0,
+                  int rec_max_resolution = 0);
   Automodulator& model;
   RobustLoss robust{nullptr};
   std::unique_ptr<torch::optim::Adam> encoder_opt, decoder_opt;
@@ -70,6 +72,23 @@ struct IterationResult {
 /// `poison` (tests only) makes the encoder loss NaN.
 IterationResult trainIteration(TrainingModules& m, const torch::Tensor& x, const StepContext& ctx, const LossWeights& w,
                                ImagePool* pool, double ema_decay, bool poison = false);
+
+/// Where a run stands, as a checkpoint records it.
+struct TrainingCounters {
+  int64_t images_seen = 0;
+  int64_t iteration = 0;
+  int64_t epoch = 0, epoch_pos = 0;
+  double lr_scale = 1.0;
+  int stage = 0;
+  uint64_t seed = 0;
+  int rollbacks = 0;
+};
+
+/// A run's checkpoint (what latest.amod holds): the model, the robust-loss parameters, both Adams,
+/// the generator state, the image pool and the counters. `automod train --resume` continues it.
+/// The Trainer writes its own with this; importers of other training states build one too.
+TensorArchive trainingCheckpoint(Automodulator& model, TrainingModules& modules, const TrainingPreset& preset,
+                                 const TrainingCounters& counters, const ImagePool* pool);
 
 // ---------------------------------------------------------------------------------------------
 

@@ -261,11 +261,11 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
   updateStatus();
 }
 
-int AttributeTab::checkedRanges() const {
-  int bits = 0;
-  for (int r = 0; r < 3; ++r)
-    if (ranges_[r]->isChecked()) bits |= 1 << r;
-  return bits;
+Ranges AttributeTab::checkedRanges() const {
+  Ranges set;
+  for (Range r : allScales())
+    if (ranges_[int(r)]->isChecked()) set |= flagOf(r);
+  return set;
 }
 
 void AttributeTab::rebuild() {
@@ -342,10 +342,10 @@ bool AttributeTab::loadAttribute(const QString& path) {
   current_ = loaded;
   name_->setText(loaded->name);
   {
-    const int bits = controller_->rangesOf(loaded->scales);
-    for (int r = 0; r < 3; ++r) {
-      const QSignalBlocker block(ranges_[r]);
-      ranges_[r]->setChecked(bits & (1 << r));
+    const Ranges set = controller_->rangesOf(loaded->scales);
+    for (Range r : allScales()) {
+      const QSignalBlocker block(ranges_[int(r)]);
+      ranges_[int(r)]->setChecked(set.testFlag(flagOf(r)));
     }
   }
   updateStatus();
@@ -376,10 +376,10 @@ void AttributeTab::syncFromDocument() {
       strength_->setValue(qRound(a.strength * 100));
       strength_label_->setText(strengthText(a.strength));
     }
-    const int bits = controller_->rangesOf(a.scales);
-    for (int r = 0; r < 3; ++r) {
-      const QSignalBlocker block(ranges_[r]);
-      ranges_[r]->setChecked(bits & (1 << r));
+    const Ranges set = controller_->rangesOf(a.scales);
+    for (Range r : allScales()) {
+      const QSignalBlocker block(ranges_[int(r)]);
+      ranges_[int(r)]->setChecked(set.testFlag(flagOf(r)));
     }
     if (!name_->hasFocus()) name_->setText(a.name);
   }

@@ -87,7 +87,7 @@ class AttributeTab : public QWidget {
   void syncFromDocument();
   void onRangesToggled();
   void onStrengthChanged(int value);
-  int checkedRanges() const;
+  Ranges checkedRanges() const;
   void updateStatus(const QString& text = {});
   void updateButtons();
   void showImage(const QImage& image, bool final);

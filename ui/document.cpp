@@ -1,6 +1,8 @@
 #include "ui/document.h"
 
 #include <QBuffer>
+
+#include <algorithm>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -251,7 +253,13 @@ double StudioDocument::rangeWeight(Range range, int source) const {
   return mix_.weights[first][source];
 }
 
-bool StudioDocument::save(const QString& path, QString* error) const {
+void StudioDocument::setMorph(const MorphSettings& morph) {
+  if (morph == morph_) return;
+  morph_ = morph;
+  Q_EMIT morphChanged();
+}
+
+QJsonObject StudioDocument::editorState() const {
   QJsonArray sources;
   for (const auto& s : sources_) {
     QJsonArray latent;
@@ -259,6 +267,8 @@ bool StudioDocument::save(const QString& path, QString* error) const {
     sources.append(QJsonObject{{"path", s.path},
                                {"name", s.name},
                                {"note", s.note},
+                               {"from_photo", s.fromPhoto},
+                               {"face", s.face},
                                {"latent", latent},
                                {"aligned_png", imageToBase64(s.aligned)},
                                {"reconstruction_png", imageToBase64(s.reconstruction)}});
@@ -269,22 +279,16 @@ bool StudioDocument::save(const QString& path, QString* error) const {
     for (double w : row) r.append(w);
     blocks.append(r);
   }
-  QJsonObject root{{"format", "automod-studio-project"}, {"version", 1}, {"sources", sources},
-                   {"mix", QJsonObject{{"block_weights", blocks}}}};
-  // Added later: projects without it (older ones) open with no attribute.
+  QJsonObject root{{"format", "automod-studio-project"}, {"version", 2}, {"sources", sources},
+                   {"mix", QJsonObject{{"block_weights", blocks}}},
+                   {"morph", QJsonObject{{"a", morph_.a},
+                                         {"b", morph_.b},
+                                         {"moving", int(morph_.moving)},
+                                         {"t", morph_.t},
+                                         {"frames", morph_.frames},
+                                         {"fps", morph_.fps}}}};
   if (!attribute_.isNull()) root.insert("attribute", attributeToJson(attribute_));
-  QSaveFile file(path);
-  if (!file.open(QIODevice::WriteOnly)) {
-    if (error) *error = file.errorString();
-    return false;
-  }
-  file.write(QJsonDocument(root).toJson(QJsonDocument::Indented));
-  if (!file.commit()) {
-    if (error) *error = file.errorString();
-    return false;
-  }
-  const_cast<StudioDocument*>(this)->file_path_ = path;
-  return true;
+  return root;
 }
 
 bool StudioDocument::load(const QString& path, QString* error) {
@@ -299,7 +303,22 @@ bool StudioDocument::load(const QString& path, QString* error) {
     if (error) *error = tr("not a project file (%1)").arg(parse.errorString());
     return false;
   }
-  const auto root = doc.object();
+  auto root = doc.object();
+  if (root.value("kind").toString() == "automod-recipe") {
+    // A project is a recipe with the editor's section; a recipe without one was not saved by the
+    // editor (apply it with `automod apply` instead).
+    if (!root.value("editor").isObject()) {
+      if (error) *error = tr("this recipe was not saved by the editor (run it with automod apply)");
+      return false;
+    }
+    root = root.value("editor").toObject();
+  }
+  if (!restoreEditorState(root, error)) return false;
+  file_path_ = path;
+  return true;
+}
+
+bool StudioDocument::restoreEditorState(const QJsonObject& root, QString* error) {
   if (root.value("format").toString() != "automod-studio-project") {
     if (error) *error = tr("not an Automodulator Studio project");
     return false;
@@ -311,6 +330,8 @@ bool StudioDocument::load(const QString& path, QString* error) {
     s.path = o.value("path").toString();
     s.name = o.value("name").toString();
     s.note = o.value("note").toString();
+    s.fromPhoto = o.value("from_photo").toBool(false);
+    s.face = o.value("face").toInt(-1);
     for (const auto& x : o.value("latent").toArray()) s.latent.push_back(float(x.toDouble()));
     s.aligned = imageFromBase64(o.value("aligned_png"));
     s.reconstruction = imageFromBase64(o.value("reconstruction_png"));
@@ -335,14 +356,26 @@ bool StudioDocument::load(const QString& path, QString* error) {
       return false;
     }
   }
+  // Morph settings were added with the second format; first-format projects keep the defaults.
+  MorphSettings morph;
+  if (root.contains("morph")) {
+    const auto m = root.value("morph").toObject();
+    morph.a = m.value("a").toInt(0);
+    morph.b = m.value("b").toInt(1);
+    morph.moving = Ranges::fromInt(m.value("moving").toInt(int(allRanges())) & int(allRanges()));
+    morph.t = std::clamp(m.value("t").toDouble(0.0), 0.0, 1.0);
+    morph.frames = std::clamp(m.value("frames").toInt(48), 2, 100000);
+    morph.fps = std::clamp(m.value("fps").toDouble(24.0), 1.0, 240.0);
+  }
   undo_.clear();
   sources_ = sources;
   mix_ = normalisedShape(mix);
   attribute_ = attribute;
-  file_path_ = path;
+  morph_ = morph;
   Q_EMIT sourcesChanged();
   Q_EMIT mixChanged();
   Q_EMIT attributeChanged();
+  Q_EMIT morphChanged();
   return true;
 }
 
@@ -351,10 +384,12 @@ void StudioDocument::clear() {
   sources_.clear();
   mix_ = normalisedShape({});
   attribute_ = {};
+  morph_ = {};
   file_path_.clear();
   Q_EMIT sourcesChanged();
   Q_EMIT mixChanged();
   Q_EMIT attributeChanged();
+  Q_EMIT morphChanged();
 }
 
 }  // namespace automod::ui

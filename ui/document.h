@@ -1,7 +1,10 @@
 #pragma once
 // The document model: the loaded sources and the current mix, with one QUndoStack. Every user
-// action is one QUndoCommand (a slider drag merges into one step). Saved as a project (JSON:
-// sources with their latents and thumbnails, the per-block mix weights and the attribute edit).
+// action is one QUndoCommand (a slider drag merges into one step). A project file is a recipe
+// (core/edit/recipe.h, written by StudioController::saveProject) whose "editor" section is
+// editorState(): the sources with their codes and thumbnails, the exact per-block weights, the
+// attribute edit and the morph settings. Projects of the first format (before recipes) still open.
+#include <QJsonObject>
 #include <QObject>
 #include <QStringList>
 #include <QUndoStack>
@@ -65,10 +68,20 @@ class StudioDocument : public QObject {
   /// The weight shown for a range: the weight in its first block.
   double rangeWeight(Range range, int source) const;
 
-  /// Project files: the recipe as JSON (sources with their latents, and the mix).
-  bool save(const QString& path, QString* error) const;
+  /// The Morph tab's settings (saved with the project; not an undo step).
+  const MorphSettings& morph() const { return morph_; }
+  void setMorph(const MorphSettings& morph);
+
+  /// What a project's "editor" section holds, and back (also the whole file of a first-format
+  /// project). restoreEditorState replaces the document (undo history included) only when the
+  /// state is valid; otherwise it says why.
+  QJsonObject editorState() const;
+  bool restoreEditorState(const QJsonObject& state, QString* error);
+  /// Opens a project file: a recipe with an "editor" section, or a first-format project.
   bool load(const QString& path, QString* error);
+  /// The project file the document was opened from or saved to.
   QString filePath() const { return file_path_; }
+  void setFilePath(const QString& path) { file_path_ = path; }
   void clear();
 
   // Used by the undo commands.
@@ -81,6 +94,7 @@ class StudioDocument : public QObject {
   void sourcesChanged();
   void mixChanged();
   void attributeChanged();
+  void morphChanged();
 
  private:
   MixSettings normalisedShape(MixSettings mix) const;
@@ -89,6 +103,7 @@ class StudioDocument : public QObject {
   QVector<Source> sources_;
   MixSettings mix_;
   AttributeEdit attribute_;
+  MorphSettings morph_;
   QUndoStack undo_;
   QString file_path_;
 };

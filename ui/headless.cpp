@@ -15,7 +15,7 @@
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
 #include "core/util/error.h"
-#include "ui/model_lookup.h"
+#include "core/io/default_model.h"
 #include "ui/types.h"
 
 namespace automod::ui {
@@ -37,14 +37,12 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
   try {
     const auto device = resolveDevice("auto");
     std::unique_ptr<Automodulator> model;
-    QString path = modelPath.isEmpty() ? defaultModelFile() : modelPath;
-    if (!path.isEmpty()) {
-      model = loadModel(path.toStdString(), device);
+    if (!modelPath.isEmpty()) {
+      model = loadModel(modelPath.toStdString(), device);
     } else {
-      std::cerr << "automod-studio: note: no trained default model is installed; using a freshly initialised "
-                   "64 px model (seed 0)\n";
-      torch::manual_seed(0);
-      model = std::make_unique<Automodulator>(ModelConfig::fromTable("cpu-128", 64), device);
+      auto d = openDefaultModel(device);
+      if (!d.note.empty()) std::cerr << "automod-studio: note: " << d.note << "\n";
+      model = std::move(d.model);
     }
     QDir().mkpath(outDir);
     const std::filesystem::path out = outDir.toStdString();

@@ -13,6 +13,9 @@
 #include "core/align/photo.h"
 #include "core/edit/attribute.h"
 #include "core/edit/interpolate.h"
+#include "core/edit/plan.h"
+#include "core/edit/sampling.h"
+#include "core/edit/session.h"
 #include "core/io/image.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
@@ -20,10 +23,18 @@
 
 namespace automod::ui {
 
-struct InferenceWorker::Cache {
-  const Automodulator* model = nullptr;
-  LatentPlan plan;
-  std::vector<torch::Tensor> canvases;  // canvases[k] = ξ⁽k+1⁾
+struct InferenceWorker::Session {
+  std::shared_ptr<Automodulator> model;
+  std::unique_ptr<EditSession> edit;
+  /// The session of `m`, a new one when the model changed.
+  EditSession& of(const std::shared_ptr<Automodulator>& m) {
+    if (m != model || !edit) {
+      edit.reset();
+      model = m;
+      edit = std::make_unique<EditSession>(*m, photoOptionsForModel(m->metadata));
+    }
+    return *edit;
+  }
 };
 
 struct InferenceWorker::PhotoCache {
@@ -35,7 +46,7 @@ struct InferenceWorker::PhotoCache {
 };
 
 InferenceWorker::InferenceWorker(QObject* parent)
-    : QThread(parent), cache_(std::make_unique<Cache>()), photos_(std::make_unique<PhotoCache>()) {
+    : QThread(parent), session_(std::make_unique<Session>()), photos_(std::make_unique<PhotoCache>()) {
   qRegisterMetaType<automod::ui::EncodeResult>();
   qRegisterMetaType<automod::ui::FaceCandidates>();
   qRegisterMetaType<automod::ui::DecodeResult>();
@@ -87,7 +98,7 @@ quint64 InferenceWorker::requestDecode(const QVector<QVector<float>>& latents, c
   return id;
 }
 
-quint64 InferenceWorker::requestMorph(const QVector<float>& a, const QVector<float>& b, int moving, double t) {
+quint64 InferenceWorker::requestMorph(const QVector<float>& a, const QVector<float>& b, Ranges moving, double t) {
   QMutexLocker lock(&mutex_);
   const quint64 id = next_id_++;
   pending_morph_ = MorphJob{id, a, b, moving, t};
@@ -97,7 +108,7 @@ quint64 InferenceWorker::requestMorph(const QVector<float>& a, const QVector<flo
 }
 
 quint64 InferenceWorker::requestMorphVideo(const QString& path, const QVector<float>& a, const QVector<float>& b,
-                                           int moving, int frames, double fps) {
+                                           Ranges moving, int frames, double fps) {
   QMutexLocker lock(&mutex_);
   const quint64 id = next_id_++;
   videos_.enqueue(VideoJob{id, path, a, b, moving, frames, fps});
@@ -116,11 +127,11 @@ bool InferenceWorker::videoCancelled(quint64 id) {
   return abort_ || id <= cancelled_video_;
 }
 
-quint64 InferenceWorker::requestSamples(const QVector<QVector<float>>& latents, const MixSettings& mix, int locked,
-                                        quint64 seed, int count) {
+quint64 InferenceWorker::requestSamples(const QVector<QVector<float>>& latents, const MixSettings& mix, Ranges locked,
+                                        quint64 seed, int count, const AttributeEdit& attribute) {
   QMutexLocker lock(&mutex_);
   const quint64 id = next_id_++;
-  pending_sample_ = SampleJob{id, latents, mix, locked, seed, count};
+  pending_sample_ = SampleJob{id, latents, mix, locked, seed, count, attribute};
   if (!isRunning()) start(QThread::LowPriority);
   condition_.wakeOne();
   return id;
@@ -285,46 +296,19 @@ EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, const
 }
 
 namespace {
-torch::Tensor mixedLatent(const QVector<QVector<float>>& latents, const QVector<double>& weights, int64_t dim) {
-  torch::Tensor sum = torch::zeros({dim});
-  double total = 0;
-  for (int i = 0; i < latents.size(); ++i) {
-    const double w = i < weights.size() ? weights[i] : 0.0;
-    if (w <= 0) continue;
-    sum += w * fromFloatVector(latents[i]);
-    total += w;
-  }
-  if (total <= 0) sum = fromFloatVector(latents.front());  // nothing chosen: the first photo
-  return torch::nn::functional::normalize(sum.unsqueeze(0), torch::nn::functional::NormalizeFuncOptions().dim(1));
+
+// Thin conversions between the document's values and core's; every computation is core's.
+
+/// The mix as core's plan (blockMixPlan: the normalised weighted sum per block; a block without
+/// any weight takes the first source).
+LatentPlan mixPlan(Automodulator& model, const QVector<QVector<float>>& latents, const MixSettings& mix) {
+  return blockMixPlan(toLatents(latents, model.device()), toWeights(mix), model.numBlocks());
 }
 
-/// The document's attribute as core's AttributeVector, its scales resolved for `blocks` blocks.
-AttributeVector toAttributeVector(const AttributeEdit& edit, const BlockLayout& layout) {
-  AttributeVector a;
-  a.name = edit.name.toStdString();
-  a.resolution = edit.resolution;
-  a.blocks = edit.blocks;
-  a.latent_dim = edit.vector.size();
-  a.vector = fromFloatVector(edit.vector);
-  if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), layout);
-  return a;
-}
-
-/// A morph frame's plan: blocks of the `moving` ranges (bit r = Range r) at slerp(a, b, t), the
-/// others at a (interpolationPlan's rule, one t at a time).
-LatentPlan morphPlan(const torch::Tensor& a, const torch::Tensor& b, int moving, double t, const BlockLayout& layout) {
-  const int blocks = layout.size();
-  const auto mid = slerp(a, b, t);
-  std::vector<torch::Tensor> per_block;
-  for (int block = 0; block < blocks; ++block) {
-    bool moves = false;
-    for (int r = 0; r < 3; ++r) {
-      const auto [first, last] = rangeBlocks(Range(r), layout);
-      if ((moving & (1 << r)) && block >= first && block <= last) moves = true;
-    }
-    per_block.push_back(moves ? mid : a);
-  }
-  return LatentPlan(std::move(per_block));
+/// The attribute edit on top of a plan (its blocks only; strength 0 or none changes nothing).
+LatentPlan withAttribute(const LatentPlan& plan, const AttributeEdit& edit, Automodulator& model) {
+  if (edit.isNull() || edit.strength == 0.0) return plan;
+  return applyAttribute(plan, toAttributeVector(edit, BlockLayout::of(model)), edit.strength);
 }
 
 torch::Tensor unitLatent(const QVector<float>& v, const torch::Device& device) {
@@ -343,55 +327,34 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
     if (!model) throw Error("no model is loaded");
     if (job.latents.isEmpty()) throw Error("add a photo first");
     torch::NoGradGuard no_grad;
-    model->ema->eval();
+    auto& session = session_->of(model);
+    session.setPlan(withAttribute(mixPlan(*model, job.latents, job.mix), job.attribute, *model));
+    // Incremental decoding (core's EditSession) with a coarse-to-fine preview first; a newer request
+    // stops it between blocks, and the blocks computed so far are kept for the next one.
     const int blocks = model->numBlocks();
-    const int64_t dim = model->config().latent_dim;
-    std::vector<torch::Tensor> per_block;
-    for (int b = 0; b < blocks; ++b)
-      per_block.push_back(
-          mixedLatent(job.latents, b < job.mix.weights.size() ? job.mix.weights[b] : QVector<double>{}, dim)
-              .to(model->device()));
-    LatentPlan plan(std::move(per_block));
-    // The attribute edit on top of the mix (its blocks only, so incremental decoding still helps).
-    if (!job.attribute.isNull() && job.attribute.strength != 0.0)
-      plan = applyAttribute(plan, toAttributeVector(job.attribute, BlockLayout::of(*model)), job.attribute.strength);
-
-    // Incremental decoding: reuse the cached canvas before the first block whose latent changed.
-    int first = 0;
-    auto& cache = *cache_;
-    if (cache.model == model.get() && cache.plan.size() == blocks &&
-        static_cast<int>(cache.canvases.size()) == blocks)
-      first = plan.firstDifferentBlock(cache.plan);
-    if (first >= blocks) first = blocks - 1;  // nothing changed: still produce the image
-    cache.model = nullptr;                    // invalid until the run completes
-    cache.canvases.resize(blocks);
-    result.firstBlock = first;
     const int preview_block = blocks >= 3 ? blocks - 2 : -1;
-    torch::Tensor h = first > 0 ? cache.canvases[first - 1] : torch::Tensor();
-    for (int b = first; b < blocks; ++b) {
-      h = model->ema->runBlocks(h, plan, b, b + 1);
-      cache.canvases[b] = h;
-      if (superseded()) return;  // a newer request wins; the canvases so far stay unused
-      if (b == preview_block) {  // coarse-to-fine: a low-resolution preview first
-        auto low = model->ema->toRGB(b, h);
-        const int scale = 1 << (blocks - 1 - b);
-        auto up = torch::nn::functional::interpolate(
-            low, torch::nn::functional::InterpolateFuncOptions()
-                     .scale_factor(std::vector<double>{double(scale), double(scale)})
-                     .mode(torch::kNearest));
+    bool stopped = false;
+    auto image = session.decode([&](int b) {
+      if (b == session.lastRestartBlock()) result.firstBlock = b;
+      if (superseded()) {
+        stopped = true;
+        return false;
+      }
+      if (b == preview_block) {
         DecodeResult preview = result;
         preview.final = false;
-        preview.image = toQImage(toImage(up.cpu()).squeeze(0));
+        preview.image = toQImage(toImage(session.blockImage(b).cpu()).squeeze(0));
         preview.ms = timer.nsecsElapsed() / 1e6;
         Q_EMIT decoded(preview);
       }
-    }
-    result.image = toQImage(toImage(model->ema->toRGB(blocks - 1, h).cpu()).squeeze(0));
-    cache.plan = plan;
-    cache.model = model.get();
+      return true;
+    });
+    if (stopped) return;  // a newer request wins
+    result.firstBlock = std::min(session.lastRestartBlock(), blocks - 1);
+    result.image = toQImage(toImage(image.cpu()).squeeze(0));
   } catch (const std::exception& e) {
     result.error = QString::fromStdString(errorMessage(e));
-    cache_->model = nullptr;
+    if (session_->edit) session_->edit->invalidate();
   }
   result.ms = timer.nsecsElapsed() / 1e6;
   Q_EMIT decoded(result);
@@ -408,9 +371,9 @@ void InferenceWorker::morph(std::shared_ptr<Automodulator> model, const MorphJob
     if (job.a.isEmpty() || job.b.isEmpty()) throw Error("choose two photos to morph between");
     torch::NoGradGuard no_grad;
     const auto device = model->device();
-    const auto plan = morphPlan(unitLatent(job.a, device), unitLatent(job.b, device), job.moving, job.t,
-                                BlockLayout::of(*model));
-    result.image = toQImage(toImage(model->decode(plan).cpu()).squeeze(0));
+    const auto plan = interpolationPlanAt({unitLatent(job.a, device), unitLatent(job.b, device)}, job.t,
+                                          model->numBlocks(), blockRanges(job.moving, BlockLayout::of(*model)));
+    result.image = toQImage(toImage(session_->of(model).decodeFull(plan).cpu()).squeeze(0));
   } catch (const std::exception& e) {
     result.error = QString::fromStdString(errorMessage(e));
   }
@@ -428,15 +391,18 @@ void InferenceWorker::morphVideo(std::shared_ptr<Automodulator> model, const Vid
     if (!videoAvailable()) throw Error("this build cannot write videos (it has no OpenCV)");
     torch::NoGradGuard no_grad;
     const auto device = model->device();
-    const auto a = unitLatent(job.a, device), b = unitLatent(job.b, device);
+    const std::vector<torch::Tensor> keys{unitLatent(job.a, device), unitLatent(job.b, device)};
+    const auto ranges = blockRanges(job.moving, BlockLayout::of(*model));
+    auto& session = session_->of(model);
     std::vector<torch::Tensor> frames;
     for (int i = 0; i < job.frames; ++i) {
       if (videoCancelled(job.id)) {
         result.cancelled = true;
         break;
       }
+      // Frame i is interpolationPlan(keys, frames)'s i-th plan, decoded one at a time.
       const double t = double(i) / double(job.frames - 1);
-      frames.push_back(toImage(model->decode(morphPlan(a, b, job.moving, t, BlockLayout::of(*model))).cpu()));
+      frames.push_back(toImage(session.decodeFull(interpolationPlanAt(keys, t, model->numBlocks(), ranges)).cpu()));
       Q_EMIT morphVideoProgress(job.id, i + 1, job.frames);
     }
     if (!result.cancelled) {
@@ -456,28 +422,20 @@ void InferenceWorker::sample(std::shared_ptr<Automodulator> model, const SampleJ
   try {
     if (!model) throw Error("no model is loaded");
     torch::NoGradGuard no_grad;
-    const int blocks = model->numBlocks();
-    const int64_t dim = model->config().latent_dim;
-    const int n = std::max(1, job.count);
-    auto random = model->randomLatents(n, job.seed).to(model->device());
-    std::vector<bool> locked(blocks, false);
-    for (int r = 0; r < 3; ++r) {
-      if (!(job.locked & (1 << r))) continue;
-      auto [first, last] = rangeBlocks(Range(r), BlockLayout::of(*model));
-      for (int b = first; b <= last; ++b) locked[b] = true;
+    // Core's conditional sampling: the locked blocks follow the mix, each other block one random
+    // code per sample; then the attribute edit, as on the mix.
+    std::vector<RangeAssignment> locks;
+    if (!job.latents.isEmpty()) {
+      const auto mix = mixPlan(*model, job.latents, job.mix);
+      for (const auto& range : blockRanges(job.locked, BlockLayout::of(*model)))
+        for (int b = range.first; b <= range.last; ++b) locks.push_back({BlockRange{b, b}, {mix[b]}, {}});
     }
-    std::vector<torch::Tensor> per_block;
-    for (int b = 0; b < blocks; ++b) {
-      if (locked[b] && !job.latents.isEmpty())
-        per_block.push_back(
-            mixedLatent(job.latents, b < job.mix.weights.size() ? job.mix.weights[b] : QVector<double>{}, dim)
-                .to(model->device())
-                .expand({n, dim}));
-      else
-        per_block.push_back(random);
-    }
-    auto images = toImage(model->decode(LatentPlan(std::move(per_block))).cpu());
-    for (int i = 0; i < n; ++i) result.images.push_back(toQImage(images[i]));
+    SamplingOptions options;
+    options.count = std::max(1, job.count);
+    options.seed = job.seed;
+    const auto plan = withAttribute(conditionalPlan(*model, locks, options), job.attribute, *model);
+    auto images = toImage(session_->of(model).decodeFull(plan).cpu());
+    for (int i = 0; i < options.count; ++i) result.images.push_back(toQImage(images[i]));
   } catch (const std::exception& e) {
     result.error = QString::fromStdString(errorMessage(e));
   }

@@ -85,21 +85,22 @@ class InferenceWorker : public QThread {
   quint64 requestDecode(const QVector<QVector<float>>& latents, const MixSettings& mix,
                         const AttributeEdit& attribute = {});
 
-  /// One morph frame at t ∈ [0, 1]: blocks of the `moving` ranges (bit r = Range r) slerp from `a`
-  /// to `b`, the others keep `a`. Coalesced like decodes (the latest request wins).
-  quint64 requestMorph(const QVector<float>& a, const QVector<float>& b, int moving, double t);
+  /// One morph frame at t ∈ [0, 1]: blocks of the `moving` ranges slerp from `a` to `b`, the others
+  /// keep `a`. Coalesced like decodes (the latest request wins).
+  quint64 requestMorph(const QVector<float>& a, const QVector<float>& b, Ranges moving, double t);
   /// `frames` morph frames (t = 0 … 1) written as an MP4 at `fps`, after the interactive jobs;
   /// reports morphVideoProgress per frame. Returns the export id.
-  quint64 requestMorphVideo(const QString& path, const QVector<float>& a, const QVector<float>& b, int moving,
+  quint64 requestMorphVideo(const QString& path, const QVector<float>& a, const QVector<float>& b, Ranges moving,
                             int frames, double fps);
   /// Stops export `id` (and any earlier one) before its next frame; nothing is written.
   void cancelMorphVideo(quint64 id);
   int morphsStarted() const { return morphs_started_.load(); }
 
-  /// Conditional samples: blocks of the `locked` ranges (bit r = Range r) use the mix, the others
-  /// one random code per sample drawn from `seed`. Coalesced like decodes.
-  quint64 requestSamples(const QVector<QVector<float>>& latents, const MixSettings& mix, int locked, quint64 seed,
-                         int count);
+  /// Conditional samples: blocks of the `locked` ranges use the mix, the others one random code per
+  /// sample drawn from `seed` (core's conditionalPlan); the attribute edit, when given, applies to
+  /// every sample. Coalesced like decodes.
+  quint64 requestSamples(const QVector<QVector<float>>& latents, const MixSettings& mix, Ranges locked, quint64 seed,
+                         int count, const AttributeEdit& attribute = {});
 
   /// Decodes started so far (a coalesced burst of requests counts once).
   int decodesStarted() const { return decodes_started_.load(); }
@@ -130,14 +131,14 @@ class InferenceWorker : public QThread {
   struct MorphJob {
     quint64 request = 0;
     QVector<float> a, b;
-    int moving = 7;
+    Ranges moving = allRanges();
     double t = 0;
   };
   struct VideoJob {
     quint64 id = 0;
     QString path;
     QVector<float> a, b;
-    int moving = 7;
+    Ranges moving = allRanges();
     int frames = 2;
     double fps = 24;
   };
@@ -145,9 +146,10 @@ class InferenceWorker : public QThread {
     quint64 request = 0;
     QVector<QVector<float>> latents;
     MixSettings mix;
-    int locked = 0;
+    Ranges locked;
     quint64 seed = 0;
     int count = 8;
+    AttributeEdit attribute;
   };
   struct EncodeJob {
     quint64 id = 0;
@@ -179,8 +181,8 @@ class InferenceWorker : public QThread {
   std::atomic<int> decodes_started_{0};
   std::atomic<int> morphs_started_{0};
 
-  struct Cache;  // canvases of the last decode, for incremental decoding (worker thread only)
-  std::unique_ptr<Cache> cache_;
+  struct Session;  // core's EditSession for the current model: incremental decoding (worker thread only)
+  std::unique_ptr<Session> session_;
   struct PhotoCache;  // the last photos' prepared faces, so choosing a face does not detect again
   std::unique_ptr<PhotoCache> photos_;
 };

@@ -29,7 +29,7 @@
 #include "ui/face_picker.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
-#include "ui/model_lookup.h"
+#include "core/io/default_model.h"
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
@@ -288,7 +288,7 @@ void MainWindow::openStartupFiles(const QString& model, const QStringList& files
 
 bool MainWindow::openProject(const QString& path) {
   QString error;
-  if (!controller_->document()->load(path, &error)) {
+  if (!controller_->openProject(path, &error)) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
   }
@@ -299,7 +299,7 @@ bool MainWindow::openProject(const QString& path) {
 
 bool MainWindow::saveProject(const QString& path) {
   QString error;
-  if (!controller_->document()->save(path, &error)) {
+  if (!controller_->saveProject(path, &error)) {
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
   }
@@ -480,7 +480,7 @@ void MainWindow::grabTrainingTab(const QString& dir, bool ok) {
   };
   // The held-out faces beside the bundled model (resources/eval-faces in the source tree): a short
   // run of the tiny preset on them shows progress, the loss chart and previews instead of an idle form.
-  const QString model = defaultModelFile();
+  const QString model = QString::fromStdString(defaultModelPath().string());
   const QString faces = model.isEmpty() ? QString() : QFileInfo(model).dir().filePath("../resources/eval-faces");
   if (faces.isEmpty() || !QFileInfo(faces).isDir() || run->isActive()) return finish();
   auto out = std::make_shared<QTemporaryDir>();

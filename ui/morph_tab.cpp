@@ -93,14 +93,31 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
   auto* layout = new QHBoxLayout(this);
   auto* left = new QWidget(this);
   auto* left_layout = new QVBoxLayout(left);
+  left_layout->addWidget(createSlots(left));
+  left_layout->addWidget(createModeBox(left));
+  left_layout->addWidget(createVideoBox(left));
+  left_layout->addStretch(1);
+  auto* scroll = new QScrollArea(this);
+  scroll->setWidget(left);
+  scroll->setWidgetResizable(true);
+  scroll->setMinimumWidth(340);
+  layout->addWidget(scroll, 2);
+  layout->addLayout(createFrameView(), 3);
+  connectController();
+  refreshSources();
+}
 
-  slots_[0] = new MorphSlot(controller_, tr("From photo A"), left);
-  slots_[1] = new MorphSlot(controller_, tr("To photo B"), left);
+QWidget* MorphTab::createSlots(QWidget* parent) {
+  auto* box = new QWidget(parent);
+  auto* layout = new QVBoxLayout(box);
+  layout->setContentsMargins(0, 0, 0, 0);
+  slots_[0] = new MorphSlot(controller_, tr("From photo A"), box);
+  slots_[1] = new MorphSlot(controller_, tr("To photo B"), box);
   for (auto* s : slots_) {
-    left_layout->addWidget(s);
-    connect(s, &MorphSlot::sourceChanged, this, &MorphTab::requestFrame);
+    layout->addWidget(s);
+    connect(s, &MorphSlot::sourceChanged, this, &MorphTab::settingsChanged);
   }
-  swap_ = new QPushButton(tr("S&wap A and B"), left);
+  swap_ = new QPushButton(tr("S&wap A and B"), box);
   swap_->setShortcut(QKeySequence(tr("Ctrl+Alt+W")));
   swap_->setToolTip(tr("Morph the other way (Ctrl+Alt+W)"));
   connect(swap_, &QPushButton::clicked, this, [this] {
@@ -110,11 +127,14 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
       slots_[0]->setSource(b);
       slots_[1]->setSource(a);
     }
-    requestFrame();
+    settingsChanged();
   });
-  left_layout->addWidget(swap_);
+  layout->addWidget(swap_);
+  return box;
+}
 
-  auto* mode = new QGroupBox(tr("What moves"), left);
+QGroupBox* MorphTab::createModeBox(QWidget* parent) {
+  auto* mode = new QGroupBox(tr("What moves"), parent);
   auto* mode_layout = new QVBoxLayout(mode);
   global_ = new QRadioButton(tr("&Global: every scale"), mode);
   global_->setToolTip(tr("The whole face slerps from A to B"));
@@ -136,15 +156,17 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
     indent->addSpacing(20);
     indent->addWidget(ranges_[r]);
     mode_layout->addLayout(indent);
-    connect(ranges_[r], &QCheckBox::toggled, this, &MorphTab::requestFrame);
+    connect(ranges_[r], &QCheckBox::toggled, this, &MorphTab::settingsChanged);
   }
   connect(per_range_, &QRadioButton::toggled, this, [this] {
     updateControls();
-    requestFrame();
+    settingsChanged();
   });
-  left_layout->addWidget(mode);
+  return mode;
+}
 
-  auto* video = new QGroupBox(tr("Video"), left);
+QGroupBox* MorphTab::createVideoBox(QWidget* parent) {
+  auto* video = new QGroupBox(tr("Video"), parent);
   auto* form = new QFormLayout(video);
   frames_ = new QSpinBox(video);
   frames_->setRange(2, 2000);
@@ -156,6 +178,7 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
   fps_->setToolTip(tr("Frames per second of the video"));
   form->addRow(tr("F&rames:"), frames_);
   form->addRow(tr("Frames per second:"), fps_);
+  for (auto* spin : {frames_, fps_}) connect(spin, &QSpinBox::valueChanged, this, &MorphTab::storeSettings);
   export_ = new QPushButton(tr("Export &Video…"), video);
   export_->setShortcut(QKeySequence(tr("Ctrl+Alt+E")));
   export_->setToolTip(controller_->canWriteVideo()
@@ -163,15 +186,10 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
                           : tr("This build cannot write videos (it has no OpenCV)"));
   connect(export_, &QPushButton::clicked, this, &MorphTab::exportVideoDialog);
   form->addRow(export_);
-  left_layout->addWidget(video);
-  left_layout->addStretch(1);
+  return video;
+}
 
-  auto* scroll = new QScrollArea(this);
-  scroll->setWidget(left);
-  scroll->setWidgetResizable(true);
-  scroll->setMinimumWidth(340);
-  layout->addWidget(scroll, 2);
-
+QVBoxLayout* MorphTab::createFrameView() {
   auto* right = new QVBoxLayout;
   frame_ = new QLabel(tr("Add two photos to morph between them"), this);
   frame_->setAlignment(Qt::AlignCenter);
@@ -198,12 +216,17 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
   caption_ = new QLabel(this);
   caption_->setAlignment(Qt::AlignCenter);
   right->addWidget(caption_);
-  layout->addLayout(right, 3);
-  connect(slider_, &QSlider::valueChanged, this, &MorphTab::requestFrame);
+  connect(slider_, &QSlider::valueChanged, this, &MorphTab::settingsChanged);
+  return right;
+}
 
-  connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MorphTab::refreshSources);
+void MorphTab::connectController() {
+  auto* doc = controller_->document();
+  connect(doc, &StudioDocument::sourcesChanged, this, &MorphTab::refreshSources);
   // A range the model does not have (no fine blocks in a 32 px model) cannot move.
-  connect(controller_->document(), &StudioDocument::mixChanged, this, &MorphTab::updateControls);
+  connect(doc, &StudioDocument::mixChanged, this, &MorphTab::updateControls);
+  // An opened project brings its morph settings.
+  connect(doc, &StudioDocument::morphChanged, this, &MorphTab::applySettings);
   connect(controller_, &StudioController::morphFrameReady, this, [this](const QImage& image, double t) {
     const int side = std::max(256, std::min(frame_->width(), frame_->height()));
     frame_->setPixmap(QPixmap::fromImage(image).scaled(side, side, Qt::KeepAspectRatio, Qt::SmoothTransformation));
@@ -234,15 +257,44 @@ MorphTab::MorphTab(StudioController* controller, QWidget* parent) : QWidget(pare
               Q_EMIT message(tr("Cannot export %1: %2").arg(name, why));
             updateControls();
           });
-  refreshSources();
 }
 
-int MorphTab::movingRanges() const {
-  if (global_->isChecked()) return 7;
-  int bits = 0;
-  for (int r = 0; r < 3; ++r)
-    if (ranges_[r]->isChecked()) bits |= 1 << r;
-  return bits;
+void MorphTab::settingsChanged() {
+  storeSettings();
+  requestFrame();
+}
+
+void MorphTab::storeSettings() {
+  MorphSettings m;
+  m.a = slots_[0]->source();
+  m.b = slots_[1]->source();
+  m.moving = movingRanges();
+  m.t = t();
+  m.frames = frames_->value();
+  m.fps = fps_->value();
+  const QSignalBlocker block(controller_->document());
+  controller_->document()->setMorph(m);
+}
+
+void MorphTab::applySettings() {
+  const auto& m = controller_->document()->morph();
+  {
+    const QSignalBlocker b0(slots_[0]), b1(slots_[1]), bg(global_), bp(per_range_), bs(slider_), bf(frames_), bq(fps_);
+    slots_[0]->setSource(m.a);
+    slots_[1]->setSource(m.b);
+    const bool global = m.moving == allRanges();
+    global_->setChecked(global);
+    per_range_->setChecked(!global);
+    for (Range r : allScales()) {
+      const QSignalBlocker br(ranges_[int(r)]);
+      if (!global) ranges_[int(r)]->setChecked(m.moving.testFlag(flagOf(r)));
+    }
+    slider_->setValue(int(std::lround(m.t * 1000.0)));
+    frames_->setValue(m.frames);
+    fps_->setValue(int(std::lround(m.fps)));
+  }
+  updateControls();
+  requestFrame();
 }
 
 QProgressDialog* MorphTab::progressDialog() const { return progress_.data(); }

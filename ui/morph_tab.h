@@ -5,6 +5,7 @@
 #include <QGroupBox>
 #include <QHash>
 #include <QPointer>
+#include <QVBoxLayout>
 #include <QWidget>
 
 #include "ui/types.h"
@@ -67,7 +68,7 @@ class MorphTab : public QWidget {
   /// The export's progress dialog while a video is being written.
   QProgressDialog* progressDialog() const;
   /// Bit r = Range r: the ranges that move from A to B (all of them in global mode).
-  int movingRanges() const;
+  Ranges movingRanges() const;
   double t() const;
 
   /// Starts writing the morph to `path` (MP4) with a progress dialog; false (with a message) when it
@@ -78,10 +79,22 @@ class MorphTab : public QWidget {
   void message(const QString& text);
 
  private:
+  // Construction, in parts.
+  QWidget* createSlots(QWidget* parent);
+  QGroupBox* createModeBox(QWidget* parent);
+  QGroupBox* createVideoBox(QWidget* parent);
+  QVBoxLayout* createFrameView();
+  void connectController();
+
   void refreshSources();
   void requestFrame();
   void updateControls();
   void exportVideoDialog();
+  /// A control changed: the document's morph settings follow (they are saved with the project).
+  void settingsChanged();
+  void storeSettings();
+  /// The document's settings (an opened project's) into the controls.
+  void applySettings();
 
   StudioController* controller_;
   MorphSlot* slots_[2];

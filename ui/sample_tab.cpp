@@ -91,11 +91,11 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   });
 }
 
-int SampleTab::lockedRanges() const {
-  int bits = 0;
-  for (int r = 0; r < 3; ++r)
-    if (lock_[r]->isChecked()) bits |= 1 << r;
-  return bits;
+Ranges SampleTab::lockedRanges() const {
+  Ranges set;
+  for (Range r : allScales())
+    if (lock_[int(r)]->isChecked()) set |= flagOf(r);
+  return set;
 }
 
 void SampleTab::generate() { controller_->requestSamples(lockedRanges(), quint64(seed_->value()), count_->value()); }

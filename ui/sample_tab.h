@@ -24,7 +24,7 @@ class SampleTab : public QWidget {
   void reroll();
   /// Adds the selected sample to the photo strip (it is encoded like a photo).
   void keepSelected();
-  int lockedRanges() const;
+  Ranges lockedRanges() const;
   QCheckBox* lockCheck(Range range) const { return lock_[int(range)]; }
 
  private:

@@ -7,6 +7,8 @@
 #include <QImageWriter>
 #include <QPainter>
 #include <QStandardPaths>
+#include <QJsonDocument>
+#include <QSaveFile>
 #include <QTemporaryFile>
 #include <QTimer>
 
@@ -16,12 +18,13 @@
 #include "core/edit/attribute.h"
 #include "core/edit/interpolate.h"
 #include "core/edit/ranges.h"
+#include "core/edit/recipe.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
 #include "core/util/error.h"
-#include "ui/model_lookup.h"
+#include "core/io/default_model.h"
 #include "ui/tensor_image.h"
 
 namespace automod::ui {
@@ -62,13 +65,11 @@ bool StudioController::openModel(const QString& path, QString* error) {
 }
 
 void StudioController::openDefaultModel() {
-  const auto path = defaultModelFile();
+  const auto path = defaultModelPath();
   QString error;
-  if (!path.isEmpty() && openModel(path, &error)) return;
-  torch::manual_seed(0);
-  auto model = std::make_shared<Automodulator>(ModelConfig::fromTable("cpu-128", 64), resolveDevice("auto"));
-  model->metadata["untrained"] = true;
-  setModel(std::move(model), tr("untrained 64 px model"));
+  if (!path.empty() && openModel(QString::fromStdString(path.string()), &error)) return;
+  // Not installed (or unreadable): core's stand-in, which untrainedModel() reports.
+  setModel(std::shared_ptr<Automodulator>(untrainedDefaultModel(resolveDevice("auto"))), tr("untrained 64 px model"));
   untrained_ = true;
 }
 
@@ -159,13 +160,99 @@ void StudioController::onEncoded(const EncodeResult& r) {
   if (!r.error.isEmpty()) {
     Q_EMIT photoFailed(r.source.path, r.error);
   } else {
-    if (origin) origins_.insert(originKey(r.source), *origin);
-    document_.addSource(r.source);
+    Source source = r.source;
+    if (origin) {
+      origins_.insert(originKey(source), *origin);
+      // A photo on disk (not a pasted image's temporary file): the project names it.
+      source.fromPhoto = !temp_files_.contains(origin->path);
+      source.face = origin->face;
+    }
+    document_.addSource(source);
     const int index = document_.sources().size() - 1;
     if (range) document_.assignRange(*range, index);
     Q_EMIT photoAdded(index);
   }
   if (pending_.isEmpty()) Q_EMIT busyChanged(false);
+}
+
+bool StudioController::saveProject(const QString& path, QString* error) {
+  try {
+    if (!model_) throw Error("no model is loaded");
+    const auto& sources = document_.sources();
+    Recipe r;
+    r.resolution = model_->resolution();
+    if (!model_path_.isEmpty()) r.model = QFileInfo(model_path_).absoluteFilePath().toStdString();
+    for (int i = 0; i < sources.size(); ++i) {
+      const auto& s = sources[i];
+      SourceSpec spec;
+      if (s.fromPhoto && QFileInfo(s.path).isFile())
+        spec = s.face >= 0 ? SourceSpec::photo(s.path.toStdString(), s.face) : SourceSpec::centerCropped(s.path.toStdString());
+      else
+        spec = SourceSpec::inlineCode(std::vector<float>(s.latent.begin(), s.latent.end()));
+      r.sources[Recipe::sourceName(i)] = spec;
+    }
+    if (!sources.isEmpty()) {
+      // The mix: consecutive blocks with the same weights form one assignment; blocks without any
+      // weight take the first source (blockMixPlan's rule, which the editor decodes with).
+      r.base = Recipe::sourceName(0);
+      const auto& weights = document_.mix().weights;
+      for (int b = 0; b < weights.size();) {
+        int e = b;
+        while (e + 1 < weights.size() && weights[e + 1] == weights[b]) ++e;
+        Recipe::Assignment a;
+        a.scales = BlockRange{b, e}.toString();
+        for (int i = 0; i < weights[b].size(); ++i)
+          if (weights[b][i] > 0) a.sources.push_back({Recipe::sourceName(i), weights[b][i]});
+        if (!a.sources.empty()) r.assignments.push_back(a);
+        b = e + 1;
+      }
+    }
+    const auto& attribute = document_.attribute();
+    if (!attribute.isNull() && attribute.strength != 0.0) {
+      Recipe::AttributeEdit e;
+      e.inline_attribute = toAttributeVector(attribute);
+      e.strength = attribute.strength;
+      r.attributes.push_back(e);
+    }
+    const auto& morph = document_.morph();
+    if (morph.a >= 0 && morph.b >= 0 && morph.a < sources.size() && morph.b < sources.size()) {
+      Recipe::Morph m;
+      m.a = Recipe::sourceName(morph.a);
+      m.b = Recipe::sourceName(morph.b);
+      m.scales = morph.moving == allRanges() ? "" : rangesToString(blockRanges(morph.moving, document_.layout()));
+      m.t = morph.t;
+      m.frames = morph.frames;
+      m.fps = morph.fps;
+      r.morph = m;
+    }
+    r.editor = nlohmann::json::parse(QJsonDocument(document_.editorState()).toJson(QJsonDocument::Compact).toStdString());
+    const auto json = r.toJson(QFileInfo(path).absolutePath().toStdString()).dump(1);
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly) || file.write(json.data(), qint64(json.size())) != qint64(json.size()) ||
+        !file.commit())
+      throw Error("cannot write " + path.toStdString() + ": " + file.errorString().toStdString());
+    document_.setFilePath(path);
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(errorMessage(e));
+    return false;
+  }
+}
+
+bool StudioController::openProject(const QString& path, QString* error) {
+  StudioDocument probe;
+  if (!probe.load(path, error)) return false;
+  const int dim = model_ ? int(model_->config().latent_dim) : 0;
+  for (const auto& s : probe.sources())
+    if (s.latent.size() != dim) {
+      if (error)
+        *error = tr("the project was made with a model of %1-d codes; this one uses %2-d codes (open that model first)")
+                     .arg(s.latent.size())
+                     .arg(dim);
+      return false;
+    }
+  origins_.clear();
+  return document_.load(path, error);
 }
 
 void StudioController::scheduleDecode() {
@@ -196,9 +283,10 @@ void StudioController::onDecoded(const DecodeResult& r) {
   Q_EMIT resultReady(r.image);
 }
 
-void StudioController::requestSamples(int locked, quint64 seed, int count) {
+void StudioController::requestSamples(Ranges locked, quint64 seed, int count) {
   if (!model_) return;
-  latest_sample_request_ = worker_.requestSamples(document_.latents(), document_.mix(), locked, seed, count);
+  latest_sample_request_ =
+      worker_.requestSamples(document_.latents(), document_.mix(), locked, seed, count, document_.attribute());
 }
 
 bool StudioController::exportResult(const QString& path, QString* error) const {
@@ -378,43 +466,29 @@ std::optional<AttributeEdit> StudioController::buildAttribute(const QVector<QVec
                     .arg(positives.size())
                     .arg(negatives.size()));
   if (scales.trimmed().isEmpty()) return fail(tr("choose at least one scale range"));
-  const int dim = int(model_->config().latent_dim);
-  // The mean of each set in double precision; v = mean(positives) − mean(negatives).
-  auto mean = [dim](const QVector<QVector<float>>& zs, QVector<double>& out) {
-    out.fill(0.0, dim);
-    for (const auto& z : zs) {
-      if (z.size() != dim) return false;
-      for (int i = 0; i < dim; ++i) out[i] += z[i];
-    }
-    for (auto& x : out) x /= double(zs.size());
-    return true;
-  };
-  QVector<double> pos, neg;
-  if (!mean(positives, pos) || !mean(negatives, neg)) return fail(tr("an exemplar was encoded by another model"));
-  AttributeEdit a;
-  a.name = name;
-  a.scales = scales;
-  a.resolution = model_->resolution();
-  a.blocks = model_->numBlocks();
-  a.vector.resize(dim);
-  for (int i = 0; i < dim; ++i) a.vector[i] = float(pos[i] - neg[i]);
-  return a;
+  try {
+    std::vector<torch::Tensor> pos, neg;
+    for (const auto& z : positives) pos.push_back(fromFloatVector(z));
+    for (const auto& z : negatives) neg.push_back(fromFloatVector(z));
+    const auto ranges = parseBlockRanges(scales.toStdString(), BlockLayout::of(*model_));
+    const auto built = attributeFromLatents(*model_, pos, neg, ranges, name.toStdString());
+    AttributeEdit a;
+    a.name = name;
+    a.scales = scales;
+    a.resolution = built.resolution;
+    a.blocks = built.blocks;
+    a.vector = toFloatVector(built.vector);
+    return a;
+  } catch (const std::exception& e) {
+    return fail(QString::fromStdString(errorMessage(e)));
+  }
 }
 
 bool StudioController::saveAttribute(const QString& path, const AttributeEdit& edit, QString* error) const {
   try {
     if (edit.isNull()) throw Error("there is no attribute to save");
     if (edit.scales.trimmed().isEmpty()) throw Error("the attribute has no scale range");
-    AttributeVector a;
-    a.name = edit.name.toStdString();
-    for (const auto& p : edit.positives) a.positives.push_back(p.toStdString());
-    for (const auto& n : edit.negatives) a.negatives.push_back(n.toStdString());
-    a.resolution = edit.resolution;
-    a.blocks = edit.blocks;
-    a.latent_dim = edit.vector.size();
-    a.vector = fromFloatVector(edit.vector);
-    a.ranges = parseBlockRanges(edit.scales.toStdString(), BlockLayout::forResolution(a.resolution, a.numBlocks() > ModelConfig::blockForResolution(a.resolution) + 1));
-    a.save(path.toStdString());
+    toAttributeVector(edit).save(path.toStdString());
     return true;
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(errorMessage(e));
@@ -449,44 +523,31 @@ std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path
   }
 }
 
-namespace {
-/// Range r's blocks in a model with these blocks, or nothing when the model lacks that range.
-std::optional<BlockRange> presetRange(Range r, const BlockLayout& layout) {
-  if (!hasScale(r, layout)) return std::nullopt;
-  return scaleRange(r, layout);
-}
-}  // namespace
-
-QString StudioController::scalesOf(int ranges) const {
-  const auto& layout = document_.layout();
-  std::vector<BlockRange> out;
-  for (int r = 0; r < 3; ++r)
-    if (ranges & (1 << r))
-      if (auto range = presetRange(Range(r), layout)) out.push_back(*range);
-  return QString::fromStdString(rangesToString(out));
+QString StudioController::scalesOf(Ranges ranges) const {
+  return QString::fromStdString(rangesToString(blockRanges(ranges, document_.layout())));
 }
 
-int StudioController::rangesOf(const QString& scales) const {
+Ranges StudioController::rangesOf(const QString& scales) const {
   const auto& layout = document_.layout();
-  if (layout.size() < 1 || scales.trimmed().isEmpty()) return 0;
+  if (layout.size() < 1 || scales.trimmed().isEmpty()) return {};
   std::vector<BlockRange> parsed;
   try {
     parsed = parseBlockRanges(scales.toStdString(), layout);
   } catch (const std::exception&) {
-    return 0;
+    return {};
   }
-  int bits = 0;
-  for (int r = 0; r < 3; ++r) {
-    const auto range = presetRange(Range(r), layout);
-    if (!range) continue;
+  Ranges set;
+  for (Range r : allScales()) {
+    if (!hasScale(r, layout)) continue;
+    const auto range = scaleRange(r, layout);
     bool all = true;
-    for (int b = range->first; b <= range->last; ++b) all = all && rangesContain(parsed, b);
-    if (all) bits |= 1 << r;
+    for (int b = range.first; b <= range.last; ++b) all = all && rangesContain(parsed, b);
+    if (all) set |= flagOf(r);
   }
-  return bits;
+  return set;
 }
 
-void StudioController::requestMorphFrame(int a, int b, int moving, double t) {
+void StudioController::requestMorphFrame(int a, int b, Ranges moving, double t) {
   morph_request_ = {a, b, moving, t};
   if (morph_scheduled_) return;
   morph_scheduled_ = true;
@@ -502,7 +563,7 @@ void StudioController::requestMorphFrame(int a, int b, int moving, double t) {
 
 bool StudioController::canWriteVideo() const { return videoAvailable(); }
 
-bool StudioController::exportMorphVideo(const QString& path, int a, int b, int moving, int frames, double fps,
+bool StudioController::exportMorphVideo(const QString& path, int a, int b, Ranges moving, int frames, double fps,
                                         QString* error) {
   auto fail = [&](const QString& why) {
     if (error) *error = why;

@@ -58,9 +58,19 @@ class StudioController : public QObject {
   void addImage(const QImage& image);
   int pendingPhotos() const { return pending_.size(); }
 
-  /// Conditional samples (Sample tab): `locked` is a bit set of Range values kept from the mix.
-  void requestSamples(int locked, quint64 seed, int count);
+  /// Conditional samples (Sample tab): the `locked` ranges follow the mix, the others are drawn at
+  /// random; the document's attribute edit applies to the gallery too.
+  void requestSamples(Ranges locked, quint64 seed, int count);
   QVector<QImage> samples() const { return samples_; }
+
+  /// Saves the project as a recipe (File → Save): the sources (their photos, or their codes when
+  /// they have none), the per-range weights, the attribute edit and the morph settings, which
+  /// `automod apply --recipe PATH -o OUT.png` replays to the editor's result exactly; plus the
+  /// editor's own section (codes, thumbnails). Written atomically.
+  bool saveProject(const QString& path, QString* error = nullptr);
+  /// Opens a project (a recipe saved by the editor, or a first-format project). Its codes must fit
+  /// the current model; otherwise nothing changes and `error` says why.
+  bool openProject(const QString& path, QString* error = nullptr);
 
   /// The latest decoded result (final, not the preview).
   QImage result() const { return result_; }
@@ -99,20 +109,20 @@ class StudioController : public QObject {
   bool saveAttribute(const QString& path, const AttributeEdit& attribute, QString* error = nullptr) const;
   /// Fails, saying why, for a bad file or one made for another model size.
   std::optional<AttributeEdit> loadAttribute(const QString& path, QString* error = nullptr) const;
-  /// The block ranges ("0-1,4") of a set of scale ranges (bit r = Range r) in the current model.
-  QString scalesOf(int ranges) const;
-  /// The scale ranges (bit r = Range r) whose blocks `scales` covers entirely.
-  int rangesOf(const QString& scales) const;
+  /// The block ranges ("0-1,4") of a set of scale ranges in the current model.
+  QString scalesOf(Ranges ranges) const;
+  /// The scale ranges whose blocks `scales` covers entirely.
+  Ranges rangesOf(const QString& scales) const;
 
   // Morph tab.
   /// The morph frame between sources `a` and `b` at t ∈ [0, 1] (blocks of the `moving` ranges move,
-  /// bit r = Range r; the others stay `a`); requests in one burst make one worker request.
-  void requestMorphFrame(int a, int b, int moving, double t);
+  /// the others stay `a`); requests in one burst make one worker request.
+  void requestMorphFrame(int a, int b, Ranges moving, double t);
   QImage morphFrame() const { return morph_frame_; }
   bool morphPending() const { return morph_scheduled_ || latest_morph_ != answered_morph_; }
   bool canWriteVideo() const;
   /// Writes the morph as an MP4 in the background (morphVideoProgress, then morphVideoFinished).
-  bool exportMorphVideo(const QString& path, int a, int b, int moving, int frames, double fps,
+  bool exportMorphVideo(const QString& path, int a, int b, Ranges moving, int frames, double fps,
                         QString* error = nullptr);
   void cancelMorphVideo();
   bool morphVideoRunning() const { return video_running_; }
@@ -170,7 +180,8 @@ class StudioController : public QObject {
   QStringList temp_files_;
   QHash<quint64, int> exemplars_pending_;  // encode job → tag
   struct MorphRequest {
-    int a = 0, b = 1, moving = 7;
+    int a = 0, b = 1;
+    Ranges moving = allRanges();
     double t = 0;
   };
   MorphRequest morph_request_;

@@ -2,6 +2,8 @@
 
 #include "ui/tensor_image.h"
 
+#include "core/util/error.h"
+
 namespace automod::ui {
 
 QImage toQImage(const torch::Tensor& image) {
@@ -28,6 +30,41 @@ QVector<float> toFloatVector(const torch::Tensor& t) {
 
 torch::Tensor fromFloatVector(const QVector<float>& v) {
   return torch::from_blob(const_cast<float*>(v.data()), {v.size()}, torch::kFloat).clone();
+}
+
+std::vector<torch::Tensor> toLatents(const QVector<QVector<float>>& latents, const torch::Device& device) {
+  std::vector<torch::Tensor> out;
+  for (const auto& z : latents) out.push_back(fromFloatVector(z).unsqueeze(0).to(device));
+  return out;
+}
+
+std::vector<std::vector<double>> toWeights(const MixSettings& mix) {
+  std::vector<std::vector<double>> out;
+  for (const auto& block : mix.weights) out.emplace_back(block.begin(), block.end());
+  return out;
+}
+
+AttributeVector toAttributeVector(const AttributeEdit& edit, const BlockLayout& layout) {
+  AttributeVector a;
+  a.name = edit.name.toStdString();
+  for (const auto& p : edit.positives) a.positives.push_back(p.toStdString());
+  for (const auto& n : edit.negatives) a.negatives.push_back(n.toStdString());
+  a.resolution = edit.resolution;
+  a.blocks = edit.blocks;
+  a.latent_dim = edit.vector.size();
+  a.vector = fromFloatVector(edit.vector);
+  if (!edit.scales.trimmed().isEmpty()) a.ranges = parseBlockRanges(edit.scales.toStdString(), layout);
+  return a;
+}
+
+AttributeVector toAttributeVector(const AttributeEdit& edit) {
+  int implied = 0;
+  try {
+    implied = ModelConfig::blockForResolution(edit.resolution) + 1;
+  } catch (const std::exception&) {
+    throw Error("the attribute's model resolution " + std::to_string(edit.resolution) + " is not 4·2^k");
+  }
+  return toAttributeVector(edit, BlockLayout::forResolution(edit.resolution, edit.blocks == implied + 1));
 }
 
 }  // namespace automod::ui

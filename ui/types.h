@@ -1,6 +1,7 @@
 #pragma once
 // Plain values that travel between the inference worker, the document and the widgets. No LibTorch
 // here: latents are stored as float vectors so widget TUs never include torch.
+#include <QFlags>
 #include <QImage>
 #include <QMetaType>
 #include <QString>
@@ -18,6 +19,11 @@ struct Source {
   QImage reconstruction;
   QVector<float> latent;
   QString note;
+  /// Encoded from the photo at `path` (not a pasted image or a kept sample): which face (index,
+  /// largest first), or −1 when the photo was centre-cropped. A project's recipe names the photo
+  /// then, and the code otherwise.
+  bool fromPhoto = false;
+  int face = -1;
   bool operator==(const Source& o) const { return path == o.path && latent == o.latent; }
 };
 
@@ -39,6 +45,31 @@ inline std::pair<int, int> rangeBlocks(Range r, const BlockLayout& layout) {
 }
 /// Whether a model with these blocks has any block of the range (true while no model is loaded).
 inline bool rangeInModel(Range r, const BlockLayout& layout) { return layout.size() == 0 || hasScale(r, layout); }
+
+/// A set of named scales (which ranges a morph moves, a gallery locks, an attribute touches).
+enum class RangeFlag { Coarse = 1, Intermediate = 2, Fine = 4 };
+Q_DECLARE_FLAGS(Ranges, RangeFlag)
+Q_DECLARE_OPERATORS_FOR_FLAGS(Ranges)
+inline RangeFlag flagOf(Range r) { return RangeFlag(1 << int(r)); }
+inline Ranges allRanges() { return RangeFlag::Coarse | RangeFlag::Intermediate | RangeFlag::Fine; }
+/// The blocks of the ranges in `set` that the model has.
+inline std::vector<BlockRange> blockRanges(Ranges set, const BlockLayout& layout) {
+  std::vector<BlockRange> out;
+  for (Range r : allScales())
+    if (set.testFlag(flagOf(r)) && hasScale(r, layout)) out.push_back(scaleRange(r, layout));
+  return out;
+}
+
+/// The Morph tab's settings, kept in the project: between sources `a` and `b`, the `moving` ranges
+/// (the others stay `a`), at `t`; a video of `frames` frames at `fps`.
+struct MorphSettings {
+  int a = 0, b = 1;
+  Ranges moving = allRanges();
+  double t = 0.0;
+  int frames = 48;
+  double fps = 24.0;
+  bool operator==(const MorphSettings&) const = default;
+};
 
 /// What the worker encodes: a photo file.
 struct EncodeResult {

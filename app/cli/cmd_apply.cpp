@@ -1,4 +1,5 @@
-// automod apply — one saved recipe over a folder of photos, each taking the recipe's `input` role.
+// automod apply — a saved recipe (or an editor project): over a folder of photos, each taking the
+// recipe's `input` role, or, for a recipe without one, its one image.
 #include <iostream>
 
 #include "app/cli/common.h"
@@ -13,25 +14,43 @@ namespace {
 
 void addApplyCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
-    std::string model, recipe, in, out;
+    std::string model, recipe, in, out, image;
     bool no_align = false, noise = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("apply", "Run a saved recipe over a folder; each photo takes the recipe's 'input' role");
-  cmd->add_option("MODEL", o->model, "model file (.amod) or 'default'")->required();
-  cmd->add_option("--recipe", o->recipe, "recipe file (.json)")->required();
-  cmd->add_option("--in", o->in, "folder of photos (or one photo)")->required();
-  cmd->add_option("--out", o->out, "output folder")->required();
+  auto* cmd = app.add_subcommand(
+      "apply", "Run a saved recipe or editor project: over a folder (each photo takes the recipe's 'input' role), or "
+               "its one image");
+  cmd->add_option("MODEL", o->model, "model file (.amod) or 'default' (default: the model the recipe names)");
+  cmd->add_option("--recipe", o->recipe, "recipe or editor project file (.json)")->required();
+  cmd->add_option("--in", o->in, "folder of photos (or one photo) for a recipe with an 'input' role");
+  cmd->add_option("--out", o->out, "output folder (with --in)");
+  cmd->add_option("-o,--image", o->image, "output image, for a recipe without an 'input' role (an editor project)");
   cmd->add_flag("--no-align", o->no_align, "center-crop instead of aligning faces (overrides the recipe)");
   cmd->add_flag("--noise", o->noise, "enable the decoder's per-pixel noise");
   cmd->callback([o, &global] {
     auto recipe = Recipe::load(o->recipe);
-    auto photos = imageFilesIn(o->in);
     auto device = prepare(global);
-    auto model = openModel(o->model, device, global.quiet);
+    std::string model_path = o->model;
+    if (model_path.empty()) {
+      if (recipe.model.empty()) throw Error("the recipe names no model: give one (automod apply MODEL --recipe ...)");
+      model_path = recipe.model.string();
+    }
+    auto model = openModel(model_path, device, global.quiet);
     model->ema->setNoise(o->noise);
     const bool align = !o->no_align && recipe.align.value_or(true);
     EditSession session(*model, photoOptionsForModel(model->metadata, !align));
+    if (!recipe.usesInput()) {
+      // An editor project (or any recipe without an input): its one image.
+      if (o->image.empty()) throw Error("this recipe has no 'input' role: give the output image with -o OUT.png");
+      ensureParentDir(o->image);
+      writeImage(o->image, toImage(session.decode(recipePlan(recipe, session.sources(), *model)))[0]);
+      if (!global.quiet) std::cout << o->image << "\n";
+      return;
+    }
+    if (o->in.empty() || o->out.empty())
+      throw Error("this recipe applies to photos: give --in FOLDER_OR_PHOTO and --out FOLDER");
+    auto photos = imageFilesIn(o->in);
     fs::create_directories(o->out);
     size_t failed = 0;
     for (auto& p : photos) {

@@ -4,7 +4,10 @@
 #include "app/cli/common.h"
 #include "core/io/model_file.h"
 #include "core/io/reference_import.h"
+#include "core/util/sha256.h"
+#include "core/io/archive.h"
 #include "core/util/error.h"
+#include "training/reference_state.h"
 
 namespace automod::cli {
 namespace fs = std::filesystem;
@@ -12,7 +15,9 @@ namespace {
 
 void addImportCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
-    std::string checkpoint, out, alignment;
+    std::string checkpoint, out, alignment, preset;
+    bool training_state = false;
+    int64_t training_images = 200000;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -20,18 +25,50 @@ void addImportCommand(CLI::App& app, GlobalOptions& global) {
                 "model file, exactly");
   cmd->add_option("CHECKPOINT", o->checkpoint, "the authors' .pth file (zip or legacy torch.save, CPU or GPU)")
       ->required();
-  cmd->add_option("-o,--out", o->out, "output .amod")->required();
+  cmd->add_option("-o,--out", o->out, "output .amod; with --training-state a run folder (RUN/latest.amod)")->required();
   cmd->add_option("--alignment", o->alignment,
                   "the face alignment the model expects: ffhq, celebahq or none (default: from the released model "
                   "the file is, else ffhq)")
       ->check(CLI::IsMember({"ffhq", "celebahq", "none"}));
+  cmd->add_flag("--training-state", o->training_state,
+                "also carry the optimiser and robust-loss states into a run folder, so that `automod train --resume "
+                "--out RUN --data YOUR_PHOTOS` fine-tunes the model");
+  cmd->add_option("--preset", o->preset,
+                  "with --training-state: the preset whose settings the run follows (default: the paper preset of "
+                  "the released model)");
+  cmd->add_option("--training-images", o->training_images,
+                  "with --training-state: how many images the fine-tuning run trains")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->callback([o, &global] {
     prepare(global);
     ReferenceImportOptions options;
     options.alignment = o->alignment;
-    auto imported = importReferenceFile(o->checkpoint, options);
-    ensureParentDir(o->out);
-    saveModel(o->out, *imported.model);
+    const auto ckpt = readReferenceCheckpoint(o->checkpoint);
+    auto imported = importReference(ckpt, o->checkpoint, sha256File(o->checkpoint), options);
+    fs::path written = o->out;
+    std::vector<std::string> not_carried = imported.not_carried;
+    if (o->training_state) {
+      ReferenceTrainingOptions t;
+      t.preset = o->preset;
+      t.training_images = o->training_images;
+      auto state = referenceTrainingState(imported, ckpt, t);
+      const fs::path run = o->out;
+      if (fs::exists(run / "latest.amod"))
+        throw Error(run.string() + " already holds a run; choose another folder");
+      fs::create_directories(run);
+      written = run / "latest.amod";
+      writeArchive(written, state.checkpoint);
+      not_carried.pop_back();  // "the optimiser and robust-loss states (import with --training-state ...)"
+      for (auto& line : state.not_carried) not_carried.push_back(line);
+      if (!global.quiet)
+        std::cerr << "run folder " << run.string() << ": " << state.preset_name << " settings from "
+                  << state.images_seen << " images; continue with: automod train --resume --out " << run.string()
+                  << " --data YOUR_PHOTOS\n";
+    } else {
+      ensureParentDir(o->out);
+      saveModel(o->out, *imported.model);
+    }
     if (global.quiet) return;
     const auto& p = imported.provenance;
     const auto& c = imported.model->config();
@@ -41,8 +78,8 @@ void addImportCommand(CLI::App& app, GlobalOptions& global) {
               << " px, latent " << c.latent_dim << ", " << p.at("iteration").get<int64_t>() << " images trained, "
               << imported.model->metadata.at("alignment").get<std::string>() << " alignment\n";
     std::cerr << "not carried over:\n";
-    for (auto& line : imported.not_carried) std::cerr << "  - " << line << "\n";
-    std::cerr << "wrote " << o->out << "\n";
+    for (auto& line : not_carried) std::cerr << "  - " << line << "\n";
+    std::cerr << "wrote " << written.string() << "\n";
   });
 }
 

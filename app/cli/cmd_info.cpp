@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "app/cli/common.h"
+#include "core/io/default_model.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"

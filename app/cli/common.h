@@ -17,9 +17,6 @@ torch::Device prepare(const GlobalOptions& global);
 /// note says so on stderr.
 std::unique_ptr<Automodulator> openModel(const std::string& model, torch::Device device, bool quiet = false);
 
-/// Where the bundled default model lives (installed share dir or the source tree).
-std::filesystem::path defaultModelPath();
-
 /// Fails early, with the path, when an output cannot be written (missing parent is created).
 void ensureParentDir(const std::filesystem::path& path);
 

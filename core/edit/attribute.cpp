@@ -14,7 +14,7 @@ int AttributeVector::numBlocks() const {
   return blocks > 0 ? blocks : ModelConfig::blockForResolution(resolution) + 1;
 }
 
-void AttributeVector::save(const fs::path& path) const {
+nlohmann::json AttributeVector::toJson() const {
   auto v = vector.to(torch::kCPU, torch::kFloat32).contiguous();
   nlohmann::json j;
   j["kind"] = "automod-attribute";
@@ -27,8 +27,12 @@ void AttributeVector::save(const fs::path& path) const {
   j["positives"] = positives;
   j["negatives"] = negatives;
   j["vector"] = std::vector<float>(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+  return j;
+}
+
+void AttributeVector::save(const fs::path& path) const {
   std::ofstream f(path);
-  f << j.dump(1) << "\n";
+  f << toJson().dump(1) << "\n";
   if (!f) throw Error("cannot write attribute file " + path.string());
 }
 
@@ -41,7 +45,10 @@ AttributeVector AttributeVector::load(const fs::path& path) {
   } catch (const std::exception&) {
     throw Error("attribute file " + path.string() + " is not valid JSON");
   }
-  const std::string where = "attribute file " + path.string();
+  return fromJson(j, "attribute file " + path.string());
+}
+
+AttributeVector AttributeVector::fromJson(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
   auto need = [&](const char* key, bool ok) {
     if (!j.contains(key)) throw Error(where + ": missing field '" + key + "'");
@@ -92,9 +99,9 @@ AttributeVector AttributeVector::load(const fs::path& path) {
   return a;
 }
 
-AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const std::vector<SourceSpec>& positives,
-                               const std::vector<SourceSpec>& negatives, const std::vector<BlockRange>& ranges,
-                               const std::string& name) {
+AttributeVector attributeFromLatents(Automodulator& model, const std::vector<torch::Tensor>& positives,
+                                     const std::vector<torch::Tensor>& negatives, const std::vector<BlockRange>& ranges,
+                                     const std::string& name) {
   if (positives.size() < 2 || negatives.size() < 2)
     throw Error("an attribute needs at least 2 positive and 2 negative exemplars (got " +
                 std::to_string(positives.size()) + " + " + std::to_string(negatives.size()) + ")");
@@ -103,21 +110,45 @@ AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const
     if (r.first < 0 || r.last >= model.numBlocks() || r.first > r.last)
       throw Error("scale range " + r.toString() + " is outside the model's blocks 0-" +
                   std::to_string(model.numBlocks() - 1));
-  auto mean = [&](const std::vector<SourceSpec>& specs, std::vector<std::string>& names) {
-    std::vector<torch::Tensor> zs;
-    for (auto& s : specs) {
-      zs.push_back(sources.latent(s).to(torch::kCPU));
-      names.push_back(s.describe());
+  const int64_t dim = model.config().latent_dim;
+  auto mean = [&](const std::vector<torch::Tensor>& zs) {
+    std::vector<torch::Tensor> rows;
+    for (auto& z : zs) {
+      if (z.numel() != dim) throw Error("an exemplar was encoded by another model (its code is not " + std::to_string(dim) + "-d)");
+      rows.push_back(z.reshape({1, dim}).to(torch::kCPU, torch::kFloat32));
     }
-    return torch::cat(zs).mean(0);
+    return torch::cat(rows).mean(0);
   };
   AttributeVector a;
   a.name = name;
   a.ranges = ranges;
   a.resolution = model.resolution();
   a.blocks = model.numBlocks();
-  a.latent_dim = model.config().latent_dim;
-  a.vector = mean(positives, a.positives) - mean(negatives, a.negatives);
+  a.latent_dim = static_cast<int>(dim);
+  a.vector = mean(positives) - mean(negatives);
+  return a;
+}
+
+AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const std::vector<SourceSpec>& positives,
+                               const std::vector<SourceSpec>& negatives, const std::vector<BlockRange>& ranges,
+                               const std::string& name) {
+  if (positives.size() < 2 || negatives.size() < 2)  // before encoding anything
+    throw Error("an attribute needs at least 2 positive and 2 negative exemplars (got " +
+                std::to_string(positives.size()) + " + " + std::to_string(negatives.size()) + ")");
+  auto encode = [&](const std::vector<SourceSpec>& specs, std::vector<std::string>& names) {
+    std::vector<torch::Tensor> zs;
+    for (auto& s : specs) {
+      zs.push_back(sources.latent(s));
+      names.push_back(s.describe());
+    }
+    return zs;
+  };
+  std::vector<std::string> pos_names, neg_names;
+  auto pos = encode(positives, pos_names);
+  auto neg = encode(negatives, neg_names);
+  auto a = attributeFromLatents(model, pos, neg, ranges, name);
+  a.positives = pos_names;
+  a.negatives = neg_names;
   return a;
 }
 

@@ -2,6 +2,7 @@
 // Attribute vectors (SPEC §1.4, §4, paper Sec. 4 / Fig. 5b): v = mean φ(positives) − mean φ(negatives),
 // restricted to chosen scale ranges and applied as z' = normalise(z + s·v) on those blocks only.
 // Saved as a small JSON file listing its exemplars, ranges, model resolution and the vector.
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include <filesystem>
@@ -28,10 +29,20 @@ struct AttributeVector {
   /// The direction, float [latent_dim] on the CPU.
   torch::Tensor vector;
 
+  /// The file's JSON (what save writes) and back; `where` names the source in errors.
+  nlohmann::json toJson() const;
+  static AttributeVector fromJson(const nlohmann::json& j, const std::string& where);
   void save(const std::filesystem::path& path) const;
   /// Throws automod::Error naming the file and field for missing files, bad JSON or wrong types.
   static AttributeVector load(const std::filesystem::path& path);
 };
+
+/// v = mean(positives) − mean(negatives) of already encoded exemplars ([1, D] or [D] each), for
+/// `model`; throws automod::Error for fewer than 2 + 2, no ranges, ranges the model lacks, or codes
+/// of another size.
+AttributeVector attributeFromLatents(Automodulator& model, const std::vector<torch::Tensor>& positives,
+                                     const std::vector<torch::Tensor>& negatives, const std::vector<BlockRange>& ranges,
+                                     const std::string& name = {});
 
 /// Builds an attribute from at least two positive and two negative exemplars.
 AttributeVector buildAttribute(SourceCache& sources, Automodulator& model, const std::vector<SourceSpec>& positives,

@@ -34,21 +34,35 @@ torch::Tensor slerpPath(const std::vector<torch::Tensor>& keys, double t) {
   return slerp(keys[seg], keys[seg + 1], pos - double(seg));
 }
 
-LatentPlan interpolationPlan(const std::vector<torch::Tensor>& keys, int steps, int num_blocks,
-                             const std::vector<BlockRange>& ranges) {
+namespace {
+void checkInterpolation(const std::vector<torch::Tensor>& keys, int num_blocks, const std::vector<BlockRange>& ranges) {
   if (keys.size() < 2) throw Error("interpolation needs at least two sources");
-  if (steps < 2) throw Error("interpolation needs at least 2 steps (got " + std::to_string(steps) + ")");
   for (auto& r : ranges)
     if (r.first < 0 || r.last >= num_blocks || r.first > r.last)
       throw Error("scale range " + r.toString() + " is outside the model's blocks 0-" + std::to_string(num_blocks - 1));
+}
+
+LatentPlan movingPlan(const torch::Tensor& moving, const torch::Tensor& fixed, int num_blocks,
+                      const std::vector<BlockRange>& ranges) {
+  LatentPlan plan;
+  for (int b = 0; b < num_blocks; ++b) plan.latents.push_back(ranges.empty() || rangesContain(ranges, b) ? moving : fixed);
+  return plan;
+}
+}  // namespace
+
+LatentPlan interpolationPlan(const std::vector<torch::Tensor>& keys, int steps, int num_blocks,
+                             const std::vector<BlockRange>& ranges) {
+  checkInterpolation(keys, num_blocks, ranges);
+  if (steps < 2) throw Error("interpolation needs at least 2 steps (got " + std::to_string(steps) + ")");
   std::vector<torch::Tensor> path;
   for (int i = 0; i < steps; ++i) path.push_back(slerpPath(keys, double(i) / double(steps - 1)));
-  auto moving = torch::cat(path);
-  auto fixed = keys.front().expand({steps, keys.front().size(1)});
-  LatentPlan plan;
-  for (int b = 0; b < num_blocks; ++b)
-    plan.latents.push_back(ranges.empty() || rangesContain(ranges, b) ? moving : fixed);
-  return plan;
+  return movingPlan(torch::cat(path), keys.front().expand({steps, keys.front().size(1)}), num_blocks, ranges);
+}
+
+LatentPlan interpolationPlanAt(const std::vector<torch::Tensor>& keys, double t, int num_blocks,
+                               const std::vector<BlockRange>& ranges) {
+  checkInterpolation(keys, num_blocks, ranges);
+  return movingPlan(slerpPath(keys, t), keys.front(), num_blocks, ranges);
 }
 
 #ifdef AUTOMOD_HAVE_OPENCV

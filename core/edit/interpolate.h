@@ -25,6 +25,11 @@ torch::Tensor slerpPath(const std::vector<torch::Tensor>& keys, double t);
 LatentPlan interpolationPlan(const std::vector<torch::Tensor>& keys, int steps, int num_blocks,
                              const std::vector<BlockRange>& ranges = {});
 
+/// The plan at one point t ∈ [0, 1] of that path (interpolationPlan's rule for a single frame): the
+/// blocks in `ranges` (all when empty) at slerpPath(keys, t), the others at the first key.
+LatentPlan interpolationPlanAt(const std::vector<torch::Tensor>& keys, double t, int num_blocks,
+                               const std::vector<BlockRange>& ranges = {});
+
 /// Whether this build can write videos (OpenCV).
 bool videoAvailable();
 /// Writes uint8 frames [N, H, W, C] as an MP4 (codec 'mp4v'); throws automod::Error when the

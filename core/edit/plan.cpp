@@ -47,6 +47,30 @@ LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vecto
   return plan;
 }
 
+LatentPlan blockMixPlan(const std::vector<torch::Tensor>& latents, const std::vector<std::vector<double>>& weights,
+                        int num_blocks, int base) {
+  if (latents.empty()) throw Error("the mix has no sources: add a photo first");
+  if (base < 0 || base >= static_cast<int>(latents.size()))
+    throw Error("the mix's base source " + std::to_string(base) + " does not exist");
+  std::vector<RangeAssignment> assignments;
+  for (int b = 0; b < num_blocks && b < static_cast<int>(weights.size()); ++b) {
+    const auto& w = weights[b];
+    if (w.size() > latents.size())
+      throw Error("block " + std::to_string(b) + " has weights for " + std::to_string(w.size()) + " sources but the mix has " +
+                  std::to_string(latents.size()));
+    RangeAssignment a{BlockRange{b, b}, {}, {}};
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (!(w[i] >= 0.0)) throw Error("block " + std::to_string(b) + ": weights must be non-negative");
+      if (w[i] > 0.0) {
+        a.latents.push_back(latents[i]);
+        a.weights.push_back(w[i]);
+      }
+    }
+    if (!a.latents.empty()) assignments.push_back(std::move(a));
+  }
+  return buildPlan(num_blocks, latents[base], assignments);
+}
+
 void checkPlanFits(const LatentPlan& plan, int num_blocks) {
   if (plan.size() != num_blocks)
     throw Error("the plan was built for a model with " + std::to_string(plan.size()) + " blocks (" +

@@ -26,6 +26,13 @@ struct RangeAssignment {
 /// ranges overlap). Throws automod::Error for out-of-range blocks and empty assignments.
 LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vector<RangeAssignment>& assignments);
 
+/// The editor's mix: block b blends `latents` ([1, D] each) with the weights weights[b] (the
+/// normalised weighted sum, blendLatents); a block whose weights are all zero, or that has none,
+/// takes latents[base]. Throws automod::Error for no latents, a negative weight, or more weights
+/// than latents.
+LatentPlan blockMixPlan(const std::vector<torch::Tensor>& latents, const std::vector<std::vector<double>>& weights,
+                        int num_blocks, int base = 0);
+
 /// Throws automod::Error unless the plan has exactly one latent per block of a model with
 /// `num_blocks` blocks (a plan built for another resolution).
 void checkPlanFits(const LatentPlan& plan, int num_blocks);

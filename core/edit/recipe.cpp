@@ -73,10 +73,18 @@ json Recipe::toJson(const fs::path& dir) const {
   j["version"] = 1;
   if (resolution) j["resolution"] = resolution;
   if (align) j["align"] = *align;
+  if (!model.empty()) j["model"] = writePath(model, dir);
   j["sources"] = json::object();
   for (auto& [name, s] : sources) {
     switch (s.kind) {
-      case SourceSpec::Kind::Photo: j["sources"][name] = {{"photo", writePath(s.path, dir)}}; break;
+      case SourceSpec::Kind::Photo: {
+        json p = {{"photo", writePath(s.path, dir)}};
+        if (s.face >= 0) p["face"] = s.face;
+        if (s.center_crop) p["center_crop"] = true;
+        j["sources"][name] = p;
+        break;
+      }
+      case SourceSpec::Kind::Code: j["sources"][name] = {{"z", s.code}}; break;
       case SourceSpec::Kind::Latent:
         j["sources"][name] = {{"latent", writePath(s.path, dir)}, {"index", s.index}};
         break;
@@ -92,17 +100,26 @@ json Recipe::toJson(const fs::path& dir) const {
   }
   j["attributes"] = json::array();
   for (auto& a : attributes) {
-    json aj = {{"file", writePath(a.file, dir)}, {"strength", a.strength}};
+    json aj = {{"strength", a.strength}};
+    if (a.inline_attribute)
+      aj["attribute"] = a.inline_attribute->toJson();
+    else
+      aj["file"] = writePath(a.file, dir);
     if (!a.scales.empty()) aj["scales"] = a.scales;
     j["attributes"].push_back(aj);
   }
+  if (morph) {
+    j["morph"] = {{"a", morph->a}, {"b", morph->b}, {"t", morph->t}, {"frames", morph->frames}, {"fps", morph->fps}};
+    if (!morph->scales.empty()) j["morph"]["scales"] = morph->scales;
+  }
+  if (!editor.is_null()) j["editor"] = editor;
   return j;
 }
 
 Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& where) {
   using T = json::value_t;
   onlyKeys(j, {"kind", "version", "resolution", "align", "sources", "base", "assignments", "attributes", "name",
-               "description"},
+               "description", "model", "morph", "editor"},
            where, "");
   Recipe r;
   if (j.contains("kind") && j["kind"] != "automod-recipe") fail(where, "kind", "not an automod recipe");
@@ -110,6 +127,13 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
     fail(where, "version", "made by a newer version of automod");
   if (j.contains("resolution")) r.resolution = get(j, "resolution", T::number_integer, where, "resolution").get<int>();
   if (j.contains("align")) r.align = get(j, "align", T::boolean, where, "align").get<bool>();
+  if (j.contains("model")) {
+    // Not required to exist: `automod apply MODEL` overrides it, and only a recipe run without one
+    // needs the file (it says so then).
+    fs::path m = get(j, "model", T::string, where, "model").get<std::string>();
+    r.model = m.is_relative() && !dir.empty() ? dir / m : m;
+  }
+  if (j.contains("editor")) r.editor = j.at("editor");
   if (j.contains("sources")) {
     const auto& src = get(j, "sources", T::object, where, "sources");
     for (auto it = src.begin(); it != src.end(); ++it) {
@@ -120,12 +144,28 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
         r.sources[it.key()] = SourceSpec::photo(resolvePath(s.get<std::string>(), dir, where, field));
         continue;
       }
-      onlyKeys(s, {"photo", "latent", "index", "seed"}, where, field);
-      const int kinds = int(s.contains("photo")) + int(s.contains("latent")) + int(s.contains("seed"));
-      if (kinds != 1) fail(where, field, "give exactly one of photo, latent or seed");
+      onlyKeys(s, {"photo", "latent", "index", "seed", "z", "face", "center_crop"}, where, field);
+      const int kinds =
+          int(s.contains("photo")) + int(s.contains("latent")) + int(s.contains("seed")) + int(s.contains("z"));
+      if (kinds != 1) fail(where, field, "give exactly one of photo, latent, seed or z");
+      if ((s.contains("face") || s.contains("center_crop")) && !s.contains("photo"))
+        fail(where, field, "face and center_crop belong to a photo");
       if (s.contains("photo")) {
         auto p = get(s, "photo", T::string, where, field + ".photo").get<std::string>();
-        r.sources[it.key()] = SourceSpec::photo(resolvePath(p, dir, where, field + ".photo"));
+        auto spec = SourceSpec::photo(resolvePath(p, dir, where, field + ".photo"));
+        if (s.contains("face")) spec.face = get(s, "face", T::number_unsigned, where, field + ".face").get<int>();
+        if (s.contains("center_crop"))
+          spec.center_crop = get(s, "center_crop", T::boolean, where, field + ".center_crop").get<bool>();
+        r.sources[it.key()] = spec;
+      } else if (s.contains("z")) {
+        const auto& z = get(s, "z", T::array, where, field + ".z");
+        if (z.empty() || z.size() > 8192) fail(where, field + ".z", "a code needs 1 to 8192 numbers");
+        std::vector<float> values;
+        for (auto& x : z) {
+          if (!x.is_number()) fail(where, field + ".z", "a code is a list of numbers");
+          values.push_back(x.get<float>());
+        }
+        r.sources[it.key()] = SourceSpec::inlineCode(std::move(values));
       } else if (s.contains("latent")) {
         auto p = get(s, "latent", T::string, where, field + ".latent").get<std::string>();
         int index = s.contains("index") ? get(s, "index", T::number_unsigned, where, field + ".index").get<int>() : 0;
@@ -175,14 +215,36 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
     const auto& at = get(j, "attributes", T::array, where, "attributes");
     for (size_t i = 0; i < at.size(); ++i) {
       const std::string field = "attributes[" + std::to_string(i) + "]";
-      onlyKeys(at[i], {"file", "strength", "scales"}, where, field);
+      onlyKeys(at[i], {"file", "attribute", "strength", "scales"}, where, field);
       AttributeEdit e;
-      e.file = resolvePath(get(at[i], "file", T::string, where, field + ".file").get<std::string>(), dir, where,
-                           field + ".file");
+      if (at[i].contains("file") == at[i].contains("attribute")) fail(where, field, "give either file or attribute");
+      if (at[i].contains("file"))
+        e.file = resolvePath(get(at[i], "file", T::string, where, field + ".file").get<std::string>(), dir, where,
+                             field + ".file");
+      else
+        e.inline_attribute = AttributeVector::fromJson(get(at[i], "attribute", T::object, where, field + ".attribute"),
+                                                       where + ": " + field + ".attribute");
       if (at[i].contains("strength")) e.strength = get(at[i], "strength", T::number_float, where, field + ".strength").get<double>();
       if (at[i].contains("scales")) e.scales = get(at[i], "scales", T::string, where, field + ".scales").get<std::string>();
       r.attributes.push_back(e);
     }
+  }
+  if (j.contains("morph")) {
+    const auto& m = get(j, "morph", T::object, where, "morph");
+    onlyKeys(m, {"a", "b", "scales", "t", "frames", "fps"}, where, "morph");
+    Morph morph;
+    morph.a = get(m, "a", T::string, where, "morph.a").get<std::string>();
+    morph.b = get(m, "b", T::string, where, "morph.b").get<std::string>();
+    known(morph.a, "morph.a");
+    known(morph.b, "morph.b");
+    if (m.contains("scales")) morph.scales = get(m, "scales", T::string, where, "morph.scales").get<std::string>();
+    if (m.contains("t")) morph.t = get(m, "t", T::number_float, where, "morph.t").get<double>();
+    if (!(morph.t >= 0.0 && morph.t <= 1.0)) fail(where, "morph.t", "must be in [0, 1]");
+    if (m.contains("frames")) morph.frames = get(m, "frames", T::number_integer, where, "morph.frames").get<int>();
+    if (morph.frames < 2 || morph.frames > 100000) fail(where, "morph.frames", "must be 2 to 100000");
+    if (m.contains("fps")) morph.fps = get(m, "fps", T::number_float, where, "morph.fps").get<double>();
+    if (!(morph.fps > 0.0 && morph.fps <= 240.0)) fail(where, "morph.fps", "must be in (0, 240]");
+    r.morph = morph;
   }
   return r;
 }
@@ -241,7 +303,8 @@ LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& mode
   }
   auto plan = buildPlan(nb, latentOf(r.base), assignments);
   for (size_t i = 0; i < r.attributes.size(); ++i) {
-    auto attr = AttributeVector::load(r.attributes[i].file);
+    auto attr = r.attributes[i].inline_attribute ? *r.attributes[i].inline_attribute
+                                                 : AttributeVector::load(r.attributes[i].file);
     if (!r.attributes[i].scales.empty()) {
       try {
         attr.ranges = parseBlockRanges(r.attributes[i].scales, BlockLayout::of(model));

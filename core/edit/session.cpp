@@ -21,7 +21,7 @@ void EditSession::invalidate() {
   image_ = torch::Tensor();
 }
 
-void EditSession::runUpTo(int upto) {
+bool EditSession::runUpTo(int upto, const std::function<bool(int)>& after_block) {
   if (plan_.size() == 0) throw Error("nothing to decode: no plan has been set");
   const int nb = numBlocks();
   if (static_cast<int>(canvases_.size()) != nb || computed_plan_.size() != plan_.size() ||
@@ -34,16 +34,27 @@ void EditSession::runUpTo(int upto) {
   valid_ = start;
   computed_plan_ = plan_;
   last_restart_ = start;
-  if (start >= upto) return;
+  if (start >= upto) return true;
   torch::NoGradGuard no_grad;
   model_.ema->eval();
-  model_.ema->runBlocks(start == 0 ? torch::Tensor() : canvases_[start - 1], plan_, start, upto, &canvases_);
-  valid_ = upto;
+  if (!after_block) {
+    model_.ema->runBlocks(start == 0 ? torch::Tensor() : canvases_[start - 1], plan_, start, upto, &canvases_);
+    valid_ = upto;
+    return true;
+  }
+  for (int b = start; b < upto; ++b) {
+    model_.ema->runBlocks(b == 0 ? torch::Tensor() : canvases_[b - 1], plan_, b, b + 1, &canvases_);
+    valid_ = b + 1;
+    if (!after_block(b)) return false;
+  }
+  return true;
 }
 
-torch::Tensor EditSession::decode() {
+torch::Tensor EditSession::decode() { return decode(std::function<bool(int)>{}); }
+
+torch::Tensor EditSession::decode(const std::function<bool(int block)>& after_block) {
   const int nb = numBlocks();
-  runUpTo(nb);
+  if (!runUpTo(nb, after_block) || valid_ < nb) return {};
   if (!image_.defined()) {
     torch::NoGradGuard no_grad;
     image_ = model_.ema->toRGB(nb - 1, canvases_[nb - 1]);
@@ -69,10 +80,15 @@ torch::Tensor EditSession::preview(int block) {
   if (block < 0 || block >= nb)
     throw Error("preview block " + std::to_string(block) + " is outside 0-" + std::to_string(nb - 1));
   runUpTo(block + 1);
+  return blockImage(block);
+}
+
+torch::Tensor EditSession::blockImage(int block, bool upsampled) {
+  TORCH_CHECK(block >= 0 && block < valid_, "block ", block, "'s canvas has not been computed");
   torch::NoGradGuard no_grad;
   auto rgb = model_.ema->toRGB(block, canvases_[block]);
-  if (block == nb - 1) return rgb;
   const int64_t r = model_.resolution();
+  if (!upsampled || rgb.size(2) == r) return rgb;
   namespace F = torch::nn::functional;
   return F::interpolate(rgb, F::InterpolateFuncOptions().size(std::vector<int64_t>{r, r}).mode(torch::kNearest));
 }

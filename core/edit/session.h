@@ -7,6 +7,7 @@
 // worker thread.
 #include <torch/types.h>
 
+#include <functional>
 #include <vector>
 
 #include "core/edit/sources.h"
@@ -30,6 +31,11 @@ class EditSession {
   /// The current plan's images [N, C, R, R] in [−1, 1], recomputing only from the first block whose
   /// latent changed since the canvases were computed. Bit-identical to a full decode.
   torch::Tensor decode();
+  /// decode(), calling `after_block(b)` each time block b's canvas has been computed; when it returns
+  /// false the decode stops there and returns an undefined tensor (the canvases computed so far stay
+  /// valid for the current plan, so the next decode continues from them). This is how an editor
+  /// shows each stage as it sharpens and drops a decode that a newer request has replaced.
+  torch::Tensor decode(const std::function<bool(int block)>& after_block);
   /// Same as decode() after setPlan(plan).
   torch::Tensor decode(const LatentPlan& plan);
   /// A full decode from ξ⁽⁰⁾ that neither uses nor changes the cached canvases.
@@ -37,6 +43,9 @@ class EditSession {
   /// The image of block `block` (toRGB of ξ⁽block+1⁾), nearest-upsampled to the model's resolution.
   /// Its canvases are kept, so the full decode that follows continues from there.
   torch::Tensor preview(int block);
+  /// The same image from the canvas already computed (block < validCanvases()), at the block's own
+  /// resolution (upsampled = false) or the model's.
+  torch::Tensor blockImage(int block, bool upsampled = true);
 
   /// The block the last decode() or preview() restarted from (numBlocks() when nothing was run).
   int lastRestartBlock() const { return last_restart_; }
@@ -47,8 +56,9 @@ class EditSession {
   void invalidate();
 
  private:
-  /// Brings canvases up to date for blocks [0, upto).
-  void runUpTo(int upto);
+  /// Brings canvases up to date for blocks [0, upto), one block at a time when `after_block` is
+  /// given (false from it stops early). Returns whether all of [0, upto) are valid.
+  bool runUpTo(int upto, const std::function<bool(int)>& after_block = {});
 
   Automodulator& model_;
   SourceCache sources_;

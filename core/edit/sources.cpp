@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -66,9 +67,10 @@ std::string SourceSpec::describe() const {
   switch (kind) {
     case Kind::Random: return "seed:" + std::to_string(seed);
     case Kind::Latent: return path.string() + (index ? "#" + std::to_string(index) : "");
+    case Kind::Code: return "a " + std::to_string(code.size()) + "-d code";
     case Kind::Photo: break;
   }
-  return path.string();
+  return path.string() + (center_crop ? " (centre crop)" : face > 0 ? " (face " + std::to_string(face) + ")" : "");
 }
 
 void writeLatentFile(const fs::path& path, const std::vector<LatentRecord>& latents, int resolution) {
@@ -164,12 +166,15 @@ SourceCache::SourceCache(Automodulator& model, PhotoOptions photo_options)
 void SourceCache::clear() { entries_.clear(); }
 
 SourceCache::Entry& SourceCache::photoEntry(const SourceSpec& source) {
-  const std::string key = hex(hashFile(source.path)) + "|" + (photo_options_.align ? "a" : "c") +
-                          std::to_string(photo_options_.face) + (photo_options_.center_crop_fallback ? "f" : "") +
-                          "|" + identity_;
+  PhotoOptions options = photo_options_;
+  if (source.face >= 0) options.face = source.face;
+  if (source.center_crop) options.align = false;
+  const std::string key = hex(hashFile(source.path)) + "|" + (options.align ? "a" : "c") +
+                          std::to_string(int(options.style)) + "," + std::to_string(options.face) +
+                          (options.center_crop_fallback ? "f" : "") + "|" + identity_;
   auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
-  auto prepared = preparePhoto(source.path, model_.resolution(), model_.config().image_channels, photo_options_);
+  auto prepared = preparePhoto(source.path, model_.resolution(), model_.config().image_channels, options);
   last_note_ = prepared.note;
   Entry e;
   e.image = prepared.image;
@@ -200,6 +205,15 @@ torch::Tensor SourceCache::latent(const SourceSpec& source) {
         throw Error("latent file " + source.path.string() + " holds " + std::to_string(z.numel()) +
                     "-d latents but the model uses " + std::to_string(dim) + "-d ones");
       return normaliseLatent(z.reshape({1, dim})).to(model_.device());
+    }
+    case SourceSpec::Kind::Code: {
+      if (static_cast<int>(source.code.size()) != dim)
+        throw Error("a " + std::to_string(source.code.size()) + "-d code cannot drive a model with " +
+                    std::to_string(dim) + "-d latents");
+      auto z = torch::tensor(source.code, torch::kFloat32).reshape({1, dim});
+      // A code that is on the sphere already (as the editor writes them) is used bit for bit.
+      if (std::abs(z.norm().item<double>() - 1.0) > 1e-5) z = normaliseLatent(z);
+      return z.to(model_.device());
     }
     case SourceSpec::Kind::Photo: break;
   }

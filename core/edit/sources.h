@@ -17,7 +17,8 @@
 namespace automod {
 
 struct SourceSpec {
-  enum class Kind { Photo, Latent, Random };
+  /// Code: a latent given inline (a source with no file behind it: a pasted image, an editor project's).
+  enum class Kind { Photo, Latent, Random, Code };
   Kind kind = Kind::Photo;
   /// The photo or latent file.
   std::filesystem::path path;
@@ -25,10 +26,43 @@ struct SourceSpec {
   int index = 0;
   /// Random codes: the generator seed.
   uint64_t seed = 0;
+  /// Photos: which face (0 = the largest; −1: the cache's photo options decide), or a centre crop
+  /// instead of aligning.
+  int face = -1;
+  bool center_crop = false;
+  /// Code: the latent's values.
+  std::vector<float> code;
 
-  static SourceSpec photo(std::filesystem::path p) { return {Kind::Photo, std::move(p), 0, 0}; }
-  static SourceSpec latentFile(std::filesystem::path p, int index = 0) { return {Kind::Latent, std::move(p), index, 0}; }
-  static SourceSpec random(uint64_t seed) { return {Kind::Random, {}, 0, seed}; }
+  static SourceSpec photo(std::filesystem::path p, int face = -1) {
+    SourceSpec s;
+    s.path = std::move(p);
+    s.face = face;
+    return s;
+  }
+  static SourceSpec centerCropped(std::filesystem::path p) {
+    SourceSpec s = photo(std::move(p));
+    s.center_crop = true;
+    return s;
+  }
+  static SourceSpec latentFile(std::filesystem::path p, int index = 0) {
+    SourceSpec s;
+    s.kind = Kind::Latent;
+    s.path = std::move(p);
+    s.index = index;
+    return s;
+  }
+  static SourceSpec random(uint64_t seed) {
+    SourceSpec s;
+    s.kind = Kind::Random;
+    s.seed = seed;
+    return s;
+  }
+  static SourceSpec inlineCode(std::vector<float> values) {
+    SourceSpec s;
+    s.kind = Kind::Code;
+    s.code = std::move(values);
+    return s;
+  }
   /// "seed:N" → random code; "FILE.json" or "FILE.json#K" → latent file; anything else → photo.
   static SourceSpec parse(const std::string& text);
   /// A short description for messages and recipes ("photo a.png", "seed 7").

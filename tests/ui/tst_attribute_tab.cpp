@@ -7,6 +7,7 @@
 #include <QCheckBox>
 #include <QDropEvent>
 #include <QFile>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLineEdit>
@@ -91,7 +92,7 @@ class TestAttributeTab : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(neg->count(), 2, 20000);
     QVERIFY(tab->attribute());
     QCOMPARE(tab->attribute()->vector.size(), 32);
-    QCOMPARE(tab->attribute()->scales, c.scalesOf((1 << int(Range::Intermediate)) | (1 << int(Range::Fine))));
+    QCOMPARE(tab->attribute()->scales, c.scalesOf(RangeFlag::Intermediate | RangeFlag::Fine));
     QCOMPARE(tab->attribute()->positives, photos_.mid(1, 2));
     // v = mean(positives) − mean(negatives)
     const auto& p = pos->exemplars();
@@ -245,13 +246,15 @@ class TestAttributeTab : public QObject {
     MainWindow w(&c);
     auto* tab = w.attributeTab();
     fillWells(tab);
-    // A project saved before any attribute has none (the format older projects have).
+    // A project saved before any attribute has none (the editor section's, and no recipe attribute).
     const QString plain = dir_.filePath("plain.json");
     QString error;
-    QVERIFY2(c.document()->save(plain, &error), qPrintable(error));
+    QVERIFY2(c.saveProject(plain, &error), qPrintable(error));
     QFile f(plain);
     QVERIFY(f.open(QIODevice::ReadOnly));
-    QVERIFY(!QJsonDocument::fromJson(f.readAll()).object().contains("attribute"));
+    const auto saved = QJsonDocument::fromJson(f.readAll()).object();
+    QVERIFY(!saved.value("editor").toObject().contains("attribute"));
+    QVERIFY(saved.value("attributes").toArray().isEmpty());
 
     tab->strengthSlider()->setValue(125);
     QVERIFY(tab->apply());
@@ -259,7 +262,7 @@ class TestAttributeTab : public QObject {
     QTest::qWait(50);
     const QImage expected = c.result();
     const QString path = dir_.filePath("project.json");
-    QVERIFY2(c.document()->save(path, &error), qPrintable(error));
+    QVERIFY2(c.saveProject(path, &error), qPrintable(error));
 
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");

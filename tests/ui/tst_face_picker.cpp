@@ -223,11 +223,11 @@ class TestFacePicker : public QObject {
 
     // A project's sources have no photo: the export is disabled with a reason.
     const QString project = dir_.filePath("p.json");
-    QVERIFY(c.document()->save(project, &error));
+    QVERIFY(c.saveProject(project, &error));
     StudioController d;
     d.setModel(c.worker()->model(), "tiny");
     MainWindow w2(&d);
-    QVERIFY(d.document()->load(project, &error));
+    QVERIFY(d.openProject(project, &error));
     QTRY_VERIFY_WITH_TIMEOUT(!d.result().isNull(), 30000);
     QCOMPARE(d.pasteBackSource(), -1);
     QVERIFY(!d.exportPastedBack(dir_.filePath("nope.png"), -1, &error));
@@ -256,7 +256,7 @@ class TestFacePicker : public QObject {
     QTRY_VERIFY(w.exportGridAction()->isEnabled());
     QVERIFY(c.sampleGrid().isNull());
     QSignalSpy ready(&c, &StudioController::samplesReady);
-    c.requestSamples(0, 1, 5);
+    c.requestSamples({}, 1, 5);
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 30000);
     QCOMPARE(c.sampleGrid().size(), QSize(3 * 64 + 2 * 4, 2 * 64 + 4));  // 5 samples: 3 + 2
     QCOMPARE(c.sampleGrid(5).size(), QSize(5 * 64 + 4 * 4, 64));

@@ -17,6 +17,9 @@
 #include <QTimer>
 #include <QUrl>
 
+#include <QJsonDocument>
+
+#include "core/io/model_file.h"
 #include "ui/main_window.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
@@ -166,12 +169,12 @@ class TestStudio : public QObject {
     const QImage expected = c.result();
     const QString path = dir_.filePath("project.json");
     QString error;
-    QVERIFY2(c.document()->save(path, &error), qPrintable(error));
+    QVERIFY2(c.saveProject(path, &error), qPrintable(error));
 
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");
     QSignalSpy results(&d, &StudioController::resultReady);
-    QVERIFY2(d.document()->load(path, &error), qPrintable(error));
+    QVERIFY2(d.openProject(path, &error), qPrintable(error));
     QCOMPARE(d.document()->sources().size(), 3);
     for (int i = 0; i < 3; ++i) {
       QCOMPARE(d.document()->sources()[i].latent, c.document()->sources()[i].latent);
@@ -186,9 +189,80 @@ class TestStudio : public QObject {
     QVERIFY(bad.open(QIODevice::WriteOnly));
     bad.write("{ not json");
     bad.close();
-    QVERIFY(!d.document()->load(bad.fileName(), &error));
+    QVERIFY(!d.openProject(bad.fileName(), &error));
     QVERIFY(!error.isEmpty());
     QCOMPARE(d.document()->sources().size(), 3);  // the session is kept
+  }
+
+  void projectReplaysThroughAutomodApplyPixelForPixel() {
+    // File → Save writes a recipe: `automod apply --recipe` re-encodes the photos, mixes them and
+    // applies the attribute edit exactly as the editor did.
+    const auto model_file = test::tmpPath(dir_, "replay.amod");
+    saveModel(model_file, *test::expressiveTinyModel());
+    StudioController c;
+    QString error;
+    QVERIFY2(c.openModel(QString::fromStdString(model_file.string()), &error), qPrintable(error));
+    c.addPhotos(photos_.mid(0, 3));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
+    c.document()->assignRange(Range::Coarse, 2);
+    c.document()->setRangeWeight(Range::Fine, 0, 0.3);
+    c.document()->setRangeWeight(Range::Fine, 1, 0.7);
+    AttributeEdit attribute;
+    attribute.name = "test";
+    attribute.resolution = 64;
+    attribute.blocks = 5;
+    attribute.scales = "2-3";
+    attribute.vector = c.document()->sources()[1].latent;
+    for (int i = 0; i < attribute.vector.size(); ++i) attribute.vector[i] -= c.document()->sources()[0].latent[i];
+    attribute.strength = 0.8;
+    c.document()->setAttribute(attribute, "attribute");
+    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTest::qWait(50);
+    const QImage expected = c.result().convertToFormat(QImage::Format_RGB888);
+    const QString project = dir_.filePath("replay-project.json");
+    QVERIFY2(c.saveProject(project, &error), qPrintable(error));
+
+    const auto out = test::tmpPath(dir_, "replayed.png");
+    auto r = test::runAutomod({"apply", "--recipe", project.toStdString(), "-o", out.string(), "--threads", "1"});
+    QVERIFY2(r.code == 0, r.err.c_str());
+    const QImage replayed = QImage(QString::fromStdString(out.string())).convertToFormat(QImage::Format_RGB888);
+    QCOMPARE(replayed.size(), expected.size());
+    QCOMPARE(replayed, expected);
+
+    // The same project opens in the editor again, with its morph settings.
+    MorphSettings morph;
+    morph.a = 2;
+    morph.b = 0;
+    morph.moving = RangeFlag::Fine;
+    morph.t = 0.25;
+    c.document()->setMorph(morph);
+    QVERIFY2(c.saveProject(project, &error), qPrintable(error));
+    StudioController d;
+    QVERIFY2(d.openModel(QString::fromStdString(model_file.string()), &error), qPrintable(error));
+    QVERIFY2(d.openProject(project, &error), qPrintable(error));
+    QCOMPARE(d.document()->mix(), c.document()->mix());
+    QCOMPARE(d.document()->attribute(), c.document()->attribute());
+    QCOMPARE(d.document()->morph(), morph);
+  }
+
+  void aFirstFormatProjectStillOpens() {
+    // Projects saved before projects were recipes: {"format": "automod-studio-project", ...}.
+    StudioController c;
+    load(c, 2);
+    QJsonObject state = c.document()->editorState();
+    state.remove("morph");
+    state["version"] = 1;
+    const QString path = dir_.filePath("old-project.json");
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(QJsonDocument(state).toJson());
+    f.close();
+    StudioController d;
+    d.setModel(test::expressiveTinyModel(), "tiny");
+    QString error;
+    QVERIFY2(d.openProject(path, &error), qPrintable(error));
+    QCOMPARE(d.document()->sources().size(), 2);
+    QCOMPARE(d.document()->mix(), c.document()->mix());
   }
 
   void aBadPhotoShowsAnErrorAndKeepsTheSession() {

@@ -13,9 +13,12 @@
 
 #include "core/edit/plan.h"
 #include "core/io/model_file.h"
+#include "core/io/archive.h"
 #include "core/io/reference_import.h"
 #include "core/util/error.h"
 #include "testutil.h"
+#include "training/reference_state.h"
+#include "training/trainer.h"
 
 using namespace automod;
 namespace fs = std::filesystem;
@@ -58,6 +61,7 @@ class TestReference : public QObject {
   void damagedCheckpointsGiveOneLineErrors();
   void importCommandWritesAModelOrFailsInOneLine();
   void mutatedCheckpointsImportOrFailWithAutomodError();
+  void trainingStateCarriesAdamMomentsAndResumes();
 
  private:
   fs::path dir_;
@@ -314,6 +318,74 @@ void TestReference::mutatedCheckpointsImportOrFailWithAutomodError() {
   }
   qInfo("60 mutants: %d imported, %d refused with a message", imported, refused);
   QVERIFY(refused > 0);
+}
+
+void TestReference::trainingStateCarriesAdamMomentsAndResumes() {
+  // The recorded-iteration checkpoint (phase 3, 32 px) with Adam moments filled in as a released
+  // file would have them: they reach our optimisers on the right parameters, and the run resumes.
+  const auto file = dir_ / "train-step-m0-before.pth";
+  if (!fs::exists(file)) QSKIP("no train-step-m0-before.pth in the fixture folder");
+  auto ckpt = readReferenceCheckpoint(file);
+  std::vector<std::string> decoder_names;
+  for (auto& [k, t] : ckpt.decoder)
+    if (!(k.rfind("progression.", 0) == 0 && k.find(".mod.") != std::string::npos)) decoder_names.push_back(k);
+  QCOMPARE(ckpt.optimizer_decoder.params, int64_t(decoder_names.size()));
+  auto moment = [](const torch::Tensor& like, double v) { return torch::full(like.sizes(), v); };
+  for (size_t i = 0; i < decoder_names.size(); ++i) {
+    const auto* t = ckpt.find(ckpt.decoder, decoder_names[i]);
+    ckpt.optimizer_decoder.state[int64_t(i)] = {42, moment(*t, 0.001 * double(i + 1)), moment(*t, 1e-6)};
+  }
+  const int64_t robust_first = static_cast<int64_t>(ckpt.encoder.size());
+  QCOMPARE(ckpt.optimizer_encoder.params, robust_first + 2 * int64_t(ckpt.robust.size()));
+  ckpt.optimizer_encoder.state[robust_first + 6] = {9, moment(ckpt.robust[3].first, 0.5), moment(ckpt.robust[3].first, 0.25)};
+
+  auto imported = importReference(ckpt, file.string(), "0");
+  ReferenceTrainingOptions options;
+  options.preset = "paper-ffhq256";
+  options.training_images = 64;
+  auto state = referenceTrainingState(imported, ckpt, options);
+  QCOMPARE(state.checkpoint.header.value("kind", ""), std::string("checkpoint"));
+  bool says_position = false;
+  for (auto& line : state.not_carried) says_position = says_position || line.find("schedule position") != std::string::npos;
+  QVERIFY(says_position);  // iteration 1000 is not where paper-ffhq256 reaches 32 px
+
+  // Our decoder Adam holds the moments given for the authors' to_rgb.3.weight (index in their order).
+  auto model = modelFromArchive(state.checkpoint, "run");
+  model->setStage(state.checkpoint.header["training"]["stage"].get<int>());
+  TrainingModules modules(*model, 1e-3);
+  {
+    const auto bytes = state.checkpoint.get("optim.decoder");
+    std::istringstream in(std::string(static_cast<const char*>(bytes.data_ptr()), size_t(bytes.numel())));
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    modules.decoder_opt->load(archive);
+  }
+  const auto it = std::find(decoder_names.begin(), decoder_names.end(), "to_rgb.3.weight");
+  const double expected = 0.001 * double(it - decoder_names.begin() + 1);
+  auto param = model->decoder->named_parameters(true)["to_rgb.3.weight"];
+  std::ostringstream key;
+  key << param.unsafeGetTensorImpl();
+  bool found = false;
+  for (auto& [k, s] : modules.decoder_opt->state()) {
+    auto& adam = static_cast<torch::optim::AdamParamState&>(*s);
+    if (adam.exp_avg().sizes() != param.sizes()) continue;
+    if (std::abs(adam.exp_avg().flatten()[0].item<double>() - expected) < 1e-9) found = found || adam.step() == 42;
+  }
+  QVERIFY2(found, "the authors' to_rgb.3.weight moments did not reach our to_rgb.3.weight");
+
+  // `automod train --resume` continues the run on a folder of photos.
+  QTemporaryDir tmp;
+  const auto run = test::tmpPath(tmp, "run");
+  fs::create_directories(run);
+  writeArchive(run / "latest.amod", state.checkpoint);
+  const auto photos = test::tmpPath(tmp, "photos");
+  fs::create_directories(photos);
+  for (int i = 0; i < 12; ++i) test::writeTestImage(photos / ("p" + std::to_string(i) + ".png"), 40, 40, i);
+  auto r = test::runAutomod({"train", "--resume", "--out", run.string(), "--data", photos.string(), "--threads", "1",
+                             "--no-previews"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  auto after = readArchive(run / "latest.amod");
+  QCOMPARE(after.header["training"]["images_seen"].get<int64_t>(), state.images_seen + 64);
 }
 
 QTEST_APPLESS_MAIN(TestReference)

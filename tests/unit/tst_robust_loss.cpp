@@ -13,6 +13,7 @@ class TestRobustLoss : public QObject {
   Q_OBJECT
  private Q_SLOTS:
   void logPartitionMatchesClosedForms();
+  void parametersStopGrowingAtTheElementCap();
   void interpolatedLogPartitionMatchesIntegral();
   void nllIntegratesToOne_data();
   void nllIntegratesToOne();
@@ -113,6 +114,25 @@ void TestRobustLoss::lossGradientReachesAlphaAndScale() {
   QVERIFY(rl->alphaLatent(8).grad().defined() && rl->alphaLatent(8).grad().abs().sum().item<double>() > 0);
   QVERIFY(rl->scaleLatent(8).grad().defined() && rl->scaleLatent(8).grad().abs().sum().item<double>() > 0);
   QVERIFY(!rl->alphaLatent(4).grad().defined());
+}
+
+void TestRobustLoss::parametersStopGrowingAtTheElementCap() {
+  // The authors' layout: from 128 px on, each resolution keeps 64×64×C parameters and the loss is
+  // taken on images pooled to 64 px (here in miniature: cap 8, resolutions to 32).
+  RobustLoss loss(RobustLossOptions(3, 32).max_element_resolution(8));
+  QCOMPARE(loss->alphaLatent(4).sizes(), (at::IntArrayRef{3, 4, 4}));
+  QCOMPARE(loss->alphaLatent(16).sizes(), (at::IntArrayRef{3, 8, 8}));
+  QCOMPARE(loss->scaleLatent(32).sizes(), (at::IntArrayRef{3, 8, 8}));
+  {
+    torch::NoGradGuard no_grad;
+    loss->alphaLatent(8).normal_();
+  }
+  loss->growTo(16);  // same size: copied, not replicated
+  QVERIFY(torch::equal(loss->alphaLatent(16), loss->alphaLatent(8)));
+  auto diff = torch::randn({2, 3, 8, 8});
+  const double at16 = loss->forward(diff, 16).item<double>();
+  QCOMPARE(at16, loss->forward(diff, 8).item<double>());  // equal parameters, equal loss
+  QVERIFY_THROWS_EXCEPTION(c10::Error, loss->forward(torch::randn({2, 3, 16, 16}), 16));
 }
 
 QTEST_GUILESS_MAIN(TestRobustLoss)
