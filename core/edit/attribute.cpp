@@ -6,6 +6,7 @@
 
 #include "core/model/layers.h"
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -35,12 +36,7 @@ void AttributeVector::save(const fs::path& path) const {
 AttributeVector AttributeVector::load(const fs::path& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read attribute file " + path.string() + ": no such file or no permission");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const std::exception&) {
-    throw Error("attribute file " + path.string() + " is not valid JSON");
-  }
+  nlohmann::json j = parseJsonLimited(f, "attribute file " + path.string());
   const std::string where = "attribute file " + path.string();
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
   auto need = [&](const char* key, bool ok) {
