@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -297,12 +298,7 @@ TrainingPreset loadPreset(const std::string& name_or_path) {
   }
   std::ifstream in(file);
   if (!in) throw Error("cannot read preset " + file.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("preset " + file.string() + " is not valid JSON: " + e.what());
-  }
+  nlohmann::json j = parseJsonLimited(in, "preset " + file.string());
   if (!j.contains("name")) j["name"] = file.stem().string();
   return TrainingPreset::fromJson(j);
 }

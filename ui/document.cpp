@@ -9,6 +9,9 @@
 #include <QJsonObject>
 #include <QSaveFile>
 
+#include "core/util/error.h"
+#include "core/util/json_limits.h"
+
 namespace automod::ui {
 namespace {
 
@@ -297,8 +300,15 @@ bool StudioDocument::load(const QString& path, QString* error) {
     if (error) *error = file.errorString();
     return false;
   }
+  const QByteArray text = file.readAll();
+  try {
+    checkJsonLimits(std::string_view(text.constData(), size_t(text.size())), "the project");
+  } catch (const Error& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
   QJsonParseError parse;
-  const auto doc = QJsonDocument::fromJson(file.readAll(), &parse);
+  const auto doc = QJsonDocument::fromJson(text, &parse);
   if (doc.isNull() || !doc.isObject()) {
     if (error) *error = tr("not a project file (%1)").arg(parse.errorString());
     return false;

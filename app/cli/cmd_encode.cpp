@@ -26,19 +26,26 @@ void addEncodeCommand(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(o->model, device, global.quiet);
     SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
     std::vector<LatentRecord> records;
+    std::vector<std::string> skipped;
     for (auto& p : o->photos) {
+      // One bad photo, whatever the library that fails on it, is reported and the others still encoded.
       try {
         auto z = cache.latent(SourceSpec::parse(p));
         records.push_back({p, z[0].to(torch::kCPU)});
         if (!global.quiet && !cache.lastNote().empty()) std::cerr << "automod: " << p << ": " << cache.lastNote() << "\n";
-      } catch (const Error& e) {
-        std::cerr << "automod: skipped: " << e.what() << "\n";
+      } catch (const std::exception& e) {
+        printSkipped(p, e, global);
+        skipped.push_back(p);
       }
     }
-    if (records.empty()) throw Error("none of the photos could be encoded");
+    if (records.empty())
+      throw Error(skipped.size() == 1 ? "the photo could not be encoded"
+                                      : "none of the " + std::to_string(skipped.size()) + " photos could be encoded");
     ensureParentDir(o->out);
     writeLatentFile(o->out, records, model->resolution());
-    if (!global.quiet) std::cout << o->out << ": " << records.size() << " latents\n";
+    if (!global.quiet)
+      std::cout << o->out << ": " << records.size() << " latents"
+                << (skipped.empty() ? std::string() : " (" + std::to_string(skipped.size()) + " skipped)") << "\n";
   });
 }
 

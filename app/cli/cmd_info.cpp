@@ -6,6 +6,7 @@
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod::cli {
 namespace fs = std::filesystem;
@@ -15,13 +16,18 @@ void addInfoCommand(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("info", "Print a model's config and training metadata as JSON");
   auto model = std::make_shared<std::string>();
   cmd->add_option("MODEL", *model, "model file (.amod) or 'default'")->required();
-  cmd->callback([model] {
+  cmd->callback([model, &global] {
+    prepare(global);
     if (*model == "default") {
       auto p = defaultModelPath();
       if (p.empty()) throw Error("no default model is installed");
       *model = p.string();
     }
-    std::cout << describeModelFile(*model).dump(2) << "\n";
+    const auto info = describeModelFile(*model, loadOptions(global, torch::kCPU));
+    // dump() recurses once per level: the header was depth-checked when read, and this says so again
+    // for whatever describeModelFile adds. Names that are not UTF-8 (file names) are printed with U+FFFD.
+    if (jsonDepth(info) > JsonLimits{}.max_depth) throw Error(*model + ": its description is nested too deeply to print");
+    std::cout << info.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   });
 }
 

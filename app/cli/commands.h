@@ -13,6 +13,10 @@ struct GlobalOptions {
   std::string device = "auto";
   int threads = 0;
   bool quiet = false;
+  /// Print the library's own text (LibTorch, OpenCV, nlohmann::json) below each error message.
+  bool verbose = false;
+  /// Load model files whose weights are NaN or infinite, with a warning, instead of refusing them.
+  bool allow_nonfinite = false;
 };
 
 using CommandAdder = void (*)(CLI::App& parent, GlobalOptions& global);

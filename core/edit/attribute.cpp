@@ -6,6 +6,7 @@
 
 #include "core/model/layers.h"
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -39,12 +40,7 @@ void AttributeVector::save(const fs::path& path) const {
 AttributeVector AttributeVector::load(const fs::path& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read attribute file " + path.string() + ": no such file or no permission");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const std::exception&) {
-    throw Error("attribute file " + path.string() + " is not valid JSON");
-  }
+  nlohmann::json j = parseJsonLimited(f, "attribute file " + path.string());
   return fromJson(j, "attribute file " + path.string());
 }
 

@@ -6,6 +6,7 @@
 #include "core/edit/attribute.h"
 #include "core/edit/plan.h"
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -258,12 +259,7 @@ void Recipe::save(const fs::path& path) const {
 Recipe Recipe::load(const fs::path& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read recipe " + path.string() + ": no such file or no permission");
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const std::exception& e) {
-    throw Error("recipe " + path.string() + " is not valid JSON: " + errorMessage(e));
-  }
+  const json j = parseJsonLimited(f, "recipe " + path.string());
   return fromJson(j, fs::absolute(path).parent_path(), "recipe " + path.string());
 }
 

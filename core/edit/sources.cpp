@@ -9,6 +9,7 @@
 
 #include "core/io/image.h"
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -92,12 +93,7 @@ void writeLatentFile(const fs::path& path, const std::vector<LatentRecord>& late
 std::vector<LatentRecord> readLatentFile(const fs::path& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read latent file " + path.string() + ": no such file or no permission");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    throw Error("latent file " + path.string() + " is not valid JSON");
-  }
+  nlohmann::json j = parseJsonLimited(f, "latent file " + path.string());
   const std::string where = "latent file " + path.string();
   std::vector<LatentRecord> out;
   if (j.is_array() && !j.empty() && j.front().is_number()) {

@@ -7,8 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <string_view>
 
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -52,7 +55,7 @@ torch::ScalarType dtypeFromName(const std::string& n) {
   if (n == "i32") return torch::kInt32;
   if (n == "u8") return torch::kUInt8;
   if (n == "bool") return torch::kBool;
-  throw Error("unknown tensor type '" + n + "'");
+  throw Error("unknown tensor type '" + n + "' (the file was written by a newer program, or is damaged)");
 }
 
 class CrcWriter {
@@ -178,58 +181,113 @@ TensorArchive readArchive(const fs::path& path) {
   in.seekg(0, std::ios::end);
   const auto size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);
+  std::vector<char> bytes;
+  try {
+    bytes.resize(size);
+  } catch (const std::exception& e) {
+    throw Error(outOfMemoryMessage(e, "read " + name + " (" + byteCount(size) + ")"), errorDetail(e));
+  }
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in) throw Error("cannot read " + name);
+  return readArchiveBytes(bytes.data(), bytes.size(), name);
+}
+
+TensorArchive readArchiveBytes(const char* data, size_t size, const std::string& name) {
   if (size < sizeof kMagic + 4 + 8 + kTrailerSize) {
-    char probe[8] = {};
-    in.read(probe, std::min<uint64_t>(8, size));
-    if (size >= 8 && std::memcmp(probe, kMagic, 8) == 0)
+    if (size >= 8 && std::memcmp(data, kMagic, 8) == 0)
       throw Error(name + " is truncated (" + std::to_string(size) + " bytes): the copy or download was cut short");
     throw Error(name + " is not an Automodulator Studio model file (.amod)");
   }
-  std::vector<char> bytes(size);
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (!in) throw Error("cannot read " + name);
-  if (std::memcmp(bytes.data(), kMagic, 8) != 0)
-    throw Error(name + " is not an Automodulator Studio model file (.amod)");
+  if (std::memcmp(data, kMagic, 8) != 0) throw Error(name + " is not an Automodulator Studio model file (.amod)");
   uint32_t version;
-  std::memcpy(&version, bytes.data() + 8, 4);
+  std::memcpy(&version, data + 8, 4);
   if (version > kArchiveFormatVersion)
     throw Error(name + " was written by a newer Automodulator Studio (file format " + std::to_string(version) +
                 "; this build reads up to " + std::to_string(kArchiveFormatVersion) + "): update the program");
   if (version == 0) throw Error(name + " has an invalid format version 0");
-  const char* trailer = bytes.data() + size - kTrailerSize;
+  const char* trailer = data + size - kTrailerSize;
   uint64_t total = 0;
   uint32_t crc_stored = 0;
   std::memcpy(&total, trailer + 8, 8);
   std::memcpy(&crc_stored, trailer + 16, 4);
   if (std::memcmp(trailer, kEndMagic, 8) != 0 || total != size)
     throw Error(name + " is truncated or damaged (its end marker is missing): the copy or download was cut short");
-  if (crc32(bytes.data(), size - kTrailerSize) != crc_stored)
+  if (crc32(data, size - kTrailerSize) != crc_stored)
     throw Error(name + " is corrupt (checksum mismatch): the file was damaged after it was written");
 
+  // From here on the file is as its writer made it: what is wrong now was written that way (by another
+  // program, or on purpose), so every field is checked before it is used.
   uint64_t header_len;
-  std::memcpy(&header_len, bytes.data() + 12, 8);
-  const uint64_t data_start = 20 + header_len;
-  if (data_start > size - kTrailerSize) throw Error(name + " is corrupt (header length out of range)");
+  std::memcpy(&header_len, data + 12, 8);
+  const uint64_t body = size - kTrailerSize - 20;
+  if (header_len > body) throw Error(name + " is corrupt (header length out of range)");
+  const uint64_t data_start = 20 + header_len, data_size = body - header_len;
   TensorArchive archive;
-  try {
-    archive.header = nlohmann::json::parse(bytes.begin() + 20, bytes.begin() + static_cast<std::ptrdiff_t>(data_start));
-    const uint64_t data_size = size - kTrailerSize - data_start;
-    for (auto& e : archive.header.at("tensors")) {
-      auto dtype = dtypeFromName(e.at("dtype").get<std::string>());
-      auto shape = e.at("shape").get<std::vector<int64_t>>();
-      const uint64_t off = e.at("offset").get<uint64_t>(), nb = e.at("nbytes").get<uint64_t>();
-      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-      if (static_cast<uint64_t>(t.numel()) * t.element_size() != nb || off + nb > data_size || off + nb < off)
-        throw Error("tensor '" + e.at("name").get<std::string>() + "' does not fit the file");
-      std::memcpy(t.data_ptr(), bytes.data() + data_start + off, nb);
-      archive.tensors.emplace_back(e.at("name").get<std::string>(), std::move(t));
+  archive.header = parseJsonLimited(std::string_view(data + 20, header_len), "the header of " + name);
+  const std::string bad = name + " is corrupt: ";
+  if (!archive.header.is_object()) throw Error(bad + "its header is not a JSON object");
+  auto it = archive.header.find("tensors");
+  if (it == archive.header.end() || !it->is_array()) throw Error(bad + "its header has no list of tensors");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const auto& e = (*it)[i];
+    const std::string entry = "tensor " + std::to_string(i);
+    if (!e.is_object()) throw Error(bad + entry + " in its header is not a JSON object");
+    auto field = [&](const char* key) -> const nlohmann::json& {
+      auto f = e.find(key);
+      if (f == e.end()) throw Error(bad + entry + " in its header has no '" + key + "'");
+      return *f;
+    };
+    const auto& jname = field("name");
+    if (!jname.is_string()) throw Error(bad + entry + " in its header has a name that is not a string");
+    const std::string tname = jname.get<std::string>();
+    const std::string where = bad + "tensor '" + tname + "'";
+    if (!seen.insert(tname).second)
+      throw Error(bad + "it holds two tensors named '" + tname + "' (the file was not written by this program)");
+    const auto& jdtype = field("dtype");
+    if (!jdtype.is_string()) throw Error(where + " has a type that is not a string");
+    torch::ScalarType dtype;
+    try {
+      dtype = dtypeFromName(jdtype.get<std::string>());
+    } catch (const Error& x) {
+      throw Error(where + " has an " + x.what());
     }
-    archive.header.erase("tensors");
-  } catch (const Error& e) {
-    throw Error(name + " is corrupt: " + e.what());
-  } catch (const std::exception& e) {
-    throw Error(name + " is corrupt (bad header: " + errorMessage(e) + ")");
+    const auto& jshape = field("shape");
+    if (!jshape.is_array() || jshape.size() > 16) throw Error(where + " has a shape that is not a list of up to 16 sizes");
+    std::vector<int64_t> shape;
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (const auto& d : jshape) {
+      if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
+        throw Error(where + " has a size that is not a whole number >= 0");
+      const uint64_t n = d.get<uint64_t>();
+      if (n > uint64_t(INT64_MAX)) overflow = true;
+      else if (n != 0 && numel > UINT64_MAX / n) overflow = true;
+      else numel *= n;
+      shape.push_back(static_cast<int64_t>(std::min<uint64_t>(n, INT64_MAX)));
+    }
+    const uint64_t elem = c10::elementSize(dtype);
+    if (!overflow && numel > UINT64_MAX / elem) overflow = true;
+    const auto& joff = field("offset");
+    const auto& jnb = field("nbytes");
+    if (!joff.is_number_unsigned() || !jnb.is_number_unsigned())
+      throw Error(where + " has an offset or byte count that is not a whole number >= 0");
+    const uint64_t off = joff.get<uint64_t>(), nb = jnb.get<uint64_t>();
+    if (overflow || numel * elem != nb)
+      throw Error(where + " declares a shape that does not match its byte count (" + byteCount(nb) + ")");
+    if (nb > data_size || off > data_size - nb)
+      throw Error(where + " does not fit the file (it declares " + byteCount(nb) + " at offset " + std::to_string(off) +
+                  "; the file holds " + byteCount(data_size) + " of tensor data)");
+    torch::Tensor t;
+    try {
+      t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+    } catch (const std::exception& x) {
+      throw Error(outOfMemoryMessage(x, "read " + name + ": tensor '" + tname + "' needs " + byteCount(nb)), errorDetail(x));
+    }
+    if (nb > 0) std::memcpy(t.data_ptr(), data + data_start + off, nb);
+    archive.tensors.emplace_back(tname, std::move(t));
   }
+  archive.header.erase("tensors");
   return archive;
 }
 

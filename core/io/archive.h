@@ -34,8 +34,12 @@ struct TensorArchive {
 void writeArchive(const std::filesystem::path& path, const TensorArchive& archive);
 
 /// Reads and verifies a whole archive; throws automod::Error for a missing, truncated, corrupt,
-/// foreign or newer-version file.
+/// foreign or newer-version file, and for one whose checksum is right but whose header is not what
+/// this program writes (JSON nested more than 64 levels, two tensors of one name, a tensor larger than
+/// the file): nothing is allocated for a tensor before its size is checked against the file.
 TensorArchive readArchive(const std::filesystem::path& path);
+/// The same from bytes in memory; `name` is used in messages (the fuzzer's entry point).
+TensorArchive readArchiveBytes(const char* data, size_t size, const std::string& name);
 
 /// CRC-32 (IEEE) of a byte range, continuing from `crc`.
 uint32_t crc32(const void* data, size_t size, uint32_t crc = 0);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstring>
 #include <fstream>
 
 #include "core/util/error.h"
@@ -11,6 +13,13 @@
 #ifdef AUTOMOD_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#if __has_include(<png.h>) && __has_include(<jpeglib.h>)
+#include <dlfcn.h>
+#include <png.h>
+#include <cstdio>  // jpeglib.h needs FILE
+#include <jpeglib.h>
+#include <jerror.h>
+#endif
 #endif
 
 namespace automod {
@@ -65,11 +74,7 @@ void writePnm(const fs::path& path, const torch::Tensor& img) {
 #ifdef AUTOMOD_HAVE_OPENCV
 // libjpeg decodes a truncated JPEG without an error (the missing part comes out grey), so look for the
 // end-of-image marker after the first top-level start-of-scan (entropy-coded data never holds FF D9).
-bool jpegIsTruncated(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
-  const size_t n = buf.size();
+bool jpegIsTruncated(const uint8_t* b, size_t n) {
   if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return false;  // not a JPEG; leave it to the decoder
   size_t i = 2;
   while (i + 4 <= n) {
@@ -88,23 +93,34 @@ bool jpegIsTruncated(const fs::path& path) {
   return true;
 }
 
+// Bounds-checked reads from the encoded bytes.
+struct ByteReader {
+  const uint8_t* data;
+  size_t size;
+  bool read(size_t at, size_t n, unsigned char* out) const {
+    if (at > size || n > size - at) return false;
+    std::memcpy(out, data + at, n);
+    return true;
+  }
+};
+
 // The EXIF Orientation (1–8) from the TIFF structure at `base` (the payload of an EXIF block):
 // tag 0x0112 in the first IFD. 1 (upright) when absent or unreadable.
-int tiffOrientation(std::istream& in, std::streamoff base) {
+int tiffOrientation(const ByteReader& in, size_t base) {
   unsigned char h[8];
-  in.seekg(base);
-  if (!in.read(reinterpret_cast<char*>(h), 8)) return 1;
+  if (!in.read(base, 8, h)) return 1;
   const bool le = h[0] == 'I' && h[1] == 'I';
   if (!le && !(h[0] == 'M' && h[1] == 'M')) return 1;
   auto u16 = [&](const unsigned char* p) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; };
   auto u32 = [&](const unsigned char* p) { return uint32_t(le ? u16(p) | u16(p + 2) << 16 : u16(p) << 16 | u16(p + 2)); };
   if (u16(h + 2) != 42) return 1;  // BigTIFF (43) and others: assume upright
-  in.seekg(base + std::streamoff(u32(h + 4)));
+  size_t at = base + size_t(u32(h + 4));
   unsigned char n2[2];
-  if (!in.read(reinterpret_cast<char*>(n2), 2)) return 1;
-  for (int i = 0, n = u16(n2); i < n && i < 1000; ++i) {
+  if (!in.read(at, 2, n2)) return 1;
+  at += 2;
+  for (int i = 0, n = u16(n2); i < n && i < 1000; ++i, at += 12) {
     unsigned char e[12];
-    if (!in.read(reinterpret_cast<char*>(e), 12)) return 1;
+    if (!in.read(at, 12, e)) return 1;
     if (u16(e) == 0x0112) {
       const int v = u16(e + 8);  // SHORT, stored in the first two bytes of the value field
       return v >= 1 && v <= 8 ? v : 1;
@@ -113,45 +129,46 @@ int tiffOrientation(std::istream& in, std::streamoff base) {
   return 1;
 }
 
-// EXIF orientation of a PNG (eXIf chunk) or WebP (EXIF chunk) file, read by seeking through the
-// container's chunk headers (never the pixel data). OpenCV 4.6 applies EXIF orientation only to JPEGs,
-// and not at all when decoding with IMREAD_UNCHANGED, which keeps alpha.
-int fileOrientation(const fs::path& path, const std::string& ext) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return 1;
-  unsigned char h[12];
-  if (!in.read(reinterpret_cast<char*>(h), 12)) return 1;
-  if (ext == ".png") {
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    if (!std::equal(sig, sig + 8, h)) return 1;
-    std::streamoff at = 8;
+enum class Format { Unknown, Jpeg, Png, Webp, Tiff };
+
+// The container, from its signature (the file name's extension may lie).
+Format sniff(const uint8_t* b, size_t n) {
+  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n >= 8 && std::memcmp(b, png, 8) == 0) return Format::Png;
+  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return Format::Jpeg;
+  if (n >= 12 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0) return Format::Webp;
+  if (n >= 4 && (std::memcmp(b, "II*\0", 4) == 0 || std::memcmp(b, "MM\0*", 4) == 0)) return Format::Tiff;
+  return Format::Unknown;
+}
+
+// EXIF orientation of a PNG (eXIf chunk) or WebP (EXIF chunk), found by walking the container's chunk
+// headers (never the pixel data). OpenCV 4.6 applies EXIF orientation only to JPEGs, and not at all
+// when decoding with IMREAD_UNCHANGED, which keeps alpha.
+int containerOrientation(const ByteReader& in, Format format) {
+  if (format == Format::Png) {
+    size_t at = 8;
     for (int i = 0; i < 100000; ++i) {
       unsigned char c[8];
-      in.seekg(at);
-      if (!in.read(reinterpret_cast<char*>(c), 8)) return 1;
+      if (!in.read(at, 8, c)) return 1;
       const uint32_t len = uint32_t(c[0]) << 24 | uint32_t(c[1]) << 16 | uint32_t(c[2]) << 8 | c[3];
-      const std::string type(reinterpret_cast<const char*>(c + 4), 4);
-      if (type == "eXIf") return tiffOrientation(in, at + 8);
-      if (type == "IEND") return 1;
-      at += 12 + std::streamoff(len);
+      if (std::memcmp(c + 4, "eXIf", 4) == 0) return tiffOrientation(in, at + 8);
+      if (std::memcmp(c + 4, "IEND", 4) == 0) return 1;
+      at += 12 + size_t(len);
     }
     return 1;
   }
-  if (ext == ".webp") {
-    if (std::string(reinterpret_cast<const char*>(h), 4) != "RIFF" || std::string(reinterpret_cast<const char*>(h + 8), 4) != "WEBP")
-      return 1;
-    std::streamoff at = 12;
+  if (format == Format::Webp) {
+    size_t at = 12;
     for (int i = 0; i < 1000; ++i) {
       unsigned char c[8];
-      in.seekg(at);
-      if (!in.read(reinterpret_cast<char*>(c), 8)) return 1;
+      if (!in.read(at, 8, c)) return 1;
       const uint32_t len = c[4] | c[5] << 8 | c[6] << 16 | uint32_t(c[7]) << 24;
-      if (std::string(reinterpret_cast<const char*>(c), 4) == "EXIF") {
-        char exif[6] = {};  // some writers keep JPEG's "Exif\0\0" prefix
-        in.read(exif, 6);
-        return tiffOrientation(in, at + 8 + (std::string(exif, 4) == "Exif" ? 6 : 0));
+      if (std::memcmp(c, "EXIF", 4) == 0) {
+        unsigned char exif[6] = {};  // some writers keep JPEG's "Exif\0\0" prefix
+        in.read(at + 8, 6, exif);
+        return tiffOrientation(in, at + 8 + (std::memcmp(exif, "Exif", 4) == 0 ? 6 : 0));
       }
-      at += 8 + std::streamoff(len) + (len & 1);
+      at += 8 + size_t(len) + (len & 1);
     }
   }
   return 1;
@@ -174,6 +191,28 @@ void applyOrientation(cv::Mat& m, int orientation) {
 
 }  // namespace
 
+#ifdef AUTOMOD_HAVE_OPENCV
+namespace {
+// What libpng and libjpeg said while this thread decoded its last image: kept for --verbose, never
+// printed by the libraries themselves (see the handlers below).
+std::string& codecMessages() {
+  thread_local std::string messages;
+  return messages;
+}
+// Whether libjpeg reported damaged image data while this thread decoded its last image.
+bool& codecDamage() {
+  thread_local bool damaged = false;
+  return damaged;
+}
+void noteCodecMessage(const char* library, const char* text) {
+  auto& m = codecMessages();
+  if (m.size() > 4096) return;
+  if (!m.empty()) m += "; ";
+  m += std::string(library) + ": " + text;
+}
+}  // namespace
+#endif
+
 bool isImageFile(const fs::path& path) {
   static const char* exts[] = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"};
   const auto e = lowerExt(path);
@@ -186,26 +225,51 @@ torch::Tensor readImage(const fs::path& path, int channels) {
   if (!fs::exists(path, ec)) throw Error("cannot read " + path.string() + ": no such file");
   if (fs::is_directory(path, ec)) throw Error("cannot read " + path.string() + ": it is a folder");
 #ifdef AUTOMOD_HAVE_OPENCV
-  const auto ext = lowerExt(path);
-  cv::Mat m;
-  const bool may_have_alpha = ext == ".png" || ext == ".webp" || ext == ".tif" || ext == ".tiff";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string() + ": no permission");
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<size_t>(std::max<std::streamoff>(0, in.tellg()));
+  in.seekg(0);
+  std::vector<uint8_t> bytes;
   try {
-    if (may_have_alpha) {
-      m = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
-    } else {
-      // IMREAD_COLOR applies a JPEG's EXIF orientation and converts CMYK (Adobe, inverted), grey and
-      // 16-bit data.
-      m = cv::imread(path.string(), cv::IMREAD_COLOR);
-    }
-  } catch (const cv::Exception& e) {
-    throw Error("cannot read " + path.string() + ": " + e.what());
+    bytes.resize(size);
+  } catch (const std::exception& e) {
+    throw Error(outOfMemoryMessage(e, "read " + path.string() + " (" + byteCount(size) + ")"), errorDetail(e));
   }
-  if (m.empty()) throw Error("cannot read " + path.string() + ": not an image, or the file is damaged");
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+    throw Error("cannot read " + path.string() + ": a read error occurred");
+  return decodeImage(bytes.data(), bytes.size(), path.string(), channels);
+#else
+  return toChannels(readPnm(path), channels);
+#endif
+}
+
+#ifdef AUTOMOD_HAVE_OPENCV
+torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& name, int channels) {
+  TORCH_CHECK(channels == 1 || channels == 3, "decodeImage: channels must be 1 or 3");
+  const std::string unreadable = "cannot read " + name + ": the file is not an image or is damaged";
+  if (size == 0) throw Error("cannot read " + name + ": the file is empty");
+  const Format format = sniff(data, size);
+  cv::Mat m;
+  codecMessages().clear();
+  codecDamage() = false;
+  try {
+    const cv::Mat encoded(1, static_cast<int>(std::min<size_t>(size, INT_MAX)), CV_8UC1, const_cast<uint8_t*>(data));
+    // PNG, WebP and TIFF may have alpha, which IMREAD_UNCHANGED keeps (composited below). IMREAD_COLOR
+    // applies a JPEG's EXIF orientation and converts CMYK (Adobe, inverted), grey and 16-bit data.
+    const bool may_have_alpha = format == Format::Png || format == Format::Webp || format == Format::Tiff;
+    m = cv::imdecode(encoded, may_have_alpha ? cv::IMREAD_UNCHANGED : cv::IMREAD_COLOR);
+  } catch (const std::exception& e) {
+    if (isOutOfMemory(e)) throw Error(outOfMemoryMessage(e, "decode " + name), errorDetail(e));
+    throw Error(unreadable, errorDetail(e));
+  }
+  if (m.empty()) throw Error(unreadable, codecMessages());
   // IMREAD_UNCHANGED (kept for alpha) skips the EXIF orientation, so apply it here. TIFFs need nothing:
   // OpenCV's TIFF decoder (libtiff's RGBA reader) already returns them upright.
-  if (ext == ".png" || ext == ".webp") applyOrientation(m, fileOrientation(path, ext));
-  if ((ext == ".jpg" || ext == ".jpeg") && jpegIsTruncated(path))
-    throw Error("cannot read " + path.string() + ": the file is truncated");
+  if (format == Format::Png || format == Format::Webp) applyOrientation(m, containerOrientation({data, size}, format));
+  if (format == Format::Jpeg && jpegIsTruncated(data, size))
+    throw Error("cannot read " + name + ": the file is truncated", codecMessages());
+  if (codecDamage()) throw Error("cannot read " + name + ": the file is damaged (part of its image data is corrupt)", codecMessages());
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
   else if (m.depth() == CV_32F) m.convertTo(m, CV_8U, 255.0);
   else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
@@ -228,13 +292,17 @@ torch::Tensor readImage(const fs::path& path, int channels) {
     std::vector<cv::Mat> parts;
     cv::split(m, parts);
     cv::cvtColor(parts[0], m, cv::COLOR_GRAY2RGB);
+  } else {
+    throw Error("cannot read " + name + ": images with " + std::to_string(m.channels()) + " channels are not supported");
   }
   auto t = torch::from_blob(m.data, {m.rows, m.cols, 3}, {static_cast<int64_t>(m.step[0]), 3, 1}, torch::kUInt8).clone();
   return toChannels(t, channels);
-#else
-  return toChannels(readPnm(path), channels);
-#endif
 }
+#else
+torch::Tensor decodeImage(const uint8_t*, size_t, const std::string& name, int) {
+  throw Error("cannot read " + name + ": this build has no OpenCV; use a .ppm or .pgm file");
+}
+#endif
 
 void writeImage(const fs::path& path, const torch::Tensor& image) {
   TORCH_CHECK(image.dim() == 3 && image.scalar_type() == torch::kUInt8 && (image.size(2) == 1 || image.size(2) == 3),
@@ -310,3 +378,74 @@ torch::Tensor makeGrid(const torch::Tensor& images, int cols, int pad, uint8_t b
 }
 
 }  // namespace automod
+
+// ---------------------------------------------------------------------------------------------------
+// Quiet image libraries. OpenCV decodes PNGs and JPEGs with libpng's and libjpeg's default message
+// handlers, which print to stderr ("libpng warning: iCCP: known incorrect sRGB profile", "Corrupt JPEG
+// data: …") — from any thread, mixed into our own output. OpenCV offers no way to set handlers, so this
+// program defines the two functions through which those handlers are installed, png_create_read_struct
+// and jpeg_std_error: the dynamic linker binds OpenCV's (and dlib's) calls to these definitions, which
+// call the library's own and replace only the handlers that would print. The messages go to a
+// thread-local note shown with --verbose; errors still stop the decoder (libpng's longjmp, OpenCV's
+// error_exit for libjpeg), so OpenCV reports failures exactly as before. No global state is touched,
+// so decoding on several threads at once is safe, and nothing of ours is ever redirected.
+#if defined(AUTOMOD_HAVE_OPENCV) && __has_include(<png.h>) && __has_include(<jpeglib.h>)
+extern "C" {
+
+static void automodPngError(png_structp png, png_const_charp message) {
+  automod::noteCodecMessage("libpng error", message);
+  png_longjmp(png, 1);
+}
+
+static void automodPngWarning(png_structp, png_const_charp message) { automod::noteCodecMessage("libpng warning", message); }
+
+png_structp png_create_read_struct(png_const_charp user_png_ver, png_voidp error_ptr, png_error_ptr error_fn,
+                                   png_error_ptr warn_fn) {
+  using Fn = png_structp (*)(png_const_charp, png_voidp, png_error_ptr, png_error_ptr);
+  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "png_create_read_struct"));
+  if (!real) return nullptr;  // cannot happen: only code linked against libpng calls this
+  return real(user_png_ver, error_ptr, error_fn ? error_fn : automodPngError, warn_fn ? warn_fn : automodPngWarning);
+}
+
+static void automodJpegMessage(j_common_ptr cinfo) {
+  char text[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, text);
+  automod::noteCodecMessage("libjpeg", text);
+}
+
+// libjpeg's emit_message, which reports only a file's first warning; this one also notes whether a
+// warning means damaged image data (decoded as grey or garbage blocks rather than refused).
+static void automodJpegEmit(j_common_ptr cinfo, int level) {
+  auto* err = cinfo->err;
+  if (level < 0) {
+    switch (err->msg_code) {
+      case JWRN_HIT_MARKER:       // "Corrupt JPEG data: premature end of data segment"
+      case JWRN_HUFF_BAD_CODE:    // "Corrupt JPEG data: bad Huffman code"
+      case JWRN_MUST_RESYNC:      // "Corrupt JPEG data: found marker ... instead of RST"
+      case JWRN_JPEG_EOF:         // "Premature end of JPEG file"
+        automod::codecDamage() = true;
+        break;
+      case JWRN_EXTRANEOUS_DATA:  // "Corrupt JPEG data: N extraneous bytes before marker": a few bytes of
+                                  // padding are common and harmless; hundreds mean the decoder lost its place
+        if (err->msg_parm.i[0] > 256) automod::codecDamage() = true;
+        break;
+      default: break;
+    }
+    if (err->num_warnings++ < 8) automodJpegMessage(cinfo);
+  } else if (err->trace_level >= level) {
+    automodJpegMessage(cinfo);
+  }
+}
+
+struct jpeg_error_mgr* jpeg_std_error(struct jpeg_error_mgr* err) {
+  using Fn = struct jpeg_error_mgr* (*)(struct jpeg_error_mgr*);
+  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "jpeg_std_error"));
+  if (!real) return err;
+  real(err);
+  err->output_message = automodJpegMessage;
+  err->emit_message = automodJpegEmit;
+  return err;
+}
+
+}  // extern "C"
+#endif

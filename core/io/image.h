@@ -4,6 +4,8 @@
 // without it only binary PPM/PGM are supported. Resizing uses LibTorch, so it works everywhere.
 #include <torch/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -14,6 +16,10 @@ namespace automod {
 /// orientation (JPEG, PNG eXIf, TIFF, WebP), converts grey/CMYK/16-bit, composites alpha over white. Throws automod::Error with
 /// the file name and reason for unreadable, truncated or non-image files.
 torch::Tensor readImage(const std::filesystem::path& path, int channels = 3);
+/// The same from the encoded bytes of an image file (format from its signature, not its name); `name`
+/// is used in messages. libpng's and libjpeg's own messages never reach stderr: an error's detail()
+/// keeps them for --verbose. Needs OpenCV (otherwise throws automod::Error).
+torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& name, int channels = 3);
 
 /// Writes uint8 [H, W, C] (C = 1 or 3, RGB). The format follows the extension (.png, .jpg, ...).
 void writeImage(const std::filesystem::path& path, const torch::Tensor& image);

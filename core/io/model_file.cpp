@@ -1,7 +1,9 @@
 #include "core/io/model_file.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
+#include <sstream>
 
 #include "core/util/error.h"
 
@@ -26,20 +28,104 @@ TensorArchive modelArchive(Automodulator& model) {
 
 void saveModel(const std::filesystem::path& path, Automodulator& model) { writeArchive(path, modelArchive(model)); }
 
+namespace {
+
+bool isWholeNumber(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(INT32_MAX);
+  if (v.is_number_integer()) return v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+  return false;
+}
+
+// The config's fields are checked for their JSON type before ModelConfig::fromJson reads them: a file
+// with a valid checksum can hold anything, and nlohmann's get<int>() of 1e300 is undefined behaviour.
+void checkConfigFields(const nlohmann::json& c, const std::string& source) {
+  const std::string where = source + ": the model config in its header";
+  if (!c.is_object()) throw Error(where + " is not a JSON object");
+  enum Kind { Int, IntList, Bool, Number, String };
+  static const std::pair<const char*, Kind> fields[] = {
+      {"resolution", Int},       {"image_channels", Int},         {"latent_dim", Int},
+      {"widths", IntList},       {"encoder_widths", IntList},     {"learned_input", Bool},
+      {"adain_eps", Number},     {"width_table", String},         {"extra_8x8_block", Bool},
+      {"plain_modulation", Bool}, {"encoder_widen_first", Bool},  {"plain_from_rgb", Bool},
+      {"learned_gain", Bool},    {"adain_unbiased", Bool},        {"noise_per_element", Bool},
+      {"sn_power_iteration_in_graph", Bool}};
+  for (auto [key, kind] : fields) {
+    auto it = c.find(key);
+    if (it == c.end()) continue;  // fromJson names the required ones that are missing
+    const auto& v = *it;
+    bool ok = false;
+    const char* want = "";
+    switch (kind) {
+      case Int: ok = isWholeNumber(v), want = "a whole number"; break;
+      case IntList:
+        ok = v.is_array() && v.size() <= 64 && std::all_of(v.begin(), v.end(), isWholeNumber);
+        want = "a list of whole numbers";
+        break;
+      case Bool: ok = v.is_boolean(), want = "true or false"; break;
+      case Number: ok = v.is_number(), want = "a number"; break;
+      case String: ok = v.is_string(), want = "a string"; break;
+    }
+    if (!ok) throw Error(where + " has a field '" + key + "' that is not " + want);
+  }
+}
+
+// nlohmann's "[json.exception.type_error.302] type must be ..." inside a message, as a sentence.
+std::string withoutJsonCodes(const std::string& msg) {
+  auto at = msg.find("[json.exception.");
+  if (at == std::string::npos) return msg;
+  return msg.substr(0, at) + jsonErrorText(msg.substr(at));
+}
+
+// Bytes a model of this config holds at least: each decoder block after the first has a 3×3 convolution
+// from its width to its width, in the decoder and in its EMA copy, in 32-bit floats. A header whose
+// config needs more than the file holds is refused before the model is built (a few bytes of JSON
+// could otherwise ask for tens of gigabytes).
+uint64_t minimumModelBytes(const ModelConfig& c) {
+  uint64_t n = 0;
+  for (size_t b = 1; b < c.widths.size(); ++b) n += 2ull * 9 * uint64_t(c.widths[b]) * uint64_t(c.widths[b]) * 4;
+  return n;
+}
+
+}  // namespace
+
 std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
                                                 torch::Device device) {
+  LoadOptions options;
+  options.device = device;
+  return modelFromArchive(archive, source, options);
+}
+
+std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
+                                                const LoadOptions& options) {
   const auto& h = archive.header;
-  if (h.value("format", std::string()) != "automodulator" || !h.contains("config"))
+  auto format = h.find("format");
+  if (!h.is_object() || format == h.end() || *format != "automodulator" || !h.contains("config"))
     throw Error(source + " is an archive but not an automodulator model");
+  checkConfigFields(h.at("config"), source);
   ModelConfig config;
   try {
     config = ModelConfig::fromJson(h.at("config"));
   } catch (const Error& e) {
-    throw Error(source + ": " + e.what());
+    throw Error(source + ": " + withoutJsonCodes(e.what()));
   }
-  auto model = std::make_unique<Automodulator>(config, torch::kCPU);
-  const int stage = h.value("stage", config.numBlocks() - 1);
+  int stage = config.numBlocks() - 1;
+  if (auto it = h.find("stage"); it != h.end()) {
+    if (!isWholeNumber(*it)) throw Error(source + ": the header field 'stage' is not a whole number");
+    stage = it->get<int>();
+  }
   if (stage < 0 || stage >= config.numBlocks()) throw Error(source + ": stage " + std::to_string(stage) + " is invalid");
+  uint64_t held = 0;
+  for (auto& [name, t] : archive.tensors) held += static_cast<uint64_t>(t.nbytes());
+  if (const uint64_t need = minimumModelBytes(config); need > held)
+    throw Error(source + " does not match its config: the config describes a model of at least " + byteCount(need) +
+                " but the file holds " + byteCount(held) + " of tensors");
+  std::unique_ptr<Automodulator> model;
+  try {
+    model = std::make_unique<Automodulator>(config, torch::kCPU);
+  } catch (const std::exception& e) {
+    if (isOutOfMemory(e)) throw Error(outOfMemoryMessage(e, "build the model of " + source), errorDetail(e));
+    throw;
+  }
   model->setStage(stage);
   model->metadata = h.value("metadata", nlohmann::json::object());
 
@@ -62,24 +148,53 @@ std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, co
     if (is_model && !expected.count(name))
       throw Error(source + " does not match its config: unexpected tensor '" + name + "'");
   }
+  // NaN or infinite weights (a diverged training run) make every image black: refuse, or warn.
+  {
+    std::string first;
+    int64_t first_bad = 0, first_numel = 0;
+    int bad = 0;
+    for (auto& [name, t] : state) {
+      const auto& s = archive.get(name);
+      if (!s.is_floating_point()) continue;
+      auto finite = torch::isfinite(s);
+      if (finite.all().item<bool>()) continue;
+      if (bad++ == 0) first = name, first_bad = (~finite).sum().item<int64_t>(), first_numel = s.numel();
+    }
+    if (bad > 0) {
+      const std::string what = source + " holds weights that are not numbers (NaN or infinite): tensor '" + first +
+                               "' has " + std::to_string(first_bad) + " of " + std::to_string(first_numel) +
+                               (bad > 1 ? " (and " + std::to_string(bad - 1) + " more tensors)" : std::string());
+      if (!options.allow_nonfinite)
+        throw Error(what + "; the training run that saved it diverged: use an earlier checkpoint, or allow non-finite "
+                           "weights (automod --allow-nonfinite) to inspect it");
+      if (options.warn) options.warn(what + "; loaded anyway: its images will be black or garbage");
+    }
+  }
   {
     torch::NoGradGuard no_grad;
     for (auto& [name, t] : state) t.copy_(archive.get(name));
   }
-  model->to(device);
+  model->to(options.device);
   return model;
 }
 
-std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, torch::Device device) {
-  return modelFromArchive(readArchive(path), path.string(), device);
+std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, const LoadOptions& options) {
+  return modelFromArchive(readArchive(path), path.string(), options);
 }
 
-nlohmann::json describeModelFile(const std::filesystem::path& path) {
+std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, torch::Device device) {
+  LoadOptions options;
+  options.device = device;
+  return loadModel(path, options);
+}
+
+nlohmann::json describeModelFile(const std::filesystem::path& path, const LoadOptions& options) {
   auto archive = readArchive(path);
-  auto model = modelFromArchive(archive, path.string());  // validates shapes too
+  auto model = modelFromArchive(archive, path.string(), options);  // validates shapes too
   nlohmann::json j;
   j["file"] = path.string();
-  j["kind"] = archive.header.value("kind", "model");
+  auto kind = archive.header.find("kind");
+  j["kind"] = kind != archive.header.end() && kind->is_string() ? kind->get<std::string>() : std::string("model");
   j["config"] = archive.header.at("config");
   j["stage"] = model->stage();
   j["resolution"] = model->resolution();

@@ -2,7 +2,9 @@
 // `.amod` model files (SPEC §8): weights, EMA decoder, spectral-norm vectors, config and metadata in
 // one archive. Training checkpoints are the same file with more in it, so the editor opens both.
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "core/io/archive.h"
 #include "core/model/automodulator.h"
@@ -14,14 +16,31 @@ TensorArchive modelArchive(Automodulator& model);
 /// Writes a model file atomically.
 void saveModel(const std::filesystem::path& path, Automodulator& model);
 
+/// How a model file is loaded; the CLI fills it from its global options (--allow-nonfinite), the
+/// editor from its own settings.
+struct LoadOptions {
+  /// Where the model goes once read.
+  torch::Device device = torch::kCPU;
+  /// Load weights that are NaN or infinite, with a warning, instead of refusing the file. Such a model
+  /// draws black or garbage images; this lets a user inspect a diverged training run anyway.
+  bool allow_nonfinite = false;
+  /// Receives each warning (one sentence naming the file); unset, warnings are dropped.
+  std::function<void(const std::string&)> warn;
+};
+
 /// Builds a model from an archive read from `source` (for messages). Every tensor must match the
-/// config's shapes; otherwise automod::Error names the first mismatch and no model is returned.
+/// config's shapes and hold finite numbers (unless options.allow_nonfinite); otherwise automod::Error
+/// names the first bad tensor and no model is returned. A config that describes a model larger than
+/// the file's tensor data is refused before anything is allocated for it.
+std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
+                                                const LoadOptions& options);
 std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
                                                 torch::Device device = torch::kCPU);
 /// Reads a model file or a training checkpoint.
+std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, const LoadOptions& options);
 std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, torch::Device device = torch::kCPU);
 
 /// Config, stage and metadata of a model file as JSON (what `automod info` prints).
-nlohmann::json describeModelFile(const std::filesystem::path& path);
+nlohmann::json describeModelFile(const std::filesystem::path& path, const LoadOptions& options = {});
 
 }  // namespace automod

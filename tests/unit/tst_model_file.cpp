@@ -1,7 +1,11 @@
 // .amod model files: bit-exact round trips (also with the extra 8×8 block of flip-invariance
-// training), files without that field loading as before, and a clear error for every kind of bad file.
+// training), files without that field loading as before, and a clear error for every kind of bad file,
+// also for files with a valid checksum whose content is hostile (NaN weights, duplicate tensor names,
+// tensors or configs far larger than the file, header fields of the wrong type).
 #include <QtTest>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "core/io/archive.h"
@@ -29,6 +33,35 @@ void writeBytes(const fs::path& p, const std::vector<char>& b) {
   std::ofstream out(p, std::ios::binary);
   out.write(b.data(), static_cast<std::streamsize>(b.size()));
 }
+// An archive written byte by byte around any header text, with a valid checksum.
+void writeRawArchive(const fs::path& p, const std::string& header, const std::string& data = {}) {
+  std::string b = "AMODFILE";
+  const uint32_t version = 1;
+  const uint64_t hlen = header.size();
+  b.append(reinterpret_cast<const char*>(&version), 4);
+  b.append(reinterpret_cast<const char*>(&hlen), 8);
+  b += header;
+  b += data;
+  const uint32_t crc = crc32(b.data(), b.size());
+  const uint64_t total = b.size() + 20;
+  b += "AMODEND!";
+  b.append(reinterpret_cast<const char*>(&total), 8);
+  b.append(reinterpret_cast<const char*>(&crc), 4);
+  std::ofstream(p, std::ios::binary) << b;
+}
+// A model file whose `name` tensor has `value` at its first element.
+fs::path modelWith(const QTemporaryDir& dir, const std::string& file, const std::vector<std::pair<std::string, float>>& bad) {
+  auto m = test::tinyModel(16, 2);
+  auto a = modelArchive(*m);
+  size_t changed = 0;
+  for (auto& [name, value] : bad)
+    for (auto& [n, t] : a.tensors)
+      if (n == name) t = t.clone(), t.view(-1)[0] = value, ++changed;
+  if (changed != bad.size()) throw std::logic_error("modelWith: a tensor name is not in the model");
+  const auto p = test::tmpPath(dir, file);
+  writeArchive(p, a);
+  return p;
+}
 }  // namespace
 
 class TestModelFile : public QObject {
@@ -47,6 +80,15 @@ class TestModelFile : public QObject {
   void extraBlockRoundTrips();
   void fileWithoutExtraBlockFieldLoadsUnchanged();
   void plainModulationRoundTripsAndOldFilesStayEqualised();
+  void nonFiniteWeightsAreRefused();
+  void nonFiniteWeightsLoadWithAWarningWhenAllowed();
+  void cliAllowNonfiniteTurnsTheRefusalIntoAWarning();
+  void duplicateTensorNamesAreRefused();
+  void hugeDeclaredTensorIsRefusedWithASentence_data();
+  void hugeDeclaredTensorIsRefusedWithASentence();
+  void configLargerThanTheFileIsRefusedBeforeBuilding();
+  void headerFieldsOfTheWrongTypeAreNamed_data();
+  void headerFieldsOfTheWrongTypeAreNamed();
 };
 
 void TestModelFile::roundTripIsBitExact() {
@@ -282,6 +324,145 @@ void TestModelFile::plainModulationRoundTripsAndOldFilesStayEqualised() {
   const auto relabelled = test::tmpPath(dir, "relabelled.amod");
   writeArchive(relabelled, archive);
   QVERIFY(!torch::allclose(old->decode(z), loadModel(relabelled)->decode(z)));
+}
+
+void TestModelFile::nonFiniteWeightsAreRefused() {
+  QTemporaryDir dir;
+  const auto p = modelWith(dir, "nan.amod", {{"decoder.blocks.1.conv1.weight", NAN}, {"ema.blocks.0.conv1.weight", INFINITY}});
+  const auto err = loadError(p);
+  QVERIFY2(err.find("weights that are not numbers (NaN or infinite)") != std::string::npos, err.c_str());
+  QVERIFY2(err.find("'decoder.blocks.1.conv1.weight' has 1 of") != std::string::npos, err.c_str());
+  QVERIFY2(err.find("(and 1 more tensors)") != std::string::npos, err.c_str());
+  QVERIFY2(err.find("--allow-nonfinite") != std::string::npos, err.c_str());
+  QVERIFY(err.find('\n') == std::string::npos);
+}
+
+void TestModelFile::nonFiniteWeightsLoadWithAWarningWhenAllowed() {
+  QTemporaryDir dir;
+  const auto p = modelWith(dir, "inf.amod", {{"encoder.final_conv.weight_orig", -INFINITY}});
+  std::vector<std::string> warnings;
+  LoadOptions o;
+  o.allow_nonfinite = true;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  auto m = loadModel(p, o);
+  QVERIFY(m != nullptr);
+  QCOMPARE(warnings.size(), size_t(1));
+  QVERIFY2(warnings[0].find("'encoder.final_conv.weight_orig'") != std::string::npos, warnings[0].c_str());
+  QVERIFY2(warnings[0].find("loaded anyway") != std::string::npos, warnings[0].c_str());
+  // The weights are loaded as they are: the editor shows what the file holds.
+  bool found = false;
+  for (auto& [name, t] : namedState(*m))
+    if (name == "encoder.final_conv.weight_orig") found = std::isinf(t.view(-1)[0].item<float>());
+  QVERIFY(found);
+  // A finite file gives no warning.
+  warnings.clear();
+  auto clean = test::tinyModel(16, 2);
+  const auto q = test::tmpPath(dir, "clean.amod");
+  saveModel(q, *clean);
+  loadModel(q, o);
+  QVERIFY(warnings.empty());
+}
+
+void TestModelFile::cliAllowNonfiniteTurnsTheRefusalIntoAWarning() {
+  QTemporaryDir dir;
+  const auto p = modelWith(dir, "nan-cli.amod", {{"decoder.blocks.0.conv1.weight", NAN}});
+  auto r = test::runAutomod({"info", p.string()});
+  QCOMPARE(r.code, 1);
+  QVERIFY2(r.err.find("automod: error: " + p.string() + " holds weights that are not numbers") != std::string::npos,
+           r.err.c_str());
+  r = test::runAutomod({"--allow-nonfinite", "info", p.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY2(r.err.find("automod: warning: " + p.string() + " holds weights that are not numbers") != std::string::npos,
+           r.err.c_str());
+  QVERIFY(nlohmann::json::parse(r.out).at("resolution") == 16);
+}
+
+void TestModelFile::duplicateTensorNamesAreRefused() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  auto a = modelArchive(*m);
+  a.add(a.tensors[3].first, torch::zeros_like(a.tensors[3].second));  // a second copy, zeros, after the real one
+  const auto p = test::tmpPath(dir, "dup.amod");
+  writeArchive(p, a);
+  const auto err = loadError(p);
+  QVERIFY2(err.find("it holds two tensors named '" + a.tensors[3].first + "'") != std::string::npos, err.c_str());
+}
+
+void TestModelFile::hugeDeclaredTensorIsRefusedWithASentence_data() {
+  QTest::addColumn<QString>("tensor");
+  QTest::addColumn<QString>("expected");
+  QTest::newRow("4 TB in a tiny file")
+      << R"({"name": "x", "dtype": "f32", "shape": [1048576, 1048576], "offset": 0, "nbytes": 4398046511104})"
+      << "does not fit the file (it declares 4.4 TB";
+  QTest::newRow("shape larger than its bytes")
+      << R"({"name": "x", "dtype": "f32", "shape": [1099511627776], "offset": 0, "nbytes": 4})"
+      << "declares a shape that does not match its byte count";
+  QTest::newRow("shape overflowing 64 bits")
+      << R"({"name": "x", "dtype": "f64", "shape": [4294967296, 4294967296, 4294967296], "offset": 0, "nbytes": 8})"
+      << "declares a shape that does not match its byte count";
+  QTest::newRow("negative size") << R"({"name": "x", "dtype": "f32", "shape": [-1], "offset": 0, "nbytes": 4})"
+                                 << "has a size that is not a whole number >= 0";
+  QTest::newRow("offset past the end") << R"({"name": "x", "dtype": "u8", "shape": [4], "offset": 18446744073709551615, "nbytes": 4})"
+                                       << "does not fit the file";
+  QTest::newRow("unknown type") << R"({"name": "x", "dtype": "c64", "shape": [1], "offset": 0, "nbytes": 8})"
+                                << "has an unknown tensor type 'c64'";
+  QTest::newRow("name not a string") << R"({"name": 7, "dtype": "u8", "shape": [1], "offset": 0, "nbytes": 1})"
+                                     << "tensor 0 in its header has a name that is not a string";
+}
+
+void TestModelFile::hugeDeclaredTensorIsRefusedWithASentence() {
+  QFETCH(QString, tensor);
+  QFETCH(QString, expected);
+  QTemporaryDir dir;
+  const auto p = test::tmpPath(dir, "huge.amod");
+  writeRawArchive(p, R"({"format": "automodulator", "tensors": [)" + tensor.toStdString() + "]}", std::string(16, '\0'));
+  const auto err = loadError(p);
+  QVERIFY2(err.find(p.string() + " is corrupt: ") == 0, err.c_str());
+  QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
+  QVERIFY2(err.find("enforce") == std::string::npos && err.find("json.exception") == std::string::npos, err.c_str());
+}
+
+void TestModelFile::configLargerThanTheFileIsRefusedBeforeBuilding() {
+  // 1024 px, every block 4096 wide: 9.7 GB of decoder 3×3 convolutions alone, declared in a few bytes.
+  QTemporaryDir dir;
+  const auto p = test::tmpPath(dir, "big-config.amod");
+  nlohmann::json h{{"format", "automodulator"},
+                   {"config", {{"resolution", 1024}, {"widths", std::vector<int>(9, 4096)}}},
+                   {"tensors", nlohmann::json::array()}};
+  writeRawArchive(p, h.dump());
+  const auto err = loadError(p);
+  QVERIFY2(err.find("does not match its config: the config describes a model of at least 9.7 GB but the file holds "
+                    "0 bytes of tensors") != std::string::npos,
+           err.c_str());
+}
+
+void TestModelFile::headerFieldsOfTheWrongTypeAreNamed_data() {
+  QTest::addColumn<QString>("field");
+  QTest::addColumn<QString>("value");
+  QTest::addColumn<QString>("expected");
+  QTest::newRow("latent_dim huge float") << "latent_dim" << "1e300" << "field 'latent_dim' that is not a whole number";
+  QTest::newRow("latent_dim beyond int") << "latent_dim" << "4294967808" << "field 'latent_dim' that is not a whole number";
+  QTest::newRow("widths a string") << "widths" << "\"wide\"" << "field 'widths' that is not a list of whole numbers";
+  QTest::newRow("flag a number") << "learned_input" << "1" << "field 'learned_input' that is not true or false";
+  QTest::newRow("stage a string") << "stage" << "\"last\"" << "the header field 'stage' is not a whole number";
+  QTest::newRow("config a list") << "config" << "[]" << "the model config in its header is not a JSON object";
+}
+
+void TestModelFile::headerFieldsOfTheWrongTypeAreNamed() {
+  QFETCH(QString, field);
+  QFETCH(QString, value);
+  QFETCH(QString, expected);
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16);
+  auto a = modelArchive(*m);
+  const auto v = nlohmann::json::parse(value.toStdString());
+  if (field == "stage" || field == "config") a.header[field.toStdString()] = v;
+  else a.header["config"][field.toStdString()] = v;
+  const auto p = test::tmpPath(dir, "typed.amod");
+  writeArchive(p, a);
+  const auto err = loadError(p);
+  QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
+  QVERIFY2(err.find("json.exception") == std::string::npos, err.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestModelFile)
