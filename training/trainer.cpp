@@ -17,6 +17,7 @@
 #include "core/io/model_file.h"
 #include "core/util/error.h"
 #include "training/distributed.h"
+#include "training/run_folder.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -222,6 +223,11 @@ void Trainer::setUp() {
       throw Error(latest.string() + " is a model file, not a training checkpoint");
     config_.preset = TrainingPreset::fromJson(archive.header["training"].at("preset"));
     config_.seed = archive.header["training"].value("seed", config_.seed);
+  }
+  if (!config_.resume && inspectRunFolder(config_.run_dir).holds_run) {
+    if (!config_.overwrite)
+      throw Error(config_.run_dir.string() + " already holds a run: continue it (resume) or choose another folder");
+    if (!config_.distributed || config_.distributed->isMain()) clearRunFolder(config_.run_dir);
   }
   config_.preset.validate();
   if (data_->size() < config_.preset.batchFor(config_.preset.phases.front().resolution))

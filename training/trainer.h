@@ -101,6 +101,9 @@ struct TrainerConfig {
   int64_t max_images = 0;
   /// Continue from run_dir/latest.amod (its preset wins over `preset`).
   bool resume = false;
+  /// Start afresh in a folder that holds another run, removing that run's files (clearRunFolder).
+  /// Without it (or resume), a folder that holds a run is refused: runs never overwrite runs.
+  bool overwrite = false;
   torch::Device device = torch::kCPU;
   bool write_previews = true;
   /// Data-parallel training (not owned; see training/distributed.h): parameters are broadcast

@@ -297,6 +297,14 @@ void MorphTab::applySettings() {
   requestFrame();
 }
 
+Ranges MorphTab::movingRanges() const {
+  if (global_->isChecked()) return allRanges();
+  Ranges set;
+  for (Range r : allScales())
+    if (ranges_[int(r)]->isChecked()) set |= flagOf(r);
+  return set;
+}
+
 QProgressDialog* MorphTab::progressDialog() const { return progress_.data(); }
 
 double MorphTab::t() const { return slider_->value() / 1000.0; }

@@ -79,12 +79,57 @@ void StudioController::setModel(std::shared_ptr<Automodulator> model, const QStr
   model_path_.clear();
   untrained_ = model_ && model_->metadata.value("untrained", false);
   worker_.setModel(model_);
-  // Latents of another model mean nothing here: start a fresh document.
+  // Codes of another model mean nothing here, but the photos stay: each one that came from a photo
+  // on disk is encoded again by the new model (in the background); the mix is restored once they
+  // are back when the new model has the same blocks. The undo history cannot survive (its steps
+  // hold the old codes): reencodeFinished says so.
+  const QVector<Source> previous = document_.sources();
+  const MixSettings previous_mix = document_.mix();
+  const MorphSettings previous_morph = document_.morph();
+  const int previous_blocks = document_.blocks();
   origins_.clear();
+  // Photos still being encoded again for the model before this one come back for nothing.
+  for (quint64 id : reencode_.ids) {
+    pending_.remove(id);
+    stale_encodes_.insert(id);
+  }
+  reencode_ = {};
   document_.clear();
+  document_.setMorph(previous_morph);  // the Morph tab keeps its mode across models
   document_.setLayout(model_ ? BlockLayout::of(*model_) : BlockLayout{});
   result_ = preview_ = QImage();
   Q_EMIT modelChanged();
+  if (!model_ || previous.isEmpty()) return;
+  QVector<int> kept;
+  for (int i = 0; i < previous.size(); ++i) {
+    const auto& s = previous[i];
+    if (!s.fromPhoto || !QFileInfo(s.path).isFile()) {
+      ++reencode_.dropped;
+      continue;
+    }
+    const int face = s.face >= 0 ? s.face : InferenceWorker::LargestFace;
+    const quint64 id = worker_.requestEncode(s.path, face);
+    pending_.insert(id, std::nullopt);
+    reencode_.ids.insert(id);
+    kept << i;
+  }
+  reencode_.total = int(reencode_.ids.size());
+  if (previous_blocks == document_.blocks() && !kept.isEmpty()) {
+    // The old mix over the photos that come back (columns of dropped sources removed).
+    MixSettings mix;
+    for (const auto& row : previous_mix.weights) {
+      QVector<double> r;
+      for (int i : kept) r << (i < row.size() ? row[i] : 0.0);
+      mix.weights << r;
+    }
+    reencode_.mix = mix;
+  }
+  if (reencode_.total > 0) {
+    Q_EMIT busyChanged(true);
+    Q_EMIT reencodeProgress(0, reencode_.total);
+  } else {
+    Q_EMIT reencodeFinished(0, reencode_.dropped);
+  }
 }
 
 bool StudioController::hasModel() const { return model_ != nullptr; }
@@ -155,8 +200,13 @@ void StudioController::addImage(const QImage& image) {
 
 void StudioController::onEncoded(const EncodeResult& r) {
   if (onExemplarEncoded(r)) return;
+  if (stale_encodes_.remove(r.id)) {
+    worker_.takeOrigin(r.id);
+    return;
+  }
   const auto range = pending_.take(r.id);
   const auto origin = worker_.takeOrigin(r.id);
+  const bool reencoded = reencode_.ids.remove(r.id);
   if (!r.error.isEmpty()) {
     Q_EMIT photoFailed(r.source.path, r.error);
   } else {
@@ -171,6 +221,18 @@ void StudioController::onEncoded(const EncodeResult& r) {
     const int index = document_.sources().size() - 1;
     if (range) document_.assignRange(*range, index);
     Q_EMIT photoAdded(index);
+  }
+  if (reencoded) {
+    if (!r.error.isEmpty()) ++reencode_.dropped;
+    Q_EMIT reencodeProgress(reencode_.total - int(reencode_.ids.size()), reencode_.total);
+    if (reencode_.ids.isEmpty()) {
+      // Every photo is back: the old mix, when it still fits, without an undo step of its own.
+      if (reencode_.mix && reencode_.dropped == 0 && reencode_.mix->weights.size() == document_.blocks())
+        document_.setMix(*reencode_.mix, tr("Restore the mix"));
+      document_.undoStack()->clear();
+      Q_EMIT reencodeFinished(reencode_.total - reencode_.dropped, reencode_.dropped);
+      reencode_ = {};
+    }
   }
   if (pending_.isEmpty()) Q_EMIT busyChanged(false);
 }

@@ -5,6 +5,7 @@
 #include <QHash>
 #include <QImage>
 #include <QObject>
+#include <QSet>
 #include <QStringList>
 
 #include <memory>
@@ -129,6 +130,11 @@ class StudioController : public QObject {
 
  Q_SIGNALS:
   void modelChanged();
+  /// After a model change, the photos being encoded again by the new model: `done` of `total`.
+  void reencodeProgress(int done, int total);
+  /// They are back (`kept`); `dropped` sources had no photo to encode again (pasted images, kept
+  /// samples, codes from a project) or failed. The undo history was cleared.
+  void reencodeFinished(int kept, int dropped);
   /// A photo with several faces (face mode Ask): boxes in photo pixels and the aligned crops,
   /// largest first. Answer with chooseFaces.
   void facesFound(const QString& path, const QVector<QRect>& boxes, const QVector<QImage>& crops);
@@ -163,6 +169,13 @@ class StudioController : public QObject {
   QString model_name_, model_path_;
   bool untrained_ = false;
   QHash<quint64, std::optional<Range>> pending_;
+  struct Reencode {
+    QSet<quint64> ids;
+    int total = 0, dropped = 0;
+    std::optional<MixSettings> mix;
+  };
+  Reencode reencode_;
+  QSet<quint64> stale_encodes_;
   struct Awaiting {
     FaceCandidates faces;
     std::optional<Range> range;

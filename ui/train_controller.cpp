@@ -107,6 +107,8 @@ void TrainController::run(TrainRequest request) {
     config.run_dir = request.outDir.toStdString();
     config.seed = request.seed;
     config.max_images = request.maxImages;
+    config.resume = request.resume;
+    config.overwrite = request.overwrite;
     config.device = resolveDevice("auto");
     Trainer trainer(config, data);
     trainer.onProgress([this](const TrainingProgress& p) {

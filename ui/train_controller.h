@@ -25,6 +25,10 @@ struct TrainRequest {
   QString outDir;
   qint64 maxImages = 0;  ///< 0 = the preset's length
   quint64 seed = 0;
+  /// Continue the run in outDir, or replace it (removing its checkpoints); a folder that holds a
+  /// run is refused otherwise (training/run_folder.h).
+  bool resume = false;
+  bool overwrite = false;
 };
 
 struct TrainProgressInfo {

@@ -3,11 +3,13 @@
 #include <QComboBox>
 #include <QDir>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -15,6 +17,10 @@
 #include <QStandardPaths>
 #include <QTime>
 #include <QVBoxLayout>
+
+#include <ctime>
+
+#include "training/run_folder.h"
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
 #include <QtCharts/QLineSeries>
@@ -42,6 +48,43 @@ QLabel* gridLabel(const QString& tip) {
 TrainTab::TrainTab(QWidget* parent) : QWidget(parent) {
   auto* layout = new QHBoxLayout(this);
   auto* left = new QVBoxLayout;
+  left->addWidget(createForm());
+  left->addLayout(createButtons());
+  progress_ = new QProgressBar(this);
+  progress_->setRange(0, 1000);
+  progress_->setValue(0);
+  progress_->setTextVisible(true);
+  left->addWidget(progress_);
+  status_ = new QLabel(this);
+  left->addWidget(status_);
+  log_ = new QPlainTextEdit(this);
+  log_->setReadOnly(true);
+  log_->setMaximumBlockCount(2000);
+  log_->setAccessibleName(tr("Training log"));
+  left->addWidget(log_, 1);
+  layout->addLayout(left, 2);
+  layout->addLayout(createMonitor(), 3);
+
+  connect(&controller_, &TrainController::stateChanged, this, &TrainTab::updateButtons);
+  connect(&controller_, &TrainController::progress, this, &TrainTab::onProgress);
+  connect(&controller_, &TrainController::preview, this, &TrainTab::onPreview);
+  connect(&controller_, &TrainController::message, this, &TrainTab::log);
+  connect(&controller_, &TrainController::finished, this,
+          [this](TrainController::State s, const QString& latest, const QString& error) {
+            if (s == TrainController::Failed)
+              log(tr("Training failed: %1").arg(error));
+            else
+              log(tr("Training %1; the model is %2").arg(s == TrainController::Finished ? tr("finished") : tr("stopped"),
+                                                         latest));
+            // The next run gets a folder of its own.
+            out_edited_ = false;
+            proposeOutput();
+          });
+  proposeOutput();
+  updateButtons();
+}
+
+QWidget* TrainTab::createForm() {
   auto* form_box = new QGroupBox(tr("Run"), this);
   auto* form = new QFormLayout(form_box);
   data_ = new QComboBox(form_box);
@@ -56,12 +99,15 @@ TrainTab::TrainTab(QWidget* parent) : QWidget(parent) {
   auto* browse = new QPushButton(tr("…"), form_box);
   browse->setToolTip(tr("Choose the image folder"));
   connect(browse, &QPushButton::clicked, this, [this] {
-    const auto d = QFileDialog::getExistingDirectory(this, tr("Image Folder"));
+    const auto d = QFileDialog::getExistingDirectory(this, tr("Image Folder"), folder_->text());
     if (!d.isEmpty()) folder_->setText(d);
   });
   folder_row->addWidget(folder_);
   folder_row->addWidget(browse);
-  form->addRow(tr("&Folder:"), folder_row);
+  // A label with a buddy widget: a row with a layout as its field would show the "&" literally.
+  auto* folder_label = new QLabel(tr("&Folder:"), form_box);
+  folder_label->setBuddy(folder_);
+  form->addRow(folder_label, folder_row);
   faces_ = new QSpinBox(form_box);
   faces_->setRange(16, 100000);
   faces_->setValue(200);
@@ -73,16 +119,24 @@ TrainTab::TrainTab(QWidget* parent) : QWidget(parent) {
   preset_->setToolTip(tr("Model size and schedule; the small presets finish in minutes on a CPU"));
   form->addRow(tr("&Preset:"), preset_);
   out_ = new QLineEdit(form_box);
-  out_->setText(QDir(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)).filePath("runs/run1"));
-  out_->setToolTip(tr("The run folder: checkpoints, previews and the log"));
+  out_->setToolTip(tr("The run folder: checkpoints, previews and the log. Each run gets a folder of its own."));
+  connect(out_, &QLineEdit::textEdited, this, [this] { out_edited_ = true; });
   form->addRow(tr("&Output:"), out_);
   max_images_ = new QSpinBox(form_box);
   max_images_->setRange(0, 2000000000);
   max_images_->setSpecialValueText(tr("the preset's length"));
   max_images_->setToolTip(tr("Stop after this many images (0 = the whole preset)"));
   form->addRow(tr("&Max images:"), max_images_);
-  left->addWidget(form_box);
+  connect(data_, &QComboBox::currentIndexChanged, this, [this] {
+    updateButtons();
+    proposeOutput();
+  });
+  connect(preset_, &QComboBox::currentIndexChanged, this, &TrainTab::proposeOutput);
+  connect(folder_, &QLineEdit::textChanged, this, &TrainTab::proposeOutput);
+  return form_box;
+}
 
+QLayout* TrainTab::createButtons() {
   auto* buttons = new QHBoxLayout;
   start_ = new QPushButton(tr("&Start"), this);
   pause_ = new QPushButton(tr("&Pause"), this);
@@ -91,23 +145,18 @@ TrainTab::TrainTab(QWidget* parent) : QWidget(parent) {
   start_->setToolTip(tr("Start training in the background"));
   pause_->setToolTip(tr("Pause or resume the run"));
   stop_->setToolTip(tr("Checkpoint and stop"));
-  open_->setToolTip(tr("Open the run's latest model in the editor"));
+  open_->setToolTip(tr("Open the run's latest model in the editor (your photos stay and are re-encoded)"));
   for (auto* b : {start_, pause_, stop_, open_}) buttons->addWidget(b);
-  left->addLayout(buttons);
-  progress_ = new QProgressBar(this);
-  progress_->setRange(0, 1000);
-  progress_->setValue(0);
-  progress_->setTextVisible(true);
-  left->addWidget(progress_);
-  status_ = new QLabel(this);
-  left->addWidget(status_);
-  log_ = new QPlainTextEdit(this);
-  log_->setReadOnly(true);
-  log_->setMaximumBlockCount(2000);
-  log_->setAccessibleName(tr("Training log"));
-  left->addWidget(log_, 1);
-  layout->addLayout(left, 2);
+  connect(start_, &QPushButton::clicked, this, &TrainTab::startTraining);
+  connect(pause_, &QPushButton::clicked, this, [this] {
+    controller_.state() == TrainController::Paused ? controller_.resume() : controller_.pause();
+  });
+  connect(stop_, &QPushButton::clicked, &controller_, &TrainController::stop);
+  connect(open_, &QPushButton::clicked, this, [this] { Q_EMIT openModelRequested(controller_.latestModel()); });
+  return buttons;
+}
 
+QLayout* TrainTab::createMonitor() {
   auto* right = new QVBoxLayout;
   auto* chart = new QChart;
   chart->setTitle(tr("Losses"));
@@ -136,34 +185,60 @@ TrainTab::TrainTab(QWidget* parent) : QWidget(parent) {
   mixes_ = gridLabel(tr("Mixes: A, B, then A with B's coarse, intermediate and fine scales"));
   for (auto* l : {samples_, recons_, mixes_}) grids->addWidget(l);
   right->addLayout(grids, 1);
-  layout->addLayout(right, 3);
+  return right;
+}
 
-  connect(start_, &QPushButton::clicked, this, &TrainTab::startTraining);
-  connect(pause_, &QPushButton::clicked, this, [this] {
-    controller_.state() == TrainController::Paused ? controller_.resume() : controller_.pause();
-  });
-  connect(stop_, &QPushButton::clicked, &controller_, &TrainController::stop);
-  connect(open_, &QPushButton::clicked, this, [this] { Q_EMIT openModelRequested(controller_.latestModel()); });
-  connect(data_, &QComboBox::currentIndexChanged, this, &TrainTab::updateButtons);
-  connect(&controller_, &TrainController::stateChanged, this, &TrainTab::updateButtons);
-  connect(&controller_, &TrainController::progress, this, &TrainTab::onProgress);
-  connect(&controller_, &TrainController::preview, this, &TrainTab::onPreview);
-  connect(&controller_, &TrainController::message, this, &TrainTab::log);
-  connect(&controller_, &TrainController::finished, this,
-          [this](TrainController::State s, const QString& latest, const QString& error) {
-            if (s == TrainController::Failed)
-              log(tr("Training failed: %1").arg(error));
-            else
-              log(tr("Training %1; the model is %2").arg(s == TrainController::Finished ? tr("finished") : tr("stopped"),
-                                                         latest));
-          });
-  updateButtons();
+QString TrainTab::proposedRunFolder() const {
+  const QString parent =
+      QDir(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)).filePath("runs");
+  QString data;
+  switch (TrainRequest::Data(data_->currentData().toInt())) {
+    case TrainRequest::Faces: data = "faces"; break;
+    case TrainRequest::FashionMnist: data = "fashion-mnist"; break;
+    case TrainRequest::Folder:
+      data = folder_->text().isEmpty() ? QStringLiteral("photos") : QFileInfo(folder_->text()).fileName();
+      break;
+  }
+  return QString::fromStdString(
+      proposeRunFolder(parent.toStdString(), preset_->currentText().toStdString(), data.toStdString(), std::time(nullptr))
+          .string());
+}
+
+void TrainTab::proposeOutput() {
+  if (out_edited_ || controller_.isActive()) return;
+  out_->setText(proposedRunFolder());
 }
 
 int TrainTab::lossPoints() const { return enc_series_->count(); }
 
 void TrainTab::startTraining() {
   TrainRequest r;
+  // Runs never overwrite runs: a folder that holds one is continued, or the run goes elsewhere.
+  if (const auto held = inspectRunFolder(out_->text().toStdString()); held.holds_run) {
+    auto choice = existing_choice_;
+    if (choice == ExistingRun::Ask) {
+      QMessageBox box(QMessageBox::Question, tr("Start Training"),
+                      tr("%1 already holds a run%2.")
+                          .arg(QDir::toNativeSeparators(out_->text()),
+                               held.images_seen >= 0 ? tr(" (%1 images)").arg(held.images_seen) : QString()),
+                      QMessageBox::Cancel, this);
+      box.setInformativeText(tr("Continue that run, or start this one in a new folder?"));
+      auto* resume = box.addButton(tr("&Resume It"), QMessageBox::AcceptRole);
+      auto* fresh = box.addButton(tr("&New Folder"), QMessageBox::ActionRole);
+      box.setDefaultButton(fresh);
+      box.exec();
+      choice = box.clickedButton() == resume ? ExistingRun::Resume
+               : box.clickedButton() == fresh ? ExistingRun::NewFolder
+                                              : ExistingRun::Cancel;
+    }
+    if (choice == ExistingRun::Cancel) return;
+    if (choice == ExistingRun::NewFolder) {
+      out_edited_ = false;
+      out_->setText(proposedRunFolder());
+    } else {
+      r.resume = true;
+    }
+  }
   r.data = TrainRequest::Data(data_->currentData().toInt());
   r.folder = folder_->text();
   r.faces = faces_->value();
@@ -175,7 +250,8 @@ void TrainTab::startTraining() {
   y_min_ = 1e30;
   y_max_ = -1e30;
   progress_->setValue(0);
-  log(tr("Starting %1 on %2 → %3").arg(r.preset, data_->currentText(), r.outDir));
+  log(r.resume ? tr("Resuming the run in %1").arg(r.outDir)
+               : tr("Starting %1 on %2 → %3").arg(r.preset, data_->currentText(), r.outDir));
   controller_.start(r);
 }
 

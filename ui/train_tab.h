@@ -34,6 +34,13 @@ class TrainTab : public QWidget {
   QPushButton* pauseButton() const { return pause_; }
   QPushButton* stopButton() const { return stop_; }
   QPushButton* openButton() const { return open_; }
+  /// A fresh run folder for the current preset and data (the output field's text until the user
+  /// edits it; every new run gets one).
+  QString proposedRunFolder() const;
+  /// What Start does with an output folder that holds another run; tests set it instead of
+  /// answering the question.
+  enum class ExistingRun { Ask, Resume, NewFolder, Cancel };
+  void setExistingRunChoice(ExistingRun choice) { existing_choice_ = choice; }
   QProgressBar* progressBar() const { return progress_; }
   int lossPoints() const;
 
@@ -43,6 +50,12 @@ class TrainTab : public QWidget {
  private:
   void startTraining();
   void updateButtons();
+  /// The form, in parts.
+  QWidget* createForm();
+  QLayout* createButtons();
+  QLayout* createMonitor();
+  /// Proposes a fresh output folder unless the user typed one.
+  void proposeOutput();
   void onProgress(const TrainProgressInfo& info);
   void onPreview(const TrainPreviewImages& images);
   void log(const QString& text);
@@ -62,6 +75,8 @@ class TrainTab : public QWidget {
   QLineSeries *enc_series_, *dec_series_;
   QValueAxis *axis_x_, *axis_y_;
   double y_min_ = 0, y_max_ = 1;
+  bool out_edited_ = false;
+  ExistingRun existing_choice_ = ExistingRun::Ask;
 };
 
 }  // namespace automod::ui

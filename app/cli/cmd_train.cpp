@@ -15,6 +15,7 @@
 #include "core/util/error.h"
 #include "training/data.h"
 #include "training/distributed.h"
+#include "training/run_folder.h"
 #include "training/trainer.h"
 
 namespace automod::cli {
@@ -26,7 +27,7 @@ extern "C" void onSignal(int sig) { g_signal = sig; }
 
 struct TrainOpts {
   std::string data, out, preset;
-  bool fashion_mnist = false, resume = false, list = false, no_previews = false, distributed = false;
+  bool fashion_mnist = false, resume = false, overwrite = false, list = false, no_previews = false, distributed = false;
   bool flip_invariance = false;
   std::string dist_store;
   int64_t faces = 0, max_images = 0;
@@ -102,6 +103,7 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
   config.seed = o.seed;
   config.max_images = o.max_images;
   config.resume = o.resume;
+  config.overwrite = o.overwrite;
   config.device = device;
   config.write_previews = !o.no_previews;
   if (o.resume) {
@@ -116,8 +118,12 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
                   latest.string() + " was trained without it");
   } else {
     if (o.preset.empty()) throw Error("--preset NAME is required (automod train --list-presets shows them)");
-    if (fs::exists(config.run_dir / "latest.amod"))
-      throw Error(config.run_dir.string() + " already holds a run; continue it with --resume or choose another --out");
+    if (const auto held = inspectRunFolder(config.run_dir); held.holds_run && !o.overwrite)
+      throw Error(config.run_dir.string() + " already holds a run" +
+                  (held.images_seen >= 0 ? " (" + std::to_string(held.images_seen) + " images of " +
+                                               (held.preset.empty() ? std::string("its preset") : held.preset) + ")"
+                                         : std::string()) +
+                  ": continue it with --resume, replace it with --overwrite, or choose another --out");
     config.preset = loadPreset(o.preset);
     if (o.flip_invariance) {
       config.preset.flip_invariance = true;
@@ -221,6 +227,10 @@ void addTrainCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--list-presets", o->list, "list the presets and exit");
   cmd->add_option("--out", o->out, "run folder (config, log, previews, checkpoints)");
   cmd->add_flag("--resume", o->resume, "continue the run in --out from latest.amod");
+  cmd->add_flag("--overwrite", o->overwrite,
+                "start afresh in an --out folder that holds another run, removing that run's checkpoints, log and "
+                "previews (without it, such a folder is refused)")
+      ->excludes("--resume");
   cmd->add_option("--max-images", o->max_images, "stop after this many images in total (0 = the preset's length)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

@@ -3,11 +3,13 @@
 #include "testutil.h"
 
 #include <QComboBox>
+#include <QFile>
 #include <QFileInfo>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QStandardPaths>
 #include <QTest>
 
 #include "ui/train_tab.h"
@@ -25,6 +27,7 @@ class TestTrainTab : public QObject {
     // run can finish before the checks below look at it.
     QVERIFY(dir_.isValid());
     qputenv("XDG_CACHE_HOME", dir_.filePath("cache").toUtf8());
+    QStandardPaths::setTestModeEnabled(true);  // proposed run folders go to the test location
   }
 
   void tinyPresetRunsPausesResumesAndStopsCleanly() {
@@ -71,6 +74,43 @@ class TestTrainTab : public QObject {
     QTest::mouseClick(tab.openButton(), Qt::LeftButton);
     QCOMPARE(open.count(), 1);
     QCOMPARE(open.at(0).at(0).toString(), c->latestModel());
+  }
+
+  void aSecondRunNeverOverwritesTheFirst() {
+    // The first test left a stopped run in dir_/run. A new run into that folder is refused unless the
+    // user resumes it; choosing a new folder leaves the first run's checkpoint untouched.
+    const QString run = dir_.filePath("run");
+    QVERIFY(QFileInfo::exists(run + "/latest.amod"));
+    auto read = [](const QString& path) {
+      QFile f(path);
+      return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    };
+    const QByteArray before = read(run + "/latest.amod");
+
+    TrainTab tab;
+    tab.presetCombo()->setCurrentIndex(tab.presetCombo()->findText("tiny"));
+    tab.dataCombo()->setCurrentIndex(tab.dataCombo()->findData(TrainRequest::Folder));
+    tab.folderEdit()->setText(dir_.filePath("images"));
+    // Every run is proposed a folder of its own, named from the preset and the data.
+    QVERIFY2(tab.outputEdit()->text().contains("tiny-images-"), qPrintable(tab.outputEdit()->text()));
+    tab.maxImagesSpin()->setValue(64);
+    tab.outputEdit()->setText(run);
+
+    tab.setExistingRunChoice(TrainTab::ExistingRun::Cancel);
+    QTest::mouseClick(tab.startButton(), Qt::LeftButton);
+    QVERIFY(!tab.controller()->isActive());
+
+    tab.setExistingRunChoice(TrainTab::ExistingRun::NewFolder);
+    QSignalSpy finished(tab.controller(), &TrainController::finished);
+    QTest::mouseClick(tab.startButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(tab.controller()->state(), TrainController::Finished);
+    const QString latest = tab.controller()->latestModel();
+    QVERIFY2(!latest.startsWith(run + "/"), qPrintable(latest));
+    QVERIFY(QFileInfo::exists(latest));
+    QCOMPARE(read(run + "/latest.amod"), before);
+    // The field proposes yet another folder for the next run.
+    QVERIFY(tab.outputEdit()->text() != QFileInfo(latest).absolutePath());
   }
 
   void aMissingFolderFailsWithAReason() {

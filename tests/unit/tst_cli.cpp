@@ -122,6 +122,21 @@ void TestCli::exportStripsTrainingStateAndKeepsTheModel() {
   QVERIFY(torch::equal(readImage(a), readImage(b)));
   // Refuses to overwrite its input.
   QVERIFY(test::runAutomod({"export", ckpt.string(), ckpt.string()}).code != 0);
+
+  // Runs never overwrite runs: a new run into that folder is refused with the ways out...
+  const auto before = fs::last_write_time(ckpt);
+  auto again = test::runAutomod({"train", "--data", data.string(), "--preset", "tiny", "--out", run.string(),
+                                 "--max-images", "32", "--no-previews"});
+  QVERIFY(again.code != 0);
+  QVERIFY2(again.err.find("--resume") != std::string::npos && again.err.find("--overwrite") != std::string::npos,
+           again.err.c_str());
+  QCOMPARE(fs::last_write_time(ckpt), before);
+  // ...and --overwrite starts afresh there (the old checkpoints are gone, the new run is 32 images).
+  auto fresh = test::runAutomod({"train", "--data", data.string(), "--preset", "tiny", "--out", run.string(),
+                                 "--max-images", "32", "--no-previews", "--overwrite"});
+  QVERIFY2(fresh.code == 0, fresh.err.c_str());
+  auto restarted = nlohmann::json::parse(test::runAutomod({"info", ckpt.string()}).out);
+  QCOMPARE(restarted["training"]["images_seen"].get<int64_t>(), int64_t(32));
 }
 
 QTEST_GUILESS_MAIN(TestCli)

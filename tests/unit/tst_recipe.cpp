@@ -70,7 +70,7 @@ void TestRecipe::saveThenLoadGivesIdenticalImage() {
   r.base = "a";
   r.assignments.push_back({"coarse", {{"b", 1.0}}});
   r.assignments.push_back({"fine", {{"a", 0.3}, {"r", 0.7}}});
-  r.attributes.push_back({p("attr.json"), 1.5, ""});
+  r.attributes.push_back({p("attr.json"), std::nullopt, 1.5, ""});
   auto path = p("recipe.json");
   r.save(path);
   auto loaded = Recipe::load(path);

@@ -369,7 +369,7 @@ void TestReference::trainingStateCarriesAdamMomentsAndResumes() {
   for (auto& [k, s] : modules.decoder_opt->state()) {
     auto& adam = static_cast<torch::optim::AdamParamState&>(*s);
     if (adam.exp_avg().sizes() != param.sizes()) continue;
-    if (std::abs(adam.exp_avg().flatten()[0].item<double>() - expected) < 1e-9) found = found || adam.step() == 42;
+    if (std::abs(adam.exp_avg().flatten()[0].item<double>() - expected) < 1e-6) found = found || adam.step() == 42;
   }
   QVERIFY2(found, "the authors' to_rgb.3.weight moments did not reach our to_rgb.3.weight");
 
@@ -380,7 +380,7 @@ void TestReference::trainingStateCarriesAdamMomentsAndResumes() {
   writeArchive(run / "latest.amod", state.checkpoint);
   const auto photos = test::tmpPath(tmp, "photos");
   fs::create_directories(photos);
-  for (int i = 0; i < 12; ++i) test::writeTestImage(photos / ("p" + std::to_string(i) + ".png"), 40, 40, i);
+  for (int i = 0; i < 140; ++i) test::writeTestImage(photos / ("p" + std::to_string(i) + ".png"), 40, 40, i);
   auto r = test::runAutomod({"train", "--resume", "--out", run.string(), "--data", photos.string(), "--threads", "1",
                              "--no-previews"});
   QVERIFY2(r.code == 0, r.err.c_str());
