@@ -13,7 +13,6 @@
 #include <map>
 #include <random>
 
-#include "core/edit/ranges.h"
 #include "core/io/image.h"
 #include "core/model/layers.h"
 #include "core/util/error.h"
@@ -223,99 +222,27 @@ std::vector<double> probeAccuracy(AttributeProbe& probe, const torch::Tensor& im
   return acc;
 }
 
+double balancedAccuracy(const torch::Tensor& predicted, const torch::Tensor& labels, int64_t classes) {
+  double sum = 0;
+  int present = 0;
+  for (int64_t c = 0; c < classes; ++c) {
+    auto in_class = labels.eq(c);
+    const auto count = in_class.sum().item<int64_t>();
+    if (count == 0) continue;
+    sum += predicted.eq(c).logical_and(in_class).sum().item<double>() / double(count);
+    ++present;
+  }
+  return present > 0 ? sum / present : 0.0;
+}
+
 std::vector<double> probeBalancedAccuracy(AttributeProbe& probe, const torch::Tensor& images,
                                           const FaceAttributeTable& table) {
   auto pred = probe->predict(images);
   std::vector<double> out;
-  for (size_t a = 0; a < pred.size(); ++a) {
-    auto y = table.labelTensor(static_cast<int>(a));
-    double sum = 0;
-    int present = 0;
-    for (int64_t c = 0; c < static_cast<int64_t>(table.classes[a].size()); ++c) {
-      auto in_class = y.eq(c);
-      const auto count = in_class.sum().item<int64_t>();
-      if (count == 0) continue;
-      sum += pred[a].eq(c).logical_and(in_class).sum().item<double>() / double(count);
-      ++present;
-    }
-    out.push_back(present > 0 ? sum / present : 0.0);
-  }
+  for (size_t a = 0; a < pred.size(); ++a)
+    out.push_back(balancedAccuracy(pred[a], table.labelTensor(static_cast<int>(a)),
+                                   static_cast<int64_t>(table.classes[a].size())));
   return out;
-}
-
-nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
-                                 const FaceAttributeTable& table, const MixReportOptions& o) {
-  const int64_t n = images_u8.size(0);
-  TORCH_CHECK(n >= 2, "the attribute report needs at least two labelled faces");
-  std::mt19937_64 rng(o.seed);
-  std::vector<int64_t> ia, ib;
-  for (int p = 0; p < o.pairs; ++p) {
-    int64_t a = static_cast<int64_t>(rng() % n), b = static_cast<int64_t>(rng() % n);
-    if (a == b) b = (b + 1) % n;
-    ia.push_back(a);
-    ib.push_back(b);
-  }
-  auto z = encodeChunks(model, images_u8).to(model.device());
-  auto za = z.index_select(0, torch::tensor(ia).to(model.device()));
-  auto zb = z.index_select(0, torch::tensor(ib).to(model.device()));
-  const int nb = model.numBlocks();
-
-  // Probe accuracy on plain reconstructions: how much of each attribute survives the autoencoder.
-  auto recon_pred = probe->predict(decodeChunks(model, LatentPlan::uniform(z, nb)));
-
-  struct Scale {
-    std::string name;
-    int first, last;
-  };
-  std::vector<Scale> scales;
-  for (const auto& [name, r] : namedRanges(BlockLayout::of(model))) scales.push_back({name, r.first, r.last});
-
-  nlohmann::json report;
-  report["pairs"] = o.pairs;
-  report["blocks"] = nb;
-  auto& attrs = report["attributes"];
-  std::vector<std::vector<torch::Tensor>> preds;
-  for (auto& s : scales) {
-    LatentPlan plan;
-    for (int b = 0; b < nb; ++b) plan.latents.push_back(b >= s.first && b <= s.last ? za : zb);
-    preds.push_back(probe->predict(decodeChunks(model, plan)));
-  }
-  for (size_t a = 0; a < table.names.size(); ++a) {
-    auto labels = table.labelTensor(static_cast<int>(a));
-    const double recon_acc = recon_pred[a].eq(labels).to(torch::kFloat64).mean().item<double>();
-    auto la = labels.index_select(0, torch::tensor(ia)), lb = labels.index_select(0, torch::tensor(ib));
-    auto differ = la.ne(lb);
-    const int64_t nd = differ.sum().item<int64_t>();
-    nlohmann::json entry{{"probe_accuracy_on_reconstructions", recon_acc}, {"pairs_that_differ", nd}};
-    for (size_t s = 0; s < scales.size(); ++s) {
-      auto p = preds[s][a];
-      const double from_a = nd ? p.eq(la).logical_and(differ).sum().item<double>() / nd : 0.0;
-      const double from_b = nd ? p.eq(lb).logical_and(differ).sum().item<double>() / nd : 0.0;
-      entry[scales[s].name] = {{"follows_range_source", from_a}, {"follows_other_source", from_b}};
-    }
-    attrs[table.names[a]] = entry;
-  }
-  // The expected source (issue 7): head shape lives in the coarse blocks, skin and hair colour in
-  // the finest scale the model has. In the mix "scale s from A, the rest from B", an attribute
-  // should come from A when s is its home scale and from B otherwise. The score is the fraction of
-  // (pair, attribute) cases that differ between A and B and follow the expected source.
-  const std::map<std::string, std::string> home{
-      {"head", "coarse"}, {"skin_color", scales.back().name}, {"hair_color", scales.back().name}};
-  nlohmann::json expected_json;
-  double follows = 0, cases = 0;
-  for (auto& [name, scale] : home) {
-    expected_json[name] = scale;
-    if (std::find(table.names.begin(), table.names.end(), name) == table.names.end()) continue;
-    const double nd = attrs[name]["pairs_that_differ"].get<double>();
-    for (auto& sc : scales) {
-      const auto& e = attrs[name][sc.name];
-      follows += nd * (sc.name == scale ? e["follows_range_source"] : e["follows_other_source"]).get<double>();
-      cases += nd;
-    }
-  }
-  report["expected_home_scale"] = expected_json;
-  report["attribute_transfer_score"] = cases > 0 ? follows / cases : 0.0;
-  return report;
 }
 
 void collapseToPresence(FaceAttributeTable& table, const std::string& name) {

@@ -1,8 +1,9 @@
 #pragma once
 // Attribute probes on synthetic faces (issue 7, SPEC §6 last item): small CNN classifiers trained in
-// C++ on renders with ground-truth attributes (packaging/faces → attributes.jsonl), then used to ask
-// of a model's coarse/intermediate/fine mixes which source each attribute followed, and whether an
-// attribute vector built from a few exemplars flips its attribute and leaves the others alone.
+// C++ on renders with ground-truth attributes (packaging/faces → attributes.jsonl), then used (by
+// training/report.h) to ask of a model's coarse/intermediate/fine mixes which source each attribute
+// followed, and here whether an attribute vector built from a few exemplars flips its attribute and
+// leaves the others alone.
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -82,20 +83,9 @@ std::vector<double> probeAccuracy(AttributeProbe& probe, const torch::Tensor& im
 /// predicted right): 1/K for a probe that always answers the majority class.
 std::vector<double> probeBalancedAccuracy(AttributeProbe& probe, const torch::Tensor& images,
                                           const FaceAttributeTable& table);
-
-struct MixReportOptions {
-  int pairs = 64;
-  uint64_t seed = 0;
-  /// Only attributes whose probe accuracy on reconstructions is at least this are scored.
-  double min_probe_accuracy = 0.0;
-};
-
-/// For random pairs (A, B) of labelled faces: decodes the coarse/intermediate/fine mixes (the named
-/// range from A, every other block from B) and reports, per attribute and range, the fraction of
-/// mixes whose predicted attribute equals A's, equals B's, and the probe's accuracy on plain
-/// reconstructions of A. Only pairs where A and B differ in that attribute count.
-nlohmann::json mixTransferReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
-                                 const FaceAttributeTable& table, const MixReportOptions& options);
+/// Balanced accuracy of predicted class ids against labels (both [N] int64) over the classes
+/// 0..classes−1 present among the labels.
+double balancedAccuracy(const torch::Tensor& predicted, const torch::Tensor& labels, int64_t classes);
 
 /// Merges every class of attribute `name` but "none" into one "present" class (ids: none 0,
 /// present 1): a yes/no probe sees glasses that a per-style one, with each style on ~1% of faces,

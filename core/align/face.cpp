@@ -212,6 +212,10 @@ dlib::frontal_face_detector& faceDetector() {
 // of the last kRefineAveraged runs are averaged, which also takes out their pixel rounding.
 constexpr int kRefineRuns = 5, kRefineAveraged = 4;
 
+// The smallest face box dlib's HOG detector reports, in pixels of the image it scans (its 80×80 window
+// holds a face box of about 64–70 px; measured: a 46 px box is found at 1.6× and missed at 1.0×).
+constexpr double kDetectorMinBox = 72;
+
 template <typename Image>
 std::vector<Point2> refinedLandmarks(const dlib::shape_predictor& sp, const Image& img, const dlib::rectangle& detected) {
   auto shape = sp(img, detected);
@@ -258,73 +262,101 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   DetectTimings tm;
   cv::Mat full = matView(photo);
 
-  // Grey image at `scale` of the photo (area-downscaled; linear when enlarging).
+  // Grey image at `scale` of the photo (area-downscaled; linear when enlarging). The photo is turned
+  // grey once, at full size, and each pass resizes one channel instead of three.
+  cv::Mat full_grey;
   auto greyAt = [&](double scale) {
     auto t0 = Clock::now();
-    cv::Mat grey;
-    if (full.channels() == 3) {
-      cv::Mat small;
-      if (scale == 1.0) small = full;
-      else
-        cv::resize(full, small, cv::Size(std::max(1, int(std::lround(w * scale))), std::max(1, int(std::lround(h * scale)))),
-                   0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-      cv::cvtColor(small, grey, cv::COLOR_RGB2GRAY);
-    } else if (scale == 1.0) {
-      grey = full;
-    } else {
-      cv::resize(full, grey, cv::Size(std::max(1, int(std::lround(w * scale))), std::max(1, int(std::lround(h * scale)))), 0,
-                 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    if (full_grey.empty()) {
+      if (full.channels() == 3) cv::cvtColor(full, full_grey, cv::COLOR_RGB2GRAY);
+      else full_grey = full;
     }
+    cv::Mat grey;
+    if (scale == 1.0) grey = full_grey;
+    else
+      cv::resize(full_grey, grey, cv::Size(std::max(1, int(std::lround(w * scale))), std::max(1, int(std::lround(h * scale)))),
+                 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
     tm.downscale_ms += msSince(t0);
     return grey;
   };
 
-  double scale = std::min(1.0, double(options.detect_max_side) / std::max(w, h));
-  cv::Mat grey = greyAt(scale);
-  std::vector<dlib::rect_detection> dets;
-  auto t0 = Clock::now();
-  faceDetector()(dlib::cv_image<unsigned char>(grey), dets, 0.0);
-  tm.detect_ms += msSince(t0);
-  if (dets.empty() && options.retry_upsampled) {
-    const double s2 = scale * 2;
-    if (std::max(w, h) * s2 <= 2.0 * options.detect_max_side + 1) {
-      scale = s2;
-      grey = greyAt(scale);
-      t0 = Clock::now();
-      faceDetector()(dlib::cv_image<unsigned char>(grey), dets, 0.0);
-      tm.detect_ms += msSince(t0);
-    }
+  // Each pass runs the detector on the photo at one scale; every detection remembers its pass, whose
+  // grey image the landmarks are then found in.
+  struct Pass {
+    cv::Mat grey;
+    double scale;
+  };
+  struct Hit {
+    dlib::rect_detection d;
+    int pass;
+    double l, t, r, b;  // box in photo pixels
+  };
+  std::vector<Pass> passes;
+  std::vector<Hit> hits;
+  // Detection-image pixel centre → photo pixel centre.
+  auto up = [](double v, double scale) { return (v + 0.5) / scale - 0.5; };
+  auto detectAt = [&](double scale) {
+    passes.push_back({greyAt(scale), scale});
+    std::vector<dlib::rect_detection> dets;
+    auto t0 = Clock::now();
+    faceDetector()(dlib::cv_image<unsigned char>(passes.back().grey), dets, 0.0);
+    tm.detect_ms += msSince(t0);
+    ++tm.passes;
+    for (auto& d : dets)
+      hits.push_back({d, int(passes.size()) - 1, up(d.rect.left(), scale), up(d.rect.top(), scale),
+                      up(d.rect.right(), scale), up(d.rect.bottom(), scale)});
+  };
+  auto bestScore = [&] {
+    double best = -1e300;
+    for (auto& hit : hits) best = std::max(best, hit.d.detection_confidence);
+    return best;
+  };
+
+  // Pass 1 on a copy at most detect_max_side across: finds faces of kDetectorMinBox / scale photo pixels
+  // and more, in ~50 ms for any photo size.
+  const double scale1 = std::min(1.0, double(options.detect_max_side) / std::max(w, h));
+  detectAt(scale1);
+  // Pass 2, only when pass 1 found no clear face: the photo enlarged so that a face of min_face_size
+  // pixels fills the detector's smallest window, within search_max_pixels (the detector's cost grows
+  // with the pixel count: ~60 ms per megapixel on one core).
+  if (options.search_small_faces && options.min_face_size > 0 && (hits.empty() || bestScore() < options.clear_score)) {
+    const double wanted = kDetectorMinBox / options.min_face_size;
+    const double affordable = std::sqrt(double(options.search_max_pixels) / (double(w) * h));
+    const double scale2 = std::min(wanted, affordable);
+    if (scale2 > scale1 * 1.2) detectAt(scale2);
   }
 
-  // Strongest first; drop weak and duplicate detections (DetectOptions::min_relative_score, max_overlap).
-  std::stable_sort(dets.begin(), dets.end(), [](const dlib::rect_detection& a, const dlib::rect_detection& b) {
-    return a.detection_confidence > b.detection_confidence;
-  });
+  // Strongest first; drop weak and duplicate detections (DetectOptions::min_relative_score, max_overlap),
+  // comparing boxes in photo pixels across passes.
+  std::stable_sort(hits.begin(), hits.end(),
+                   [](const Hit& a, const Hit& b) { return a.d.detection_confidence > b.d.detection_confidence; });
   {
-    std::vector<dlib::rect_detection> kept;
-    for (auto& d : dets) {
-      if (!kept.empty() && d.detection_confidence < options.min_relative_score * kept.front().detection_confidence) continue;
-      const bool duplicate = std::any_of(kept.begin(), kept.end(), [&](const dlib::rect_detection& k) {
-        const double inter = k.rect.intersect(d.rect).area();
-        return inter > options.max_overlap * double(std::min(k.rect.area(), d.rect.area()));
+    auto area = [](const Hit& h) { return (h.r - h.l + 1) * (h.b - h.t + 1); };
+    std::vector<Hit> kept;
+    for (auto& d : hits) {
+      if (!kept.empty() && d.d.detection_confidence < options.min_relative_score * kept.front().d.detection_confidence)
+        continue;
+      const bool duplicate = std::any_of(kept.begin(), kept.end(), [&](const Hit& k) {
+        const double iw = std::min(k.r, d.r) - std::max(k.l, d.l) + 1, ih = std::min(k.b, d.b) - std::max(k.t, d.t) + 1;
+        const double inter = iw > 0 && ih > 0 ? iw * ih : 0.0;
+        return inter > options.max_overlap * std::min(area(k), area(d));
       });
       if (!duplicate) kept.push_back(d);
     }
-    dets = std::move(kept);
+    hits = std::move(kept);
   }
 
   std::vector<DetectedFace> faces;
-  t0 = Clock::now();
-  dlib::cv_image<unsigned char> dimg(grey);
-  // Detection-image pixel centre → photo pixel centre.
-  auto up = [&](double v) { return (v + 0.5) / scale - 0.5; };
-  for (auto& d : dets) {
+  auto t0 = Clock::now();
+  for (auto& hit : hits) {
+    const Pass& pass = passes[hit.pass];
+    dlib::cv_image<unsigned char> dimg(pass.grey);
     DetectedFace f;
-    f.score = d.detection_confidence;
-    const double l = up(d.rect.left()), t = up(d.rect.top()), r = up(d.rect.right()), b = up(d.rect.bottom());
-    f.box = {int(std::lround(l)), int(std::lround(t)), int(std::lround(r - l + 1)), int(std::lround(b - t + 1))};
-    f.landmarks = refinedLandmarks(sp, dimg, d.rect);
-    for (auto& p : f.landmarks) p = {up(p.x), up(p.y)};
+    f.score = hit.d.detection_confidence;
+    f.box = {int(std::lround(hit.l)), int(std::lround(hit.t)), int(std::lround(hit.r - hit.l + 1)),
+             int(std::lround(hit.b - hit.t + 1))};
+    f.landmarks = refinedLandmarks(sp, dimg, hit.d.rect);
+    for (auto& p : f.landmarks) p = {up(p.x, pass.scale), up(p.y, pass.scale)};
     faces.push_back(std::move(f));
   }
   tm.landmarks_ms += msSince(t0);

@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -57,10 +58,20 @@ struct DetectedFace {
 };
 
 struct DetectOptions {
-  /// The photo is area-downscaled so its longer side is at most this for detection and landmarks.
+  /// The photo is area-downscaled so its longer side is at most this for the first detection pass
+  /// (fast for any photo size: ~50 ms). It finds faces of about 72·longer side/1024 photo pixels and more.
   int detect_max_side = 1024;
-  /// When nothing is found, retry once on an image twice as large (finds faces down to ~40 px).
-  bool retry_upsampled = true;
+  /// When the first pass finds no clear face, search again on the photo enlarged so that faces down to
+  /// min_face_size pixels across are found, within search_max_pixels.
+  bool search_small_faces = true;
+  /// Smallest face (detector box, photo pixels) the second pass looks for.
+  double min_face_size = 40;
+  /// Pixel budget of the second pass (the detector's time grows with it, ~60 ms per megapixel on one
+  /// core): photos up to 1600×1200 are searched down to 40 px faces, a 12 MP one down to ~90 px.
+  int64_t search_max_pixels = 8'000'000;
+  /// A first-pass face scoring at least this is clear enough that no second pass runs (frontal faces
+  /// score 0.5–1.5, HOG's false positives in texture and turned faces near 0–0.3).
+  double clear_score = 0.5;
   /// Detections scoring below this fraction of the best one are dropped as false positives (HOG finds
   /// weak "faces" in clothing and backgrounds next to a real face: scores near 0 where real faces score
   /// 0.5–1.5). The best detection is always kept, so a lone, turned face (score ~0.2) is still found,
@@ -74,6 +85,8 @@ struct DetectOptions {
 /// Milliseconds spent in each stage of the last detectFaces call.
 struct DetectTimings {
   double downscale_ms = 0, detect_ms = 0, landmarks_ms = 0;
+  /// Detector passes run: 1, or 2 when the small-face search ran (DetectOptions::search_small_faces).
+  int passes = 0;
 };
 
 /// Whether this build can detect faces (dlib and the 68-point model file are present).

@@ -131,6 +131,9 @@ int tiffOrientation(const ByteReader& in, size_t base) {
 
 enum class Format { Unknown, Jpeg, Png, Webp, Tiff };
 
+// Largest image decoded (RGB: 750 MB, and a few copies on the way to a tensor).
+constexpr uint64_t kMaxImagePixels = 250'000'000;
+
 // The container, from its signature (the file name's extension may lie).
 Format sniff(const uint8_t* b, size_t n) {
   static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
@@ -139,6 +142,27 @@ Format sniff(const uint8_t* b, size_t n) {
   if (n >= 12 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0) return Format::Webp;
   if (n >= 4 && (std::memcmp(b, "II*\0", 4) == 0 || std::memcmp(b, "MM\0*", 4) == 0)) return Format::Tiff;
   return Format::Unknown;
+}
+
+// Width × height from a PNG's IHDR or a JPEG's start-of-frame, before anything is decoded; {0, 0} when
+// not found (other formats: OpenCV refuses more than 2^30 pixels itself).
+std::pair<uint64_t, uint64_t> declaredSize(const uint8_t* b, size_t n, Format format) {
+  if (format == Format::Png && n >= 24)
+    return {uint64_t(b[16]) << 24 | uint64_t(b[17]) << 16 | uint64_t(b[18]) << 8 | b[19],
+            uint64_t(b[20]) << 24 | uint64_t(b[21]) << 16 | uint64_t(b[22]) << 8 | b[23]};
+  if (format == Format::Jpeg) {
+    size_t i = 2;
+    while (i + 9 <= n && b[i] == 0xFF) {
+      const unsigned char m = b[i + 1];
+      if (m == 0xFF) { ++i; continue; }
+      const size_t len = (size_t(b[i + 2]) << 8) | b[i + 3];
+      const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+      if (sof) return {(uint64_t(b[i + 7]) << 8) | b[i + 8], (uint64_t(b[i + 5]) << 8) | b[i + 6]};
+      if (m == 0xDA || m == 0xD9 || len < 2) break;
+      i += 2 + len;
+    }
+  }
+  return {0, 0};
 }
 
 // EXIF orientation of a PNG (eXIf chunk) or WebP (EXIF chunk), found by walking the container's chunk
@@ -250,6 +274,11 @@ torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& n
   const std::string unreadable = "cannot read " + name + ": the file is not an image or is damaged";
   if (size == 0) throw Error("cannot read " + name + ": the file is empty");
   const Format format = sniff(data, size);
+  // A few kilobytes can declare a gigapixel image (a decompression bomb): refuse before decoding.
+  if (auto [dw, dh] = declaredSize(data, size, format); dw * dh > kMaxImagePixels)
+    throw Error("cannot read " + name + ": the image is " + std::to_string(dw) + " × " + std::to_string(dh) +
+                " pixels (" + std::to_string(dw * dh / 1000000) + " MP); images of at most " +
+                std::to_string(kMaxImagePixels / 1000000) + " MP are read");
   cv::Mat m;
   codecMessages().clear();
   codecDamage() = false;

@@ -76,14 +76,24 @@ std::string withoutJsonCodes(const std::string& msg) {
   return msg.substr(0, at) + jsonErrorText(msg.substr(at));
 }
 
-// Bytes a model of this config holds at least: each decoder block after the first has a 3×3 convolution
-// from its width to its width, in the decoder and in its EMA copy, in 32-bit floats. A header whose
-// config needs more than the file holds is refused before the model is built (a few bytes of JSON
-// could otherwise ask for tens of gigabytes).
+// Bytes a model of this config holds at least (32-bit floats): the decoder and its EMA copy (each block's
+// 3×3 convolutions from its width to its width after the first, and AdaIN style linears latent_dim →
+// 2·width), and the encoder's 3×3 convolutions. A header whose config needs more than the file holds is
+// refused before the model is built: a few bytes of JSON could otherwise ask for tens of gigabytes.
 uint64_t minimumModelBytes(const ModelConfig& c) {
-  uint64_t n = 0;
-  for (size_t b = 1; b < c.widths.size(); ++b) n += 2ull * 9 * uint64_t(c.widths[b]) * uint64_t(c.widths[b]) * 4;
-  return n;
+  const uint64_t z = uint64_t(c.latent_dim);
+  uint64_t decoder = 0, encoder = 0;
+  for (size_t b = 0; b < c.widths.size(); ++b) {
+    const uint64_t w = uint64_t(c.widths[b]);
+    decoder += (b == 0 ? 1 : 2) * z * 2 * w + (b == 0 ? 0 : 9 * w * w);
+  }
+  const auto& ew = c.encoder_widths.empty() ? c.widths : c.encoder_widths;
+  for (size_t b = 1; b < ew.size(); ++b) {
+    const uint64_t in = uint64_t(ew[b]), out = uint64_t(ew[b - 1]), mid = c.encoder_widen_first ? out : in;
+    encoder += 9 * mid * (in + out);
+  }
+  if (!ew.empty()) encoder += 9 * uint64_t(ew[0]) * uint64_t(ew[0]);
+  return (2 * decoder + encoder) * 4;
 }
 
 }  // namespace

@@ -219,6 +219,8 @@ class TestAlign : public QObject {
   void severalFacesLargestFirstAndSelectable();
   void noFaceFailsClearlyOrCenterCrops();
   void tinyFaceWarnsAndContinues();
+  void smallFacesInALargerPhotoAreFound_data();
+  void smallFacesInALargerPhotoAreFound();
   void faceNearBorderIsReflectPadded();
   void imageFormatsAlign_data();
   void imageFormatsAlign();
@@ -472,6 +474,57 @@ void TestAlign::tinyFaceWarnsAndContinues() {
   QVERIFY(p.aligned);
   QVERIFY2(p.note.find("small") != std::string::npos, p.note.c_str());
   checkCanonicalEyes(p, "tiny");
+}
+
+void TestAlign::smallFacesInALargerPhotoAreFound_data() {
+  QTest::addColumn<QVector<int>>("widths");
+  QTest::newRow("60 px face") << QVector<int>{60};
+  QTest::newRow("40 px face") << QVector<int>{40};
+  QTest::newRow("60 and 40 px faces") << QVector<int>{60, 40};
+}
+
+void TestAlign::smallFacesInALargerPhotoAreFound() {
+  // Grace Hopper scaled down so that her face (a 216 px detector box in the original) is `width` px
+  // across, pasted into a 1600×1200 photo of smooth random texture. The first detection pass (at
+  // 1024 px) misses them; the second, enlarged 1.8× within DetectOptions::search_max_pixels, finds
+  // them (measured boxes 58 and 41 px, scores 1.25 and 0.68).
+  QFETCH(QVector<int>, widths);
+  const cv::Mat grace = readBgr(kGrace);
+  cv::Mat noise(60, 80, CV_8UC3), canvas;
+  cv::RNG rng(7);
+  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
+  cv::resize(noise, canvas, cv::Size(1600, 1200), 0, 0, cv::INTER_CUBIC);
+  std::vector<cv::Rect> placed;
+  for (int i = 0; i < widths.size(); ++i) {
+    cv::Mat small;
+    const double k = widths[i] / 216.0;
+    cv::resize(grace, small, cv::Size(), k, k, cv::INTER_AREA);
+    const cv::Rect at(200 + 700 * i, 300 + 200 * i, small.cols, small.rows);
+    small.copyTo(canvas(at));
+    placed.push_back(at);
+  }
+  const auto file = path("small-faces-" + std::to_string(widths.size()) + "-" + std::to_string(widths[0]) + ".png");
+  cv::imwrite(file.string(), canvas);
+  const auto photo = readImage(file, 3);
+  const auto faces = detectFaces(photo);
+  for (int i = 0; i < widths.size(); ++i) {
+    const auto hit = std::find_if(faces.begin(), faces.end(), [&](const DetectedFace& f) {
+      const cv::Point centre(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2);
+      return placed[i].contains(centre) && f.box[2] > 0.6 * widths[i] && f.box[2] < 1.6 * widths[i];
+    });
+    QVERIFY2(hit != faces.end(), qPrintable(QString("the %1 px face was not found (%2 faces)").arg(widths[i]).arg(faces.size())));
+  }
+  // A clear face costs one pass: the enlarged search runs only when the first finds none.
+  DetectTimings tm;
+  QCOMPARE(detectFaces(readImage(kGrace, 3), {}, &tm).size(), size_t(1));
+  QCOMPARE(tm.passes, 1);
+  detectFaces(photo, {}, &tm);
+  QCOMPARE(tm.passes, 2);
+  // Aligned with one note that the face is small (the crop is upscaled).
+  auto p = preparePhoto(file, S, 3);
+  QVERIFY(p.aligned);
+  const auto& note = p.note;
+  QVERIFY2(note.find("is small") != std::string::npos && note.find("is small") == note.rfind("is small"), note.c_str());
 }
 
 void TestAlign::faceNearBorderIsReflectPadded() {

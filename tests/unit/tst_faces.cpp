@@ -151,7 +151,10 @@ void TestFaces::reportCommandMeasuresEditsAtEachStrength() {
   std::ifstream in(out);
   const auto report = nlohmann::json::parse(in);
   QCOMPARE(report["resolution"].get<int>(), 16);
-  QVERIFY(report["mixes"].contains("attribute_transfer_score"));
+  const auto& transfer = report["attribute_transfer"];
+  QCOMPARE(transfer["pairs"].get<int>(), 8);
+  for (const char* key : {"score", "follow_chance", "scored_attributes", "attributes"}) QVERIFY2(transfer.contains(key), key);
+  QVERIFY(transfer["attributes"]["gender"].contains("home_evidence"));
   QVERIFY(report["probe_balanced_accuracy_on_renders"].contains("glasses"));
   std::set<std::pair<std::string, double>> seen;
   for (const auto& e : report["attribute_edits"]) {

@@ -141,6 +141,7 @@ class TestLoaders : public QObject {
   void damagedImagesGiveSentencesAndNothingOnStderr_data();
   void damagedImagesGiveSentencesAndNothingOnStderr();
   void pngWarningsStayOffStderr();
+  void gigapixelHeadersAreRefusedBeforeDecoding();
   void decodingFromBytesEqualsReadingTheFile();
   void encodeNamesEveryBadPhoto();
   void verboseAddsTheLibraryText();
@@ -320,6 +321,23 @@ void TestLoaders::pngWarningsStayOffStderr() {
   const auto printed = capture.text();
   QCOMPARE(img.size(0), int64_t(512));
   QVERIFY2(printed.empty(), printed.c_str());
+}
+
+void TestLoaders::gigapixelHeadersAreRefusedBeforeDecoding() {
+  // A 64×64 image whose header claims 30000×30000 (PNG) or 65000×65000 (JPEG): a decompression bomb.
+  cv::Mat img(64, 64, CV_8UC3, cv::Scalar(1, 2, 3));
+  std::vector<uint8_t> png, jpg;
+  cv::imencode(".png", img, png);
+  cv::imencode(".jpg", img, jpg);
+  for (int k : {16, 20}) png[k] = 0, png[k + 1] = 0, png[k + 2] = 0x75, png[k + 3] = 0x30;  // 30000
+  size_t sof = 2;
+  while (!(jpg[sof] == 0xFF && jpg[sof + 1] == 0xC0)) sof += 2 + (size_t(jpg[sof + 2]) << 8 | jpg[sof + 3]);
+  for (int k : {5, 7}) jpg[sof + k] = 0xFD, jpg[sof + k + 1] = 0xE8;  // 65000
+  auto err = errorOf([&] { decodeImage(png.data(), png.size(), "bomb.png"); });
+  QVERIFY2(err == "cannot read bomb.png: the image is 30000 × 30000 pixels (900 MP); images of at most 250 MP are read",
+           err.c_str());
+  err = errorOf([&] { decodeImage(jpg.data(), jpg.size(), "bomb.jpg"); });
+  QVERIFY2(err.find("65000 × 65000 pixels (4225 MP)") != std::string::npos, err.c_str());
 }
 
 void TestLoaders::decodingFromBytesEqualsReadingTheFile() {

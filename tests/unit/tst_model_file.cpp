@@ -423,7 +423,7 @@ void TestModelFile::hugeDeclaredTensorIsRefusedWithASentence() {
 }
 
 void TestModelFile::configLargerThanTheFileIsRefusedBeforeBuilding() {
-  // 1024 px, every block 4096 wide: 9.7 GB of decoder 3×3 convolutions alone, declared in a few bytes.
+  // 1024 px, every block 4096 wide: at least 21 GB of weights, declared in a few bytes.
   QTemporaryDir dir;
   const auto p = test::tmpPath(dir, "big-config.amod");
   nlohmann::json h{{"format", "automodulator"},
@@ -431,7 +431,7 @@ void TestModelFile::configLargerThanTheFileIsRefusedBeforeBuilding() {
                    {"tensors", nlohmann::json::array()}};
   writeRawArchive(p, h.dump());
   const auto err = loadError(p);
-  QVERIFY2(err.find("does not match its config: the config describes a model of at least 9.7 GB but the file holds "
+  QVERIFY2(err.find("does not match its config: the config describes a model of at least 21 GB but the file holds "
                     "0 bytes of tensors") != std::string::npos,
            err.c_str());
 }
