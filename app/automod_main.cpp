@@ -1,4 +1,4 @@
-// `automod`: the command-line face of Automodulator Studio (SPEC §8).
+// `automod`: the command-line face of Automodulator Studio (docs/design.md §8).
 #include <iostream>
 
 #include "app/cli/commands.h"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The paper's Table 1 in miniature (issue 7): four models trained on the same synthetic faces with
+# The paper's Table 1 in miniature: four models trained on the same synthetic faces with
 # the same budget and seed — the architecture alone (no L_j, L1 reconstruction), + L_j, + the
 # robust loss, + both — then `automod eval` (SWD of samples and of mixes, PSNR/SSIM, cycle
-# consistency, entanglement) and `automod report` (attribute transfer score, attribute edits) on
+# consistency, entanglement) and `automod report` (attribute transfer, attribute edits) on
 # each. Writes OUT/<variant>/{latest.amod,eval.json,report.json,log.jsonl} and OUT/ablation.md.
 #
 #   ./packaging/ablation.sh [OUT] [extra automod train options, e.g. --max-images 20000]
@@ -43,19 +43,33 @@ python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
 rows = [("arch", "architecture alone (L1, no L_j)"), ("lj", "+ L_j"), ("robust", "+ robust loss"), ("both", "+ both (the paper)")]
-lines = ["| variant | SWD samples ×10³ | SWD mixes ×10³ | PSNR dB | SSIM | cycle cos | entanglement | attribute transfer |",
-         "|---|---|---|---|---|---|---|---|"]
+lines = ["| variant | SWD samples ×10³ | SWD mixes ×10³ | PSNR dB | SSIM | cycle cos | entanglement | attribute transfer (chance 0.5) | its ceiling | its readable rate |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+reports = {}
+fmt = lambda v, f="%.3f": "–" if v is None else f % v
 for key, label in rows:
     e = json.load(open(os.path.join(out, key, "eval.json")))
-    r = json.load(open(os.path.join(out, key, "report.json")))
+    t = reports[key] = json.load(open(os.path.join(out, key, "report.json")))["attribute_transfer"]
     def g(*path):
         v = e
         for p in path: v = v[p]
         return v
-    lines.append("| %s | %.1f | %.1f | %.2f | %.3f | %.3f | %.4f | %.3f |" % (
+    none = not t["scored_attributes"]
+    lines.append("| %s | %.1f | %.1f | %.2f | %.3f | %.3f | %.4f | %s | %s | %s |" % (
         label, g("swd_x1e3", "samples", "average"), g("swd_x1e3", "mixes", "average"), g("reconstruction", "psnr_db"),
         g("reconstruction", "ssim"), g("cycle_consistency_cos"), g("layer_entanglement", "mean"),
-        r["mixes"]["attribute_transfer_score"]))
+        fmt(t["score"]), fmt(None if none else t["mean_ceiling"], "%.2f"), fmt(None if none else t["mean_readable_rate"], "%.2f")))
+# Per attribute: home scale (how far each range swap moves the probe), follow rate among readable
+# home-scale mixes, and the attribute's weight in the score.
+lines += ["", "| attribute | " + " | ".join(label for _, label in rows) + " |", "|---|" + "---|" * len(rows)]
+for name in sorted(reports["both"]["attributes"]):
+    cells = []
+    for key, _ in rows:
+        a = reports[key]["attributes"][name]
+        moves = " / ".join("%+.2f" % a["home_evidence"][s]["moves_probe"] for s in ("coarse", "intermediate", "fine")
+                           if s in a["home_evidence"])
+        cells.append("%s (%s): %s, w %.2f" % (a["home_scale"], moves, fmt(a["follow_rate"], "%.2f"), a["weight"]))
+    lines.append("| %s | %s |" % (name.replace("_", " "), " | ".join(cells)))
 open(os.path.join(out, "ablation.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -1,5 +1,5 @@
 #pragma once
-// Training data sources (SPEC §3 "Data", "Synthetic faces"): an image folder with its per-resolution
+// Training data sources (docs/design.md §3 "Data", "Synthetic faces"): an image folder with its per-resolution
 // uint8 cache, Fashion-MNIST from Debian's dataset-fashion-mnist, and synthetic faces rendered by
 // packaging/faces (npm facesjs + resvg). openDataset() picks one and returns an ImageDataset.
 //

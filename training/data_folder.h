@@ -1,5 +1,5 @@
 #pragma once
-// An image folder as a training set (SPEC §3 "Data"): every readable image, center-cropped square and
+// An image folder as a training set (docs/design.md §3 "Data"): every readable image, center-cropped square and
 // area-resized, held as one compact uint8 cache file per resolution that later runs map instead of
 // decoding again. The cache is keyed by a hash of the folder's file list, sizes and mtimes (and the
 // channel count), so any change to the folder rebuilds it.

@@ -1,6 +1,6 @@
 #pragma once
 // Data-parallel training over several processes, GPUs and machines on PyTorch's own distributed
-// engine, c10d (SPEC §3 "Scaling out"). No Qt, no home-made parameter server.
+// engine, c10d (docs/design.md §3 "Scaling out"). No Qt, no home-made parameter server.
 //
 // - DistributedEnv reads the torchrun environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE,
 //   LOCAL_RANK; Slurm's SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID stand in for a missing RANK /

@@ -1,5 +1,5 @@
 #pragma once
-// Where training's random draws come from (SPEC §3): the codes on the unit sphere and the
+// Where training's random draws come from (docs/design.md §3): the codes on the unit sphere and the
 // style-mixing split block j. Normally the global LibTorch generator; inside a DrawScope a
 // DrawSource supplies them instead, so that a test can replay an iteration recorded from another
 // implementation (the authors' code) draw for draw. Image-pool swaps, flips and layer noise keep

@@ -1,5 +1,5 @@
 #pragma once
-// The measured quality of a model on held-out images (SPEC §6), what `automod eval` prints: SWD of
+// The measured quality of a model on held-out images (docs/design.md §6), what `automod eval` prints: SWD of
 // random samples and of coarse / intermediate / fine mixes against the held-out images (with the
 // real-vs-real floor), reconstruction PSNR / SSIM, cycle consistency cos(z, φ(θ(z))) and the layer
 // entanglement error L_j. The measurements ask of a model only what EvalModel offers, so a test can

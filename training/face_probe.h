@@ -1,5 +1,5 @@
 #pragma once
-// Attribute probes on synthetic faces (issue 7, SPEC §6 last item): small CNN classifiers trained in
+// Attribute probes on synthetic faces (issue 7, docs/design.md §6 last item): small CNN classifiers trained in
 // C++ on renders with ground-truth attributes (packaging/faces → attributes.jsonl), then used (by
 // training/report.h) to ask of a model's coarse/intermediate/fine mixes which source each attribute
 // followed, and here whether an attribute vector built from a few exemplars flips its attribute and

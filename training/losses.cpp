@@ -86,7 +86,7 @@ int64_t mixedCount(int64_t batch, double fraction, int blocks) {
   return std::clamp<int64_t>(std::llround(double(batch) * fraction), 0, batch);
 }
 
-// Data-parallel steps (SPEC §3 "Scaling out"): N ranks with batch b must compute what one process
+// Data-parallel steps (docs/design.md §3 "Scaling out"): N ranks with batch b must compute what one process
 // with batch N·b computes. Every rank draws every random number for the global batch from the same
 // generator state and keeps its own rows; plain/mixed counts come from the global batch (the mixed
 // codes are its last rows, so a rank may hold plain rows, mixed rows or both); and each loss term that

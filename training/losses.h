@@ -1,7 +1,7 @@
 #pragma once
-// The automodulator's two alternating training steps (SPEC §3) as small functions that compute
+// The automodulator's two alternating training steps (docs/design.md §3) as small functions that compute
 // losses; the trainer owns the optimisers and calls backward/step. Everything here is differentiable
-// where the SPEC says so and runs under NoGradGuard where it does not.
+// where the design (docs/design.md) says so and runs under NoGradGuard where it does not.
 #include <torch/types.h>
 
 #include <vector>
@@ -22,7 +22,7 @@ torch::Tensor randomSphere(int64_t n, int64_t dim, const torch::Device& device);
 /// Real images during fade-in: α·x + (1−α)·up2(down2(x)).
 torch::Tensor blendRealForFadeIn(const torch::Tensor& x, double alpha);
 
-/// Weights and ratios of the two steps (the reference code's values, SPEC §3).
+/// Weights and ratios of the two steps (the reference code's values, docs/design.md §3).
 struct LossWeights {
   double kl = 0.1;
   double gap = 0.1;
@@ -71,7 +71,7 @@ struct StepContext {
   int stage = 0;       ///< top resolution level in use (its decoder blocks: Decoder::blocksAtStage)
   double alpha = 1.0;  ///< fade-in weight of level `stage`
   double m_gap = 0.0;  ///< margin of the KL gap term
-  /// Flip-invariance training (SPEC §3, paper Sec. 3.3): the real batch holds pairs, rows 2i and
+  /// Flip-invariance training (docs/design.md §3, paper Sec. 3.3): the real batch holds pairs, rows 2i and
   /// 2i+1 being horizontal flips of each other; the decoder has the extra 8×8 block. The encoder
   /// step's reconstruction then swaps the pair's codes from block 2 on (flipInvariantPlan), the
   /// layer noise is off, and the decoder's AdaIN style linears also learn in the encoder step.
@@ -95,7 +95,7 @@ struct StepContext {
 LatentPlan flipInvariantPlan(const torch::Tensor& z, int blocks);
 
 /// Keeps the last `capacity` generated images; once full, each incoming image is swapped with a
-/// random stored one with probability 0.5 (SPEC §3). Uses the global LibTorch generator.
+/// random stored one with probability 0.5 (docs/design.md §3). Uses the global LibTorch generator.
 class ImagePool {
  public:
   explicit ImagePool(int capacity = 200) : capacity_(capacity) {}

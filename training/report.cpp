@@ -52,7 +52,8 @@ nlohmann::json AttributeTransfer::toJson() const {
   return {{"classes", classes},
           {"ceiling", ceiling},
           {"ceiling_balanced_accuracy", ceiling_balanced_accuracy},
-          {"scored", scored},
+          {"weight", weight},
+          {"scored", scored()},
           {"pairs_that_differ", pairs_that_differ},
           {"home_scale", home_scale},
           {"home_evidence", evidence_json},
@@ -77,13 +78,13 @@ nlohmann::json AttributeTransferReport::toJson() const {
            "the rest from the other): ceiling = probe accuracy on plain reconstructions; home_scale = the scale "
            "whose swap moves the probe most towards its source's class (even pairs); readable_rate = home-scale "
            "mixes read as A's or B's class; follow_rate = readable ones read as the home scale source's class "
-           "(odd pairs); chance 0.5. score = mean follow_rate over the scored attributes (balanced accuracy on "
-           "reconstructions >= (1 + 1/classes) / 2)"},
+           "(odd pairs); chance 0.5. score = mean follow_rate weighted by weight = (balanced accuracy on "
+           "reconstructions - 1/classes) / (1 - 1/classes), floored at 0; chance 0.5"},
           {"pairs", pairs},
           {"blocks", blocks},
           {"scales", scales_json},
           {"follow_chance", kFollowChance},
-          {"score", score},
+          {"score", score ? nlohmann::json(*score) : nlohmann::json()},
           {"scored_attributes", scored_attributes},
           {"mean_ceiling", mean_ceiling},
           {"mean_readable_rate", mean_readable_rate},
@@ -123,7 +124,7 @@ AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProb
     mirror.push_back(readPlan(model, probe, rangeMix(za, zb, range, nb)));
   }
 
-  double follow_sum = 0, ceiling_sum = 0, readable_sum = 0;
+  double weights = 0, follow_sum = 0, ceiling_sum = 0, readable_sum = 0;
   for (size_t a = 0; a < table.names.size(); ++a) {
     const auto& y = table.labels[a];
     const auto& r = recon[a];
@@ -136,7 +137,10 @@ AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProb
     t.ceiling = fraction(right, n);
     t.ceiling_balanced_accuracy =
         balancedAccuracy(torch::tensor(r), labels, static_cast<int64_t>(table.classes[a].size()));
-    t.scored = t.classes >= 2 && t.ceiling_balanced_accuracy >= (1.0 + 1.0 / t.classes) / 2.0;
+    if (t.classes >= 2) {
+      const double chance = 1.0 / t.classes;
+      t.weight = std::max(0.0, (t.ceiling_balanced_accuracy - chance) / (1.0 - chance));
+    }
 
     // Evidence (even-numbered pairs): per scale, both mirrored mixes of every differing pair.
     std::vector<int64_t> mixes(report.scales.size()), to_range(mixes.size()), to_rest(mixes.size()),
@@ -173,18 +177,19 @@ AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProb
         t.following_mixes += (f == y[A]) + (m == y[B]);
       }
     }
-    if (t.scored && t.followRate()) {
+    if (t.scored()) {
       report.scored_attributes.push_back(t.attribute);
-      follow_sum += *t.followRate();
-      ceiling_sum += t.ceiling;
-      readable_sum += t.readableRate();
+      weights += t.weight;
+      follow_sum += t.weight * *t.followRate();
+      ceiling_sum += t.weight * t.ceiling;
+      readable_sum += t.weight * t.readableRate();
     }
     report.attributes.push_back(std::move(t));
   }
-  if (const auto k = static_cast<double>(report.scored_attributes.size()); k > 0) {
-    report.score = follow_sum / k;
-    report.mean_ceiling = ceiling_sum / k;
-    report.mean_readable_rate = readable_sum / k;
+  if (weights > 0) {
+    report.score = follow_sum / weights;
+    report.mean_ceiling = ceiling_sum / weights;
+    report.mean_readable_rate = readable_sum / weights;
   }
   return report;
 }

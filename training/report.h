@@ -1,5 +1,5 @@
 #pragma once
-// The synthetic-face report (issue 7), what `automod report` prints: attribute probes trained on
+// The synthetic-face report, what `automod report` prints: attribute probes trained on
 // labelled renders, the attribute-transfer measure of scale mixes, and few-exemplar attribute edits.
 //
 // Attribute transfer. For random ordered pairs (A, B) of held-out faces and each named scale s the
@@ -18,8 +18,10 @@
 // to B in the other, so a reading that does not depend on which blocks came from which face reads
 // both as the same class c ∈ {A's, B's} and follows the home scale's source in exactly one of them.
 // (A binary attribute's mixes are always readable: both classes are A's or B's.) The score is the
-// mean follow rate over the attributes the probe reads on reconstructions (balanced accuracy at
-// least halfway from chance 1/K to 1); chance is 1/2 for it too.
+// mean of the follow rates weighted by how well the probe reads each attribute on reconstructions
+// (its balanced accuracy rescaled so that chance, 1/K for K classes, is 0 and perfect is 1, floored
+// at 0): attributes the probe cannot read weigh nothing, and no threshold decides. A weighted mean
+// of follow rates at chance is at chance: 1/2.
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
@@ -68,9 +70,9 @@ struct AttributeTransfer {
   /// The probe's accuracy and balanced accuracy on plain reconstructions of all the faces.
   double ceiling = 0.0;
   double ceiling_balanced_accuracy = 0.0;
-  /// Whether the probe reads the attribute well enough to count in the score: balanced accuracy on
-  /// reconstructions ≥ (1 + 1/classes) / 2.
-  bool scored = false;
+  /// The attribute's weight in the score: ceiling_balanced_accuracy rescaled so that chance
+  /// (1/classes) is 0 and perfect is 1, floored at 0.
+  double weight = 0.0;
   /// Pairs (of all) whose faces differ in the attribute.
   int64_t pairs_that_differ = 0;
   /// One entry per named scale, coarse to fine.
@@ -86,6 +88,8 @@ struct AttributeTransfer {
   double readableRate() const { return home_mixes > 0 ? double(readable_mixes) / double(home_mixes) : 0.0; }
   /// Among readable mixes; empty when none was readable.
   std::optional<double> followRate() const;
+  /// Whether it counts in the score: a weight above 0 and a follow rate.
+  bool scored() const { return weight > 0 && followRate().has_value(); }
   nlohmann::json toJson() const;
 };
 
@@ -97,10 +101,11 @@ struct AttributeTransferReport {
   int blocks = 0;
   std::vector<std::pair<std::string, BlockRange>> scales;
   std::vector<AttributeTransfer> attributes;
-  /// The scored attributes that had readable mixes, and the mean of their follow rates (0 when none).
+  /// The attributes that count (AttributeTransfer::scored), and the mean of their follow rates
+  /// weighted by AttributeTransfer::weight; empty when none counts.
   std::vector<std::string> scored_attributes;
-  double score = 0.0;
-  /// Means over the scored attributes, for reading the score against them.
+  std::optional<double> score;
+  /// The same weighted means of the ceiling and the readable rate, to read the score against.
   double mean_ceiling = 0.0;
   double mean_readable_rate = 0.0;
 

@@ -1,5 +1,5 @@
 #pragma once
-// Barron's adaptive robust loss (SPEC §3, "A general and adaptive robust loss function", 2019) as
+// Barron's adaptive robust loss (docs/design.md §3, "A general and adaptive robust loss function", 2019) as
 // the negative log-likelihood of its general distribution, with a learned shape α and scale c per
 // image element (C·H·W of them) and one parameter set per training resolution.
 //

@@ -1,5 +1,5 @@
 #pragma once
-// The progressive training schedule (SPEC §3) and the JSON presets that describe a whole run:
+// The progressive training schedule (docs/design.md §3) and the JSON presets that describe a whole run:
 // phases (resolution, images at start, learning rate, M_gap), batch size per resolution, fade-in
 // length, model widths and latent size, loss weights, checkpoint/preview/log intervals.
 //
@@ -88,7 +88,7 @@ struct TrainingPreset {
   /// it: at CPU budgets this is what makes cos(z, φ(θ(z))) grow at all (README, training notes).
   double encoder_lr_factor = 1.0;
   LossWeights losses;
-  /// Flip-invariance training (SPEC §3, paper Sec. 3.3; JSON "flip_invariance", off by default):
+  /// Flip-invariance training (docs/design.md §3, paper Sec. 3.3; JSON "flip_invariance", off by default):
   /// each batch is half images, half their horizontal flips (batch sizes must be even), the model
   /// gets the extra 8×8 decoder block, and the encoder step uses the swapped-code reconstruction.
   bool flip_invariance = false;

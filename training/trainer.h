@@ -1,5 +1,5 @@
 #pragma once
-// The automodulator trainer (SPEC §3): progressive growing from a preset, alternating encoder and
+// The automodulator trainer (docs/design.md §3): progressive growing from a preset, alternating encoder and
 // decoder steps, EMA decoder, run folder with config, JSON-lines log, preview grids and atomic
 // checkpoints holding the full training state, exact resume, NaN rollback.
 //

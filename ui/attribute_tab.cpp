@@ -1,4 +1,5 @@
 #include "ui/attribute_tab.h"
+#include "ui/file_dialogs.h"
 
 #include <QCheckBox>
 #include <QDragEnterEvent>
@@ -121,110 +122,21 @@ void ExemplarWell::dropEvent(QDropEvent* event) {
 
 AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWidget(parent), controller_(controller) {
   auto* layout = new QHBoxLayout(this);
+  // The controls on the left (in a scroll area, so that nothing is cut off in a small window), the
+  // edited result on the right.
   auto* left = new QWidget(this);
   auto* left_layout = new QVBoxLayout(left);
-
-  const int tag = next_tag_;
-  next_tag_ += 2;
-  wells_[Positive] = new ExemplarWell(controller_, tr("With the attribute (positive exemplars)"), tag + Positive, left);
-  wells_[Negative] = new ExemplarWell(controller_, tr("Without it (negative exemplars)"), tag + Negative, left);
-  wells_[Positive]->setToolTip(tr("Photos that show the attribute (e.g. smiling); at least 2"));
-  wells_[Negative]->setToolTip(tr("Photos that do not show it (e.g. neutral); at least 2"));
-  for (auto* w : wells_) {
-    left_layout->addWidget(w);
-    connect(w, &ExemplarWell::changed, this, &AttributeTab::rebuild);
-  }
-
-  auto* form = new QFormLayout;
-  name_ = new QLineEdit(tr("attribute"), left);
-  name_->setToolTip(tr("The attribute's name (saved in its file)"));
-  connect(name_, &QLineEdit::editingFinished, this, [this] {
-    if (current_ && current_->name != name_->text()) {
-      current_->name = name_->text();
-      updateStatus();
-    }
-  });
-  form->addRow(tr("&Name:"), name_);
-  auto* scales = new QWidget(left);
-  auto* scales_layout = new QHBoxLayout(scales);
-  scales_layout->setContentsMargins(0, 0, 0, 0);
-  const QString names[3] = {tr("&Coarse"), tr("Interme&diate"), tr("F&ine")};
-  const QString tips[3] = {tr("Blocks of 4–8 px: pose, face shape"), tr("Blocks of 16–32 px: features, expression"),
-                           tr("Blocks of 64 px and up: colours, texture")};
-  for (int r = 0; r < 3; ++r) {
-    ranges_[r] = new QCheckBox(names[r], scales);
-    ranges_[r]->setToolTip(tr("Apply the attribute to the %1").arg(tips[r]));
-    ranges_[r]->setChecked(r != int(Range::Coarse));
-    connect(ranges_[r], &QCheckBox::toggled, this, &AttributeTab::onRangesToggled);
-    scales_layout->addWidget(ranges_[r]);
-  }
-  form->addRow(tr("Scales:"), scales);
-  left_layout->addLayout(form);
-
+  createWells(left);
+  auto* wells = new QHBoxLayout;  // side by side, so that the whole column fits a 700 px high window
+  for (auto* w : wells_) wells->addWidget(w, 1);
+  left_layout->addLayout(wells);
+  left_layout->addLayout(createForm(left));
   status_ = new QLabel(left);
   status_->setWordWrap(true);
   left_layout->addWidget(status_);
-
-  auto* strength_row = new QHBoxLayout;
-  strength_ = new QSlider(Qt::Horizontal, left);
-  strength_->setRange(-300, 300);
-  strength_->setSingleStep(5);
-  strength_->setPageStep(50);
-  strength_->setTickInterval(100);
-  strength_->setTickPosition(QSlider::TicksBelow);
-  strength_->setValue(100);
-  strength_->setToolTip(tr("Strength of the attribute, −3 to +3 (negative removes it); updates the result live"));
-  strength_->setAccessibleName(tr("Attribute strength"));
-  strength_label_ = new QLabel(strengthText(1.0), left);
-  strength_label_->setMinimumWidth(48);
-  auto* strength_caption = new QLabel(tr("Stren&gth:"), left);
-  strength_caption->setBuddy(strength_);
-  strength_row->addWidget(strength_caption);
-  strength_row->addWidget(strength_, 1);
-  strength_row->addWidget(strength_label_);
-  left_layout->addLayout(strength_row);
-  connect(strength_, &QSlider::sliderPressed, this, [this] { drag_key_ = next_key_++; });
-  connect(strength_, &QSlider::sliderReleased, this, [this] { drag_key_ = -1; });
-  connect(strength_, &QSlider::valueChanged, this, &AttributeTab::onStrengthChanged);
-
-  auto* buttons = new QGridLayout;
-  apply_ = new QPushButton(tr("A&pply"), left);
-  apply_->setShortcut(QKeySequence(tr("Ctrl+Return")));
-  apply_->setToolTip(tr("Apply the attribute to the result at this strength (Ctrl+Return)"));
-  remove_ = new QPushButton(tr("&Remove"), left);
-  remove_->setShortcut(QKeySequence(tr("Ctrl+Backspace")));
-  remove_->setToolTip(tr("Take the attribute off the result (Ctrl+Backspace)"));
-  load_ = new QPushButton(tr("&Load…"), left);
-  load_->setShortcut(QKeySequence(tr("Ctrl+Alt+O")));
-  load_->setToolTip(tr("Load an attribute file (JSON, also made by `automod attribute build`) (Ctrl+Alt+O)"));
-  save_ = new QPushButton(tr("Sa&ve…"), left);
-  save_->setShortcut(QKeySequence(tr("Ctrl+Alt+S")));
-  save_->setToolTip(tr("Save the attribute as JSON, for `automod attribute apply` and later sessions (Ctrl+Alt+S)"));
-  clear_ = new QPushButton(tr("Clear E&xemplars"), left);
-  clear_->setToolTip(tr("Empty both wells"));
-  buttons->addWidget(apply_, 0, 0);
-  buttons->addWidget(remove_, 0, 1);
-  buttons->addWidget(load_, 1, 0);
-  buttons->addWidget(save_, 1, 1);
-  buttons->addWidget(clear_, 2, 0, 1, 2);
-  left_layout->addLayout(buttons);
+  left_layout->addLayout(createStrengthRow(left));
+  left_layout->addLayout(createButtons(left));
   left_layout->addStretch(1);
-  connect(apply_, &QPushButton::clicked, this, &AttributeTab::apply);
-  connect(remove_, &QPushButton::clicked, this, &AttributeTab::removeFromResult);
-  connect(clear_, &QPushButton::clicked, this, [this] {
-    for (auto* w : wells_) w->clear();
-  });
-  connect(save_, &QPushButton::clicked, this, [this] {
-    const auto suggested = (current_ && !current_->name.isEmpty() ? current_->name : QStringLiteral("attribute")) + ".json";
-    auto path = QFileDialog::getSaveFileName(this, tr("Save Attribute"), suggested, tr("Attributes (*.json)"));
-    if (path.isEmpty()) return;
-    if (!path.endsWith(".json", Qt::CaseInsensitive)) path += ".json";
-    saveAttribute(path);
-  });
-  connect(load_, &QPushButton::clicked, this, [this] {
-    const auto path = QFileDialog::getOpenFileName(this, tr("Load Attribute"), {}, tr("Attributes (*.json);;All files (*)"));
-    if (!path.isEmpty()) loadAttribute(path);
-  });
 
   auto* scroll = new QScrollArea(this);
   scroll->setWidget(left);
@@ -238,6 +150,121 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
   result_ = pane.image;
   caption_ = pane.caption;
 
+  connectDocument();
+  syncFromDocument();
+  updateStatus();
+}
+
+void AttributeTab::createWells(QWidget* parent) {
+  const int tag = next_tag_;
+  next_tag_ += 2;
+  wells_[Positive] = new ExemplarWell(controller_, tr("With it (positive)"), tag + Positive, parent);
+  wells_[Negative] = new ExemplarWell(controller_, tr("Without it (negative)"), tag + Negative, parent);
+  wells_[Positive]->setToolTip(tr("Positive exemplars: photos that show the attribute (e.g. smiling); at least 2"));
+  wells_[Negative]->setToolTip(tr("Negative exemplars: photos that do not show it (e.g. neutral); at least 2"));
+  for (auto* w : wells_) connect(w, &ExemplarWell::changed, this, &AttributeTab::rebuild);
+}
+
+QFormLayout* AttributeTab::createForm(QWidget* parent) {
+  auto* form = new QFormLayout;
+  name_ = new QLineEdit(tr("attribute"), parent);
+  name_->setToolTip(tr("The attribute's name (saved in its file)"));
+  connect(name_, &QLineEdit::editingFinished, this, [this] {
+    if (current_ && current_->name != name_->text()) {
+      current_->name = name_->text();
+      updateStatus();
+    }
+  });
+  form->addRow(tr("&Name:"), name_);
+  auto* scales = new QWidget(parent);
+  auto* scales_layout = new QHBoxLayout(scales);
+  scales_layout->setContentsMargins(0, 0, 0, 0);
+  const QString names[3] = {tr("&Coarse"), tr("Interme&diate"), tr("F&ine")};
+  const QString tips[3] = {tr("Blocks of 4–8 px: pose, face shape"), tr("Blocks of 16–32 px: features, expression"),
+                           tr("Blocks of 64 px and up: colours, texture")};
+  for (int r = 0; r < 3; ++r) {
+    ranges_[r] = new QCheckBox(names[r], scales);
+    ranges_[r]->setToolTip(tr("Apply the attribute to the %1").arg(tips[r]));
+    ranges_[r]->setChecked(r != int(Range::Coarse));
+    connect(ranges_[r], &QCheckBox::toggled, this, &AttributeTab::onRangesToggled);
+    scales_layout->addWidget(ranges_[r]);
+  }
+  form->addRow(tr("Scales:"), scales);
+  return form;
+}
+
+QHBoxLayout* AttributeTab::createStrengthRow(QWidget* parent) {
+  auto* strength_row = new QHBoxLayout;
+  strength_ = new QSlider(Qt::Horizontal, parent);
+  strength_->setRange(-300, 300);
+  strength_->setSingleStep(5);
+  strength_->setPageStep(50);
+  strength_->setTickInterval(100);
+  strength_->setTickPosition(QSlider::TicksBelow);
+  strength_->setValue(100);
+  strength_->setToolTip(tr("Strength of the attribute, −3 to +3 (negative removes it); updates the result live"));
+  strength_->setAccessibleName(tr("Attribute strength"));
+  strength_label_ = new QLabel(strengthText(1.0), parent);
+  strength_label_->setMinimumWidth(48);
+  auto* strength_caption = new QLabel(tr("Stren&gth:"), parent);
+  strength_caption->setBuddy(strength_);
+  strength_row->addWidget(strength_caption);
+  strength_row->addWidget(strength_, 1);
+  strength_row->addWidget(strength_label_);
+  connect(strength_, &QSlider::sliderPressed, this, [this] { drag_key_ = next_key_++; });
+  connect(strength_, &QSlider::sliderReleased, this, [this] { drag_key_ = -1; });
+  connect(strength_, &QSlider::valueChanged, this, &AttributeTab::onStrengthChanged);
+
+  return strength_row;
+}
+
+QGridLayout* AttributeTab::createButtons(QWidget* parent) {
+  auto* buttons = new QGridLayout;
+  apply_ = new QPushButton(tr("A&pply"), parent);
+  apply_->setShortcut(QKeySequence(tr("Ctrl+Return")));
+  apply_->setToolTip(tr("Apply the attribute to the result at this strength (Ctrl+Return)"));
+  remove_ = new QPushButton(tr("&Remove"), parent);
+  remove_->setShortcut(QKeySequence(tr("Ctrl+Backspace")));
+  remove_->setToolTip(tr("Take the attribute off the result (Ctrl+Backspace)"));
+  load_ = new QPushButton(tr("&Load…"), parent);
+  load_->setShortcut(QKeySequence(tr("Ctrl+Alt+O")));
+  load_->setToolTip(tr("Load an attribute file (JSON, also made by `automod attribute build`) (Ctrl+Alt+O)"));
+  save_ = new QPushButton(tr("Sa&ve…"), parent);
+  save_->setShortcut(QKeySequence(tr("Ctrl+Alt+S")));
+  save_->setToolTip(tr("Save the attribute as JSON, for `automod attribute apply` and later sessions (Ctrl+Alt+S)"));
+  clear_ = new QPushButton(tr("Clear E&xemplars"), parent);
+  clear_->setToolTip(tr("Empty both wells"));
+  buttons->addWidget(apply_, 0, 0);
+  buttons->addWidget(remove_, 0, 1);
+  buttons->addWidget(clear_, 0, 2);
+  buttons->addWidget(load_, 1, 0);
+  buttons->addWidget(save_, 1, 1);
+  connect(apply_, &QPushButton::clicked, this, &AttributeTab::apply);
+  connect(remove_, &QPushButton::clicked, this, &AttributeTab::removeFromResult);
+  connect(clear_, &QPushButton::clicked, this, [this] {
+    for (auto* w : wells_) w->clear();
+  });
+  connect(save_, &QPushButton::clicked, this, [this] {
+    const auto suggested = (current_ && !current_->name.isEmpty() ? current_->name : QStringLiteral("attribute")) + ".json";
+    auto path = QFileDialog::getSaveFileName(this, tr("Save Attribute"), startPath("attributes", suggested),
+                                             tr("Attributes (*.json)"));
+    if (path.isEmpty()) return;
+    rememberDirectory("attributes", path);
+    if (!path.endsWith(".json", Qt::CaseInsensitive)) path += ".json";
+    saveAttribute(path);
+  });
+  connect(load_, &QPushButton::clicked, this, [this] {
+    const auto path = QFileDialog::getOpenFileName(this, tr("Load Attribute"), startDirectory("attributes"),
+                                                   tr("Attributes (*.json);;All files (*)"));
+    if (path.isEmpty()) return;
+    rememberDirectory("attributes", path);
+    loadAttribute(path);
+  });
+
+  return buttons;
+}
+
+void AttributeTab::connectDocument() {
   auto* doc = controller_->document();
   connect(doc, &StudioDocument::attributeChanged, this, &AttributeTab::syncFromDocument);
   connect(doc, &StudioDocument::sourcesChanged, this, &AttributeTab::updateButtons);
@@ -257,8 +284,6 @@ AttributeTab::AttributeTab(StudioController* controller, QWidget* parent) : QWid
   connect(controller_, &StudioController::busyChanged, this, &AttributeTab::rebuild);  // "encoding…" in the status
   connect(controller_, &StudioController::previewReady, this, [this](const QImage& im) { showImage(im, false); });
   connect(controller_, &StudioController::resultReady, this, [this](const QImage& im) { showImage(im, true); });
-  syncFromDocument();
-  updateStatus();
 }
 
 Ranges AttributeTab::checkedRanges() const {

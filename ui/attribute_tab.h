@@ -1,5 +1,5 @@
 #pragma once
-// The Attributes tab (SPEC §1.4, paper Sec. 4): drop a few photos with an attribute into the
+// The Attributes tab (docs/design.md §1.4, paper Sec. 4): drop a few photos with an attribute into the
 // positive well and a few without it into the negative one; v = mean φ(positives) − mean φ(negatives)
 // is restricted to the chosen scale ranges and applied to the current result with a strength slider.
 // Attributes are saved and loaded as the CLI's JSON files; the applied one is part of the document
@@ -10,8 +10,12 @@
 #include <optional>
 
 #include "ui/document.h"
+#include "ui/result_pane.h"
 
 class QCheckBox;
+class QFormLayout;
+class QGridLayout;
+class QHBoxLayout;
 class QLabel;
 class QLineEdit;
 class QListWidget;
@@ -67,7 +71,7 @@ class AttributeTab : public QWidget {
   QCheckBox* rangeCheck(Range r) const { return ranges_[int(r)]; }
   /// −300…300: the strength ×100.
   QSlider* strengthSlider() const { return strength_; }
-  QLabel* resultView() const { return result_; }
+  ScaledImageLabel* resultView() const { return result_; }
   QString statusText() const;
   /// The tab's attribute: built from the wells, loaded from a file, or the document's after undo.
   std::optional<AttributeEdit> attribute() const { return current_; }
@@ -83,6 +87,13 @@ class AttributeTab : public QWidget {
   void message(const QString& text);
 
  private:
+  // The constructor's parts.
+  void createWells(QWidget* parent);
+  QFormLayout* createForm(QWidget* parent);
+  QHBoxLayout* createStrengthRow(QWidget* parent);
+  QGridLayout* createButtons(QWidget* parent);
+  void connectDocument();
+
   void rebuild();
   void syncFromDocument();
   void onRangesToggled();
@@ -100,7 +111,7 @@ class AttributeTab : public QWidget {
   QLabel* strength_label_;
   QLabel* status_;
   QPushButton *apply_, *remove_, *save_, *load_, *clear_;
-  QLabel* result_;
+  ScaledImageLabel* result_;
   QLabel* caption_;
   std::optional<AttributeEdit> current_;
   int drag_key_ = -1;

@@ -165,8 +165,11 @@ void StudioDocument::addSource(const Source& source) {
 void StudioDocument::removeSource(int index) {
   if (index < 0 || index >= sources_.size()) return;
   MixSettings without = mix_;
-  for (auto& row : without.weights)
+  for (auto& row : without.weights) {
     if (index < row.size()) row.remove(index);
+    // A block that took only the removed photo takes the first remaining one (a block needs a source).
+    if (!row.isEmpty() && std::all_of(row.begin(), row.end(), [](double w) { return w == 0.0; })) row[0] = 1.0;
+  }
   undo_.push(new SourceCommand(this, false, index, sources_[index], mix_, without,
                                tr("Remove %1").arg(sources_[index].name)));
 }
@@ -378,6 +381,7 @@ bool StudioDocument::restoreEditorState(const QJsonObject& root, QString* error)
     morph.fps = std::clamp(m.value("fps").toDouble(24.0), 1.0, 240.0);
   }
   undo_.clear();
+  modified_outside_undo_ = false;
   sources_ = sources;
   mix_ = normalisedShape(mix);
   attribute_ = attribute;
@@ -389,8 +393,14 @@ bool StudioDocument::restoreEditorState(const QJsonObject& root, QString* error)
   return true;
 }
 
+void StudioDocument::setSaved() {
+  modified_outside_undo_ = false;
+  undo_.setClean();
+}
+
 void StudioDocument::clear() {
   undo_.clear();
+  modified_outside_undo_ = false;
   sources_.clear();
   mix_ = normalisedShape({});
   attribute_ = {};

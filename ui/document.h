@@ -13,7 +13,7 @@
 
 namespace automod::ui {
 
-/// An attribute edit on the mix (SPEC §4): z' = normalise(z + strength·v) on the blocks of `scales`.
+/// An attribute edit on the mix (docs/design.md §4): z' = normalise(z + strength·v) on the blocks of `scales`.
 /// Built from exemplar photos or loaded from an attribute JSON (core/edit/attribute.h); an empty
 /// vector means no attribute. Plain values (no LibTorch), saved with the project.
 struct AttributeEdit {
@@ -79,6 +79,13 @@ class StudioDocument : public QObject {
   bool restoreEditorState(const QJsonObject& state, QString* error);
   /// Opens a project file: a recipe with an "editor" section, or a first-format project.
   bool load(const QString& path, QString* error);
+  /// Whether there is work a save would keep: changes since the last save or open, including those
+  /// whose undo steps were cleared (a model change re-encodes the photos and clears the history).
+  bool isModified() const { return modified_outside_undo_ || !undo_.isClean(); }
+  /// Marks the current state as saved (or freshly opened).
+  void setSaved();
+  /// Keeps the document modified across an undo-history clear.
+  void setModifiedOutsideUndo() { modified_outside_undo_ = true; }
   /// The project file the document was opened from or saved to.
   QString filePath() const { return file_path_; }
   void setFilePath(const QString& path) { file_path_ = path; }
@@ -106,6 +113,7 @@ class StudioDocument : public QObject {
   MorphSettings morph_;
   QUndoStack undo_;
   QString file_path_;
+  bool modified_outside_undo_ = false;
 };
 
 }  // namespace automod::ui

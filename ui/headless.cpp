@@ -74,7 +74,7 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
       latents = {z[0].unsqueeze(0), z[1].unsqueeze(0)};
       names = {"random0", "random1"};
     }
-    // Coarse from the first, everything finer from the last (SPEC §2 scale ranges).
+    // Coarse from the first, everything finer from the last (docs/design.md §2 scale ranges).
     const int blocks = model->numBlocks();
     const int split = std::min(coarseRange(BlockLayout::of(*model)).last + 1, blocks);
     auto a = latents.front(), b = latents.back();

@@ -1,5 +1,6 @@
 #include "ui/main_window.h"
 
+#include <algorithm>
 #include <memory>
 
 #include <QAction>
@@ -9,6 +10,8 @@
 #include <QCloseEvent>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFontMetrics>
+#include <QJsonDocument>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QImageReader>
@@ -27,6 +30,8 @@
 #include <QVBoxLayout>
 
 #include "ui/face_picker.h"
+#include "ui/file_dialogs.h"
+#include "ui/model_info_dialog.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
 #include "core/io/default_model.h"
@@ -72,8 +77,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   train_ = new TrainTab(tabs_);
   tabs_->addTab(train_, tr("&Train"));
   connect(train_, &TrainTab::openModelRequested, this, [this](const QString& path) {
-    openModelFile(path);
-    tabs_->setCurrentWidget(mix_);
+    if (openModelFile(path)) tabs_->setCurrentWidget(mix_);
   });
   layout->addWidget(strip_);
   layout->addWidget(tabs_, 1);
@@ -89,7 +93,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   createActions();
 
   connect(strip_, &PhotoStrip::filesDropped, this, [this](const QStringList& f) { controller_->addPhotos(f); });
-  connect(strip_, &PhotoStrip::imageDropped, controller_, &StudioController::addImage);
+  connect(strip_, &PhotoStrip::imageDropped, this, [this](const QImage& image) { controller_->addImage(image); });
   connect(controller_, &StudioController::photoFailed, this, [this](const QString& path, const QString& why) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), why));
   });
@@ -122,6 +126,21 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
     updateTitle();
   });
   connect(controller_->document()->undoStack(), &QUndoStack::cleanChanged, this, &MainWindow::updateTitle);
+  connect(controller_->document()->undoStack(), &QUndoStack::indexChanged, this, &MainWindow::updateTitle);
+  connect(controller_, &StudioController::reencodeProgress, this, [this](int done, int total) {
+    showMessage(tr("Encoding the photos again with the new model: %1 of %2").arg(done).arg(total));
+  });
+  connect(controller_, &StudioController::reencodeFinished, this, [this](int kept, int dropped) {
+    showMessage(dropped == 0
+                    ? tr("%n photo(s) encoded again with the new model; the undo history starts here", "", kept)
+                    : tr("%1 photo(s) encoded again with the new model; %2 left the strip (pasted images, kept "
+                         "samples and a project's codes have no photo to encode again, or it failed); the undo "
+                         "history starts here")
+                          .arg(kept)
+                          .arg(dropped),
+                8000);
+    updateTitle();
+  });
   connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MainWindow::updateActions);
   connect(controller_->document(), &StudioDocument::mixChanged, this, &MainWindow::updateActions);
   connect(controller_, &StudioController::samplesReady, this, &MainWindow::updateActions);
@@ -131,6 +150,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   restoreState(settings.value("window/state").toByteArray());
   if (settings.contains("window/tab")) tabs_->setCurrentIndex(settings.value("window/tab").toInt());
   if (!restoreGeometry(settings.value("window/geometry").toByteArray())) resize(1100, 760);
+  export_side_ = std::max(0, settings.value("export/side", 0).toInt());
 
   if (!controller) controller_->openDefaultModel();
   device_label_->setText(controller_->deviceName());
@@ -142,6 +162,7 @@ MainWindow::~MainWindow() = default;
 
 void MainWindow::createActions() {
   auto* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&New Project"), this, &MainWindow::newProject)->setShortcut(QKeySequence::New);
   auto* open = file->addAction(tr("&Open Photos…"), this, &MainWindow::openPhotosDialog);
   open->setShortcut(QKeySequence::Open);
   open->setToolTip(tr("Add photos to the strip"));
@@ -149,8 +170,11 @@ void MainWindow::createActions() {
   paste_action->setShortcut(QKeySequence::Paste);
   file->addSeparator();
   auto* open_project = file->addAction(tr("Open &Project…"), this, [this] {
-    const auto path = QFileDialog::getOpenFileName(this, tr("Open Project"), {}, tr("Projects (*.json)"));
-    if (!path.isEmpty()) openProject(path);
+    const auto path =
+        QFileDialog::getOpenFileName(this, tr("Open Project"), startDirectory("projects"), tr("Projects (*.json)"));
+    if (path.isEmpty()) return;
+    rememberDirectory("projects", path);
+    openProject(path);
   });
   open_project->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
   save_action_ = file->addAction(tr("&Save Project"), this, [this] {
@@ -171,6 +195,9 @@ void MainWindow::createActions() {
   export_grid_action_ = file->addAction(tr("Export &Grid…"), this, &MainWindow::exportGrid);
   export_grid_action_->setToolTip(tr("The photos, their reconstructions and the result (or the sample gallery) as one PNG"));
   file->setToolTipsVisible(true);
+  export_size_menu_ = file->addMenu(tr("Export &Size"));
+  export_size_menu_->setToolTip(tr("The size File → Export Result writes: the model's resolution, or upscaled"));
+  connect(export_size_menu_, &QMenu::aboutToShow, this, &MainWindow::rebuildExportSizeMenu);
   copy_action_ = file->addAction(tr("&Copy Result"), this, &MainWindow::copyResult);
   copy_action_->setShortcut(QKeySequence(tr("Ctrl+Shift+C")));
   file->addSeparator();
@@ -189,7 +216,7 @@ void MainWindow::createActions() {
   auto* open_model = model->addAction(tr("&Open Model…"), this, &MainWindow::openModelDialog);
   open_model->setShortcut(QKeySequence(tr("Ctrl+M")));
   recent_menu_ = model->addMenu(tr("&Recent Models"));
-  model->addAction(tr("&Default Model"), this, [this] { controller_->openDefaultModel(); });
+  model->addAction(tr("&Default Model"), this, &MainWindow::openDefaultModel);
   model->addSeparator();
   model->addAction(tr("Model &Info…"), this, &MainWindow::showModelInfo)->setShortcut(QKeySequence(tr("Ctrl+I")));
   rebuildRecentMenu();
@@ -219,19 +246,33 @@ void MainWindow::updateActions() {
 
 void MainWindow::updateTitle() {
   const auto path = controller_->document()->filePath();
-  setWindowTitle(path.isEmpty() ? tr("Untitled") : QFileInfo(path).fileName());
-  setWindowModified(!controller_->document()->undoStack()->isClean());
-  setWindowTitle(windowTitle() + "[*] — " + controller_->modelName());
+  setWindowTitle((path.isEmpty() ? tr("Untitled") : QFileInfo(path).fileName()) + "[*] — " + controller_->modelName());
+  setWindowModified(controller_->document()->isModified());
 }
 
 void MainWindow::showMessage(const QString& text, int timeout_ms) {
   last_message_ = text;
-  statusBar()->showMessage(text, timeout_ms);
+  // Elided to the space left of the permanent labels (decode time, device); the whole text is the
+  // status bar's tooltip.
+  const int room = statusBar()->width() - timing_label_->sizeHint().width() - device_label_->sizeHint().width() - 48;
+  const QString shown = statusBar()->fontMetrics().elidedText(text, Qt::ElideRight, std::max(room, 120));
+  statusBar()->setToolTip(shown == text ? QString() : text);
+  statusBar()->showMessage(shown, timeout_ms);
+}
+
+void MainWindow::resizeEvent(QResizeEvent* event) {
+  QMainWindow::resizeEvent(event);
+  if (!statusBar()->currentMessage().isEmpty() && !last_message_.isEmpty()) {
+    const int room = statusBar()->width() - timing_label_->sizeHint().width() - device_label_->sizeHint().width() - 48;
+    statusBar()->showMessage(statusBar()->fontMetrics().elidedText(last_message_, Qt::ElideRight, std::max(room, 120)));
+  }
 }
 
 void MainWindow::openPhotosDialog() {
-  const auto files = QFileDialog::getOpenFileNames(this, tr("Open Photos"), {}, photoFilter());
-  if (!files.isEmpty()) controller_->addPhotos(files);
+  const auto files = QFileDialog::getOpenFileNames(this, tr("Open Photos"), startDirectory("photos"), photoFilter());
+  if (files.isEmpty()) return;
+  rememberDirectory("photos", files.front());
+  controller_->addPhotos(files);
 }
 
 void MainWindow::paste() {
@@ -246,16 +287,32 @@ void MainWindow::paste() {
 }
 
 void MainWindow::openModelDialog() {
-  const auto path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("Models (*.amod);;All files (*)"));
-  if (!path.isEmpty()) openModelFile(path);
+  const auto path =
+      QFileDialog::getOpenFileName(this, tr("Open Model"), startDirectory("models"), tr("Models (*.amod);;All files (*)"));
+  if (path.isEmpty()) return;
+  rememberDirectory("models", path);
+  openModelFile(path);
 }
 
-void MainWindow::openModelFile(const QString& path) {
+namespace {
+QString modelChangeConsequence() {
+  return QObject::tr("Changing the model keeps your photos and encodes them again with the new model, but the undo "
+                     "history cannot come along (its codes belong to the current model).");
+}
+}  // namespace
+
+void MainWindow::openDefaultModel() {
+  if (!maybeSave(modelChangeConsequence())) return;
+  controller_->openDefaultModel();
+}
+
+bool MainWindow::openModelFile(const QString& path) {
+  if (!maybeSave(modelChangeConsequence())) return false;
   QString error;
   if (!controller_->openModel(path, &error)) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
-    QMessageBox::warning(this, tr("Open Model"), tr("Cannot load %1: %2").arg(path, error));
-    return;
+    if (!unsaved_answer_) QMessageBox::warning(this, tr("Open Model"), tr("Cannot load %1: %2").arg(path, error));
+    return false;
   }
   QSettings settings;
   auto recent = settings.value("recentModels").toStringList();
@@ -264,6 +321,7 @@ void MainWindow::openModelFile(const QString& path) {
   while (recent.size() > kMaxRecent) recent.removeLast();
   settings.setValue("recentModels", recent);
   rebuildRecentMenu();
+  return true;
 }
 
 void MainWindow::rebuildRecentMenu() {
@@ -286,7 +344,63 @@ void MainWindow::openStartupFiles(const QString& model, const QStringList& files
   if (!photos.isEmpty()) controller_->addPhotos(photos);
 }
 
+bool MainWindow::maybeSave(const QString& consequence) {
+  auto* doc = controller_->document();
+  if (!doc->isModified() || doc->sources().isEmpty()) return true;
+  const QString name = doc->filePath().isEmpty() ? tr("the untitled project") : QFileInfo(doc->filePath()).fileName();
+  const QString question = tr("Save the changes to %1 first?").arg(name);
+  QMessageBox::StandardButton answer;
+  if (unsaved_answer_) {
+    answer = unsaved_answer_(question + '\n' + consequence);
+  } else {
+    QMessageBox box(QMessageBox::Warning, tr("Unsaved Changes"), question,
+                    QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, this);
+    box.setInformativeText(consequence);
+    box.setDefaultButton(QMessageBox::Save);
+    answer = QMessageBox::StandardButton(box.exec());
+  }
+  if (answer == QMessageBox::Cancel) return false;
+  if (answer == QMessageBox::Discard) return true;
+  // Save: into the project's file, or one the user names; a failed or cancelled save keeps the work.
+  return doc->filePath().isEmpty() ? saveProjectAs() : saveProject(doc->filePath());
+}
+
+void MainWindow::setUnsavedChangesAnswer(std::function<QMessageBox::StandardButton(const QString&)> answer,
+                                         std::function<QString()> saveAsPath) {
+  unsaved_answer_ = std::move(answer);
+  save_as_path_ = std::move(saveAsPath);
+}
+
+bool MainWindow::newProject() {
+  if (!maybeSave(tr("A new project starts with an empty strip and mix."))) return false;
+  controller_->document()->clear();
+  showMessage(tr("New project"), 3000);
+  updateTitle();
+  return true;
+}
+
+void MainWindow::setExportSide(int side) {
+  export_side_ = std::max(0, side);
+  QSettings().setValue("export/side", export_side_);
+}
+
+void MainWindow::rebuildExportSizeMenu() {
+  export_size_menu_->clear();
+  const auto sides = controller_->exportSides();
+  const int native = sides.isEmpty() ? 0 : sides.front();
+  for (int side : sides) {
+    const int value = side == native ? 0 : side;
+    auto* a = export_size_menu_->addAction(
+        side == native ? tr("%1 × %1 px (the model's resolution)").arg(side) : tr("%1 × %1 px (upscaled)").arg(side),
+        this, [this, value] { setExportSide(value); });
+    a->setCheckable(true);
+    a->setChecked(value == export_side_ || (value == 0 && export_side_ <= native));
+  }
+}
+
 bool MainWindow::openProject(const QString& path) {
+  if (!maybeSave(tr("Opening %1 replaces the photos, the mix and the undo history.").arg(QFileInfo(path).fileName())))
+    return false;
   QString error;
   if (!controller_->openProject(path, &error)) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
@@ -303,25 +417,35 @@ bool MainWindow::saveProject(const QString& path) {
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
   }
-  controller_->document()->undoStack()->setClean();
+  controller_->document()->setSaved();
   showMessage(tr("Saved %1").arg(QFileInfo(path).fileName()), 5000);
   updateTitle();
   return true;
 }
 
-void MainWindow::saveProjectAs() {
-  auto path = QFileDialog::getSaveFileName(this, tr("Save Project"), {}, tr("Projects (*.json)"));
-  if (path.isEmpty()) return;
+bool MainWindow::saveProjectAs() {
+  auto path = save_as_path_ ? save_as_path_()
+                            : QFileDialog::getSaveFileName(this, tr("Save Project"), startPath("projects", "project.json"),
+                                                           tr("Projects (*.json)"));
+  if (path.isEmpty()) return false;
   if (!path.endsWith(".json", Qt::CaseInsensitive)) path += ".json";
-  saveProject(path);
+  rememberDirectory("projects", path);
+  return saveProject(path);
 }
 
 void MainWindow::exportResult() {
-  const auto path = QFileDialog::getSaveFileName(this, tr("Export Result"), "mix.png", tr("PNG images (*.png)"));
+  QString filter;
+  auto path = QFileDialog::getSaveFileName(this, tr("Export Result"), startPath("export", "mix.png"),
+                                           imageSaveFilters(), &filter);
   if (path.isEmpty()) return;
+  path = withFilterExtension(path, filter);
+  rememberDirectory("export", path);
   QString error;
-  if (controller_->exportResult(path, &error))
-    showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
+  if (controller_->exportResult(path, export_side_, &error))
+    showMessage(tr("Exported %1 (%2 × %2 px)")
+                    .arg(QFileInfo(path).fileName())
+                    .arg(export_side_ > 0 ? export_side_ : controller_->result().width()),
+                5000);
   else
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
 }
@@ -350,9 +474,13 @@ void MainWindow::exportPastedBack() {
     source = indices.value(int(names.indexOf(choice)), source);
   }
   const QFileInfo photo(controller_->sourceOrigin(source)->path);
-  const auto path = QFileDialog::getSaveFileName(this, tr("Export Pasted into Original Photo"),
-                                                 photo.completeBaseName() + "-edited.png", tr("PNG images (*.png)"));
+  QString filter;
+  auto path = QFileDialog::getSaveFileName(this, tr("Export Pasted into Original Photo"),
+                                           startPath("export", photo.completeBaseName() + "-edited.png"),
+                                           imageSaveFilters(), &filter);
   if (path.isEmpty()) return;
+  path = withFilterExtension(path, filter);
+  rememberDirectory("export", path);
   QString error;
   if (controller_->exportPastedBack(path, source, &error))
     showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
@@ -377,9 +505,13 @@ void MainWindow::exportGrid() {
     showMessage(tr("Nothing to export yet"), 4000);
     return;
   }
-  const auto path = QFileDialog::getSaveFileName(this, tr("Export Grid"), samples ? "samples.png" : "mix-grid.png",
-                                                 tr("PNG images (*.png)"));
+  QString filter;
+  auto path = QFileDialog::getSaveFileName(this, tr("Export Grid"),
+                                           startPath("export", samples ? "samples.png" : "mix-grid.png"),
+                                           imageSaveFilters(), &filter);
   if (path.isEmpty()) return;
+  path = withFilterExtension(path, filter);
+  rememberDirectory("export", path);
   if (grid.save(path))
     showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
   else
@@ -404,16 +536,21 @@ void MainWindow::showNextFacePicker() {
 }
 
 void MainWindow::copyResult() {
-  if (!controller_->result().isNull()) QApplication::clipboard()->setImage(controller_->result());
+  const QImage image = controller_->result();
+  if (image.isNull()) {
+    showMessage(tr("There is no result to copy yet"), 4000);
+    return;
+  }
+  QApplication::clipboard()->setImage(image);
+  showMessage(tr("Copied the result (%1 × %2 px) to the clipboard").arg(image.width()).arg(image.height()), 4000);
 }
 
 void MainWindow::showModelInfo() {
-  auto* box = new QMessageBox(QMessageBox::Information, tr("Model Info"),
-                              tr("%1 on %2").arg(controller_->modelName(), controller_->deviceName()),
-                              QMessageBox::Close, this);
-  box->setDetailedText(controller_->modelInfo());
-  box->setAttribute(Qt::WA_DeleteOnClose);
-  box->open();
+  const auto info = QJsonDocument::fromJson(controller_->modelInfo().toUtf8()).object();
+  auto* dialog = new ModelInfoDialog(controller_->modelName(), controller_->deviceName(), info, this);
+  dialog->setObjectName("modelInfoDialog");
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->open();
 }
 
 void MainWindow::showAbout() {
@@ -500,6 +637,10 @@ void MainWindow::grabTrainingTab(const QString& dir, bool ok) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+  if (!maybeSave(tr("Quitting without saving loses the photos, the mix and the undo history."))) {
+    event->ignore();
+    return;
+  }
   if (train_->controller()->isActive()) {
     const auto answer = QMessageBox::question(
         this, tr("Training Is Running"),

@@ -3,7 +3,10 @@
 // and the document; the window wires widgets to them and shows errors with their reason.
 #include <QLabel>
 #include <QMainWindow>
+#include <QMessageBox>
 #include <QTabWidget>
+
+#include <functional>
 
 namespace automod::ui {
 
@@ -40,8 +43,26 @@ class MainWindow : public QMainWindow {
   QAction* copyAction() const { return copy_action_; }
 
   void openStartupFiles(const QString& model, const QStringList& files);
+  /// Opens a project, replacing the current work after asking about unsaved changes.
   bool openProject(const QString& path);
   bool saveProject(const QString& path);
+  /// File → New Project: empties the strip, the mix and the history (after asking).
+  bool newProject();
+  /// Opens a model file (Model → Open, recent models, the Train tab's "Open in Editor"): the photos
+  /// stay and are encoded again; asks first when unsaved changes would lose their undo history.
+  bool openModelFile(const QString& path);
+
+  /// Before anything replaces the current work: when the document has unsaved changes, asks Save /
+  /// Discard / Cancel (`consequence` says what will happen); Save saves (asking for a file name when
+  /// the project has none). True when the caller may go on.
+  bool maybeSave(const QString& consequence);
+  /// Tests answer the unsaved-changes question instead of a dialog: the function gets the question's
+  /// text and returns Save, Discard or Cancel. Save-as names come from `saveAsPath` then.
+  void setUnsavedChangesAnswer(std::function<QMessageBox::StandardButton(const QString&)> answer,
+                               std::function<QString()> saveAsPath = {});
+  /// The side in pixels File → Export writes (0: the model's resolution); File → Export Size.
+  int exportSide() const { return export_side_; }
+  void setExportSide(int side);
   /// Waits until the photos are encoded and the mix decoded, then saves one PNG per tab into
   /// `dir` (mix.png, sample.png, attributes.png, morph.png, ...) and emits screenshotsTaken (packaging/screenshots.sh).
   void takeScreenshots(const QString& dir);
@@ -53,6 +74,7 @@ class MainWindow : public QMainWindow {
 
  protected:
   void closeEvent(QCloseEvent* event) override;
+  void resizeEvent(QResizeEvent* event) override;
 
  private:
   /// The Train tab's screenshot, during a short tiny-preset run; emits screenshotsTaken(ok && saved).
@@ -63,7 +85,8 @@ class MainWindow : public QMainWindow {
   void showMessage(const QString& text, int timeout_ms = 0);
   void openPhotosDialog();
   void openModelDialog();
-  void openModelFile(const QString& path);
+  void openDefaultModel();
+  void rebuildExportSizeMenu();
   void rebuildRecentMenu();
   void paste();
   void exportResult();
@@ -71,7 +94,7 @@ class MainWindow : public QMainWindow {
   void exportGrid();
   void copyResult();
   void showNextFacePicker();
-  void saveProjectAs();
+  bool saveProjectAs();
   void showModelInfo();
   void showAbout();
 
@@ -94,6 +117,10 @@ class MainWindow : public QMainWindow {
   FacePicker* face_picker_ = nullptr;
   QStringList face_queue_;  // photos waiting for the picker (one dialog at a time)
   QString last_message_;
+  QMenu* export_size_menu_ = nullptr;
+  int export_side_ = 0;
+  std::function<QMessageBox::StandardButton(const QString&)> unsaved_answer_;
+  std::function<QString()> save_as_path_;
 };
 
 }  // namespace automod::ui

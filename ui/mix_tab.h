@@ -7,6 +7,7 @@
 #include <QWidget>
 
 #include "ui/types.h"
+#include "ui/result_pane.h"
 
 class QComboBox;
 class QVBoxLayout;
@@ -44,7 +45,7 @@ class MixTab : public QWidget {
  public:
   explicit MixTab(StudioController* controller, QWidget* parent = nullptr);
   RangePanel* panel(Range range) const { return panels_[int(range)]; }
-  QLabel* resultView() const { return result_; }
+  ScaledImageLabel* resultView() const { return result_; }
 
  private:
   void rebuildBlocks();
@@ -56,7 +57,7 @@ class MixTab : public QWidget {
   QGroupBox* advanced_;
   QGridLayout* block_rows_;
   QVector<QComboBox*> block_combos_;
-  QLabel* result_;
+  ScaledImageLabel* result_;
   QLabel* caption_;
 };
 

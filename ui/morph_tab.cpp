@@ -1,4 +1,5 @@
 #include "ui/morph_tab.h"
+#include "ui/file_dialogs.h"
 
 #include <QButtonGroup>
 #include <QCheckBox>
@@ -111,12 +112,15 @@ QWidget* MorphTab::createSlots(QWidget* parent) {
   auto* box = new QWidget(parent);
   auto* layout = new QVBoxLayout(box);
   layout->setContentsMargins(0, 0, 0, 0);
+  // A and B side by side, so that the whole column fits a 700 px high window.
+  auto* pair = new QHBoxLayout;
   slots_[0] = new MorphSlot(controller_, tr("From photo A"), box);
   slots_[1] = new MorphSlot(controller_, tr("To photo B"), box);
   for (auto* s : slots_) {
-    layout->addWidget(s);
+    pair->addWidget(s, 1);
     connect(s, &MorphSlot::sourceChanged, this, &MorphTab::settingsChanged);
   }
+  layout->addLayout(pair);
   swap_ = new QPushButton(tr("S&wap A and B"), box);
   swap_->setShortcut(QKeySequence(tr("Ctrl+Alt+W")));
   swap_->setToolTip(tr("Morph the other way (Ctrl+Alt+W)"));
@@ -191,10 +195,7 @@ QGroupBox* MorphTab::createVideoBox(QWidget* parent) {
 
 QVBoxLayout* MorphTab::createFrameView() {
   auto* right = new QVBoxLayout;
-  frame_ = new QLabel(tr("Add two photos to morph between them"), this);
-  frame_->setAlignment(Qt::AlignCenter);
-  frame_->setWordWrap(true);
-  frame_->setMinimumSize(256, 256);
+  frame_ = new ScaledImageLabel(tr("Add two photos to morph between them"), this);
   frame_->setAccessibleName(tr("Morph frame"));
   frame_->setToolTip(tr("The morph at t, decoded in the background"));
   right->addWidget(frame_, 1);
@@ -228,8 +229,7 @@ void MorphTab::connectController() {
   // An opened project brings its morph settings.
   connect(doc, &StudioDocument::morphChanged, this, &MorphTab::applySettings);
   connect(controller_, &StudioController::morphFrameReady, this, [this](const QImage& image, double t) {
-    const int side = std::max(256, std::min(frame_->width(), frame_->height()));
-    frame_->setPixmap(QPixmap::fromImage(image).scaled(side, side, Qt::KeepAspectRatio, Qt::SmoothTransformation));
+    frame_->setImage(image, true);
     caption_->setText(tr("Frame at t = %1").arg(t, 0, 'f', 2));
   });
   connect(controller_, &StudioController::morphFailed, this, [this](const QString& why) {
@@ -339,7 +339,8 @@ void MorphTab::requestFrame() {
 }
 
 void MorphTab::exportVideoDialog() {
-  auto path = QFileDialog::getSaveFileName(this, tr("Export Video"), "morph.mp4", tr("MP4 videos (*.mp4)"));
+  auto path = QFileDialog::getSaveFileName(this, tr("Export Video"), startPath("export", "morph.mp4"), tr("MP4 videos (*.mp4)"));
+  if (!path.isEmpty()) rememberDirectory("export", path);
   if (path.isEmpty()) return;
   if (!path.endsWith(".mp4", Qt::CaseInsensitive)) path += ".mp4";
   exportVideo(path);

@@ -1,5 +1,5 @@
 #pragma once
-// The Morph tab (SPEC §1.5): choose photos A and B, morph globally or only some scale ranges (the
+// The Morph tab (docs/design.md §1.5): choose photos A and B, morph globally or only some scale ranges (the
 // others stay A), scrub t ∈ [0, 1] (frames decoded on the worker, coalesced), and export the morph as
 // an MP4 in the background with a cancellable progress dialog.
 #include <QGroupBox>
@@ -9,6 +9,7 @@
 #include <QWidget>
 
 #include "ui/types.h"
+#include "ui/result_pane.h"
 
 class QCheckBox;
 class QComboBox;
@@ -64,7 +65,7 @@ class MorphTab : public QWidget {
   /// t × 1000.
   QSlider* slider() const { return slider_; }
   QSpinBox* framesSpin() const { return frames_; }
-  QLabel* frameView() const { return frame_; }
+  ScaledImageLabel* frameView() const { return frame_; }
   /// The export's progress dialog while a video is being written.
   QProgressDialog* progressDialog() const;
   /// Bit r = Range r: the ranges that move from A to B (all of them in global mode).
@@ -105,7 +106,7 @@ class MorphTab : public QWidget {
   QSpinBox* frames_;
   QSpinBox* fps_;
   QPushButton *export_, *swap_;
-  QLabel* frame_;
+  ScaledImageLabel* frame_;
   QLabel* caption_;
   QPointer<QProgressDialog> progress_;
 };

@@ -1,7 +1,13 @@
 #include "ui/photo_strip.h"
 
+#include <algorithm>
+#include <functional>
+
+#include <QContextMenuEvent>
 #include <QDragEnterEvent>
 #include <QFileInfo>
+#include <QKeyEvent>
+#include <QMenu>
 #include <QMimeData>
 #include <QPainter>
 
@@ -31,9 +37,12 @@ PhotoStrip::PhotoStrip(StudioDocument* document, QWidget* parent) : QListWidget(
   setDropIndicatorShown(true);
   setDragDropMode(QAbstractItemView::DragDrop);
   setFixedHeight(150);
-  setToolTip(tr("Your photos with their reconstructions. Drop photos here, or drag one onto a range of the Mix tab."));
+  setToolTip(tr("Your photos with their reconstructions. Drop photos here, or drag one onto a range of the Mix "
+                "tab. Delete removes the selected photo (undoable)."));
+  setSelectionMode(QAbstractItemView::ExtendedSelection);
   setAccessibleName(tr("Photo strip"));
   connect(document_, &StudioDocument::sourcesChanged, this, &PhotoStrip::refresh);
+  refresh();  // a window opened on a controller that already holds photos shows them
 }
 
 void PhotoStrip::refresh() {
@@ -101,6 +110,37 @@ void PhotoStrip::dropEvent(QDropEvent* event) {
   } else {
     event->ignore();
   }
+}
+
+void PhotoStrip::removeSelected() {
+  QList<int> rows;
+  for (const auto* item : selectedItems()) rows << row(item);
+  // From the last, so that the indices still to remove stay valid.
+  std::sort(rows.begin(), rows.end(), std::greater<>());
+  for (int r : rows) document_->removeSource(r);
+}
+
+void PhotoStrip::keyPressEvent(QKeyEvent* event) {
+  if ((event->key() == Qt::Key_Delete || event->key() == Qt::Key_Backspace) && !selectedItems().isEmpty()) {
+    removeSelected();
+    event->accept();
+    return;
+  }
+  QListWidget::keyPressEvent(event);
+}
+
+void PhotoStrip::contextMenuEvent(QContextMenuEvent* event) {
+  auto* item = itemAt(event->pos());
+  if (!item) return;
+  if (!item->isSelected()) {
+    clearSelection();
+    item->setSelected(true);
+  }
+  QMenu menu(this);
+  const int n = int(selectedItems().size());
+  menu.addAction(n == 1 ? tr("&Remove %1").arg(item->text()) : tr("&Remove %1 Photos").arg(n), this,
+                 &PhotoStrip::removeSelected);
+  menu.exec(event->globalPos());
 }
 
 }  // namespace automod::ui

@@ -17,6 +17,9 @@ class PhotoStrip : public QListWidget {
 
   /// Rebuilds the items from the document.
   void refresh();
+  /// Removes the selected photos from the document (one undo step each); Delete, Backspace and the
+  /// context menu's "Remove" call it.
+  void removeSelected();
 
  Q_SIGNALS:
   void filesDropped(const QStringList& paths);
@@ -26,6 +29,8 @@ class PhotoStrip : public QListWidget {
   void dragEnterEvent(QDragEnterEvent* event) override;
   void dragMoveEvent(QDragMoveEvent* event) override;
   void dropEvent(QDropEvent* event) override;
+  void keyPressEvent(QKeyEvent* event) override;
+  void contextMenuEvent(QContextMenuEvent* event) override;
   QMimeData* mimeData(const QList<QListWidgetItem*>& items) const override;
   QStringList mimeTypes() const override;
 

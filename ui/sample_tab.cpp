@@ -110,7 +110,8 @@ void SampleTab::keepSelected() {
   if (!item) return;
   const int i = item->data(Qt::UserRole).toInt();
   const auto samples = controller_->samples();
-  if (i < samples.size()) controller_->addImage(samples[i]);
+  if (i < samples.size())
+    controller_->addImage(samples[i], tr("sample %1").arg(item->text()));  // "sample seed 3 · #2"
 }
 
 }  // namespace automod::ui

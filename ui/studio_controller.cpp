@@ -40,6 +40,7 @@ StudioController::StudioController(QObject* parent) : QObject(parent) {
       return;
     }
     samples_ = r.images;
+    samples_seed_ = r.seed;
     Q_EMIT samplesReady(r.images, r.seed);
   });
   connect(&document_, &StudioDocument::mixChanged, this, &StudioController::scheduleDecode);
@@ -141,6 +142,8 @@ QString StudioController::modelInfo() const {
   j["config"] = model_->config().toJson();
   j["stage"] = model_->stage();
   j["resolution"] = model_->resolution();
+  j["decoder_blocks"] = BlockLayout::of(*model_).size();
+  if (!model_path_.isEmpty()) j["file"] = model_path_.toStdString();
   j["metadata"] = model_->metadata;
   return QString::fromStdString(j.dump(2));
 }
@@ -187,7 +190,7 @@ void StudioController::chooseAllFaces(const QString& path) {
   chooseFaces(path, all);
 }
 
-void StudioController::addImage(const QImage& image) {
+void StudioController::addImage(const QImage& image, const QString& name) {
   QTemporaryFile file(QDir::tempPath() + "/automod-paste-XXXXXX.png");
   file.setAutoRemove(false);
   if (!file.open() || !image.save(&file, "PNG")) {
@@ -195,6 +198,7 @@ void StudioController::addImage(const QImage& image) {
     return;
   }
   temp_files_ << file.fileName();
+  temp_names_.insert(file.fileName(), name.isEmpty() ? tr("pasted image %1").arg(++pasted_count_) : name);
   addPhotos({file.fileName()});
 }
 
@@ -217,6 +221,8 @@ void StudioController::onEncoded(const EncodeResult& r) {
       source.fromPhoto = !temp_files_.contains(origin->path);
       source.face = origin->face;
     }
+    // A pasted image or kept sample is named for what it is, not after its temporary file.
+    if (const auto name = temp_names_.constFind(source.path); name != temp_names_.constEnd()) source.name = *name;
     document_.addSource(source);
     const int index = document_.sources().size() - 1;
     if (range) document_.assignRange(*range, index);
@@ -229,7 +235,9 @@ void StudioController::onEncoded(const EncodeResult& r) {
       // Every photo is back: the old mix, when it still fits, without an undo step of its own.
       if (reencode_.mix && reencode_.dropped == 0 && reencode_.mix->weights.size() == document_.blocks())
         document_.setMix(*reencode_.mix, tr("Restore the mix"));
+      const bool modified = document_.isModified();
       document_.undoStack()->clear();
+      if (modified) document_.setModifiedOutsideUndo();
       Q_EMIT reencodeFinished(reencode_.total - reencode_.dropped, reencode_.dropped);
       reencode_ = {};
     }
@@ -349,301 +357,6 @@ void StudioController::requestSamples(Ranges locked, quint64 seed, int count) {
   if (!model_) return;
   latest_sample_request_ =
       worker_.requestSamples(document_.latents(), document_.mix(), locked, seed, count, document_.attribute());
-}
-
-bool StudioController::exportResult(const QString& path, QString* error) const {
-  if (result_.isNull()) {
-    if (error) *error = tr("there is no result yet");
-    return false;
-  }
-  QImageWriter writer(path);
-  if (!writer.write(result_)) {
-    if (error) *error = writer.errorString();
-    return false;
-  }
-  return true;
-}
-
-}  // namespace automod::ui
-
-namespace automod::ui {
-
-QString StudioController::originKey(const Source& source) {
-  return source.path + '#' +
-         QString::number(qHashBits(source.latent.constData(), size_t(source.latent.size()) * sizeof(float)));
-}
-
-std::optional<PhotoOrigin> StudioController::sourceOrigin(int index) const {
-  const auto& sources = document_.sources();
-  if (index < 0 || index >= sources.size()) return std::nullopt;
-  auto it = origins_.find(originKey(sources[index]));
-  if (it == origins_.end()) return std::nullopt;
-  return *it;
-}
-
-int StudioController::pasteBackSource() const {
-  const auto& sources = document_.sources();
-  const auto& weights = document_.mix().weights;
-  int best = -1;
-  double best_weight = -1;
-  for (int i = 0; i < sources.size(); ++i) {
-    if (!sourceOrigin(i)) continue;
-    const double w = !weights.isEmpty() && i < weights[0].size() ? weights[0][i] : 0.0;
-    if (w > best_weight) {
-      best = i;
-      best_weight = w;
-    }
-  }
-  return best;
-}
-
-QImage StudioController::pastedBack(int source, QString* error) const {
-  auto fail = [&](const QString& why) {
-    if (error) *error = why;
-    return QImage();
-  };
-  if (result_.isNull()) return fail(tr("there is no result yet"));
-  if (source < 0) source = pasteBackSource();
-  const auto origin = sourceOrigin(source);
-  if (!origin) return fail(tr("the result has no originating photo (add a photo, not a project's source)"));
-  try {
-    const auto photo = readImage(origin->path.toStdString(), 3);
-    const auto t = AlignTransform::fromJson(nlohmann::json::parse(origin->transform.toStdString()));
-    if (photo.size(1) != t.photo_width || photo.size(0) != t.photo_height)
-      return fail(tr("%1 has changed since it was added").arg(QFileInfo(origin->path).fileName()));
-    return toQImage(pasteBack(photo, fromQImage(result_), t));
-  } catch (const std::exception& e) {
-    return fail(QString::fromStdString(errorMessage(e)));
-  }
-}
-
-bool StudioController::exportPastedBack(const QString& path, int source, QString* error) const {
-  const QImage image = pastedBack(source, error);
-  if (image.isNull()) return false;
-  QImageWriter writer(path);
-  if (!writer.write(image)) {
-    if (error) *error = writer.errorString();
-    return false;
-  }
-  return true;
-}
-
-namespace {
-constexpr int kGap = 4;
-}
-
-QImage StudioController::mixGrid() const {
-  const auto& sources = document_.sources();
-  if (sources.isEmpty() || result_.isNull()) return {};
-  const int s = result_.width();
-  const int n = sources.size();
-  QImage grid((n + 1) * s + n * kGap, 2 * s + kGap, QImage::Format_RGB888);
-  grid.fill(Qt::white);
-  QPainter p(&grid);
-  p.setRenderHint(QPainter::SmoothPixmapTransform);
-  for (int i = 0; i < n; ++i) {
-    const int x = i * (s + kGap);
-    if (!sources[i].aligned.isNull()) p.drawImage(QRect(x, 0, s, s), sources[i].aligned);
-    if (!sources[i].reconstruction.isNull()) p.drawImage(QRect(x, s + kGap, s, s), sources[i].reconstruction);
-  }
-  p.drawImage(QRect(n * (s + kGap), (s + kGap) / 2, s, s), result_);
-  p.end();
-  return grid;
-}
-
-QImage StudioController::sampleGrid(int columns) const {
-  if (samples_.isEmpty()) return {};
-  const int n = samples_.size();
-  if (columns <= 0) columns = int(std::ceil(std::sqrt(double(n))));
-  columns = std::min(columns, n);
-  const int rows = (n + columns - 1) / columns;
-  const int s = samples_.front().width();
-  QImage grid(columns * s + (columns - 1) * kGap, rows * s + (rows - 1) * kGap, QImage::Format_RGB888);
-  grid.fill(Qt::white);
-  QPainter p(&grid);
-  for (int i = 0; i < n; ++i)
-    p.drawImage(QRect((i % columns) * (s + kGap), (i / columns) * (s + kGap), s, s), samples_[i]);
-  p.end();
-  return grid;
-}
-
-}  // namespace automod::ui
-
-// Attributes and morphs (the Attributes and Morph tabs).
-namespace automod::ui {
-
-void StudioController::connectEditing() {
-  connect(&worker_, &InferenceWorker::morphed, this, [this](const MorphResult& r) {
-    if (r.request != latest_morph_) return;  // an older frame finished late
-    answered_morph_ = r.request;
-    if (!r.error.isEmpty()) {
-      Q_EMIT morphFailed(r.error);
-      return;
-    }
-    morph_frame_ = r.image;
-    Q_EMIT morphFrameReady(r.image, r.t);
-  });
-  connect(&worker_, &InferenceWorker::morphVideoProgress, this, [this](quint64 id, int done, int total) {
-    if (id == video_id_) Q_EMIT morphVideoProgress(done, total);
-  });
-  connect(&worker_, &InferenceWorker::morphVideoFinished, this, [this](const MorphVideoResult& r) {
-    if (r.id != video_id_) return;
-    video_running_ = false;
-    const bool ok = r.error.isEmpty() && !r.cancelled;
-    Q_EMIT morphVideoFinished(ok, r.cancelled, r.path, r.frames, r.cancelled ? tr("cancelled") : r.error);
-  });
-  connect(this, &StudioController::modelChanged, this, [this] { morph_frame_ = QImage(); });
-}
-
-bool StudioController::onExemplarEncoded(const EncodeResult& r) {
-  auto it = exemplars_pending_.find(r.id);
-  if (it == exemplars_pending_.end()) return false;
-  const int tag = *it;
-  exemplars_pending_.erase(it);
-  worker_.takeOrigin(r.id);  // exemplars are never pasted back
-  if (!r.error.isEmpty())
-    Q_EMIT photoFailed(r.source.path, r.error);
-  else
-    Q_EMIT exemplarEncoded(tag, r.source);
-  if (pending_.isEmpty() && exemplars_pending_.isEmpty()) Q_EMIT busyChanged(false);
-  return true;
-}
-
-void StudioController::encodeExemplars(const QStringList& paths, int tag) {
-  for (const auto& p : paths) exemplars_pending_.insert(worker_.requestEncode(p, InferenceWorker::LargestFace), tag);
-  if (!paths.isEmpty()) Q_EMIT busyChanged(true);
-}
-
-std::optional<AttributeEdit> StudioController::buildAttribute(const QVector<QVector<float>>& positives,
-                                                              const QVector<QVector<float>>& negatives,
-                                                              const QString& scales, const QString& name,
-                                                              QString* error) const {
-  auto fail = [&](const QString& why) {
-    if (error) *error = why;
-    return std::nullopt;
-  };
-  if (!model_) return fail(tr("no model is loaded"));
-  if (positives.size() < 2 || negatives.size() < 2)
-    return fail(tr("an attribute needs at least 2 positive and 2 negative exemplars (got %1 + %2)")
-                    .arg(positives.size())
-                    .arg(negatives.size()));
-  if (scales.trimmed().isEmpty()) return fail(tr("choose at least one scale range"));
-  try {
-    std::vector<torch::Tensor> pos, neg;
-    for (const auto& z : positives) pos.push_back(fromFloatVector(z));
-    for (const auto& z : negatives) neg.push_back(fromFloatVector(z));
-    const auto ranges = parseBlockRanges(scales.toStdString(), BlockLayout::of(*model_));
-    const auto built = attributeFromLatents(*model_, pos, neg, ranges, name.toStdString());
-    AttributeEdit a;
-    a.name = name;
-    a.scales = scales;
-    a.resolution = built.resolution;
-    a.blocks = built.blocks;
-    a.vector = toFloatVector(built.vector);
-    return a;
-  } catch (const std::exception& e) {
-    return fail(QString::fromStdString(errorMessage(e)));
-  }
-}
-
-bool StudioController::saveAttribute(const QString& path, const AttributeEdit& edit, QString* error) const {
-  try {
-    if (edit.isNull()) throw Error("there is no attribute to save");
-    if (edit.scales.trimmed().isEmpty()) throw Error("the attribute has no scale range");
-    toAttributeVector(edit).save(path.toStdString());
-    return true;
-  } catch (const std::exception& e) {
-    if (error) *error = QString::fromStdString(errorMessage(e));
-    return false;
-  }
-}
-
-std::optional<AttributeEdit> StudioController::loadAttribute(const QString& path, QString* error) const {
-  try {
-    if (!model_) throw Error("no model is loaded");
-    const auto a = AttributeVector::load(path.toStdString());
-    if (a.resolution != model_->resolution() || a.numBlocks() != model_->numBlocks())
-      throw Error("the attribute was built for a " + std::to_string(a.resolution) + " px model with " +
-                  std::to_string(a.numBlocks()) + " blocks but this one is " + std::to_string(model_->resolution()) +
-                  " px with " + std::to_string(model_->numBlocks()));
-    if (a.latent_dim != model_->config().latent_dim)
-      throw Error("the attribute has " + std::to_string(a.latent_dim) + "-d vectors but the model uses " +
-                  std::to_string(model_->config().latent_dim) + "-d latents");
-    AttributeEdit edit;
-    edit.name = QString::fromStdString(a.name);
-    if (edit.name.isEmpty()) edit.name = QFileInfo(path).completeBaseName();
-    for (const auto& p : a.positives) edit.positives << QString::fromStdString(p);
-    for (const auto& n : a.negatives) edit.negatives << QString::fromStdString(n);
-    edit.resolution = a.resolution;
-    edit.blocks = a.blocks;
-    edit.vector = toFloatVector(a.vector);
-    edit.scales = QString::fromStdString(rangesToString(a.ranges));
-    return edit;
-  } catch (const std::exception& e) {
-    if (error) *error = QString::fromStdString(errorMessage(e));
-    return std::nullopt;
-  }
-}
-
-QString StudioController::scalesOf(Ranges ranges) const {
-  return QString::fromStdString(rangesToString(blockRanges(ranges, document_.layout())));
-}
-
-Ranges StudioController::rangesOf(const QString& scales) const {
-  const auto& layout = document_.layout();
-  if (layout.size() < 1 || scales.trimmed().isEmpty()) return {};
-  std::vector<BlockRange> parsed;
-  try {
-    parsed = parseBlockRanges(scales.toStdString(), layout);
-  } catch (const std::exception&) {
-    return {};
-  }
-  Ranges set;
-  for (Range r : allScales()) {
-    if (!hasScale(r, layout)) continue;
-    const auto range = scaleRange(r, layout);
-    bool all = true;
-    for (int b = range.first; b <= range.last; ++b) all = all && rangesContain(parsed, b);
-    if (all) set |= flagOf(r);
-  }
-  return set;
-}
-
-void StudioController::requestMorphFrame(int a, int b, Ranges moving, double t) {
-  morph_request_ = {a, b, moving, t};
-  if (morph_scheduled_) return;
-  morph_scheduled_ = true;
-  // A burst of scrub moves (one event-loop pass) makes one request; the worker keeps only the latest.
-  QTimer::singleShot(0, this, [this] {
-    morph_scheduled_ = false;
-    const auto& sources = document_.sources();
-    const auto r = morph_request_;
-    if (!model_ || r.a < 0 || r.b < 0 || r.a >= sources.size() || r.b >= sources.size()) return;
-    latest_morph_ = worker_.requestMorph(sources[r.a].latent, sources[r.b].latent, r.moving, r.t);
-  });
-}
-
-bool StudioController::canWriteVideo() const { return videoAvailable(); }
-
-bool StudioController::exportMorphVideo(const QString& path, int a, int b, Ranges moving, int frames, double fps,
-                                        QString* error) {
-  auto fail = [&](const QString& why) {
-    if (error) *error = why;
-    return false;
-  };
-  const auto& sources = document_.sources();
-  if (!model_) return fail(tr("no model is loaded"));
-  if (a < 0 || b < 0 || a >= sources.size() || b >= sources.size()) return fail(tr("choose two photos"));
-  if (frames < 2) return fail(tr("a morph needs at least 2 frames"));
-  if (!canWriteVideo()) return fail(tr("this build cannot write videos (it has no OpenCV)"));
-  if (video_running_) return fail(tr("a video is being written already"));
-  video_id_ = worker_.requestMorphVideo(path, sources[a].latent, sources[b].latent, moving, frames, fps);
-  video_running_ = true;
-  return true;
-}
-
-void StudioController::cancelMorphVideo() {
-  if (video_running_) worker_.cancelMorphVideo(video_id_);
 }
 
 }  // namespace automod::ui

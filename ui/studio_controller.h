@@ -55,8 +55,9 @@ class StudioController : public QObject {
   /// first), each as its own source; an empty list drops the photo.
   void chooseFaces(const QString& path, const QVector<int>& faces);
   void chooseAllFaces(const QString& path);
-  /// A pasted image: saved to a temporary PNG, then added like a file.
-  void addImage(const QImage& image);
+  /// A pasted image or a kept sample: saved to a temporary PNG, then added like a file, named `name`
+  /// in the strip (default "pasted image N").
+  void addImage(const QImage& image, const QString& name = {});
   int pendingPhotos() const { return pending_.size(); }
 
   /// Conditional samples (Sample tab): the `locked` ranges follow the mix, the others are drawn at
@@ -77,7 +78,12 @@ class StudioController : public QObject {
   QImage result() const { return result_; }
   QImage preview() const { return preview_; }
   double lastDecodeMs() const { return last_decode_ms_; }
+  /// Writes the result in the format its file name's extension names, at `side` × `side` pixels
+  /// (upscaled smoothly; ≤ 0: the model's resolution). Says why when it cannot.
+  bool exportResult(const QString& path, int side, QString* error = nullptr) const;
   bool exportResult(const QString& path, QString* error = nullptr) const;
+  /// The sizes an export offers: the model's resolution, then 256, 512 and 1024 px above it.
+  QList<int> exportSides() const;
 
   /// Where source `index` came from (its photo and alignment), when it was encoded from a photo in
   /// this session; sources of a loaded project have none.
@@ -89,9 +95,14 @@ class StudioController : public QObject {
   /// mask; same size as the photo, pixels outside the face untouched.
   QImage pastedBack(int source = -1, QString* error = nullptr) const;
   bool exportPastedBack(const QString& path, int source = -1, QString* error = nullptr) const;
-  /// One image: the sources' photos over their reconstructions, and the result at the right.
+  /// One image: the sources' photos over their reconstructions (captioned with their names, rows
+  /// labelled), and the result at the right; cells of at least 128 px.
   QImage mixGrid() const;
-  /// The sample gallery as one image (rows of up to `columns`; 0 = about square).
+  /// Where mixGrid() draws column `column`'s image in row `row` (0: photos, 1: reconstructions; the
+  /// last column, sources().size(), is the result); empty without a result.
+  QRect mixGridCell(int column, int row) const;
+  /// The sample gallery as one image (rows of up to `columns`; 0 = about square), each sample
+  /// captioned with its number and the gallery's seed.
   QImage sampleGrid(int columns = 0) const;
   /// True while a decode is scheduled or its final image has not arrived yet.
   bool decodePending() const { return decode_scheduled_ || latest_request_ != answered_request_; }
@@ -188,9 +199,12 @@ class StudioController : public QObject {
   bool decode_scheduled_ = false;
   QImage result_, preview_;
   QVector<QImage> samples_;
+  quint64 samples_seed_ = 0;
   quint64 latest_sample_request_ = 0;
   double last_decode_ms_ = 0;
   QStringList temp_files_;
+  QHash<QString, QString> temp_names_;  // temporary file → the name its source gets
+  int pasted_count_ = 0;
   QHash<quint64, int> exemplars_pending_;  // encode job → tag
   struct MorphRequest {
     int a = 0, b = 1;

@@ -1,4 +1,5 @@
 #include "ui/train_tab.h"
+#include "ui/file_dialogs.h"
 
 #include <QComboBox>
 #include <QDir>
@@ -99,8 +100,11 @@ QWidget* TrainTab::createForm() {
   auto* browse = new QPushButton(tr("…"), form_box);
   browse->setToolTip(tr("Choose the image folder"));
   connect(browse, &QPushButton::clicked, this, [this] {
-    const auto d = QFileDialog::getExistingDirectory(this, tr("Image Folder"), folder_->text());
-    if (!d.isEmpty()) folder_->setText(d);
+    const auto d = QFileDialog::getExistingDirectory(
+        this, tr("Image Folder"), folder_->text().isEmpty() ? startDirectory("training-data") : folder_->text());
+    if (d.isEmpty()) return;
+    rememberDirectory("training-data", d);
+    folder_->setText(d);
   });
   folder_row->addWidget(folder_);
   folder_row->addWidget(browse);

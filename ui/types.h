@@ -28,7 +28,7 @@ struct Source {
 };
 
 /// The mix: weights[b][i] is source i's blend weight in decoder block b. A block's latent is the
-/// normalised weighted sum of its sources' latents (SPEC §4).
+/// normalised weighted sum of its sources' latents (docs/design.md §4).
 struct MixSettings {
   QVector<QVector<double>> weights;
   bool operator==(const MixSettings&) const = default;

@@ -1,4 +1,4 @@
-// automod eval — the measured quality of a model on held-out images (SPEC §6), as JSON. The
+// automod eval — the measured quality of a model on held-out images (docs/design.md §6), as JSON. The
 // measurements are training/eval.h's evaluate(); this file parses options and prints.
 #include <chrono>
 #include <fstream>
@@ -14,7 +14,7 @@ namespace automod::cli {
 namespace {
 
 struct EvalCommandOptions {
-  std::string model, data, out, cache_dir;
+  std::string model, data, out, cache_dir, decoder = "ema";
   int64_t faces = 0;
   bool fashion_mnist = false;
   double held_out_fraction = 0.05;
@@ -35,6 +35,11 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--seed", o->eval.seed, "random seed (data split, samples, pairs, projections)")->capture_default_str();
   cmd->add_option("--cache-dir", o->cache_dir, "where image caches and generated faces go");
   cmd->add_option("-o,--out", o->out, "also write the report to this JSON file");
+  cmd->add_option("--decoder", o->decoder,
+                  "which decoder makes the images: 'ema' (the averaged one the editor uses) or 'training' (the "
+                  "raw one the optimiser moves; separates a slow EMA from a slow optimisation)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ema", "training"}));
   cmd->callback([o, &global] {
     const auto start = std::chrono::steady_clock::now();
     DataSpec spec;
@@ -51,6 +56,9 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
     }
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
+    // Every .amod holds both decoders (automod export keeps the training one); the measurements use
+    // the EMA decoder, so measuring the training decoder means copying it there.
+    if (o->decoder == "training") model->resetEma();
     spec.max_resolution = model->resolution();
     spec.channels = model->config().image_channels;
     spec.seed = o->eval.seed;
@@ -63,6 +71,7 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
     if (!global.quiet) options.log = [](const std::string& s) { std::cerr << "eval: " << s << std::endl; };
     auto report = evaluate(*model, *dataset, options).toJson();
     report["model"] = o->model;
+    report["decoder"] = o->decoder;
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << report.dump(2) << std::endl;
     if (!o->out.empty()) {

@@ -1,4 +1,4 @@
-// automod report — the synthetic-face checks of a model (issue 7): attribute probes trained in C++
+// automod report — the synthetic-face checks of a model: attribute probes trained in C++
 // on labelled renders, attribute transfer in coarse / intermediate / fine mixes, and attribute-vector
 // edits built from a few exemplars. The report is training/report.h's faceReport(); this file parses
 // options and prints.

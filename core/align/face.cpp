@@ -90,21 +90,38 @@ nlohmann::json AlignTransform::toJson() const {
 }
 
 AlignTransform AlignTransform::fromJson(const nlohmann::json& j) {
+  // A sidecar is a file a user can edit: every number is checked before it is converted (nlohmann's
+  // get<int>() of 1e300 is undefined behaviour) and the matrices must be finite and invertible.
+  auto size = [](const nlohmann::json& v, const char* what, int64_t max) {
+    if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > max)
+      throw Error(std::string("malformed alignment transform: ") + what + " must be a whole number from 1 to " +
+                  std::to_string(max));
+    return static_cast<int>(v.get<int64_t>());
+  };
+  auto number = [](const nlohmann::json& v) {
+    if (!v.is_number()) throw Error("malformed alignment transform: a coordinate is not a number");
+    return v.get<double>();
+  };
   try {
     AlignTransform t;
-    t.forward = j.at("forward").get<std::array<double, 6>>();
+    const auto& f = j.at("forward");
+    if (!f.is_array() || f.size() != 6) throw Error("malformed alignment transform: 'forward' must hold 6 numbers");
+    for (int i = 0; i < 6; ++i) t.forward[i] = number(f[i]);
+    if (!std::isfinite(t.forward[0] * t.forward[4] - t.forward[1] * t.forward[3]))
+      throw Error("malformed alignment transform: its matrix cannot be inverted");
     t.inverse = invertAffine(t.forward);
+    for (double v : t.inverse)
+      if (!std::isfinite(v)) throw Error("malformed alignment transform: its matrix cannot be inverted");
     const auto& q = j.at("quad");
-    for (int i = 0; i < 4; ++i) t.quad[i] = {q.at(i).at(0).get<double>(), q.at(i).at(1).get<double>()};
-    t.crop_size = j.at("crop_size").get<int>();
-    t.photo_width = j.at("photo_size").at(0).get<int>();
-    t.photo_height = j.at("photo_size").at(1).get<int>();
-    if (t.crop_size <= 0 || t.photo_width <= 0 || t.photo_height <= 0) throw Error("sizes must be positive");
+    for (int i = 0; i < 4; ++i) t.quad[i] = {number(q.at(i).at(0)), number(q.at(i).at(1))};
+    t.crop_size = size(j.at("crop_size"), "crop_size", 16384);
+    t.photo_width = size(j.at("photo_size").at(0), "the photo width", 1 << 20);
+    t.photo_height = size(j.at("photo_size").at(1), "the photo height", 1 << 20);
     return t;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("malformed alignment transform: ") + e.what());
-  } catch (const c10::Error&) {
-    throw Error("malformed alignment transform: singular matrix");
+    throw Error("malformed alignment transform: " + jsonErrorText(e), e.what());
+  } catch (const c10::Error& e) {
+    throw Error("malformed alignment transform: its matrix cannot be inverted", errorDetail(e));
   }
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Face detection (dlib HOG + 68-point landmarks), FFHQ alignment and paste-back (SPEC §5).
+// Face detection (dlib HOG + 68-point landmarks), FFHQ alignment and paste-back (docs/design.md §5).
 // Images are uint8 [H, W, C] tensors (C = 3 RGB, or 1 grey for warping/pasting) in the photo's
 // displayed orientation (readImage applies EXIF). Coordinates are pixel centres: pixel (i, j) is the
 // point (x = j, y = i). Detection needs dlib (AUTOMOD_HAVE_DLIB); warping and pasting need OpenCV.
@@ -36,7 +36,7 @@ struct AlignTransform {
   nlohmann::json toJson() const;
   /// Throws automod::Error for a malformed sidecar.
   static AlignTransform fromJson(const nlohmann::json& j);
-  /// The FFHQ transform from 68 dlib landmarks (eye centres, mouth corners; SPEC §5).
+  /// The FFHQ transform from 68 dlib landmarks (eye centres, mouth corners; docs/design.md §5).
   static AlignTransform ffhq(const std::vector<Point2>& landmarks68, int crop_size, int photo_width, int photo_height);
   /// CelebA-HQ's crop (Karras et al. 2018, the procedure FFHQ's derives from): the same oriented
   /// square from the eye centres and mouth corners, which CelebA-HQ's script shifts by half a pixel

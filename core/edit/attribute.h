@@ -1,5 +1,5 @@
 #pragma once
-// Attribute vectors (SPEC §1.4, §4, paper Sec. 4 / Fig. 5b): v = mean φ(positives) − mean φ(negatives),
+// Attribute vectors (docs/design.md §1.4, §4, paper Sec. 4 / Fig. 5b): v = mean φ(positives) − mean φ(negatives),
 // restricted to chosen scale ranges and applied as z' = normalise(z + s·v) on those blocks only.
 // Saved as a small JSON file listing its exemplars, ranges, model resolution and the vector.
 #include <nlohmann/json_fwd.hpp>

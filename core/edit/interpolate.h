@@ -1,5 +1,5 @@
 #pragma once
-// Interpolation (SPEC §1.5, §4): slerp on the unit sphere between two or more latents, globally or for
+// Interpolation (docs/design.md §1.5, §4): slerp on the unit sphere between two or more latents, globally or for
 // some scale ranges only, and export as image sequences, grids or video.
 #include <torch/types.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Plans (SPEC §1.2, §4): an assignment of scale ranges to one or more latents with blend weights,
+// Plans (docs/design.md §1.2, §4): an assignment of scale ranges to one or more latents with blend weights,
 // turned into a LatentPlan (one latent per decoder block). Several latents in a range are mixed by
 // the normalised weighted sum (back onto the sphere); blocks no assignment covers take the base.
 #include <torch/types.h>

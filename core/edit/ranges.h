@@ -1,5 +1,5 @@
 #pragma once
-// Scale ranges (SPEC §2, paper Fig. 4): which decoder blocks an edit touches. The one table of named
+// Scale ranges (docs/design.md §2, paper Fig. 4): which decoder blocks an edit touches. The one table of named
 // scales: coarse = the blocks that work at 4–8 px, intermediate = 16–32 px, fine = 64 px and up (so
 // a flip-invariance model's extra 8×8 block is coarse); or any block "K" or range "A-B". The
 // authors' own editing code (zbuilder) names blocks 0–1 "hi", 2–4 "mid" and 5 up "lo": the same

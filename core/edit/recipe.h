@@ -1,5 +1,5 @@
 #pragma once
-// Recipes (SPEC §1.8): a JSON document describing an edit — named sources, scale assignments with
+// Recipes (docs/design.md §1.8): a JSON document describing an edit — named sources, scale assignments with
 // blend weights, attribute edits with strengths, seeds — and an `input` role that `automod apply`
 // fills with each photo. The editor saves its projects as recipes (ui/studio_controller): the same
 // JSON `automod apply` replays, plus an "editor" section only the editor reads.

@@ -1,5 +1,5 @@
 #pragma once
-// Conditional sampling (SPEC §1.3, §4): some scale ranges locked to sources, every other block driven
+// Conditional sampling (docs/design.md §1.3, §4): some scale ranges locked to sources, every other block driven
 // by one random code per sample. Seeded: the same seed gives the same gallery. Optional rejection
 // sampling keeps the random codes with the best cycle consistency cos(z, φ(θ(z))).
 #include <torch/types.h>

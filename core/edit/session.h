@@ -1,5 +1,5 @@
 #pragma once
-// EditSession: what the GUI and the CLI drive (SPEC §1, §4). It holds the model, the sources cache,
+// EditSession: what the GUI and the CLI drive (docs/design.md §1, §4). It holds the model, the sources cache,
 // the current plan and the decoder canvases ξ⁽ᵏ⁾ of the last decode, so that a change touching only
 // blocks ≥ k recomputes from block k (incremental decoding), and it offers a coarse-to-fine preview:
 // the image of an earlier block (toRGB, upsampled to full size) before the full decode has run.

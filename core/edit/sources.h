@@ -1,5 +1,5 @@
 #pragma once
-// Where latents come from (SPEC §1, §4): a photo (aligned, or center-cropped), a latent file written
+// Where latents come from (docs/design.md §1, §4): a photo (aligned, or center-cropped), a latent file written
 // by `automod encode`, or a random code from a seed. SourceCache encodes each photo once: entries are
 // keyed by the file's content hash, the photo options and the model's identity, so loading the same
 // photo again (even under another name) never re-encodes it.

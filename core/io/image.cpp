@@ -7,6 +7,8 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <streambuf>
 
 #include "core/util/error.h"
 
@@ -129,7 +131,7 @@ int tiffOrientation(const ByteReader& in, size_t base) {
   return 1;
 }
 
-enum class Format { Unknown, Jpeg, Png, Webp, Tiff };
+enum class Format { Unknown, Jpeg, Png, Webp, Tiff, Bmp, Pnm };
 
 // Largest image decoded (RGB: 750 MB, and a few copies on the way to a tensor).
 constexpr uint64_t kMaxImagePixels = 250'000'000;
@@ -141,6 +143,8 @@ Format sniff(const uint8_t* b, size_t n) {
   if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return Format::Jpeg;
   if (n >= 12 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0) return Format::Webp;
   if (n >= 4 && (std::memcmp(b, "II*\0", 4) == 0 || std::memcmp(b, "MM\0*", 4) == 0)) return Format::Tiff;
+  if (n >= 2 && b[0] == 'B' && b[1] == 'M') return Format::Bmp;
+  if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') return Format::Pnm;
   return Format::Unknown;
 }
 
@@ -228,6 +232,62 @@ bool& codecDamage() {
   thread_local bool damaged = false;
   return damaged;
 }
+// std::cerr's buffer, replaced once at start-up: OpenCV prints its decoders' exceptions to std::cerr
+// ("imdecode_(''): can't read data: OpenCV(4.6.0) …") and catches them. While a thread decodes, what it
+// writes to std::cerr goes to that thread's codec messages instead; every other write (any thread's
+// own messages, this thread's outside decoding) passes through unchanged.
+class DecodingQuietStderr : public std::streambuf {
+ public:
+  explicit DecodingQuietStderr(std::streambuf* out) : out_(out) {}
+  /// Non-null while this thread decodes: where its std::cerr output goes.
+  static std::string*& capture() {
+    thread_local std::string* target = nullptr;
+    return target;
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    if (auto* t = capture()) {
+      t->push_back(traits_type::to_char_type(c));
+      return c;
+    }
+    return out_->sputc(traits_type::to_char_type(c));
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    if (auto* t = capture()) {
+      t->append(s, static_cast<size_t>(n));
+      return n;
+    }
+    return out_->sputn(s, n);
+  }
+  int sync() override { return capture() ? 0 : out_->pubsync(); }
+
+ private:
+  std::streambuf* out_;
+};
+
+// Installed before main() (no other thread can be writing yet) and never destroyed, since std::cerr
+// outlives every static object.
+const bool kQuietStderrInstalled = [] {
+  std::cerr.rdbuf(new DecodingQuietStderr(std::cerr.rdbuf()));
+  return true;
+}();
+
+// While alive, this thread's std::cerr output is collected instead of printed.
+class QuietDecoding {
+ public:
+  explicit QuietDecoding(std::string& into) : previous_(DecodingQuietStderr::capture()) {
+    DecodingQuietStderr::capture() = &into;
+  }
+  ~QuietDecoding() { DecodingQuietStderr::capture() = previous_; }
+  QuietDecoding(const QuietDecoding&) = delete;
+  QuietDecoding& operator=(const QuietDecoding&) = delete;
+
+ private:
+  std::string* previous_;
+};
+
 void noteCodecMessage(const char* library, const char* text) {
   auto& m = codecMessages();
   if (m.size() > 4096) return;
@@ -274,6 +334,10 @@ torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& n
   const std::string unreadable = "cannot read " + name + ": the file is not an image or is damaged";
   if (size == 0) throw Error("cannot read " + name + ": the file is empty");
   const Format format = sniff(data, size);
+  // Only the formats isImageFile() names: OpenCV would also try JPEG 2000, HDR, PFM, Sun raster... by
+  // content, whatever the file is called, and each decoder is more code a crafted file can reach.
+  if (format == Format::Unknown)
+    throw Error(unreadable + " (JPEG, PNG, WebP, BMP, TIFF, PPM and PGM are read)");
   // A few kilobytes can declare a gigapixel image (a decompression bomb): refuse before decoding.
   if (auto [dw, dh] = declaredSize(data, size, format); dw * dh > kMaxImagePixels)
     throw Error("cannot read " + name + ": the image is " + std::to_string(dw) + " × " + std::to_string(dh) +
@@ -282,6 +346,15 @@ torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& n
   cv::Mat m;
   codecMessages().clear();
   codecDamage() = false;
+  std::string printed;  // what OpenCV writes to std::cerr meanwhile (see DecodingQuietStderr)
+  QuietDecoding quiet(printed);
+  // The library's words, for --verbose: libpng's and libjpeg's messages, then OpenCV's.
+  auto detail = [&] {
+    std::string d = codecMessages();
+    while (!printed.empty() && (printed.back() == '\n' || printed.back() == ' ')) printed.pop_back();
+    if (!printed.empty()) d += (d.empty() ? "" : "; ") + printed;
+    return d;
+  };
   try {
     const cv::Mat encoded(1, static_cast<int>(std::min<size_t>(size, INT_MAX)), CV_8UC1, const_cast<uint8_t*>(data));
     // PNG, WebP and TIFF may have alpha, which IMREAD_UNCHANGED keeps (composited below). IMREAD_COLOR
@@ -292,37 +365,41 @@ torch::Tensor decodeImage(const uint8_t* data, size_t size, const std::string& n
     if (isOutOfMemory(e)) throw Error(outOfMemoryMessage(e, "decode " + name), errorDetail(e));
     throw Error(unreadable, errorDetail(e));
   }
-  if (m.empty()) throw Error(unreadable, codecMessages());
+  if (m.empty()) throw Error(unreadable, detail());
   // IMREAD_UNCHANGED (kept for alpha) skips the EXIF orientation, so apply it here. TIFFs need nothing:
   // OpenCV's TIFF decoder (libtiff's RGBA reader) already returns them upright.
   if (format == Format::Png || format == Format::Webp) applyOrientation(m, containerOrientation({data, size}, format));
   if (format == Format::Jpeg && jpegIsTruncated(data, size))
-    throw Error("cannot read " + name + ": the file is truncated", codecMessages());
-  if (codecDamage()) throw Error("cannot read " + name + ": the file is damaged (part of its image data is corrupt)", codecMessages());
-  if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
-  else if (m.depth() == CV_32F) m.convertTo(m, CV_8U, 255.0);
-  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
-  if (m.channels() == 4) {
-    // Composite over white so transparent areas do not turn black.
-    cv::Mat bgr(m.rows, m.cols, CV_8UC3);
-    for (int y = 0; y < m.rows; ++y) {
-      const auto* src = m.ptr<cv::Vec4b>(y);
-      auto* dst = bgr.ptr<cv::Vec3b>(y);
-      for (int x = 0; x < m.cols; ++x) {
-        const int a = src[x][3];
-        for (int k = 0; k < 3; ++k) dst[x][k] = static_cast<uint8_t>((src[x][k] * a + 255 * (255 - a) + 127) / 255);
+    throw Error("cannot read " + name + ": the file is truncated", detail());
+  if (codecDamage()) throw Error("cannot read " + name + ": the file is damaged (part of its image data is corrupt)", detail());
+  try {
+    if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
+    else if (m.depth() == CV_32F) m.convertTo(m, CV_8U, 255.0);
+    else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
+    if (m.channels() == 4) {
+      // Composite over white so transparent areas do not turn black.
+      cv::Mat bgr(m.rows, m.cols, CV_8UC3);
+      for (int y = 0; y < m.rows; ++y) {
+        const auto* src = m.ptr<cv::Vec4b>(y);
+        auto* dst = bgr.ptr<cv::Vec3b>(y);
+        for (int x = 0; x < m.cols; ++x) {
+          const int a = src[x][3];
+          for (int k = 0; k < 3; ++k) dst[x][k] = static_cast<uint8_t>((src[x][k] * a + 255 * (255 - a) + 127) / 255);
+        }
       }
+      m = bgr;
     }
-    m = bgr;
-  }
-  if (m.channels() == 1) cv::cvtColor(m, m, cv::COLOR_GRAY2RGB);
-  else if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
-  else if (m.channels() == 2) {
-    std::vector<cv::Mat> parts;
-    cv::split(m, parts);
-    cv::cvtColor(parts[0], m, cv::COLOR_GRAY2RGB);
-  } else {
-    throw Error("cannot read " + name + ": images with " + std::to_string(m.channels()) + " channels are not supported");
+    if (m.channels() == 1) cv::cvtColor(m, m, cv::COLOR_GRAY2RGB);
+    else if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
+    else if (m.channels() == 2) {
+      std::vector<cv::Mat> parts;
+      cv::split(m, parts);
+      cv::cvtColor(parts[0], m, cv::COLOR_GRAY2RGB);
+    } else {
+      throw Error("cannot read " + name + ": images with " + std::to_string(m.channels()) + " channels are not supported");
+    }
+  } catch (const cv::Exception& e) {
+    throw Error(unreadable, errorDetail(e));
   }
   auto t = torch::from_blob(m.data, {m.rows, m.cols, 3}, {static_cast<int64_t>(m.step[0]), 3, 1}, torch::kUInt8).clone();
   return toChannels(t, channels);

@@ -1,5 +1,5 @@
 #pragma once
-// `.amod` model files (SPEC §8): weights, EMA decoder, spectral-norm vectors, config and metadata in
+// `.amod` model files (docs/design.md §8): weights, EMA decoder, spectral-norm vectors, config and metadata in
 // one archive. Training checkpoints are the same file with more in it, so the editor opens both.
 #include <filesystem>
 #include <functional>

@@ -1,5 +1,5 @@
 #pragma once
-// Reconstruction quality: PSNR and SSIM (SPEC §6).
+// Reconstruction quality: PSNR and SSIM (docs/design.md §6).
 // Images are [N, C, H, W] (or [C, H, W]), either uint8 (peak 255) or float in [−1, 1] (peak 2);
 // both arguments must use the same kind.
 #include <torch/types.h>

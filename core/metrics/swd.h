@@ -1,5 +1,5 @@
 #pragma once
-// Sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, PGGAN; SPEC §6).
+// Sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, PGGAN; docs/design.md §6).
 #include <torch/types.h>
 
 #include <cstdint>

@@ -10,7 +10,7 @@
 namespace automod {
 namespace {
 
-// Widths for resolutions 4, 8, ..., 1024 (SPEC §2). The CPU tables keep the paper's shape at a
+// Widths for resolutions 4, 8, ..., 1024 (docs/design.md §2). The CPU tables keep the paper's shape at a
 // fraction of the cost.
 const std::map<std::string, std::vector<int>>& widthTables() {
   static const std::map<std::string, std::vector<int>> tables{

@@ -1,6 +1,6 @@
 #pragma once
 // The shape of an automodulator: resolution, image channels, latent size and the channel width of
-// every block (SPEC §2). One table drives paper-size and small CPU models alike.
+// every block (docs/design.md §2). One table drives paper-size and small CPU models alike.
 #include <nlohmann/json_fwd.hpp>
 
 #include <string>
@@ -30,7 +30,7 @@ struct ModelConfig {
   /// The AdaIN style linears and the toRGB convolutions as plain layers with the reference code's
   /// initialisation (Xavier-normal weights; PyTorch's default for the 1×1 toRGB), not as equalised-
   /// learning-rate layers. Equalised, a modulation weight moves 1/√(fan_in/2) as fast under Adam,
-  /// and the decoder learns to follow its latent that much more slowly (SPEC §2 calls the style map a
+  /// and the decoder learns to follow its latent that much more slowly (docs/design.md §2 calls the style map a
   /// plain Linear; only the convolutions are equalised). New training presets set it; files without
   /// the field load as before (equalised).
   bool plain_modulation = false;

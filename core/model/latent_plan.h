@@ -1,5 +1,5 @@
 #pragma once
-// A LatentPlan gives each decoder block its own latent (SPEC §2): per-block modulation is what
+// A LatentPlan gives each decoder block its own latent (docs/design.md §2): per-block modulation is what
 // mixing, conditional sampling, the layer loss L_j and incremental decoding are built on.
 #include <torch/types.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Building blocks of the automodulator (SPEC §2): equalised-learning-rate convolutions and linears,
+// Building blocks of the automodulator (docs/design.md §2): equalised-learning-rate convolutions and linears,
 // spectrally normalised convolutions with a persisted power-iteration vector, AdaIN, per-pixel
 // noise and the [1,2,1] blur.
 #include <torch/nn/module.h>

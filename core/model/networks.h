@@ -1,5 +1,5 @@
 #pragma once
-// The automodulator's decoder θ and encoder φ (SPEC §2). Both are built for the configured final
+// The automodulator's decoder θ and encoder φ (docs/design.md §2). Both are built for the configured final
 // resolution; training grows them by raising `stage` (the index of the top block in use), so every
 // weight trained at a lower resolution is kept.
 #include <torch/nn/module.h>

@@ -1,4 +1,4 @@
-// The bundled default model (issue 7), as a new user meets it: it loads, encodes the bundled sample
+// The bundled default model, as a new user meets it: it loads, encodes the bundled sample
 // faces into codes that reconstruct *those* faces, mixes them, and `automod eval` on the committed
 // held-out faces reproduces the figures in models/default-eval.json — the numbers the README quotes.
 #include <QtTest>

@@ -247,19 +247,29 @@ class TestFacePicker : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
     QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull() && !c.decodePending(), 30000);
     const QImage grid = c.mixGrid();
-    QCOMPARE(grid.size(), QSize(3 * 64 + 2 * 4, 2 * 64 + 4));
     const auto& s = c.document()->sources();
-    QCOMPARE(grid.copy(0, 0, 64, 64).convertToFormat(QImage::Format_RGB888), s[0].aligned.convertToFormat(QImage::Format_RGB888));
-    QCOMPARE(grid.copy(68, 68, 64, 64).convertToFormat(QImage::Format_RGB888),
-             s[1].reconstruction.convertToFormat(QImage::Format_RGB888));
-    QCOMPARE(grid.copy(136, 34, 64, 64).convertToFormat(QImage::Format_RGB888), c.result().convertToFormat(QImage::Format_RGB888));
+    // Each image in its cell (cells of 128 px: the 64 px images upscaled), under a caption band.
+    auto cell = [&](int column, int row) {
+      return grid.copy(c.mixGridCell(column, row)).scaled(64, 64, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    };
+    QCOMPARE(c.mixGridCell(0, 0).size(), QSize(128, 128));
+    QVERIFY(c.mixGridCell(0, 0).top() > 0 && c.mixGridCell(0, 0).left() > 0);  // caption band, row labels
+    QVERIFY(grid.rect().contains(c.mixGridCell(2, 0)));
+    QVERIFY2(test::meanAbsDifference(cell(0, 0), s[0].aligned) < 8.0, "photo 1 at the top left");
+    QVERIFY2(test::meanAbsDifference(cell(1, 1), s[1].reconstruction) < 8.0, "photo 2's reconstruction below it");
+    QVERIFY2(test::meanAbsDifference(cell(2, 0), c.result()) < 8.0, "the result at the right");
+    QVERIFY(test::meanAbsDifference(cell(1, 1), s[0].reconstruction) > 30.0);  // the check tells photos apart (here: 74)
     QTRY_VERIFY(w.exportGridAction()->isEnabled());
     QVERIFY(c.sampleGrid().isNull());
     QSignalSpy ready(&c, &StudioController::samplesReady);
     c.requestSamples({}, 1, 5);
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 30000);
-    QCOMPARE(c.sampleGrid().size(), QSize(3 * 64 + 2 * 4, 2 * 64 + 4));  // 5 samples: 3 + 2
-    QCOMPARE(c.sampleGrid(5).size(), QSize(5 * 64 + 4 * 4, 64));
+    // 5 samples: 3 + 2 in cells of 128 px, each with a caption line under it.
+    const QImage three = c.sampleGrid(), five = c.sampleGrid(5);
+    QCOMPARE(three.width(), 3 * 128 + 2 * 4);
+    QCOMPARE(five.width(), 5 * 128 + 4 * 4);
+    QVERIFY(five.height() > 128 && five.height() < 128 + 40);
+    QVERIFY(three.height() > 2 * 128 + 4 && three.height() < 2 * (128 + 40));
 
     QTRY_VERIFY(w.copyAction()->isEnabled());
     QApplication::clipboard()->clear();

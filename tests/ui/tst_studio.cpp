@@ -307,6 +307,8 @@ class TestStudio : public QObject {
     tab->gallery()->setCurrentRow(2);
     tab->keepSelected();
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
+    // Named for what it is (the gallery's seed and number), not after a temporary file.
+    QCOMPARE(c.document()->sources()[2].name, QString("sample seed 6 · #2"));
   }
 
   void exportWritesThePng() {

@@ -2,6 +2,10 @@
 // Helpers shared by the widget tests: a tiny model that decodes visibly different images, test
 // photos, and simulated drops from the file manager.
 #include <QApplication>
+#include <QImage>
+
+#include <cmath>
+#include <limits>
 #include <QDropEvent>
 #include <QMimeData>
 #include <QTest>
@@ -27,6 +31,19 @@ inline QStringList writeTestPhotos(const QTemporaryDir& dir, int n, int width, i
     photos << QString::fromStdString(p.string());
   }
   return photos;
+}
+
+/// Mean absolute difference of two images' RGB levels (0–255); ∞ when their sizes differ.
+inline double meanAbsDifference(const QImage& a, const QImage& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  const QImage x = a.convertToFormat(QImage::Format_RGB888), y = b.convertToFormat(QImage::Format_RGB888);
+  double sum = 0;
+  for (int row = 0; row < x.height(); ++row) {
+    const uchar* p = x.constScanLine(row);
+    const uchar* q = y.constScanLine(row);
+    for (int i = 0; i < x.width() * 3; ++i) sum += std::abs(int(p[i]) - int(q[i]));
+  }
+  return sum / (double(x.width()) * x.height() * 3);
 }
 
 /// Drags `mime` onto `target` and drops it there; both events must be accepted.

@@ -1,4 +1,4 @@
-// Face alignment and paste-back (SPEC §5): canonical eye positions, rotation and EXIF invariance,
+// Face alignment and paste-back (docs/design.md §5): canonical eye positions, rotation and EXIF invariance,
 // paste-back fidelity, several/no/tiny/border faces, image formats, a 50 MP photo, bad files, the CLI.
 #include <QtTest>
 

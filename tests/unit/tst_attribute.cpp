@@ -1,4 +1,4 @@
-// Attribute vectors and conditional sampling (SPEC §1.3, §1.4, §4): mean differences of encodings
+// Attribute vectors and conditional sampling (docs/design.md §1.3, §1.4, §4): mean differences of encodings
 // restricted to scale ranges, saved as JSON; seeded galleries whose locked ranges stay locked.
 #include <QtTest>
 

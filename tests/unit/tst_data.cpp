@@ -1,4 +1,4 @@
-// Training data sources (SPEC §3 "Data"): image folders with their per-resolution cache, odd and
+// Training data sources (docs/design.md §3 "Data"): image folders with their per-resolution cache, odd and
 // broken files, the held-out split, clear errors, Fashion-MNIST IDX files.
 #include <QtTest>
 

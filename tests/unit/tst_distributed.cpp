@@ -1,4 +1,4 @@
-// Data-parallel training on c10d (SPEC §3 "Scaling out"): the torchrun environment, two Gloo ranks
+// Data-parallel training on c10d (docs/design.md §3 "Scaling out"): the torchrun environment, two Gloo ranks
 // on 127.0.0.1 (this test binary re-started as rank processes, one torch thread each), broadcast,
 // bucketed gradient averaging, all-gather, global-batch moments and their gradients, the sampler's
 // shards, a dead or hung rank that makes the other fail within the stated time, and two training

@@ -1,4 +1,4 @@
-// Synthetic faces (SPEC §3): `automod make-faces` and the faces data source — seeded PNG crops with
+// Synthetic faces (docs/design.md §3): `automod make-faces` and the faces data source — seeded PNG crops with
 // one line of ground-truth attributes per face, generated once and reused.
 #include <QtTest>
 

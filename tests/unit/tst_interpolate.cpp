@@ -1,4 +1,4 @@
-// Interpolation (SPEC §1.5, §4): slerp endpoints and unit norm, per-range morphs, video export and
+// Interpolation (docs/design.md §1.5, §4): slerp endpoints and unit norm, per-range morphs, video export and
 // the `automod interpolate` command.
 #include <QtTest>
 

@@ -15,6 +15,7 @@
 #include <functional>
 #include <new>
 
+#include "core/align/face.h"
 #include "core/edit/attribute.h"
 #include "core/edit/recipe.h"
 #include "core/edit/sources.h"
@@ -136,6 +137,8 @@ class TestLoaders : public QObject {
   void syntaxErrorIsASentenceWithTheLibraryTextAsDetail();
   void oversizedJsonIsRefused();
   void infoOnDeeplyNestedHeaderDoesNotCrash();
+  void alignmentSidecarsAreChecked_data();
+  void alignmentSidecarsAreChecked();
   void libraryExceptionsBecomeSentences();
   void outOfMemoryFromLibTorchSaysHowMuch();
   void damagedImagesGiveSentencesAndNothingOnStderr_data();
@@ -236,6 +239,33 @@ void TestLoaders::infoOnDeeplyNestedHeaderDoesNotCrash() {
   QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), 1L);
 }
 
+void TestLoaders::alignmentSidecarsAreChecked_data() {
+  // fuzz_json's finding in ModelConfig::fromJson (get<int>() of 1e300, undefined behaviour) applies to
+  // sidecars too: each of these was converted unchecked before.
+  QTest::addColumn<QString>("json");
+  QTest::addColumn<QString>("expected");
+  const QString quad = R"("quad": [[0, 0], [0, 1], [1, 1], [1, 0]], "photo_size": [100, 80])";
+  QTest::newRow("crop size 1e300") << R"({"forward": [1, 0, 0, 0, 1, 0], "crop_size": 1e300, )" + quad + "}"
+                                   << "crop_size must be a whole number from 1 to 16384";
+  QTest::newRow("photo width a string") << R"({"forward": [1, 0, 0, 0, 1, 0], "crop_size": 64, "quad": [[0, 0], [0, 1], [1, 1], [1, 0]], "photo_size": ["wide", 80]})"
+                                        << "the photo width must be a whole number";
+  QTest::newRow("matrix overflowing") << R"({"forward": [1e308, 0, 0, 0, 1e308, 0], "crop_size": 64, )" + quad + "}"
+                                      << "its matrix cannot be inverted";
+  QTest::newRow("singular matrix") << R"({"forward": [1, 2, 0, 2, 4, 0], "crop_size": 64, )" + quad + "}"
+                                   << "its matrix cannot be inverted";
+  QTest::newRow("five numbers") << R"({"forward": [1, 0, 0, 0, 1], "crop_size": 64, )" + quad + "}"
+                                << "'forward' must hold 6 numbers";
+  QTest::newRow("no quad") << R"({"forward": [1, 0, 0, 0, 1, 0], "crop_size": 64, "photo_size": [100, 80]})"
+                           << "the field 'quad' is missing";
+}
+
+void TestLoaders::alignmentSidecarsAreChecked() {
+  QFETCH(QString, json);
+  QFETCH(QString, expected);
+  const auto err = errorOf([&] { AlignTransform::fromJson(parseJsonLimited(json.toStdString(), "sidecar")); });
+  QVERIFY2(err.find("malformed alignment transform: " + expected.toStdString()) == 0, err.c_str());
+}
+
 void TestLoaders::libraryExceptionsBecomeSentences() {
   try {
     nlohmann::json j = "text";
@@ -289,6 +319,7 @@ void TestLoaders::damagedImagesGiveSentencesAndNothingOnStderr_data() {
   QTest::newRow("damaged jpeg") << "jpg";
   QTest::newRow("truncated jpeg") << "cut.jpg";
   QTest::newRow("text named .png") << "text.png";
+  QTest::newRow("truncated bmp") << "bmp";  // OpenCV's decoder throws, and OpenCV prints that to std::cerr
 }
 
 void TestLoaders::damagedImagesGiveSentencesAndNothingOnStderr() {
@@ -300,6 +331,12 @@ void TestLoaders::damagedImagesGiveSentencesAndNothingOnStderr() {
     auto b = readBytes(kGrace);
     b.resize(b.size() / 2);
     writeBytes(p, b);
+  } else if (kind == "bmp") {
+    cv::Mat img(64, 64, CV_8UC3, cv::Scalar(10, 20, 30));
+    std::vector<uint8_t> bmp;
+    cv::imencode(".bmp", img, bmp);
+    bmp.resize(bmp.size() / 3);
+    writeBytes(p, bmp);
   } else {
     writeText(p, "this is not an image\n");
   }

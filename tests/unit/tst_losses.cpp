@@ -1,4 +1,4 @@
-// The two training steps' losses (SPEC §3): batch KL, the M_gap margin clamp, λ_X, the layer loss
+// The two training steps' losses (docs/design.md §3): batch KL, the M_gap margin clamp, λ_X, the layer loss
 // L_j, real-image fade-in blending, the image pool, that an encoder step learns, and the swapped
 // reconstruction of flip-invariance training (paper Eqs. 10-11) on a hand-made case.
 #include <QtTest>

@@ -1,4 +1,4 @@
-// Metrics (SPEC §6): PSNR, SSIM and the sliced Wasserstein distance on hand-computable cases, and
+// Metrics (docs/design.md §6): PSNR, SSIM and the sliced Wasserstein distance on hand-computable cases, and
 // `automod eval` end to end on a tiny model.
 #include <QtTest>
 

@@ -1,4 +1,4 @@
-// The automodulator network (SPEC §2): shapes, per-block modulation, block ranges, fade-in,
+// The automodulator network (docs/design.md §2): shapes, per-block modulation, block ranges, fade-in,
 // AdaIN initialisation, unit-norm latents, determinism, and the extra 8×8 decoder block of
 // flip-invariance training.
 #include <QtTest>

@@ -1,4 +1,4 @@
-// Scale ranges and plans (SPEC §1.2, §2, §4): parsing the paper's presets and block ranges, mixing
+// Scale ranges and plans (docs/design.md §1.2, §2, §4): parsing the paper's presets and block ranges, mixing
 // several sources per range on the sphere, and the errors a user can run into.
 #include <QtTest>
 

@@ -1,4 +1,4 @@
-// Recipes (SPEC §1.8) and the editing commands of the CLI (SPEC §8): round trips, errors that name the
+// Recipes (docs/design.md §1.8) and the editing commands of the CLI (docs/design.md §8): round trips, errors that name the
 // field, `automod apply` over a folder, and encode / mix / sample --lock / attribute end to end.
 #include <QtTest>
 

@@ -1,4 +1,4 @@
-// Barron's adaptive robust loss (SPEC §3): our numerically integrated log Z(α) against closed forms,
+// Barron's adaptive robust loss (docs/design.md §3): our numerically integrated log Z(α) against closed forms,
 // the NLL's normalisation, the differentiability of log Z in α, and 2×2 replication on growth.
 #include <QtTest>
 

@@ -1,4 +1,4 @@
-// The progressive schedule and its presets (SPEC §3): phase lookup, fade-in endpoints, the start of
+// The progressive schedule and its presets (docs/design.md §3): phase lookup, fade-in endpoints, the start of
 // the image pool, the shipped presets and their validation.
 #include <QtTest>
 

@@ -1,4 +1,4 @@
-// EditSession (SPEC §4): incremental decoding from cached canvases, the coarse-to-fine preview, and the
+// EditSession (docs/design.md §4): incremental decoding from cached canvases, the coarse-to-fine preview, and the
 // sources cache that encodes each photo once.
 #include <QtTest>
 

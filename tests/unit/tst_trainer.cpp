@@ -1,6 +1,6 @@
-// The Trainer (SPEC §3 fault tolerance, issue 3): exact resume, NaN rollback, failed checkpoint
+// The Trainer (docs/design.md §3 fault tolerance, issue 3): exact resume, NaN rollback, failed checkpoint
 // writes, checkpoints that open as models, previews, pause/stop from another thread, that a short
-// run on Fashion-MNIST really learns, and flip-invariance training (SPEC §3, issue 3).
+// run on Fashion-MNIST really learns, and flip-invariance training (docs/design.md §3, issue 3).
 #include <QtTest>
 
 #include <fstream>

@@ -1,0 +1,303 @@
+// The main window as a desktop user meets it: nothing replaces unsaved work without asking, photos
+// can be removed (undoably), exports write the format and size chosen, Copy answers, dialogs start
+// in a sensible folder, the result follows the window's size, and nothing is cut off at the default
+// size or at 1024 × 700.
+#include "ui_testutil.h"
+
+#include <QAbstractButton>
+#include <QClipboard>
+#include <QImageReader>
+#include <QAbstractSpinBox>
+#include <QComboBox>
+#include <QDir>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QMenuBar>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTest>
+
+#include "core/io/model_file.h"
+#include "ui/file_dialogs.h"
+#include "ui/main_window.h"
+#include "ui/mix_tab.h"
+#include "ui/model_info_dialog.h"
+#include "ui/photo_strip.h"
+#include "ui/studio_controller.h"
+
+using namespace automod;
+using namespace automod::ui;
+
+class TestMainWindow : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+  QStringList photos_;
+
+  void load(StudioController& c, int n) {
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    c.setFaceMode(StudioController::FaceMode::Largest);
+    c.addPhotos(photos_.mid(0, n));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
+    settle(c);
+  }
+  static void settle(StudioController& c) {
+    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+  }
+  /// Answers every unsaved-changes question with `answer` and records the questions.
+  static void answer(MainWindow& w, QMessageBox::StandardButton a, QStringList* asked,
+                     std::function<QString()> saveAs = {}) {
+    w.setUnsavedChangesAnswer(
+        [a, asked](const QString& q) {
+          *asked << q;
+          return a;
+        },
+        std::move(saveAs));
+  }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QVERIFY(dir_.isValid());
+    QCoreApplication::setOrganizationName("automod-tests");
+    QSettings().clear();
+    photos_ = test::writeTestPhotos(dir_, 3, 80, 72, 30);
+  }
+
+  void newProjectAndQuitAskBeforeLosingWork() {
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    QVERIFY(c.document()->isModified());
+    QStringList asked;
+    answer(w, QMessageBox::Cancel, &asked);
+    QVERIFY(!w.newProject());
+    QCOMPARE(asked.size(), 1);
+    QVERIFY2(asked[0].contains("Save the changes to the untitled project"), qPrintable(asked[0]));
+    QCOMPARE(c.document()->sources().size(), 2);  // Cancel keeps everything
+    w.show();
+    QVERIFY(!w.close());  // Quit is refused too
+    QCOMPARE(asked.size(), 2);
+    QVERIFY(asked[1].contains("Quitting"));
+    answer(w, QMessageBox::Discard, &asked);
+    QVERIFY(w.newProject());
+    QCOMPARE(c.document()->sources().size(), 0);
+    QVERIFY(!c.document()->isModified());
+    QCOMPARE(c.document()->undoStack()->count(), 0);
+    QVERIFY(w.close());  // nothing left to lose: no question
+    QCOMPARE(asked.size(), 3);
+  }
+
+  void saveAnswerSavesBeforeOpeningAnotherProject() {
+    const QString first = dir_.filePath("first.json"), second = dir_.filePath("second.json");
+    {  // a project with one photo to open later
+      StudioController c;
+      load(c, 1);
+      QString error;
+      QVERIFY2(c.saveProject(second, &error), qPrintable(error));
+    }
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    QStringList asked;
+    answer(w, QMessageBox::Save, &asked, [first] { return first; });
+    QVERIFY(w.openProject(second));
+    QCOMPARE(asked.size(), 1);
+    QVERIFY(asked[0].contains("Opening second.json replaces"));
+    // The two-photo work went to first.json (named through the save-as path) before second.json opened.
+    QVERIFY(QFileInfo::exists(first));
+    QCOMPARE(c.document()->sources().size(), 1);
+    QVERIFY(!c.document()->isModified());
+    StudioController d;
+    d.setModel(test::expressiveTinyModel(), "tiny");
+    QString error;
+    QVERIFY2(d.openProject(first, &error), qPrintable(error));
+    QCOMPARE(d.document()->sources().size(), 2);
+  }
+
+  void aModelChangeAsksThenKeepsThePhotosAndStaysUnsaved() {
+    const QString model = dir_.filePath("other.amod");
+    saveModel(model.toStdString(), *test::expressiveTinyModel());
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    QStringList asked;
+    answer(w, QMessageBox::Cancel, &asked);
+    QVERIFY(!w.openModelFile(model));
+    QCOMPARE(c.modelName(), QString("tiny"));
+    QVERIFY(asked[0].contains("undo history cannot come along"));
+    answer(w, QMessageBox::Discard, &asked);
+    QSignalSpy back(&c, &StudioController::reencodeFinished);
+    QVERIFY(w.openModelFile(model));
+    QTRY_COMPARE_WITH_TIMEOUT(back.count(), 1, 20000);
+    QCOMPARE(c.document()->sources().size(), 2);
+    QCOMPARE(c.document()->undoStack()->count(), 0);
+    // The history is gone but the work is still unsaved: quitting still asks.
+    QVERIFY(c.document()->isModified());
+    QVERIFY(w.lastMessage().contains("encoded again with the new model"));
+    QVERIFY(w.isWindowModified());
+  }
+
+  void deleteRemovesTheSelectedPhotoUndoably() {
+    StudioController c;
+    load(c, 3);
+    MainWindow w(&c);
+    const QString removed = c.document()->sources()[1].name;
+    w.photoStrip()->setCurrentRow(1);
+    QTest::keyClick(w.photoStrip(), Qt::Key_Delete);
+    QCOMPARE(c.document()->sources().size(), 2);
+    QCOMPARE(w.photoStrip()->count(), 2);
+    for (const auto& s : c.document()->sources()) QVERIFY(s.name != removed);
+    settle(c);
+    c.document()->undoStack()->undo();
+    QCOMPARE(c.document()->sources().size(), 3);
+    QCOMPARE(c.document()->sources()[1].name, removed);
+    // Removing the only photo of a range hands the range to a remaining photo (a block needs one).
+    c.document()->assignRange(Range::Coarse, 0);
+    w.photoStrip()->clearSelection();
+    w.photoStrip()->setCurrentRow(0);
+    QTest::keyClick(w.photoStrip(), Qt::Key_Delete);
+    QCOMPARE(c.document()->rangeWeight(Range::Coarse, 0), 1.0);
+    settle(c);
+  }
+
+  void exportWritesTheChosenFormatAndSize() {
+    QCOMPARE(withFilterExtension("/tmp/mix", "JPEG images (*.jpg *.jpeg)"), QString("/tmp/mix.jpg"));
+    QCOMPARE(withFilterExtension("/tmp/mix.webp", "PNG images (*.png)"), QString("/tmp/mix.webp"));
+    QCOMPARE(withFilterExtension("/tmp/mix", "All files (*)"), QString("/tmp/mix"));
+    StudioController c;
+    load(c, 2);
+    QCOMPARE(c.exportSides(), (QList<int>{64, 256, 512, 1024}));
+    QString error;
+    const QString jpg = dir_.filePath("big.jpg");
+    QVERIFY2(c.exportResult(jpg, 256, &error), qPrintable(error));
+    QImageReader reader(jpg);
+    QCOMPARE(reader.format(), QByteArray("jpeg"));
+    QCOMPARE(reader.size(), QSize(256, 256));
+    QVERIFY(!c.exportResult(dir_.filePath("no-extension"), 0, &error));
+    QVERIFY2(error.contains("names no image format"), qPrintable(error));
+    // Grids carry captions: a band of text above the photos (their names) and row labels.
+    const QImage grid = c.mixGrid();
+    QVERIFY(grid.height() > 2 * 128 && grid.width() > 3 * 128);
+    int dark = 0;
+    for (int y = 0; y < 12; ++y)
+      for (int x = 0; x < grid.width(); ++x) dark += qGray(grid.pixel(x, y)) < 100;
+    QVERIFY2(dark > 20, "the caption band holds text");
+  }
+
+  void copyAndLongMessagesAnswerInTheStatusBar() {
+    StudioController c;
+    load(c, 1);
+    MainWindow w(&c);
+    w.resize(1024, 700);
+    w.show();
+    w.copyAction()->trigger();
+    QVERIFY2(w.lastMessage().startsWith("Copied the result (64 × 64 px)"), qPrintable(w.lastMessage()));
+    QCOMPARE(QApplication::clipboard()->image().size(), QSize(64, 64));
+    // A message longer than the bar is elided, never drawn under the permanent labels; the whole
+    // text is the tooltip.
+    const QString long_text = QString("Cannot load photo.jpg: ") + QString("very long reason ").repeated(40);
+    c.photoFailed("photo.jpg", QString("very long reason ").repeated(40));
+    QVERIFY(w.statusBar()->currentMessage().size() < long_text.size());
+    QVERIFY(w.statusBar()->currentMessage().endsWith(QChar(0x2026)));
+    QCOMPARE(w.statusBar()->toolTip(), w.lastMessage());
+  }
+
+  void dialogsStartInPicturesThenWhereTheUserWent() {
+    QSettings().remove("dirs");
+    const QString pictures = QStandardPaths::writableLocation(QStandardPaths::PicturesLocation);
+    QCOMPARE(startDirectory("photos"), QFileInfo(pictures).isDir() ? pictures : QDir::homePath());
+    rememberDirectory("photos", photos_[0]);
+    QCOMPARE(startDirectory("photos"), QFileInfo(photos_[0]).absolutePath());
+    QVERIFY(startDirectory("export") != QFileInfo(photos_[0]).absolutePath());  // per purpose
+    QCOMPARE(startPath("photos", "a.png"), QDir(QFileInfo(photos_[0]).absolutePath()).filePath("a.png"));
+  }
+
+  void theResultFollowsTheWindowSizeAtOnce() {
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    w.resize(1024, 700);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    c.document()->setRangeWeight(Range::Fine, 1, 1.0);
+    settle(c);
+    QTRY_VERIFY(!w.mixTab()->resultView()->pixmap().isNull());
+    const int small = w.mixTab()->resultView()->pixmap().width();
+    QSignalSpy decodes(&c, &StudioController::resultReady);
+    w.resize(1600, 1200);
+    QTRY_VERIFY(w.mixTab()->resultView()->pixmap().width() > small);
+    QCOMPARE(decodes.count(), 0);  // rescaled from the result, not decoded again
+  }
+
+  void nothingIsCutOffAtTheDefaultSizeOrAt1024x700_data() {
+    QTest::addColumn<QSize>("size");
+    QTest::newRow("default 1100x760") << QSize(1100, 760);
+    QTest::newRow("1024x700") << QSize(1024, 700);
+  }
+
+  void nothingIsCutOffAtTheDefaultSizeOrAt1024x700() {
+    QFETCH(QSize, size);
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    w.resize(size);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    QStringList problems;
+    for (int i = 0; i < w.tabs()->count(); ++i) {
+      w.tabs()->setCurrentIndex(i);
+      QWidget* tab = w.tabs()->currentWidget();
+      QApplication::processEvents();
+      // Every visible control shows all of itself (no narrower or lower than its minimum size hint)
+      // and lies inside its tab.
+      for (QWidget* widget : tab->findChildren<QWidget*>()) {
+        if (!widget->isVisibleTo(tab)) continue;
+        if (!qobject_cast<QAbstractButton*>(widget) && !qobject_cast<QComboBox*>(widget) &&
+            !qobject_cast<QLineEdit*>(widget))
+          continue;
+        if (qobject_cast<QAbstractSpinBox*>(widget->parentWidget())) continue;  // a spin box's own editor
+        const QSize hint = widget->minimumSizeHint();
+        const QRect r(widget->mapTo(tab, QPoint(0, 0)), widget->size());
+        const QString what = QString("%1 '%2' on %3").arg(widget->metaObject()->className(), widget->property("text").toString(),
+                                                       w.tabs()->tabText(i));
+        if (widget->width() + 1 < hint.width() || widget->height() + 1 < hint.height())
+          problems << QString("%1 is %2x%3, needs %4x%5").arg(what).arg(widget->width()).arg(widget->height())
+                          .arg(hint.width()).arg(hint.height());
+        if (!tab->rect().contains(r)) problems << what + " reaches outside its tab";
+      }
+      // The screenshot of each tab at this size, to look at when this fails (kept in
+      // $AUTOMOD_LAYOUT_SHOTS when set).
+      const QString shots = qEnvironmentVariableIsSet("AUTOMOD_LAYOUT_SHOTS") ? qEnvironmentVariable("AUTOMOD_LAYOUT_SHOTS")
+                                                                             : dir_.path();
+      QDir().mkpath(shots);
+      w.grab().save(QDir(shots).filePath(QString("layout-%1x%2-%3.png").arg(size.width()).arg(size.height()).arg(i)));
+    }
+    QVERIFY2(problems.isEmpty(), qPrintable(problems.join("\n") + "\n(set AUTOMOD_LAYOUT_SHOTS=DIR to keep the screenshots)"));
+  }
+
+  void modelInfoIsAForm() {
+    StudioController c;
+    load(c, 1);
+    MainWindow w(&c);
+    QAction* info = nullptr;
+    for (auto* menu : w.menuBar()->findChildren<QMenu*>())
+      for (auto* a : menu->actions())
+        if (a->text() == "Model &Info…") info = a;
+    QVERIFY(info);
+    info->trigger();
+    auto* dialog = w.findChild<ModelInfoDialog*>("modelInfoDialog");
+    QVERIFY(dialog);
+    QCOMPARE(dialog->value("Resolution"), QString("64 × 64 px"));
+    QCOMPARE(dialog->value("Latent size"), QString("32 numbers per code"));
+    QVERIFY2(dialog->value("Decoder blocks").startsWith("5 (coarse 0–1, intermediate 2–3, fine 4"),
+             qPrintable(dialog->value("Decoder blocks")));
+    QCOMPARE(dialog->value("Name"), QString("tiny"));
+    dialog->close();
+  }
+};
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_main_window.moc"
