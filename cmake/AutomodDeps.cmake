@@ -28,7 +28,7 @@ endif()
 find_package(Threads REQUIRED)
 
 if(AUTOMOD_BUILD_GUI)
-  find_package(Qt6 REQUIRED COMPONENTS Core Gui Widgets Concurrent Svg Charts Test)
+  find_package(Qt6 REQUIRED COMPONENTS Core Gui Widgets Concurrent Svg Charts Network Test)
 elseif(AUTOMOD_BUILD_TESTS)
   find_package(Qt6 QUIET COMPONENTS Core Test)
   if(NOT Qt6Test_FOUND)

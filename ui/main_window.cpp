@@ -11,6 +11,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFontMetrics>
+#include <QFutureWatcher>
 #include <QJsonDocument>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -32,6 +33,7 @@
 #include "ui/face_picker.h"
 #include "ui/file_dialogs.h"
 #include "ui/model_info_dialog.h"
+#include "ui/model_library.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
 #include "core/io/default_model.h"
@@ -218,6 +220,17 @@ void MainWindow::createActions() {
   recent_menu_ = model->addMenu(tr("&Recent Models"));
   model->addAction(tr("&Default Model"), this, &MainWindow::openDefaultModel);
   model->addSeparator();
+  model->addAction(tr("&Library…"), this, [this] { openModelLibrary(); })
+      ->setToolTip(tr("The authors' released models (download, import) and the models you imported or trained"));
+  model->addAction(tr("Import &Checkpoint…"), this, [this] {
+    const auto path = QFileDialog::getOpenFileName(this, tr("Import Checkpoint"), startDirectory("checkpoints"),
+                                                   tr("Checkpoints of the authors' code (*.pth *.pt);;All files (*)"));
+    if (path.isEmpty()) return;
+    rememberDirectory("checkpoints", path);
+    importCheckpoint(path);
+  });
+  model->setToolTipsVisible(true);
+  model->addSeparator();
   model->addAction(tr("Model &Info…"), this, &MainWindow::showModelInfo)->setShortcut(QKeySequence(tr("Ctrl+I")));
   rebuildRecentMenu();
 
@@ -342,6 +355,41 @@ void MainWindow::openStartupFiles(const QString& model, const QStringList& files
       photos << f;
   }
   if (!photos.isEmpty()) controller_->addPhotos(photos);
+}
+
+ModelLibraryDialog* MainWindow::openModelLibrary(const QUrl& base) {
+  auto* dialog = new ModelLibraryDialog(this, base);
+  dialog->setObjectName("modelLibrary");
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &ModelLibraryDialog::modelChosen, this, [this](const QString& path) { openModelFile(path); });
+  dialog->open();
+  return dialog;
+}
+
+void MainWindow::importCheckpoint(const QString& path) {
+  if (import_running_) {
+    showMessage(tr("An import is already running"), 4000);
+    return;
+  }
+  const QString model = QDir(libraryModelsFolder()).filePath(QFileInfo(path).completeBaseName() + ".amod");
+  import_running_ = true;
+  showMessage(tr("Importing %1…").arg(QFileInfo(path).fileName()));
+  auto* watcher = new QFutureWatcher<ImportOutcome>(this);
+  connect(watcher, &QFutureWatcher<ImportOutcome>::finished, this, [this, watcher, path] {
+    watcher->deleteLater();
+    import_running_ = false;
+    const ImportOutcome r = watcher->result();
+    if (!r.error.isEmpty()) {
+      showMessage(tr("Cannot import %1: %2").arg(QFileInfo(path).fileName(), r.error));
+      return;
+    }
+    if (openModelFile(r.model))
+      showMessage(tr("Imported %1 into %2%3")
+                      .arg(QFileInfo(path).fileName(), QDir::toNativeSeparators(r.model),
+                           r.notCarried.isEmpty() ? QString() : tr(" (not carried over: %1)").arg(r.notCarried.join("; "))),
+                  10000);
+  });
+  watcher->setFuture(importCheckpointInBackground(path, model));
 }
 
 bool MainWindow::maybeSave(const QString& consequence) {
@@ -592,6 +640,11 @@ void MainWindow::takeScreenshots(const QString& dir) {
       QCoreApplication::processEvents();
       ok = grab().save(QDir(dir).filePath(tabs_->tabText(i).remove('&').toLower() + ".png")) && ok;
     }
+    // The model library (Model → Library), over the window as a user sees it.
+    auto* library = openModelLibrary();
+    QCoreApplication::processEvents();
+    ok = library->grab().save(QDir(dir).filePath("library.png")) && ok;
+    library->close();
     grabTrainingTab(dir, ok);
   });
   poll->start(200);

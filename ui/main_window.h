@@ -5,6 +5,7 @@
 #include <QMainWindow>
 #include <QMessageBox>
 #include <QTabWidget>
+#include <QUrl>
 
 #include <functional>
 
@@ -51,6 +52,14 @@ class MainWindow : public QMainWindow {
   /// Opens a model file (Model → Open, recent models, the Train tab's "Open in Editor"): the photos
   /// stay and are encoded again; asks first when unsaved changes would lose their undo history.
   bool openModelFile(const QString& path);
+
+  /// Model → Library: the dialog (shown, not modal); a chosen model opens in the editor. `base`
+  /// replaces the authors' download address (tests: a loopback server).
+  class ModelLibraryDialog* openModelLibrary(const QUrl& base = {});
+  /// Model → Import Checkpoint: imports an authors' checkpoint into the library in the background
+  /// (progress and errors in the status bar; nothing half-loaded), then opens it.
+  void importCheckpoint(const QString& path);
+  bool importRunning() const { return import_running_; }
 
   /// Before anything replaces the current work: when the document has unsaved changes, asks Save /
   /// Discard / Cancel (`consequence` says what will happen); Save saves (asking for a file name when
@@ -119,6 +128,7 @@ class MainWindow : public QMainWindow {
   QString last_message_;
   QMenu* export_size_menu_ = nullptr;
   int export_side_ = 0;
+  bool import_running_ = false;
   std::function<QMessageBox::StandardButton(const QString&)> unsaved_answer_;
   std::function<QString()> save_as_path_;
 };

@@ -215,6 +215,12 @@ const std::vector<ReleasedModel>& releasedModels() {
   return models;
 }
 
+std::string releasedModelFile(const ReleasedModel& model) { return std::to_string(model.iteration) + "_state.pth"; }
+
+std::string releasedModelUrl(const ReleasedModel& model) {
+  return "https://zenodo.org/record/4298894/files/" + releasedModelFile(model);
+}
+
 ReferenceArchitecture inferReferenceArchitecture(const ReferenceCheckpoint& ckpt, const std::string& source) {
   const auto& g = ckpt.ema_decoder;
   ReferenceArchitecture a;

@@ -115,5 +115,8 @@ struct ReleasedModel {
   std::string alignment;
 };
 const std::vector<ReleasedModel>& releasedModels();
+/// Where the authors published it: "<iteration>_state.pth" in Zenodo record 4298894 (their hubconf.py).
+std::string releasedModelFile(const ReleasedModel& model);
+std::string releasedModelUrl(const ReleasedModel& model);
 
 }  // namespace automod

@@ -1,0 +1,250 @@
+// The model library against a web server on 127.0.0.1 started by the test, serving a checkpoint in
+// the authors' exact format ($AMOD_REFERENCE_DIR/ffhq-style.pth): a complete download, one that the
+// server cuts off halfway and that Download then continues with a Range request, the SHA-256, the
+// background import, and the imported model opening in the editor. Also: offline, and Model →
+// Import Checkpoint.
+#include "ui_testutil.h"
+
+#include <QCryptographicHash>
+#include <QDir>
+#include <QFile>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QTest>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/io/model_file.h"
+#include "core/model/automodulator.h"
+#include "ui/downloader.h"
+#include "ui/main_window.h"
+#include "ui/model_library.h"
+#include "ui/studio_controller.h"
+
+using namespace automod;
+using namespace automod::ui;
+
+namespace {
+
+std::filesystem::path referenceDir() {
+  if (const char* env = std::getenv("AMOD_REFERENCE_DIR"); env && *env) return env;
+  return std::filesystem::path(AUTOMOD_SOURCE_DIR) / ".." / "shared" / "reference";
+}
+
+/// A minimal HTTP/1.1 server: GET /<file> answers with `body` (206 and the rest for a Range
+/// request); with cut_first set, the first full answer stops after half the bytes and closes.
+class LoopbackServer : public QObject {
+ public:
+  QByteArray body;
+  QString file;
+  bool cut_first = false;
+  QStringList ranges;  // the Range header of every request ("" when none)
+  int requests = 0;
+
+  bool listen() {
+    connect(&server_, &QTcpServer::newConnection, this, [this] {
+      while (auto* socket = server_.nextPendingConnection()) {
+        connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onRead(socket); });
+        connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+      }
+    });
+    return server_.listen(QHostAddress::LocalHost);
+  }
+  QUrl base() const { return QUrl(QString("http://127.0.0.1:%1/").arg(server_.serverPort())); }
+
+ private:
+  void onRead(QTcpSocket* socket) {
+    auto& buffer = buffers_[socket];
+    buffer += socket->readAll();
+    if (!buffer.contains("\r\n\r\n")) return;
+    const QList<QByteArray> lines = buffer.left(buffer.indexOf("\r\n\r\n")).split('\n');
+    buffers_.remove(socket);
+    ++requests;
+    const QByteArray path = lines.value(0).split(' ').value(1);
+    QByteArray range;
+    for (const auto& l : lines)
+      if (l.toLower().startsWith("range:")) range = l.mid(6).trimmed();
+    ranges << QString::fromLatin1(range);
+    if (path != "/" + file.toLatin1()) {
+      socket->write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      socket->disconnectFromHost();
+      return;
+    }
+    qint64 from = 0;
+    if (range.startsWith("bytes=")) from = range.mid(6, range.indexOf('-') - 6).toLongLong();
+    QByteArray head;
+    if (from > 0) {
+      head = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " + QByteArray::number(from) + "-" +
+             QByteArray::number(body.size() - 1) + "/" + QByteArray::number(body.size()) + "\r\n";
+    } else {
+      head = "HTTP/1.1 200 OK\r\n";
+    }
+    head += "Content-Type: application/octet-stream\r\nContent-Length: " + QByteArray::number(body.size() - from) +
+            "\r\nConnection: close\r\n\r\n";
+    socket->write(head);
+    if (cut_first && from == 0) {
+      cut_first = false;
+      socket->write(body.left(body.size() / 2));
+      socket->flush();
+      socket->waitForBytesWritten(5000);
+      socket->abort();  // the connection drops halfway
+      return;
+    }
+    socket->write(body.mid(from));
+    socket->disconnectFromHost();
+  }
+
+  QTcpServer server_;
+  QHash<QTcpSocket*, QByteArray> buffers_;
+};
+
+}  // namespace
+
+class TestModelLibrary : public QObject {
+  Q_OBJECT
+
+  QByteArray checkpoint_;
+  QString checkpoint_path_;
+
+  static void clearLibrary() {
+    QDir(libraryModelsFolder()).removeRecursively();
+    QDir(libraryDownloadsFolder()).removeRecursively();
+  }
+  static QString sha256(const QByteArray& bytes) {
+    return QString::fromLatin1(QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex());
+  }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);  // the library lives in a test data folder
+    QCoreApplication::setOrganizationName("automod-tests");
+    checkpoint_path_ = QString::fromStdString((referenceDir() / "ffhq-style.pth").string());
+    QFile f(checkpoint_path_);
+    if (!f.open(QIODevice::ReadOnly))
+      QSKIP(qPrintable("no reference checkpoint at " + checkpoint_path_ + " (set AMOD_REFERENCE_DIR)"));
+    checkpoint_ = f.readAll();
+  }
+
+  void init() { clearLibrary(); }
+  void cleanupTestCase() { clearLibrary(); }
+
+  void listsTheFiveReleasedModels() {
+    ModelLibraryDialog d;
+    QCOMPARE(d.table()->rowCount(), 5);
+    const auto entries = ModelLibraryDialog::releasedEntries();
+    QCOMPARE(entries[1].name, QString("ffhq256"));
+    QCOMPARE(entries[1].url.toString(), QString("https://zenodo.org/record/4298894/files/34740000_state.pth"));
+    QCOMPARE(d.table()->item(2, 2)->text(), QString("small"));  // celebahq256: the small decoder
+    QCOMPARE(d.table()->item(2, 3)->text(), QString("CelebA-HQ aligned"));
+    QCOMPARE(d.table()->item(4, 3)->text(), QString("centre crop"));  // LSUN bedrooms
+    QVERIFY(d.select("ffhq256"));
+    QVERIFY(d.downloadButton()->isEnabled());
+    QVERIFY(!d.openButton()->isEnabled());  // nothing to open yet
+  }
+
+  void anInterruptedDownloadContinuesThenImportsAndOpens() {
+    LoopbackServer server;
+    server.body = checkpoint_;
+    server.file = "34740000_state.pth";  // ffhq256's file name
+    server.cut_first = true;
+    QVERIFY(server.listen());
+    StudioController c;
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    MainWindow w(&c);
+    auto* d = w.openModelLibrary(server.base());
+    QSignalSpy downloads(d, &ModelLibraryDialog::downloadFinished);
+    QSignalSpy imports(d, &ModelLibraryDialog::importFinished);
+    QVERIFY(d->select("ffhq256"));
+    d->downloadButton()->click();
+    QTRY_COMPARE_WITH_TIMEOUT(downloads.count(), 1, 30000);
+    QCOMPARE(downloads.at(0).at(0).toBool(), false);  // cut off
+    QVERIFY2(d->statusText().contains("kept"), qPrintable(d->statusText()));
+    const QString part = FileDownload::partPath(QDir(libraryDownloadsFolder()).filePath(server.file));
+    QCOMPARE(QFileInfo(part).size(), qint64(checkpoint_.size() / 2));
+    QVERIFY(d->table()->item(1, 6)->text().startsWith("partly downloaded"));
+
+    d->downloadButton()->click();  // continues
+    QTRY_COMPARE_WITH_TIMEOUT(downloads.count(), 2, 30000);
+    QCOMPARE(downloads.at(1).at(0).toBool(), true);
+    QCOMPARE(server.ranges.last(), QString("bytes=%1-").arg(checkpoint_.size() / 2));
+    QCOMPARE(downloads.at(1).at(1).toString(), sha256(checkpoint_));  // the whole file, byte for byte
+    QTRY_COMPARE_WITH_TIMEOUT(imports.count(), 1, 60000);
+    const QString model = imports.at(0).at(0).toString();
+    QCOMPARE(model, QDir(libraryModelsFolder()).filePath("ffhq256.amod"));
+    QVERIFY2(d->statusText().contains(sha256(checkpoint_)), qPrintable(d->statusText()));
+    QVERIFY(!QFileInfo::exists(part));
+    QCOMPARE(d->table()->item(1, 6)->text(), QString("imported"));
+    // Open hands it to the editor, which keeps the photos' strip and loads the model.
+    QVERIFY(d->openButton()->isEnabled());
+    d->openButton()->click();
+    QTRY_COMPARE(c.modelPath(), model);
+    auto m = loadModel(model.toStdString());
+    QCOMPARE(QString::fromStdString(m->metadata["provenance"]["sha256"].get<std::string>()), sha256(checkpoint_));
+  }
+
+  void aCompleteDownloadNeedsOneRequest() {
+    LoopbackServer server;
+    server.body = checkpoint_;
+    server.file = "42420000_state.pth";  // ffhq512's
+    QVERIFY(server.listen());
+    ModelLibraryDialog d(nullptr, server.base());
+    QSignalSpy downloads(&d, &ModelLibraryDialog::downloadFinished);
+    QSignalSpy imports(&d, &ModelLibraryDialog::importFinished);
+    QVERIFY(d.select("ffhq512"));
+    d.downloadSelected();
+    QVERIFY(d.cancelButton()->isEnabled());
+    QTRY_COMPARE_WITH_TIMEOUT(imports.count(), 1, 60000);
+    QCOMPARE(downloads.count(), 1);
+    QCOMPARE(server.requests, 1);
+    QCOMPARE(server.ranges.first(), QString());
+    QVERIFY(QFileInfo::exists(imports.at(0).at(0).toString()));
+    // A file the server does not have: one sentence, nothing half-made.
+    QVERIFY(d.select("ffhq256"));
+    d.downloadSelected();
+    QTRY_COMPARE_WITH_TIMEOUT(downloads.count(), 2, 30000);
+    QVERIFY2(d.statusText().contains("404"), qPrintable(d.statusText()));
+    QVERIFY(!QFileInfo::exists(QDir(libraryModelsFolder()).filePath("ffhq256.amod")));
+  }
+
+  void offlineSaysSoAndOffersTheFileImport() {
+    ModelLibraryDialog d(nullptr, QUrl("http://automod-model-library.invalid/"));
+    QSignalSpy downloads(&d, &ModelLibraryDialog::downloadFinished);
+    QVERIFY(d.select("celebahq256"));
+    d.downloadSelected();
+    QTRY_COMPARE_WITH_TIMEOUT(downloads.count(), 1, 30000);
+    QVERIFY2(d.statusText().contains("offline") && d.statusText().contains("Import a File You Downloaded"),
+             qPrintable(d.statusText()));
+    QVERIFY(!d.statusText().contains('\n'));
+  }
+
+  void importCheckpointFromTheMenuRunsInTheBackground() {
+    StudioController c;
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    MainWindow w(&c);
+    // A damaged checkpoint: a sentence in the status bar, the current model stays, nothing written.
+    QTemporaryDir dir;
+    const QString bad = dir.filePath("cut_state.pth");
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(checkpoint_.left(checkpoint_.size() / 3));
+    f.close();
+    w.importCheckpoint(bad);
+    QVERIFY(w.importRunning());
+    QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 30000);
+    QVERIFY2(w.lastMessage().startsWith("Cannot import cut_state.pth: "), qPrintable(w.lastMessage()));
+    QCOMPARE(c.modelName(), QString("tiny"));
+    QVERIFY(QDir(libraryModelsFolder()).entryList({"*.amod", "*.importing"}, QDir::Files).isEmpty());
+    w.importCheckpoint(checkpoint_path_);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 60000);
+    QVERIFY2(w.lastMessage().startsWith("Imported ffhq-style.pth"), qPrintable(w.lastMessage()));
+    QCOMPARE(c.modelPath(), QDir(libraryModelsFolder()).filePath("ffhq-style.amod"));
+  }
+};
+
+QTEST_MAIN(TestModelLibrary)
+#include "tst_model_library.moc"
