@@ -17,6 +17,7 @@
 #include "core/edit/sampling.h"
 #include "core/edit/session.h"
 #include "core/io/image.h"
+#include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
 #include "ui/tensor_image.h"
@@ -243,15 +244,10 @@ EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, const
       c.photoSize = QSize(faces.front().photo_width, faces.front().photo_height);
       auto rgb = readImage(path.toStdString(), 3);
       const int64_t longer = std::max(rgb.size(0), rgb.size(1));
-      if (longer > 1024) {
-        auto f = rgb.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat);
+      if (longer > 1024) {  // the picker shows the photo at most 1024 px across
         const double s = 1024.0 / double(longer);
-        f = torch::nn::functional::interpolate(
-            f, torch::nn::functional::InterpolateFuncOptions()
-                   .size(std::vector<int64_t>{std::max<int64_t>(1, std::llround(rgb.size(0) * s)),
-                                              std::max<int64_t>(1, std::llround(rgb.size(1) * s))})
-                   .mode(torch::kArea));
-        rgb = f.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+        rgb = resizeImage(rgb, static_cast<int>(std::max<int64_t>(1, std::llround(rgb.size(1) * s))),
+                          static_cast<int>(std::max<int64_t>(1, std::llround(rgb.size(0) * s))));
       }
       c.photo = toQImage(rgb);
       for (const auto& p : faces) {
@@ -279,6 +275,11 @@ EncodeResult InferenceWorker::encode(std::shared_ptr<Automodulator> model, const
     auto rec = toImage(model->decode(z)).squeeze(0);
     result.source.aligned = toQImage(prepared.image);
     result.source.reconstruction = toQImage(rec);
+    // How far this model is from the photo (the editor's tile shows it, the controller compares it
+    // with the model's held-out figure).
+    const auto a = prepared.image.permute({2, 0, 1}).unsqueeze(0), b = rec.permute({2, 0, 1}).unsqueeze(0);
+    result.source.psnr = psnr(a, b);
+    result.source.ssim = ssim(a, b);
     result.source.latent = toFloatVector(z[0]);
     result.source.note = note;
     PhotoOrigin origin;

@@ -1,6 +1,7 @@
 #include "ui/photo_strip.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include <QContextMenuEvent>
@@ -69,9 +70,13 @@ void PhotoStrip::refresh() {
       p.drawText(QRectF(3, 3, 18, 18), Qt::AlignCenter, QStringLiteral("!"));
     }
     p.end();
-    auto* item = new QListWidgetItem(QIcon(pix), s.name, this);
+    // The name, and how well the model reconstructs the photo (PSNR; SSIM in the tooltip).
+    const bool measured = std::isfinite(s.psnr);
+    auto* item = new QListWidgetItem(QIcon(pix), measured ? tr("%1\n%2 dB").arg(s.name).arg(s.psnr, 0, 'f', 1) : s.name, this);
     item->setData(Qt::UserRole, i);
     QString tip = tr("%1\nleft: the prepared photo, right: its reconstruction").arg(s.path);
+    if (measured)
+      tip += tr("\nreconstruction: PSNR %1 dB, SSIM %2").arg(s.psnr, 0, 'f', 1).arg(s.ssim, 0, 'f', 3);
     if (!s.note.isEmpty()) tip += "\n" + s.note;
     item->setToolTip(tip);
   }
@@ -138,7 +143,9 @@ void PhotoStrip::contextMenuEvent(QContextMenuEvent* event) {
   }
   QMenu menu(this);
   const int n = int(selectedItems().size());
-  menu.addAction(n == 1 ? tr("&Remove %1").arg(item->text()) : tr("&Remove %1 Photos").arg(n), this,
+  const auto& sources = document_->sources();
+  const int r = row(item);
+  menu.addAction(n == 1 ? tr("&Remove %1").arg(r < sources.size() ? sources[r].name : item->text()) : tr("&Remove %1 Photos").arg(n), this,
                  &PhotoStrip::removeSelected);
   menu.exec(event->globalPos());
 }

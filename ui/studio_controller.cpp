@@ -8,6 +8,7 @@
 #include <QPainter>
 #include <QStandardPaths>
 #include <QJsonDocument>
+#include <QJsonObject>
 #include <QSaveFile>
 #include <QTemporaryFile>
 #include <QTimer>
@@ -58,6 +59,13 @@ bool StudioController::openModel(const QString& path, QString* error) {
     std::shared_ptr<Automodulator> model = loadModel(path.toStdString(), resolveDevice("auto"));
     setModel(std::move(model), QFileInfo(path).completeBaseName());
     model_path_ = path;
+    if (!reference_psnr_) {  // `automod eval -o <model>-eval.json` beside the file
+      QFile sidecar(QFileInfo(path).dir().filePath(QFileInfo(path).completeBaseName() + "-eval.json"));
+      if (sidecar.size() < (1 << 20) && sidecar.open(QIODevice::ReadOnly)) {
+        const auto r = QJsonDocument::fromJson(sidecar.readAll()).object().value("reconstruction").toObject();
+        if (r.value("psnr_db").isDouble()) reference_psnr_ = r.value("psnr_db").toDouble();
+      }
+    }
     return true;
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(errorMessage(e));
@@ -79,6 +87,16 @@ void StudioController::setModel(std::shared_ptr<Automodulator> model, const QStr
   model_name_ = name;
   model_path_.clear();
   untrained_ = model_ && model_->metadata.value("untrained", false);
+  reference_psnr_.reset();
+  synthetic_faces_ = false;
+  if (model_) {
+    const auto& meta = model_->metadata;
+    if (auto e = meta.find("evaluation"); e != meta.end() && e->is_object() && e->contains("psnr_db") &&
+                                         (*e)["psnr_db"].is_number())
+      reference_psnr_ = (*e)["psnr_db"].get<double>();
+    const auto preset = meta.value("preset", std::string());
+    synthetic_faces_ = preset.rfind("faces", 0) == 0;
+  }
   worker_.setModel(model_);
   // Codes of another model mean nothing here, but the photos stay: each one that came from a photo
   // on disk is encoded again by the new model (in the background); the mix is restored once they
@@ -146,6 +164,18 @@ QString StudioController::modelInfo() const {
   if (!model_path_.isEmpty()) j["file"] = model_path_.toStdString();
   j["metadata"] = model_->metadata;
   return QString::fromStdString(j.dump(2));
+}
+
+QString StudioController::qualityHint(const Source& source) const {
+  constexpr double kGapDb = 4.0;
+  if (!reference_psnr_ || !std::isfinite(source.psnr) || source.psnr >= *reference_psnr_ - kGapDb) return {};
+  QString hint = tr("reconstructed at %1 dB, far below the %2 dB this model reaches on its own held-out images")
+                     .arg(source.psnr, 0, 'f', 1)
+                     .arg(*reference_psnr_, 0, 'f', 1);
+  if (synthetic_faces_)
+    hint += tr(": this model was trained on synthetic cartoon faces, so a real photo comes back as a cartoon. "
+               "Model → Library has the paper authors' models trained on real faces");
+  return hint;
 }
 
 QString StudioController::deviceName() const {
@@ -221,6 +251,8 @@ void StudioController::onEncoded(const EncodeResult& r) {
       source.fromPhoto = !temp_files_.contains(origin->path);
       source.face = origin->face;
     }
+    if (const auto hint = qualityHint(source); !hint.isEmpty())
+      source.note = source.note.isEmpty() ? hint : source.note + "; " + hint;
     // A pasted image or kept sample is named for what it is, not after its temporary file.
     if (const auto name = temp_names_.constFind(source.path); name != temp_names_.constEnd()) source.name = *name;
     document_.addSource(source);

@@ -36,6 +36,13 @@ class StudioController : public QObject {
   QString modelName() const { return model_name_; }
   QString modelPath() const { return model_path_; }
   int modelResolution() const;
+  /// The reconstruction PSNR (dB) the model reaches on its own held-out images, when measured: its
+  /// metadata's "evaluation" (automod eval --store), else the "<model>-eval.json" that `automod eval
+  /// -o` wrote beside the file.
+  std::optional<double> modelReferencePsnr() const { return reference_psnr_; }
+  /// A sentence when a photo comes back far (4 dB) below that figure: what the model is good for and
+  /// where better models are (a real photo on the synthetic-face model). Empty otherwise.
+  QString qualityHint(const Source& source) const;
   /// Pretty-printed config and metadata.
   QString modelInfo() const;
   QString deviceName() const;
@@ -179,6 +186,8 @@ class StudioController : public QObject {
   std::shared_ptr<Automodulator> model_;
   QString model_name_, model_path_;
   bool untrained_ = false;
+  std::optional<double> reference_psnr_;
+  bool synthetic_faces_ = false;  // trained on synthetic faces (a faces-* preset or --faces data)
   QHash<quint64, std::optional<Range>> pending_;
   struct Reencode {
     QSet<quint64> ids;

@@ -7,6 +7,8 @@
 #include <QString>
 #include <QVector>
 
+#include <limits>
+
 #include "core/edit/ranges.h"
 
 namespace automod::ui {
@@ -24,6 +26,10 @@ struct Source {
   /// then, and the code otherwise.
   bool fromPhoto = false;
   int face = -1;
+  /// How well the model reconstructs the aligned photo: PSNR in dB and SSIM (NaN when unknown, e.g.
+  /// a source from a project).
+  double psnr = std::numeric_limits<double>::quiet_NaN();
+  double ssim = std::numeric_limits<double>::quiet_NaN();
   bool operator==(const Source& o) const { return path == o.path && latent == o.latent; }
 };
 

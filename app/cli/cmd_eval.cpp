@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli/common.h"
+#include "core/io/default_model.h"
+#include "core/io/model_file.h"
 #include "core/util/error.h"
 #include "training/data.h"
 #include "training/eval.h"
@@ -15,6 +17,7 @@ namespace {
 
 struct EvalCommandOptions {
   std::string model, data, out, cache_dir, decoder = "ema";
+  bool store = false;
   int64_t faces = 0;
   bool fashion_mnist = false;
   double held_out_fraction = 0.05;
@@ -40,6 +43,9 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
                   "raw one the optimiser moves; separates a slow EMA from a slow optimisation)")
       ->capture_default_str()
       ->check(CLI::IsMember({"ema", "training"}));
+  cmd->add_flag("--store", o->store,
+                "also record the held-out PSNR/SSIM and cycle consistency in the model file's metadata "
+                "(\"evaluation\"), where the editor compares each photo's reconstruction with it");
   cmd->callback([o, &global] {
     const auto start = std::chrono::steady_clock::now();
     DataSpec spec;
@@ -55,6 +61,15 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
       throw Error("say which images to evaluate on: --data DIR, --faces N or --fashion-mnist");
     }
     auto device = prepare(global);
+    const std::string model_path = o->model == "default" ? defaultModelPath().string() : o->model;
+    if (o->store) {
+      if (model_path.empty()) throw Error("no trained default model is installed: nothing to record the evaluation in");
+      if (o->decoder != "ema")
+        throw Error("--store records the model as the editor uses it: leave out --decoder training");
+      if (describeModelFile(model_path).value("kind", std::string()) != "model")
+        throw Error(model_path + " is a training checkpoint: --store would drop its training state; evaluate the "
+                    "exported model (automod export) instead");
+    }
     auto model = openModel(o->model, device, global.quiet);
     // Every .amod holds both decoders (automod export keeps the training one); the measurements use
     // the EMA decoder, so measuring the training decoder means copying it there.
@@ -73,6 +88,16 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
     report["model"] = o->model;
     report["decoder"] = o->decoder;
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (o->store) {
+      model->metadata["evaluation"] = {{"psnr_db", report["reconstruction"]["psnr_db"]},
+                                       {"ssim", report["reconstruction"]["ssim"]},
+                                       {"cycle_consistency_cos", report["cycle_consistency_cos"]},
+                                       {"data", report["data"]},
+                                       {"held_out_images", report["held_out_images"]},
+                                       {"seed", o->eval.seed}};
+      saveModel(model_path, *model);
+      if (!global.quiet) std::cerr << "eval: recorded in " << model_path << "'s metadata" << std::endl;
+    }
     std::cout << report.dump(2) << std::endl;
     if (!o->out.empty()) {
       std::ofstream out(o->out);

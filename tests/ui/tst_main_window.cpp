@@ -21,6 +21,7 @@
 #include <QTest>
 
 #include "core/io/model_file.h"
+#include "core/model/automodulator.h"
 #include "ui/file_dialogs.h"
 #include "ui/main_window.h"
 #include "ui/mix_tab.h"
@@ -276,6 +277,40 @@ class TestMainWindow : public QObject {
       w.grab().save(QDir(shots).filePath(QString("layout-%1x%2-%3.png").arg(size.width()).arg(size.height()).arg(i)));
     }
     QVERIFY2(problems.isEmpty(), qPrintable(problems.join("\n") + "\n(set AUTOMOD_LAYOUT_SHOTS=DIR to keep the screenshots)"));
+  }
+
+  void aPhotoFarBelowTheModelsOwnFigureSaysWhatTheModelIsFor() {
+    // A model that measured 60 dB on its own held-out faces (metadata "evaluation", written by
+    // `automod eval --store`) and was trained on synthetic faces: the test photos (noise to this
+    // model) come back far below that, and the tile and the note say so.
+    std::shared_ptr<Automodulator> model = test::expressiveTinyModel();
+    model->metadata["evaluation"] = {{"psnr_db", 60.0}};
+    model->metadata["preset"] = "faces-64";
+    StudioController c;
+    c.setModel(model, "cartoon");
+    c.setFaceMode(StudioController::FaceMode::Largest);
+    QCOMPARE(c.modelReferencePsnr().value_or(0), 60.0);
+    MainWindow w(&c);
+    c.addPhotos(photos_.mid(0, 1));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 20000);
+    const Source& s = c.document()->sources()[0];
+    QVERIFY(std::isfinite(s.psnr) && s.psnr < 56.0);
+    QVERIFY2(s.note.contains("synthetic cartoon faces") && s.note.contains("Model → Library"), qPrintable(s.note));
+    QVERIFY2(w.lastMessage().contains("synthetic cartoon faces"), qPrintable(w.lastMessage()));
+    QVERIFY(w.photoStrip()->item(0)->text().endsWith(QString("%1 dB").arg(s.psnr, 0, 'f', 1)));
+    QVERIFY(w.photoStrip()->item(0)->toolTip().contains("SSIM"));
+    // A model whose own figure the photo reaches: no hint.
+    std::shared_ptr<Automodulator> modest = test::expressiveTinyModel();
+    modest->metadata["evaluation"] = {{"psnr_db", s.psnr}};
+    StudioController d;
+    d.setModel(modest, "modest");
+    d.setFaceMode(StudioController::FaceMode::Largest);
+    d.addPhotos(photos_.mid(0, 1));
+    QTRY_COMPARE_WITH_TIMEOUT(d.document()->sources().size(), 1, 20000);
+    QVERIFY(d.qualityHint(d.document()->sources()[0]).isEmpty());
+    QVERIFY(!d.document()->sources()[0].note.contains("far below"));
+    settle(c);
+    settle(d);
   }
 
   void modelInfoIsAForm() {

@@ -123,6 +123,19 @@ void TestCli::exportStripsTrainingStateAndKeepsTheModel() {
   // Refuses to overwrite its input.
   QVERIFY(test::runAutomod({"export", ckpt.string(), ckpt.string()}).code != 0);
 
+  // eval --store records the held-out figures in a model file, and refuses a checkpoint (whose
+  // training state a re-save would drop).
+  auto refused = test::runAutomod({"eval", ckpt.string(), "--data", data.string(), "--count", "4", "--store"});
+  QVERIFY(refused.code != 0);
+  QVERIFY2(refused.err.find("training checkpoint") != std::string::npos, refused.err.c_str());
+  auto stored = test::runAutomod({"eval", exported.string(), "--data", data.string(), "--count", "4", "--store"});
+  QVERIFY2(stored.code == 0, stored.err.c_str());
+  const auto printed = nlohmann::json::parse(stored.out);
+  const auto recorded = nlohmann::json::parse(test::runAutomod({"info", exported.string()}).out)["metadata"]["evaluation"];
+  QCOMPARE(recorded["psnr_db"].get<double>(), printed["reconstruction"]["psnr_db"].get<double>());
+  QCOMPARE(recorded["held_out_images"], printed["held_out_images"]);
+  QVERIFY(recorded["held_out_images"].get<int>() > 0);
+
   // Runs never overwrite runs: a new run into that folder is refused with the ways out...
   const auto before = fs::last_write_time(ckpt);
   auto again = test::runAutomod({"train", "--data", data.string(), "--preset", "tiny", "--out", run.string(),
