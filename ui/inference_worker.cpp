@@ -330,10 +330,12 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
     torch::NoGradGuard no_grad;
     auto& session = session_->of(model);
     session.setPlan(withAttribute(mixPlan(*model, job.latents, job.mix), job.attribute, *model));
-    // Incremental decoding (core's EditSession) with a coarse-to-fine preview first; a newer request
-    // stops it between blocks, and the blocks computed so far are kept for the next one.
+    // Incremental decoding (core's EditSession), refined progressively: the image of every stage that
+    // was recomputed — 16 px, then 32 px and up — is shown as soon as its block is done, so that a
+    // 256–512 px model sharpens on screen instead of freezing for a second. A newer request stops it
+    // between blocks, and the blocks computed so far are kept for the next one.
     const int blocks = model->numBlocks();
-    const int preview_block = blocks >= 3 ? blocks - 2 : -1;
+    const auto layout = BlockLayout::of(*model);
     bool stopped = false;
     auto image = session.decode([&](int b) {
       if (b == session.lastRestartBlock()) result.firstBlock = b;
@@ -341,7 +343,8 @@ void InferenceWorker::decode(std::shared_ptr<Automodulator> model, const DecodeJ
         stopped = true;
         return false;
       }
-      if (b == preview_block) {
+      const int resolution = layout.resolutions[static_cast<size_t>(b)];
+      if (b < blocks - 1 && b >= session.lastRestartBlock() && (resolution == 16 || resolution >= 32)) {
         DecodeResult preview = result;
         preview.final = false;
         preview.image = toQImage(toImage(session.blockImage(b).cpu()).squeeze(0));

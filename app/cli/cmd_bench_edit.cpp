@@ -1,5 +1,7 @@
 // automod bench edit — editing latency: full decode, incremental fine-range change, first preview,
 // encode. Prints JSON lines.
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 
 #include "app/cli/common.h"
@@ -22,6 +24,8 @@ void runEditBench(const EditBenchOptions& o, const GlobalOptions& global) {
   auto device = prepare(global);
   torch::NoGradGuard no_grad;
   std::cout << nlohmann::json{{"bench", "edit"}, {"device", describeDevice(device)}}.dump() << std::endl;
+  // The machine's dense-matmul figure, measured in this run (the stages' latencies read against it).
+  const double matmul = measureMatmulGflops(device);
   for (auto& table : o.tables) {
     for (int res : o.resolutions) {
       torch::manual_seed(0);
@@ -44,6 +48,43 @@ void runEditBench(const EditBenchOptions& o, const GlobalOptions& global) {
       auto p1 = LatentPlan::uniform(b, nb), p2 = LatentPlan::uniform(c, nb);
       const double preview = timeIt([&] { session.setPlan((flip = !flip) ? p1 : p2); session.preview(preview_block); },
                                     reps, 1, device);
+      // Progressive refinement as the editor does it after a change at block 0: when each stage's
+      // image (16 px, then 32 px and up, upsampled to full size) is ready, against its share of a full
+      // decode's arithmetic (the decoder's multiply-accumulates up to that block).
+      const auto layout = BlockLayout::of(model);
+      std::vector<std::vector<double>> stage_samples(static_cast<size_t>(nb));
+      for (int r = 0; r < reps + 1; ++r) {  // the first is a warm-up
+        session.setPlan((flip = !flip) ? p1 : p2);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto since = [&] {
+          if (device.is_cuda()) torch::cuda::synchronize();
+          return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+        session.decode([&](int blk) {
+          const int block_res = layout.resolutions[static_cast<size_t>(blk)];
+          if (blk < nb - 1 && (block_res == 16 || block_res >= 32)) {
+            auto shown = session.blockImage(blk).cpu();
+            if (r > 0) stage_samples[static_cast<size_t>(blk)].push_back(since());
+          }
+          return true;
+        });
+        if (r > 0) stage_samples[static_cast<size_t>(nb - 1)].push_back(since());
+      }
+      const double total_macs = double(model.ema->macsPerImage(model.stage()));
+      nlohmann::json stages = nlohmann::json::array();
+      for (int blk = 0; blk < nb; ++blk) {
+        auto& v = stage_samples[static_cast<size_t>(blk)];
+        if (v.empty()) continue;
+        std::sort(v.begin(), v.end());
+        const double ms = 1e3 * v[v.size() / 2];
+        const double share = double(model.ema->macsPerImage(blk)) / total_macs;
+        const double time_share = ms / (1e3 * stage_samples.back()[stage_samples.back().size() / 2]);
+        stages.push_back({{"resolution", layout.resolutions[static_cast<size_t>(blk)]},
+                          {"ms", ms},
+                          {"share_of_time", time_share},
+                          {"share_of_arithmetic", share},
+                          {"time_over_arithmetic", share > 0 ? time_share / share : 0.0}});
+      }
       auto x = torch::rand({1, model.config().image_channels, res, res}, torch::TensorOptions().device(device)) * 2 - 1;
       const double encode = timeIt([&] { model.encode(x); }, reps, 1, device);
       std::cout << nlohmann::json{{"bench", "edit"},
@@ -55,7 +96,10 @@ void runEditBench(const EditBenchOptions& o, const GlobalOptions& global) {
                                   {"fine_speedup", full / incremental},
                                   {"first_preview_ms", 1e3 * preview},
                                   {"preview_resolution", ModelConfig::blockResolution(preview_block)},
-                                  {"encode_ms", 1e3 * encode}}
+                                  {"encode_ms", 1e3 * encode},
+                                  {"stages", stages},
+                                  {"matmul_gflops", matmul},
+                                  {"peak_rss_mib", peakRssMiB()}}
                        .dump()
                 << std::endl;
     }

@@ -135,6 +135,17 @@ torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z)
   return s * ((x - mean) / (var.sqrt() + eps)) + m;
 }
 
+torch::Tensor AdaINImpl::forwardInPlace(torch::Tensor x, const torch::Tensor& z) {
+  TORCH_CHECK(!torch::GradMode::is_enabled(), "AdaIN::forwardInPlace is for inference without autograd");
+  auto st = style->forward(z);
+  auto s = st.narrow(1, 0, channels).unsqueeze(2).unsqueeze(3);
+  auto m = st.narrow(1, channels, channels).unsqueeze(2).unsqueeze(3);
+  auto [var, mean] = torch::var_mean(x, {2, 3}, unbiased, /*keepdim=*/true);
+  auto scale = eps == 0.0 ? s / var.sqrt() : s / (var.sqrt() + eps);
+  auto shift = m - mean * scale;
+  return x.mul_(scale).add_(shift);
+}
+
 namespace {
 thread_local const BatchRows* t_batch_rows = nullptr;
 

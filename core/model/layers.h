@@ -93,6 +93,11 @@ TORCH_MODULE(SNConv2d);
 struct AdaINImpl : torch::nn::Module {
   AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false, bool unbiased = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z);
+  /// The same, overwriting `x` (which the caller must own and not need again): x·(s/σ) + (m − μ·s/σ)
+  /// in one pass over the feature map, no new allocation. For inference without autograd, where the
+  /// memory-bound passes of a 256–512 px decode's narrow high-resolution blocks add up; equal to
+  /// forward() up to float rounding.
+  torch::Tensor forwardInPlace(torch::Tensor x, const torch::Tensor& z);
   EqualLinear style{nullptr};
   int64_t channels;
   double eps;

@@ -129,7 +129,7 @@ class TestStudio : public QObject {
     QVERIFY(w.mixTab()->resultView()->pixmap().isNull() == false);
   }
 
-  void coarseChangeShowsAPreviewBeforeTheResult() {
+  void aCoarseChangeSharpensStageByStageBeforeTheResult() {
     StudioController c;
     load(c, 2);
     QStringList order;
@@ -137,8 +137,14 @@ class TestStudio : public QObject {
     connect(&c, &StudioController::resultReady, this, [&] { order << "result"; });
     c.document()->assignRange(Range::Coarse, 1);
     QTRY_VERIFY_WITH_TIMEOUT(order.contains("result"), 20000);
-    QCOMPARE(order, QStringList({"preview", "result"}));
+    // Every stage recomputed from 16 px up sharpens on screen before the result: 16 and 32 px here.
+    QCOMPARE(order, QStringList({"preview", "preview", "result"}));
     QCOMPARE(c.preview().size(), c.result().size());
+    // A change of the fine block alone recomputes only the last block: no stage to show first.
+    order.clear();
+    c.document()->assignRange(Range::Fine, 1);
+    QTRY_VERIFY_WITH_TIMEOUT(order.contains("result"), 20000);
+    QCOMPARE(order, QStringList({"result"}));
   }
 
   void undoRedoRestoresTheImageBitForBit() {
