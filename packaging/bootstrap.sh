@@ -4,8 +4,11 @@
 #   ./packaging/bootstrap.sh run    install what is missing, build, open the editor on the bundled
 #                                   model and sample photos (without a display: run the same job
 #                                   headless and write the results to ./out/)
-#   ./packaging/bootstrap.sh test   install what is missing, build, run every test (ctest)
+#   ./packaging/bootstrap.sh test   install what is missing, build, run every test (ctest), then build
+#                                   the fuzz targets with clang and run each for 60 s (skip with
+#                                   AUTOMOD_SKIP_FUZZ=1; `test -L fast` runs that subset only)
 #   ./packaging/bootstrap.sh build  install and build only
+#   ./packaging/bootstrap.sh fuzz   the fuzz targets only (build-fuzz/)
 #
 # Idempotent and non-interactive: packages are installed only when missing, `apt-get update` runs
 # only when a missing package cannot be found in the current lists. Builds go to ./build (override
@@ -30,6 +33,7 @@ PACKAGES=(
   python-matplotlib-data python3-imageio dataset-fashion-mnist opencv-data
   # synthetic faces (npm packages in packaging/faces) and headless screenshots
   nodejs xvfb xauth
+  clang-14 libclang-rt-14-dev  # libFuzzer + AddressSanitizer/UBSan for the fuzz targets (tests/fuzz)
 )
 
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
@@ -117,16 +121,39 @@ run_editor() {
   log "results written to $out"
 }
 
+# The fuzz targets (tests/fuzz: model files, images, JSON, torch.save checkpoints) in their own
+# clang build with AddressSanitizer and UBSan, then their seed check and a 60 s run of each.
+fuzz() {
+  if ! command -v clang++-14 >/dev/null; then
+    log "clang++-14 is missing: the fuzz targets are not built"
+    return 0
+  fi
+  local fb="${AUTOMOD_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+  if [ ! -f "$fb/build.ninja" ]; then
+    log "configuring $fb (clang 14, libFuzzer, ASan + UBSan)"
+    CC=clang-14 CXX=clang++-14 cmake -S "$ROOT" -B "$fb" -G Ninja -DAUTOMOD_FUZZ=ON -DAUTOMOD_BUILD_GUI=OFF \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+  fi
+  log "building the fuzz targets"
+  export CCACHE_BASEDIR="$ROOT" CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  cmake --build "$fb" --target automod_fuzzers -j "$(nproc)"
+  log "running the fuzz targets (seeds, then 60 s each)"
+  ctest --test-dir "$fb" -L fuzz --output-on-failure -j "$(nproc)"
+}
+
 case "$MODE" in
   run)
     install_packages; install_npm; build; run_editor "$@" ;;
   test)
     install_packages; install_npm; build
     log "running the test suite"
-    cd "$BUILD"
-    ctest --output-on-failure -j "$(nproc)" "$@" ;;
+    (cd "$BUILD" && ctest --output-on-failure -j "$(nproc)" "$@")
+    # The whole suite (no ctest arguments given) includes the fuzz targets' short runs.
+    if [ $# -eq 0 ] && [ "${AUTOMOD_SKIP_FUZZ:-0}" != 1 ]; then fuzz; fi ;;
+  fuzz)
+    install_packages; fuzz ;;
   build)
     install_packages; install_npm; build ;;
   *)
-    echo "usage: $0 run|test|build" >&2; exit 2 ;;
+    echo "usage: $0 run|test|build|fuzz" >&2; exit 2 ;;
 esac

@@ -55,14 +55,12 @@ AttributeVector AttributeVector::fromJson(const nlohmann::json& j, const std::st
   need("scales", j.contains("scales") && j["scales"].is_string());
   AttributeVector a;
   a.name = j.value("name", std::string());
-  a.resolution = j["resolution"].get<int>();
+  a.resolution = jsonInt(j["resolution"], where, "resolution", 4, 1 << 16);
   std::vector<float> v;
-  for (auto& x : j["vector"]) {
-    if (!x.is_number()) throw Error(where + ": field 'vector' must be a list of numbers");
-    v.push_back(x.get<float>());
-  }
+  for (auto& x : j["vector"]) v.push_back(jsonFloat(x, where, "vector"));
   a.vector = torch::tensor(v, torch::kFloat32);
-  a.latent_dim = j.value("latent_dim", static_cast<int>(v.size()));
+  a.latent_dim = j.contains("latent_dim") ? jsonInt(j["latent_dim"], where, "latent_dim", 1, 1 << 20)
+                                          : static_cast<int>(v.size());
   if (a.latent_dim != static_cast<int>(v.size())) throw Error(where + ": 'vector' does not have latent_dim entries");
   int implied = 0;
   try {

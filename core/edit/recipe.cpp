@@ -164,7 +164,7 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
         std::vector<float> values;
         for (auto& x : z) {
           if (!x.is_number()) fail(where, field + ".z", "a code is a list of numbers");
-          values.push_back(x.get<float>());
+          values.push_back(jsonFloat(x, where, field + ".z"));
         }
         r.sources[it.key()] = SourceSpec::inlineCode(std::move(values));
       } else if (s.contains("latent")) {

@@ -32,7 +32,7 @@ torch::Tensor latentFromJson(const nlohmann::json& j, const std::string& where) 
   std::vector<float> v;
   for (auto& x : j) {
     if (!x.is_number()) throw Error(where + ": a latent must be a list of numbers");
-    v.push_back(x.get<float>());
+    v.push_back(jsonFloat(x, where, "latent"));
   }
   return torch::tensor(v, torch::kFloat32);
 }

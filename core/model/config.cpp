@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/util/error.h"
+#include "core/util/json_limits.h"
 
 namespace automod {
 namespace {
@@ -132,10 +133,14 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j) {
   if (!j.is_object()) throw Error("config: expected a JSON object");
   ModelConfig c;
   try {
-    c.resolution = j.at("resolution").get<int>();
-    c.image_channels = j.value("image_channels", 3);
-    c.latent_dim = j.value("latent_dim", 512);
-    c.widths = j.at("widths").get<std::vector<int>>();
+    // Checked before conversion: get<int>() of 1e300 is undefined behaviour (found by fuzz_json).
+    c.resolution = jsonInt(j.at("resolution"), "config", "resolution", 1, 1 << 16);
+    c.image_channels = j.contains("image_channels") ? jsonInt(j["image_channels"], "config", "image_channels", 1, 4) : 3;
+    c.latent_dim = j.contains("latent_dim") ? jsonInt(j["latent_dim"], "config", "latent_dim", 1, 1 << 20) : 512;
+    const auto& widths = j.at("widths");
+    if (!widths.is_array() || widths.size() > 64) throw Error("config: field 'widths' must be a list of at most 64 channel counts");
+    c.widths.clear();
+    for (const auto& w : widths) c.widths.push_back(jsonInt(w, "config", "widths", 1, 1 << 16));
     c.learned_input = j.value("learned_input", false);
     c.adain_eps = j.value("adain_eps", 1e-8);
     c.width_table = j.value("width_table", std::string("custom"));

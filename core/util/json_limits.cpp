@@ -1,7 +1,9 @@
 #include "core/util/json_limits.h"
 
+#include <cmath>
 #include <fstream>
 #include <istream>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -81,6 +83,29 @@ int jsonDepth(const nlohmann::json& j) {
     for (const auto& child : *v) todo.emplace_back(&child, d + 1);
   }
   return deepest;
+}
+
+int jsonInt(const nlohmann::json& value, const std::string& where, const std::string& key, int lo, int hi) {
+  const std::string expected = where + ": field '" + key + "' must be a whole number from " + std::to_string(lo) +
+                               " to " + std::to_string(hi);
+  if (value.is_number_unsigned()) {
+    const auto v = value.get<uint64_t>();
+    if (hi < 0 || v > static_cast<uint64_t>(hi)) throw Error(expected);
+    if (static_cast<int64_t>(v) < lo) throw Error(expected);
+    return static_cast<int>(v);
+  }
+  if (!value.is_number_integer()) throw Error(expected);
+  const auto v = value.get<int64_t>();
+  if (v < lo || v > hi) throw Error(expected);
+  return static_cast<int>(v);
+}
+
+float jsonFloat(const nlohmann::json& value, const std::string& where, const std::string& key) {
+  if (!value.is_number()) throw Error(where + ": field '" + key + "' must hold numbers");
+  const double v = value.get<double>();
+  if (!std::isfinite(v) || std::abs(v) > static_cast<double>(std::numeric_limits<float>::max()))
+    throw Error(where + ": field '" + key + "' holds a number too large for a float");
+  return static_cast<float>(v);
 }
 
 }  // namespace automod

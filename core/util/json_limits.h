@@ -37,6 +37,13 @@ nlohmann::json parseJsonLimited(std::istream& in, const std::string& what, const
 /// be opened.
 nlohmann::json readJsonFile(const std::filesystem::path& path, const std::string& what, const JsonLimits& limits = {});
 
+/// A whole number from a user's file, checked before it is converted (nlohmann's get<int>() of 1e60 or
+/// of 2^40 is undefined behaviour or silently wrong): "WHERE: field 'KEY' must be a whole number from
+/// LO to HI" otherwise.
+int jsonInt(const nlohmann::json& value, const std::string& where, const std::string& key, int lo, int hi);
+/// A number that fits a float (finite and within ±3.4e38), as float; "WHERE: field 'KEY' …" otherwise.
+float jsonFloat(const nlohmann::json& value, const std::string& where, const std::string& key);
+
 /// Nesting depth of a value already in memory (0 for a scalar, 1 for [] or {}), counted without
 /// recursion, so a value of unknown origin can be checked before dump() recurses through it.
 int jsonDepth(const nlohmann::json& j);

@@ -137,6 +137,8 @@ class TestLoaders : public QObject {
   void syntaxErrorIsASentenceWithTheLibraryTextAsDetail();
   void oversizedJsonIsRefused();
   void infoOnDeeplyNestedHeaderDoesNotCrash();
+  void numbersOutOfRangeAreSentences_data();
+  void numbersOutOfRangeAreSentences();
   void alignmentSidecarsAreChecked_data();
   void alignmentSidecarsAreChecked();
   void libraryExceptionsBecomeSentences();
@@ -257,6 +259,48 @@ void TestLoaders::alignmentSidecarsAreChecked_data() {
                                 << "'forward' must hold 6 numbers";
   QTest::newRow("no quad") << R"({"forward": [1, 0, 0, 0, 1, 0], "crop_size": 64, "photo_size": [100, 80]})"
                            << "the field 'quad' is missing";
+}
+
+void TestLoaders::numbersOutOfRangeAreSentences_data() {
+  // fuzz_json's finding (crash-cb3bdbbd…: an attribute file whose latent_dim is 4.1e60; nlohmann's
+  // get<int>() of it is undefined behaviour) and its kin: each number is checked before it is converted.
+  QTest::addColumn<QString>("kind");
+  QTest::addColumn<QString>("json");
+  QTest::addColumn<QString>("expected");
+  QTest::newRow("attribute latent_dim 4.1e60")
+      << "attribute"
+      << R"({"kind": "automod-attribute", "latent_dim": 4111111111111111111111111111111111111111111111111111111111111,
+           "resolution": 8, "scales": "0-1", "vector": [0.1, 0.2, 0.3, 0.4], "version": 1})"
+      << "field 'latent_dim' must be a whole number from 1 to 1048576";
+  QTest::newRow("attribute resolution 1e300")
+      << "attribute" << R"({"resolution": 1e300, "scales": "0-1", "vector": [0.1]})"
+      << "field 'resolution' has the wrong type";
+  QTest::newRow("attribute vector 1e300")
+      << "attribute" << R"({"resolution": 8, "scales": "0-1", "vector": [1e300]})"
+      << "field 'vector' holds a number too large for a float";
+  QTest::newRow("latent 1e300") << "latent" << "[0.5, 1e300]" << "holds a number too large for a float";
+  QTest::newRow("config resolution 1e300")
+      << "config" << R"({"resolution": 1e300, "widths": [8, 8]})" << "config: field 'resolution' must be a whole number";
+  QTest::newRow("config width 2^40")
+      << "config" << R"({"resolution": 8, "widths": [8, 1099511627776]})" << "config: field 'widths' must be a whole number";
+}
+
+void TestLoaders::numbersOutOfRangeAreSentences() {
+  QFETCH(QString, kind);
+  QFETCH(QString, json);
+  QFETCH(QString, expected);
+  const auto j = parseJsonLimited(json.toStdString(), "test file");
+  const auto err = errorOf([&] {
+    if (kind == "attribute") AttributeVector::fromJson(j, "attr.json");
+    else if (kind == "latent") {
+      QTemporaryDir dir;
+      const auto path = std::filesystem::path(dir.filePath("z.json").toStdString());
+      std::ofstream(path) << json.toStdString();
+      readLatentFile(path);
+    }
+    else ModelConfig::fromJson(j);
+  });
+  QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
 }
 
 void TestLoaders::alignmentSidecarsAreChecked() {
