@@ -77,8 +77,10 @@ std::vector<PreparedPhoto> preparePhotoImage(const torch::Tensor& rgb, const std
     if (!all_faces && n > 1)
       note = std::to_string(n) + " faces found in " + name + "; using face " + std::to_string(k) +
              (options.face < 0 ? " (the largest; choose another with --face)" : "");
+    // Only an upscaling one can see (more than 10%): a 63.6 px face for a 64 px crop is no news, and
+    // "64 px across for a 64 px crop" read as nonsense.
     const double q = p.transform.quadSize();
-    if (q < size) {
+    if (q < 0.9 * size) {
       if (!note.empty()) note += "; ";
       note += "the face in " + name + " is small (" + std::to_string(static_cast<int>(std::lround(q))) +
               " px across for a " + std::to_string(size) + " px crop); the crop is upscaled and will look soft";
