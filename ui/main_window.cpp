@@ -21,6 +21,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QPlainTextEdit>
 #include <QSettings>
@@ -374,10 +375,19 @@ void MainWindow::importCheckpoint(const QString& path) {
   const QString model = QDir(libraryModelsFolder()).filePath(QFileInfo(path).completeBaseName() + ".amod");
   import_running_ = true;
   showMessage(tr("Importing %1…").arg(QFileInfo(path).fileName()));
+  if (!import_progress_) {
+    import_progress_ = new QProgressBar(this);
+    import_progress_->setRange(0, 0);  // busy: the import reports no steps (about a second per 100 MB)
+    import_progress_->setMaximumWidth(160);
+    import_progress_->setAccessibleName(tr("Import in progress"));
+    statusBar()->addPermanentWidget(import_progress_);
+  }
+  import_progress_->show();
   auto* watcher = new QFutureWatcher<ImportOutcome>(this);
   connect(watcher, &QFutureWatcher<ImportOutcome>::finished, this, [this, watcher, path] {
     watcher->deleteLater();
     import_running_ = false;
+    import_progress_->hide();
     const ImportOutcome r = watcher->result();
     if (!r.error.isEmpty()) {
       showMessage(tr("Cannot import %1: %2").arg(QFileInfo(path).fileName(), r.error));

@@ -7,6 +7,8 @@
 #include <QTabWidget>
 #include <QUrl>
 
+class QProgressBar;
+
 #include <functional>
 
 namespace automod::ui {
@@ -129,6 +131,7 @@ class MainWindow : public QMainWindow {
   QMenu* export_size_menu_ = nullptr;
   int export_side_ = 0;
   bool import_running_ = false;
+  QProgressBar* import_progress_ = nullptr;
   std::function<QMessageBox::StandardButton(const QString&)> unsaved_answer_;
   std::function<QString()> save_as_path_;
 };

@@ -85,6 +85,7 @@ QVector<LibraryEntry> ModelLibraryDialog::releasedEntries(const QUrl& base) {
 }
 
 QString ModelLibraryDialog::modelPathFor(const LibraryEntry& entry) {
+  if (!entry.path.isEmpty()) return entry.path;
   if (entry.url.isEmpty()) return QDir(libraryModelsFolder()).filePath(entry.name);
   return QDir(libraryModelsFolder()).filePath(entry.name + ".amod");
 }
@@ -207,6 +208,19 @@ void ModelLibraryDialog::refresh() {
     e.name = info.fileName();
     e.source = tr("imported or trained here");
     e.bytes = info.size();
+    e.path = info.absoluteFilePath();
+    local_ << e;
+  }
+  // The Train tab's runs (its proposed folders are <data>/runs/<preset>-<data>-<date>).
+  const QDir runs(QDir(dataFolder()).filePath("runs"));
+  for (const auto& run : runs.entryInfoList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time)) {
+    const QFileInfo latest(QDir(run.absoluteFilePath()).filePath("latest.amod"));
+    if (!latest.isFile()) continue;
+    LibraryEntry e;
+    e.name = run.fileName();
+    e.source = tr("trained here (Train tab run)");
+    e.bytes = latest.size();
+    e.path = latest.absoluteFilePath();
     local_ << e;
   }
   table_->setRowCount(int(released_.size() + local_.size()));

@@ -28,11 +28,13 @@ struct LibraryEntry {
   QUrl url;              ///< empty for a local model
   QString file;          ///< the download's file name ("34740000_state.pth")
   qint64 bytes = -1;     ///< size when known
+  QString path;          ///< a local model's file (imported into the library, or a run's latest.amod)
 };
 
 /// Where the library keeps things: <data>/models (imported and trained .amod files) and
-/// <data>/downloads (checkpoints, and their .part files while downloading). <data> is the user's
-/// application data folder (QStandardPaths::AppDataLocation).
+/// <data>/downloads (checkpoints, and their .part files while downloading); the Train tab's runs are
+/// in <data>/runs (each run's latest.amod is listed too). <data> is the user's application data
+/// folder (QStandardPaths::AppDataLocation).
 QString libraryModelsFolder();
 QString libraryDownloadsFolder();
 

@@ -134,8 +134,22 @@ class TestModelLibrary : public QObject {
   void cleanupTestCase() { clearLibrary(); }
 
   void listsTheFiveReleasedModels() {
+    // Beside them: a model the Train tab trained (its run folder in the data folder).
+    const QString run = QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation))
+                            .filePath("runs/tiny-photos-20261202-0830");
+    QVERIFY(QDir().mkpath(run));
+    saveModel(QDir(run).filePath("latest.amod").toStdString(), *test::expressiveTinyModel());
     ModelLibraryDialog d;
-    QCOMPARE(d.table()->rowCount(), 5);
+    QCOMPARE(d.table()->rowCount(), 6);
+    QCOMPARE(d.table()->item(5, 0)->text(), QString("tiny-photos-20261202-0830"));
+    QCOMPARE(d.table()->item(5, 6)->text(), QString("ready"));
+    QVERIFY(d.select("tiny-photos-20261202-0830"));
+    QVERIFY(d.openButton()->isEnabled() && !d.downloadButton()->isEnabled());
+    QSignalSpy chosen(&d, &ModelLibraryDialog::modelChosen);
+    d.openSelected();
+    QCOMPARE(chosen.count(), 1);
+    QCOMPARE(chosen.at(0).at(0).toString(), QDir(run).filePath("latest.amod"));
+    QDir(run).removeRecursively();
     const auto entries = ModelLibraryDialog::releasedEntries();
     QCOMPARE(entries[1].name, QString("ffhq256"));
     QCOMPARE(entries[1].url.toString(), QString("https://zenodo.org/record/4298894/files/34740000_state.pth"));
@@ -145,6 +159,7 @@ class TestModelLibrary : public QObject {
     QVERIFY(d.select("ffhq256"));
     QVERIFY(d.downloadButton()->isEnabled());
     QVERIFY(!d.openButton()->isEnabled());  // nothing to open yet
+    QCOMPARE(d.table()->item(1, 6)->text(), QString("not downloaded"));
   }
 
   void anInterruptedDownloadContinuesThenImportsAndOpens() {
