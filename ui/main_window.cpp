@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include <QAction>
 #include <QApplication>
@@ -99,6 +100,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   connect(strip_, &PhotoStrip::imageDropped, this, [this](const QImage& image) { controller_->addImage(image); });
   connect(controller_, &StudioController::photoFailed, this, [this](const QString& path, const QString& why) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), why));
+    failed_photos_ << tr("%1: %2").arg(QFileInfo(path).fileName(), why);
   });
   connect(controller_, &StudioController::photoAdded, this, [this](int i) {
     const auto& s = controller_->document()->sources().at(i);
@@ -116,6 +118,21 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   connect(controller_, &StudioController::resultReady, this, [this] {
     timing_label_->setText(tr("decode %1 ms").arg(controller_->lastDecodeMs(), 0, 'f', 0));
     updateActions();
+  });
+  // Several photos that failed in one batch: every one of them in one list, not only the last.
+  connect(controller_, &StudioController::busyChanged, this, [this](bool busy) {
+    if (busy || failed_photos_.isEmpty()) return;
+    const QStringList failed = std::exchange(failed_photos_, {});
+    last_failure_list_ = failed;
+    if (failed.size() == 1) return;  // its message is in the status bar
+    showMessage(tr("%1 photos could not be used (the list is in the dialog)").arg(failed.size()));
+    auto* box = new QMessageBox(QMessageBox::Warning, tr("Photos Not Added"),  // not modal: the work goes on
+                                tr("%1 photos could not be used:").arg(failed.size()), QMessageBox::Close, this);
+    box->setInformativeText(failed.mid(0, 8).join('\n') + (failed.size() > 8 ? tr("\n… and %1 more").arg(failed.size() - 8) : QString()));
+    box->setDetailedText(failed.join('\n'));
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->setObjectName("failedPhotos");
+    box->open();
   });
   connect(controller_, &StudioController::busyChanged, this,
           [this](bool busy) { if (busy) showMessage(tr("Encoding photos…"), 3000); });

@@ -71,6 +71,8 @@ class MainWindow : public QMainWindow {
   /// text and returns Save, Discard or Cancel. Save-as names come from `saveAsPath` then.
   void setUnsavedChangesAnswer(std::function<QMessageBox::StandardButton(const QString&)> answer,
                                std::function<QString()> saveAsPath = {});
+  /// The photos of the last batch that could not be used ("name: why"), as the dialog listed them.
+  QStringList lastFailureList() const { return last_failure_list_; }
   /// The side in pixels File → Export writes (0: the model's resolution); File → Export Size.
   int exportSide() const { return export_side_; }
   void setExportSide(int side);
@@ -131,6 +133,7 @@ class MainWindow : public QMainWindow {
   QMenu* export_size_menu_ = nullptr;
   int export_side_ = 0;
   bool import_running_ = false;
+  QStringList failed_photos_, last_failure_list_;
   QProgressBar* import_progress_ = nullptr;
   std::function<QMessageBox::StandardButton(const QString&)> unsaved_answer_;
   std::function<QString()> save_as_path_;

@@ -164,6 +164,33 @@ class TestMainWindow : public QObject {
     settle(c);
   }
 
+  void everyBadPhotoOfABatchIsListed() {
+    StudioController c;
+    load(c, 1);
+    MainWindow w(&c);
+    QStringList bad;
+    for (const char* name : {"notes.png", "empty.jpg", "half.png"}) bad << dir_.filePath(name);
+    {
+      QFile f(bad[0]);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write("this is not an image\n");
+    }
+    QFile(bad[1]).open(QIODevice::WriteOnly);
+    {
+      QFile good(photos_[1]), half(bad[2]);
+      QVERIFY(good.open(QIODevice::ReadOnly) && half.open(QIODevice::WriteOnly));
+      half.write(good.readAll().left(200));
+    }
+    c.addPhotos(bad + QStringList{photos_[2]});
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastFailureList().size(), 3, 20000);
+    for (int i = 0; i < 3; ++i)
+      QVERIFY2(w.lastFailureList()[i].startsWith(QFileInfo(bad[i]).fileName() + ": cannot read"),
+               qPrintable(w.lastFailureList()[i]));
+    QVERIFY(w.findChild<QMessageBox*>("failedPhotos"));
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);  // the good one still came in
+    settle(c);
+  }
+
   void exportWritesTheChosenFormatAndSize() {
     QCOMPARE(withFilterExtension("/tmp/mix", "JPEG images (*.jpg *.jpeg)"), QString("/tmp/mix.jpg"));
     QCOMPARE(withFilterExtension("/tmp/mix.webp", "PNG images (*.png)"), QString("/tmp/mix.webp"));
