@@ -283,20 +283,27 @@ void MainWindow::updateTitle() {
 
 void MainWindow::showMessage(const QString& text, int timeout_ms) {
   last_message_ = text;
+  message_timeout_ms_ = timeout_ms;
+  message_clock_.start();
+  showElidedMessage(timeout_ms);
+}
+
+void MainWindow::showElidedMessage(int timeout_ms) {
   // Elided to the space left of the permanent labels (decode time, device); the whole text is the
   // status bar's tooltip.
   const int room = statusBar()->width() - timing_label_->sizeHint().width() - device_label_->sizeHint().width() - 48;
-  const QString shown = statusBar()->fontMetrics().elidedText(text, Qt::ElideRight, std::max(room, 120));
-  statusBar()->setToolTip(shown == text ? QString() : text);
+  const QString shown = statusBar()->fontMetrics().elidedText(last_message_, Qt::ElideRight, std::max(room, 120));
+  statusBar()->setToolTip(shown == last_message_ ? QString() : last_message_);
   statusBar()->showMessage(shown, timeout_ms);
 }
 
 void MainWindow::resizeEvent(QResizeEvent* event) {
   QMainWindow::resizeEvent(event);
-  if (!statusBar()->currentMessage().isEmpty() && !last_message_.isEmpty()) {
-    const int room = statusBar()->width() - timing_label_->sizeHint().width() - device_label_->sizeHint().width() - 48;
-    statusBar()->showMessage(statusBar()->fontMetrics().elidedText(last_message_, Qt::ElideRight, std::max(room, 120)));
-  }
+  // The message on show is elided again for the new width, for what is left of its time.
+  if (statusBar()->currentMessage().isEmpty() || last_message_.isEmpty()) return;
+  if (message_timeout_ms_ == 0) return showElidedMessage(0);
+  const int left = message_timeout_ms_ - int(message_clock_.elapsed());
+  if (left > 0) showElidedMessage(left);
 }
 
 void MainWindow::openPhotosDialog() {

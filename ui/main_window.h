@@ -1,6 +1,7 @@
 #pragma once
 // The editor's main window: photo strip, tabs, menus, status bar. All logic is in the controller
 // and the document; the window wires widgets to them and shows errors with their reason.
+#include <QElapsedTimer>
 #include <QLabel>
 #include <QMainWindow>
 #include <QMessageBox>
@@ -96,6 +97,7 @@ class MainWindow : public QMainWindow {
   void updateActions();
   void updateTitle();
   void showMessage(const QString& text, int timeout_ms = 0);
+  void showElidedMessage(int timeout_ms);
   void openPhotosDialog();
   void openModelDialog();
   void openDefaultModel();
@@ -130,6 +132,8 @@ class MainWindow : public QMainWindow {
   FacePicker* face_picker_ = nullptr;
   QStringList face_queue_;  // photos waiting for the picker (one dialog at a time)
   QString last_message_;
+  int message_timeout_ms_ = 0;
+  QElapsedTimer message_clock_;
   QMenu* export_size_menu_ = nullptr;
   int export_side_ = 0;
   bool import_running_ = false;
