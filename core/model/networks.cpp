@@ -37,26 +37,23 @@ DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& c
 }
 
 torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& z, bool noise) {
-  if (!torch::GradMode::is_enabled()) {
-    // Inference: the same computation with the elementwise passes done in place on the block's own
-    // temporaries (leaky ReLU, AdaIN's normalise-and-modulate as one multiply-add), which at 256 px
-    // and up spares several passes over 32 MB feature maps and their allocations.
-    auto lrelu_ = [](torch::Tensor t) { return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2).inplace(true)); };
-    if (first) return adain1->forwardInPlace(lrelu_(conv1->forward(x)), z);
-    auto h = upsample ? blur3x3(conv1->forward(upsample2(x))) : conv1->forward(x);
-    if (noise) h = noise1->forward(h);
-    h = adain1->forwardInPlace(lrelu_(h), z);
-    h = conv2->forward(h);
-    if (noise) h = noise2->forward(h);
-    return adain2->forwardInPlace(lrelu_(h), z);
-  }
-  if (first) return adain1->forward(lrelu(conv1->forward(x)), z);
+  // Without autograd (inference) the elementwise passes run in place on the block's own temporaries
+  // (leaky ReLU, AdaIN's normalise-and-modulate as one multiply-add), which at 256 px and up spares
+  // several passes over 32 MB feature maps and their allocations.
+  const bool in_place = !torch::GradMode::is_enabled();
+  auto act = [&](const torch::Tensor& t) {
+    return in_place ? F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2).inplace(true)) : lrelu(t);
+  };
+  auto modulate = [&](AdaIN& adain, const torch::Tensor& t) {
+    return in_place ? adain->forwardInPlace(t, z) : adain->forward(t, z);
+  };
+  if (first) return modulate(adain1, act(conv1->forward(x)));
   auto h = upsample ? blur3x3(conv1->forward(upsample2(x))) : conv1->forward(x);
   if (noise) h = noise1->forward(h);
-  h = adain1->forward(lrelu(h), z);
+  h = modulate(adain1, act(h));
   h = conv2->forward(h);
   if (noise) h = noise2->forward(h);
-  return adain2->forward(lrelu(h), z);
+  return modulate(adain2, act(h));
 }
 
 int64_t DecoderBlockImpl::macsPerImage(int resolution) const {
