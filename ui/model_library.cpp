@@ -201,27 +201,22 @@ void ModelLibraryDialog::refresh() {
   local_.clear();
   QStringList released_models;
   for (const auto& e : released_) released_models << e.name + ".amod";
-  const QDir models(libraryModelsFolder());
-  for (const auto& info : models.entryInfoList({"*.amod"}, QDir::Files, QDir::Name)) {
-    if (released_models.contains(info.fileName())) continue;
+  auto addLocal = [this](const QString& name, const QString& source, const QFileInfo& file) {
     LibraryEntry e;
-    e.name = info.fileName();
-    e.source = tr("imported or trained here");
-    e.bytes = info.size();
-    e.path = info.absoluteFilePath();
+    e.name = name;
+    e.source = source;
+    e.bytes = file.size();
+    e.path = file.absoluteFilePath();
     local_ << e;
-  }
+  };
+  const QDir models(libraryModelsFolder());
+  for (const auto& info : models.entryInfoList({"*.amod"}, QDir::Files, QDir::Name))
+    if (!released_models.contains(info.fileName())) addLocal(info.fileName(), tr("imported or trained here"), info);
   // The Train tab's runs (its proposed folders are <data>/runs/<preset>-<data>-<date>).
   const QDir runs(QDir(dataFolder()).filePath("runs"));
   for (const auto& run : runs.entryInfoList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time)) {
     const QFileInfo latest(QDir(run.absoluteFilePath()).filePath("latest.amod"));
-    if (!latest.isFile()) continue;
-    LibraryEntry e;
-    e.name = run.fileName();
-    e.source = tr("trained here (Train tab run)");
-    e.bytes = latest.size();
-    e.path = latest.absoluteFilePath();
-    local_ << e;
+    if (latest.isFile()) addLocal(run.fileName(), tr("trained here (Train tab run)"), latest);
   }
   table_->setRowCount(int(released_.size() + local_.size()));
   int row = 0;
