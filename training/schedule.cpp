@@ -1,6 +1,7 @@
 #include "training/schedule.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -122,6 +123,31 @@ void TrainingPreset::validate() const {
              std::to_string(b));
   }
   modelConfig(3);
+}
+
+void TrainingPreset::checkCanContinue(const TrainingPreset& from, int64_t images_seen) const {
+  const std::string seen = std::to_string(images_seen);
+  auto fail = [&](const std::string& what) {
+    throw Error("preset '" + name + "' cannot continue the run ('" + from.name + "' at " + seen + " images): " + what);
+  };
+  validate();
+  const ModelConfig mine = modelConfig(3), theirs = from.modelConfig(3);
+  if (mine.resolution != theirs.resolution)
+    fail("it trains a " + std::to_string(mine.resolution) + " px model, the run a " + std::to_string(theirs.resolution) +
+         " px one");
+  if (mine.widths != theirs.widths) fail("its block widths differ from the run's");
+  if (mine.latent_dim != theirs.latent_dim)
+    fail("its latent size is " + std::to_string(mine.latent_dim) + ", the run's " + std::to_string(theirs.latent_dim));
+  if (mine != theirs) fail("its model settings (modulation, learned input) differ from the run's");
+  if (flip_invariance != from.flip_invariance) fail("flip invariance is not the same");
+  const SchedulePoint now = at(images_seen), then = from.at(images_seen);
+  if (now.resolution != then.resolution)
+    fail("at " + seen + " images it trains at " + std::to_string(now.resolution) + " px, the run at " +
+         std::to_string(then.resolution) + " px");
+  if (std::abs(now.alpha - then.alpha) > 1e-9)
+    fail("at " + seen + " images its fade-in stands at " + std::to_string(now.alpha) + ", the run's at " +
+         std::to_string(then.alpha));
+  if (total_images <= images_seen) fail("it ends at " + std::to_string(total_images) + " images");
 }
 
 nlohmann::json TrainingPreset::toJson() const {

@@ -107,6 +107,13 @@ struct TrainingPreset {
   /// Throws automod::Error naming the bad field (empty phases, unsorted starts, resolutions that
   /// do not grow by ×2, missing batch sizes, ...).
   void validate() const;
+  /// Throws automod::Error saying what differs unless a run trained under `from` for `images_seen`
+  /// images can go on under this preset (automod train --resume --schedule): the same model
+  /// (resolution, widths, latent size, modulation, flip invariance), the same resolution and fade-in
+  /// position at `images_seen`, and images left to train. Learning rates, later phases, the length,
+  /// intervals and loss weights may differ: that is what a new schedule is for (e.g. a learning-rate
+  /// decay for the rest of a run).
+  void checkCanContinue(const TrainingPreset& from, int64_t images_seen) const;
   nlohmann::json toJson() const;
   static TrainingPreset fromJson(const nlohmann::json& j);
 };

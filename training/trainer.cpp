@@ -224,6 +224,16 @@ void Trainer::setUp() {
     config_.preset = TrainingPreset::fromJson(archive.header["training"].at("preset"));
     config_.seed = archive.header["training"].value("seed", config_.seed);
   }
+  nlohmann::json schedule_change;
+  if (config_.resume && config_.continue_with) {
+    const auto seen = archive.header["training"].at("images_seen").get<int64_t>();
+    config_.continue_with->checkCanContinue(config_.preset, seen);
+    schedule_change = {{"event", "schedule"},
+                       {"images", seen},
+                       {"from", config_.preset.toJson()},
+                       {"to", config_.continue_with->toJson()}};
+    config_.preset = *config_.continue_with;
+  }
   if (!config_.resume && inspectRunFolder(config_.run_dir).holds_run) {
     if (!config_.overwrite)
       throw Error(config_.run_dir.string() + " already holds a run: continue it (resume) or choose another folder");
@@ -245,12 +255,24 @@ void Trainer::setUp() {
   if (config_.resume) {
     restore(archive, latest.string());
     message("resumed " + latest.string() + " at " + std::to_string(images_seen_) + " images");
-  } else if (!config_.distributed || config_.distributed->isMain()) {
-    nlohmann::json cfg{{"preset", config_.preset.toJson()}, {"seed", config_.seed}, {"data", data_->describe()},
-                       {"device", config_.device.str()}, {"model", mc.toJson()}};
-    std::ofstream(config_.run_dir / "config.json") << cfg.dump(2) << '\n';
+    if (!schedule_change.is_null()) {
+      // The run goes on under the new preset: its config.json and its log say so from here on.
+      log(schedule_change);
+      writeConfig();
+      message("continuing under preset '" + config_.preset.name + "' (" +
+              std::to_string(config_.preset.total_images) + " images)");
+    }
+  } else {
+    writeConfig();
   }
   syncRanks();
+}
+
+void Trainer::writeConfig() {
+  if (config_.distributed && !config_.distributed->isMain()) return;
+  nlohmann::json cfg{{"preset", config_.preset.toJson()}, {"seed", config_.seed}, {"data", data_->describe()},
+                     {"device", config_.device.str()}, {"model", model_->config().toJson()}};
+  std::ofstream(config_.run_dir / "config.json") << cfg.dump(2) << '\n';
 }
 
 void Trainer::syncRanks() {

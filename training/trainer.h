@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -101,6 +102,9 @@ struct TrainerConfig {
   int64_t max_images = 0;
   /// Continue from run_dir/latest.amod (its preset wins over `preset`).
   bool resume = false;
+  /// With resume: go on under this preset instead of the checkpoint's (TrainingPreset::checkCanContinue
+  /// must pass). The change is logged and later checkpoints carry the new preset.
+  std::optional<TrainingPreset> continue_with;
   /// Start afresh in a folder that holds another run, removing that run's files (clearRunFolder).
   /// Without it (or resume), a folder that holds a run is refused: runs never overwrite runs.
   bool overwrite = false;
@@ -193,6 +197,7 @@ class Trainer {
 
  private:
   void setUp();
+  void writeConfig();
   void enterStage(int stage);
   void syncRanks();
   torch::Tensor nextRealBatch(int batch, int resolution);

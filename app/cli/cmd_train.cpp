@@ -26,7 +26,7 @@ std::atomic<int> g_signal{0};
 extern "C" void onSignal(int sig) { g_signal = sig; }
 
 struct TrainOpts {
-  std::string data, out, preset;
+  std::string data, out, preset, schedule;
   bool fashion_mnist = false, resume = false, overwrite = false, list = false, no_previews = false, distributed = false;
   bool flip_invariance = false;
   std::string dist_store;
@@ -113,6 +113,7 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
     if (!header.contains("training")) throw Error(latest.string() + " is not a training checkpoint");
     config.preset = TrainingPreset::fromJson(header["training"]["preset"]);
     config.seed = header["training"].value("seed", config.seed);
+    if (!o.schedule.empty()) config.continue_with = loadPreset(o.schedule);
     if (o.flip_invariance && !config.preset.flip_invariance)
       throw Error("--flip-invariance changes the model (an extra 8×8 block): start a new run with it; " +
                   latest.string() + " was trained without it");
@@ -172,8 +173,11 @@ void runTrain(const TrainOpts& o, const GlobalOptions& global_options) {
     bar_shown = true;
   });
   if (!global.quiet)
-    std::cerr << "automod: training preset '" << config.preset.name << "' on " << describeDevice(device) << " into "
-              << config.run_dir.string() << (o.resume ? " (resumed at " + std::to_string(trainer.imagesSeen()) + " images)" : "")
+    std::cerr << "automod: training preset '" << trainer.config().preset.name << "' on " << describeDevice(device)
+              << " into " << config.run_dir.string()
+              << (o.resume ? " (resumed at " + std::to_string(trainer.imagesSeen()) + " images" +
+                                 (o.schedule.empty() ? std::string() : ", from here on under " + o.schedule) + ")"
+                           : std::string())
               << "\n";
 
   g_signal = 0;
@@ -231,6 +235,10 @@ void addTrainCommand(CLI::App& app, GlobalOptions& global) {
                 "start afresh in an --out folder that holds another run, removing that run's checkpoints, log and "
                 "previews (without it, such a folder is refused)")
       ->excludes("--resume");
+  cmd->add_option("--schedule", o->schedule,
+                  "with --resume: go on under this preset (name or JSON file) instead of the run's own, e.g. with a "
+                  "learning-rate decay or a longer length; the model and the resolution reached must be the run's")
+      ->needs("--resume");
   cmd->add_option("--max-images", o->max_images, "stop after this many images in total (0 = the preset's length)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

@@ -150,6 +150,28 @@ void TestCli::exportStripsTrainingStateAndKeepsTheModel() {
   QVERIFY2(fresh.code == 0, fresh.err.c_str());
   auto restarted = nlohmann::json::parse(test::runAutomod({"info", ckpt.string()}).out);
   QCOMPARE(restarted["training"]["images_seen"].get<int64_t>(), int64_t(32));
+
+  // --schedule continues the run under another preset (here: tiny with a lower learning rate from
+  // 16 images on and 64 images in all); without --resume it is refused.
+  nlohmann::json decay;
+  std::ifstream(fs::path(std::getenv("AUTOMOD_SOURCE_DIR")) / "resources" / "presets" / "tiny.json") >> decay;
+  decay["name"] = "tiny-decay";
+  const nlohmann::json slower{{"resolution", 4}, {"images", 16}, {"lr", 5e-4}, {"m_gap", 0.0}};
+  decay["phases"].insert(decay["phases"].begin() + 1, slower);
+  decay["total_images"] = 64;
+  const auto decay_file = test::tmpPath(dir_, "tiny-decay.json");
+  std::ofstream(decay_file) << decay.dump();
+  auto no_resume = test::runAutomod({"train", "--data", data.string(), "--out", test::tmpPath(dir_, "other").string(),
+                                     "--schedule", decay_file.string()});
+  QVERIFY(no_resume.code != 0);
+  QVERIFY2(no_resume.err.find("--resume") != std::string::npos, no_resume.err.c_str());
+  auto continued = test::runAutomod({"train", "--data", data.string(), "--out", run.string(), "--resume",
+                                     "--schedule", decay_file.string(), "--no-previews"});
+  QVERIFY2(continued.code == 0, continued.err.c_str());
+  QVERIFY2(continued.err.find("preset 'tiny-decay'") != std::string::npos, continued.err.c_str());
+  auto after = nlohmann::json::parse(test::runAutomod({"info", ckpt.string()}).out);
+  QCOMPARE(after["training"]["images_seen"].get<int64_t>(), int64_t(64));
+  QCOMPARE(after["training"]["preset"]["name"].get<std::string>(), std::string("tiny-decay"));
 }
 
 QTEST_GUILESS_MAIN(TestCli)

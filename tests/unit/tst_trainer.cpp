@@ -3,6 +3,7 @@
 // run on Fashion-MNIST really learns, and flip-invariance training (docs/design.md §3, issue 3).
 #include <QtTest>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/io/archive.h"
@@ -73,6 +74,8 @@ class TestTrainer : public QObject {
  private Q_SLOTS:
   void initTestCase() { torch::set_num_threads(1); }
   void resumeContinuesBitForBit();
+  void resumeUnderANewScheduleEqualsTrainingUnderItFromTheStart();
+  void aScheduleThatCannotContinueTheRunIsRefused();
   void nanLossRollsBackWithHalvedLearningRate();
   void failedCheckpointWriteKeepsPreviousCheckpoint();
   void checkpointOpensAsModelAndHoldsTrainingState();
@@ -117,6 +120,115 @@ void TestTrainer::resumeContinuesBitForBit() {
   }
   QVERIFY(compared > 20);
   QVERIFY(a.has("pool.images"));
+}
+
+namespace {
+// smallPreset() with a learning-rate decay at 8 px from 128 images on (the same past up to there).
+TrainingPreset decayingPreset() {
+  auto p = smallPreset();
+  p.name = "unit-decay";
+  p.phases.push_back({8, 128, 5e-4, 0.02});
+  return p;
+}
+
+std::vector<nlohmann::json> logLines(const fs::path& run) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(run / "log.jsonl");
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+}  // namespace
+
+void TestTrainer::resumeUnderANewScheduleEqualsTrainingUnderItFromTheStart() {
+  // A run trained to 96 images under smallPreset() and continued under decayingPreset() ends exactly
+  // where a run under decayingPreset() from the start ends: the new schedule takes over from the
+  // checkpoint, learning rates included, and later checkpoints carry it.
+  QTemporaryDir dir;
+  auto data = smoothImages(72, 8);
+  {
+    auto c = configIn(test::tmpPath(dir, "decay"), 192);
+    c.preset = decayingPreset();
+    Trainer t(c, data);
+    QCOMPARE(t.run().status, TrainingResult::Finished);
+  }
+  const auto run = test::tmpPath(dir, "continued");
+  {
+    Trainer first(configIn(run, 96), data);
+    QCOMPARE(first.run().status, TrainingResult::Finished);
+  }
+  {
+    auto c = configIn(run, 0, /*resume=*/true);
+    c.continue_with = decayingPreset();
+    Trainer second(c, data);
+    QCOMPARE(second.imagesSeen(), int64_t(96));
+    auto r = second.run();
+    QCOMPARE(r.status, TrainingResult::Finished);
+    QCOMPARE(r.images_seen, int64_t(192));  // the new preset's length
+  }
+  auto a = readArchive(test::tmpPath(dir, "decay") / "latest.amod");
+  auto b = readArchive(run / "latest.amod");
+  int compared = 0;
+  for (auto& [name, t] : a.tensors) {
+    if (name.rfind("optim.", 0) == 0) continue;
+    QVERIFY2(b.has(name), name.c_str());
+    QVERIFY2(torch::equal(t, b.get(name)), name.c_str());
+    ++compared;
+  }
+  QVERIFY(compared > 20);
+  QCOMPARE(b.header["training"]["preset"]["name"].get<std::string>(), std::string("unit-decay"));
+  // The log records the change where it happened, then the decayed learning rate.
+  const auto lines = logLines(run);
+  auto change = std::find_if(lines.begin(), lines.end(), [](auto& l) { return l.value("event", "") == "schedule"; });
+  QVERIFY(change != lines.end());
+  QCOMPARE((*change)["images"].get<int64_t>(), int64_t(96));
+  QCOMPARE((*change)["from"]["name"].get<std::string>(), std::string("unit"));
+  QCOMPARE((*change)["to"]["name"].get<std::string>(), std::string("unit-decay"));
+  QCOMPARE(lines.back().value("event", ""), std::string("checkpoint"));
+  auto last_step = std::find_if(lines.rbegin(), lines.rend(), [](auto& l) { return l.contains("lr"); });
+  QVERIFY(last_step != lines.rend());
+  QCOMPARE((*last_step)["lr"].get<double>(), 5e-4);
+  nlohmann::json cfg;
+  std::ifstream(run / "config.json") >> cfg;
+  QCOMPARE(cfg["preset"]["name"].get<std::string>(), std::string("unit-decay"));
+}
+
+void TestTrainer::aScheduleThatCannotContinueTheRunIsRefused() {
+  QTemporaryDir dir;
+  auto data = smoothImages(72, 8);
+  const auto run = test::tmpPath(dir, "run");
+  {
+    Trainer t(configIn(run, 96), data);
+    QCOMPARE(t.run().status, TrainingResult::Finished);
+  }
+  const auto before = readArchive(run / "latest.amod");
+  auto refused = [&](TrainingPreset p, const std::string& says) {
+    auto c = configIn(run, 0, /*resume=*/true);
+    c.continue_with = std::move(p);
+    try {
+      Trainer t(c, data);
+      QFAIL(("expected a refusal saying " + says).c_str());
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find(says) != std::string::npos, e.what());
+    }
+  };
+  auto wider = decayingPreset();
+  wider.widths = {16, 8};
+  refused(wider, "block widths");
+  auto bigger_code = decayingPreset();
+  bigger_code.latent_dim = 32;
+  refused(bigger_code, "latent size is 32");
+  auto later_growth = decayingPreset();  // at 96 images it would still train at 4 px
+  later_growth.phases = {{4, 0, 2e-3, 0.0}, {8, 120, 2e-3, 0.02}};
+  refused(later_growth, "at 96 images it trains at 4 px, the run at 8 px");
+  auto other_fade = decayingPreset();  // 8 px from 48 images, but fading in over 96 images
+  other_fade.fade_in_images = 96;
+  refused(other_fade, "fade-in");
+  auto shorter = decayingPreset();
+  shorter.total_images = 96;
+  refused(shorter, "it ends at 96 images");
+  // Nothing was written: the run resumes as before.
+  const auto after = readArchive(run / "latest.amod");
+  QCOMPARE(after.header.dump(), before.header.dump());
 }
 
 void TestTrainer::nanLossRollsBackWithHalvedLearningRate() {
