@@ -18,13 +18,17 @@ if [ -f "$KEEP/latest.amod" ] && [ ! -f "$RUN/latest.amod" ]; then
 fi
 [ -f "$RUN/latest.amod" ] && resume=(--resume)
 status=0
-"$BUILD/app/automod" train --faces 20000 --preset faces-64 --out "$RUN" --seed 0 "${resume[@]}" "$@" || status=$?
+# The command's last stdout line says how the run ended ("status": "finished" or "stopped").
+result="$("$BUILD/app/automod" train --faces 20000 --preset faces-64 --out "$RUN" --seed 0 "${resume[@]}" "$@")" ||
+  status=$?
+printf '%s\n' "$result"
 mkdir -p "$KEEP"
 cp "$RUN/latest.amod" "$RUN/config.json" "$RUN/log.jsonl" "$KEEP/"
-# The bundled model is the run's model without its training state (automod export). Until the
-# 64 px stage has faded in, INSTALL_INTERIM=1 installs the latest stable stage (e.g. 32 px).
-if [ "$status" -eq 0 ] && { "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"stage": 4' ||
-                            [ "${INSTALL_INTERIM:-0}" = 1 ]; }; then
+# The bundled model is the run's model without its training state (automod export), installed only
+# when the run finished (its length, or --max-images): a stopped run (Ctrl-C) leaves it alone. Until
+# the 64 px stage has faded in, INSTALL_INTERIM=1 installs the latest stable stage (e.g. 32 px).
+if [ "$status" -eq 0 ] && grep -q '"status":"finished"' <<<"$result" &&
+   { "$BUILD/app/automod" info "$RUN/latest.amod" | grep -q '"stage": 4' || [ "${INSTALL_INTERIM:-0}" = 1 ]; }; then
   "$BUILD/app/automod" export "$RUN/latest.amod" "$ROOT/models/default.amod"
 fi
 exit "$status"
