@@ -259,6 +259,7 @@ void Trainer::setUp() {
       // The run goes on under the new preset: its config.json and its log say so from here on.
       log(schedule_change);
       writeConfig();
+      last_checkpoint_images_ = -1;  // run() saves the new preset into latest.amod before its first step
       message("continuing under preset '" + config_.preset.name + "' (" +
               std::to_string(config_.preset.total_images) + " images)");
     }

@@ -157,9 +157,19 @@ void TestTrainer::resumeUnderANewScheduleEqualsTrainingUnderItFromTheStart() {
     QCOMPARE(first.run().status, TrainingResult::Finished);
   }
   {
+    // Stopped before its first step, the continued run has already saved the new preset: a later
+    // --resume without it keeps it.
     auto c = configIn(run, 0, /*resume=*/true);
     c.continue_with = decayingPreset();
-    Trainer second(c, data);
+    Trainer stopped(c, data);
+    stopped.stop();
+    QCOMPARE(stopped.run().status, TrainingResult::Stopped);
+    const auto saved = readArchive(run / "latest.amod").header["training"];
+    QCOMPARE(saved["preset"]["name"].get<std::string>(), std::string("unit-decay"));
+    QCOMPARE(saved["images_seen"].get<int64_t>(), int64_t(96));
+  }
+  {
+    Trainer second(configIn(run, 0, /*resume=*/true), data);
     QCOMPARE(second.imagesSeen(), int64_t(96));
     auto r = second.run();
     QCOMPARE(r.status, TrainingResult::Finished);
