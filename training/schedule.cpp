@@ -41,6 +41,7 @@ SchedulePoint TrainingPreset::at(int64_t images_seen) const {
   s.stage = ModelConfig::blockForResolution(ph.resolution);
   s.lr = ph.lr;
   s.m_gap = ph.m_gap;
+  s.cos = ph.cos;
   s.batch = batchFor(ph.resolution);
   // The first phase at this resolution starts its fade-in (none for the first resolution).
   int64_t res_start = ph.images_at_start;
@@ -97,6 +98,7 @@ void TrainingPreset::validate() const {
            std::to_string(p.resolution) + " px (resolutions grow by ×2)");
     if (!(p.lr > 0)) fail("phase " + std::to_string(i) + " needs a positive lr");
     if (p.m_gap < 0) fail("phase " + std::to_string(i) + " has a negative m_gap");
+    if (p.cos && !(*p.cos >= 0)) fail("phase " + std::to_string(i) + " needs a cos weight >= 0");
     if (p.resolution > resolution) fail("phase " + std::to_string(i) + " exceeds the model resolution");
     if (!batch_by_resolution.count(p.resolution)) fail("no batch size for " + std::to_string(p.resolution) + " px");
     prev_res = p.resolution;
@@ -123,6 +125,12 @@ void TrainingPreset::validate() const {
              std::to_string(b));
   }
   modelConfig(3);
+}
+
+LossWeights TrainingPreset::lossesAt(const SchedulePoint& s) const {
+  LossWeights w = losses;
+  if (s.cos) w.cos = *s.cos;
+  return w;
 }
 
 void TrainingPreset::checkCanContinue(const TrainingPreset& from, int64_t images_seen) const {
@@ -158,8 +166,10 @@ nlohmann::json TrainingPreset::toJson() const {
   if (!widths.empty()) j["model"]["widths"] = widths;
   if (plain_modulation) j["model"]["plain_modulation"] = true;
   j["phases"] = nlohmann::json::array();
-  for (auto& p : phases)
+  for (auto& p : phases) {
     j["phases"].push_back({{"resolution", p.resolution}, {"images", p.images_at_start}, {"lr", p.lr}, {"m_gap", p.m_gap}});
+    if (p.cos) j["phases"].back()["cos"] = *p.cos;
+  }
   j["batch"] = nlohmann::json::object();
   for (auto& [r, b] : batch_by_resolution) j["batch"][std::to_string(r)] = b;
   j["fade_in_images"] = fade_in_images;
@@ -213,7 +223,8 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
     p.plain_modulation = m.value("plain_modulation", false);
     for (const auto& ph : j.at("phases"))
       p.phases.push_back(Phase{ph.at("resolution").get<int>(), ph.at("images").get<int64_t>(), ph.at("lr").get<double>(),
-                               ph.value("m_gap", 0.0)});
+                               ph.value("m_gap", 0.0),
+                               ph.contains("cos") ? std::optional<double>(ph.at("cos").get<double>()) : std::nullopt});
     for (auto& [k, v] : j.at("batch").items()) p.batch_by_resolution[std::stoi(k)] = v.get<int>();
     p.fade_in_images = j.at("fade_in_images").get<int64_t>();
     p.total_images = j.at("total_images").get<int64_t>();

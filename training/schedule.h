@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct Phase {
   int64_t images_at_start = 0;
   double lr = 5e-4;
   double m_gap = 0.0;
+  /// The cycle term's weight in this phase (JSON phase "cos"); unset: the preset's losses.cos.
+  std::optional<double> cos;
 };
 
 /// Where the schedule stands at a given number of images seen.
@@ -33,6 +36,7 @@ struct SchedulePoint {
   double alpha = 1.0;  ///< fade-in weight of the top block; 1 when stable
   double lr = 5e-4;
   double m_gap = 0.0;
+  std::optional<double> cos;  ///< the phase's cycle weight, when it sets one
   int batch = 16;
   /// The first fade-in has completed (the image pool starts then, unless pool_from is "stable").
   bool past_first_fade_in = false;
@@ -95,6 +99,8 @@ struct TrainingPreset {
 
   /// λ_X at a point of the schedule.
   double lambdaX(const SchedulePoint& s) const;
+  /// The loss weights at a point of the schedule: `losses` with the phase's own cycle weight.
+  LossWeights lossesAt(const SchedulePoint& s) const;
   /// The schedule at `images_seen` (clamped to the last phase).
   SchedulePoint at(int64_t images_seen) const;
   /// Fade-in weight at `images_seen`: 1 for the first resolution, else linear over fade_in_images

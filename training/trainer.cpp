@@ -387,7 +387,7 @@ TrainingResult Trainer::run() {
       const bool pooled = preset.pool_from == TrainingPreset::PoolFrom::Stable ? !s.fading() : s.past_first_fade_in;
       if (pool_.capacity() != s.pool_size) pool_ = ImagePool(s.pool_size);
       const bool poison = fault_fn_ && fault_fn_(iteration_);
-      auto r = trainIteration(*modules_, x, ctx, preset.losses, pooled ? &pool_ : nullptr,
+      auto r = trainIteration(*modules_, x, ctx, preset.lossesAt(s), pooled ? &pool_ : nullptr,
                               preset.ema_warmup ? emaDecayAt(preset.ema_decay, iteration_) : preset.ema_decay, poison);
       if (!r.finite) {
         std::string error;

@@ -76,6 +76,7 @@ class TestTrainer : public QObject {
   void resumeContinuesBitForBit();
   void resumeUnderANewScheduleEqualsTrainingUnderItFromTheStart();
   void aScheduleThatCannotContinueTheRunIsRefused();
+  void aPhaseCycleWeightReplacesThePresetsForThatPhase();
   void nanLossRollsBackWithHalvedLearningRate();
   void failedCheckpointWriteKeepsPreviousCheckpoint();
   void checkpointOpensAsModelAndHoldsTrainingState();
@@ -239,6 +240,39 @@ void TestTrainer::aScheduleThatCannotContinueTheRunIsRefused() {
   // Nothing was written: the run resumes as before.
   const auto after = readArchive(run / "latest.amod");
   QCOMPARE(after.header.dump(), before.header.dump());
+}
+
+void TestTrainer::aPhaseCycleWeightReplacesThePresetsForThatPhase() {
+  // Two presets that say the same thing in two ways (cycle weight 0.2 at 4 px and 1.0 at 8 px) train
+  // the same model bit for bit; the preset's weight throughout trains another one.
+  QTemporaryDir dir;
+  auto data = smoothImages(72, 8);
+  auto per_phase = smallPreset();
+  per_phase.losses.cos = 0.2;
+  per_phase.phases[1].cos = 1.0;
+  auto swapped = smallPreset();
+  swapped.losses.cos = 1.0;
+  swapped.phases[0].cos = 0.2;
+  auto plain = smallPreset();
+  plain.losses.cos = 0.2;
+  QCOMPARE(per_phase.lossesAt(per_phase.at(100)).cos, 1.0);
+  QCOMPARE(per_phase.lossesAt(per_phase.at(10)).cos, 0.2);
+  QCOMPARE(TrainingPreset::fromJson(per_phase.toJson()).lossesAt(per_phase.at(100)).cos, 1.0);
+  auto train = [&](const TrainingPreset& p, const char* name) {
+    auto c = configIn(test::tmpPath(dir, name), 128);
+    c.preset = p;
+    Trainer t(c, data);
+    [&] { QCOMPARE(t.run().status, TrainingResult::Finished); }();
+    return readArchive(c.run_dir / "latest.amod");
+  };
+  const auto a = train(per_phase, "per-phase"), b = train(swapped, "swapped"), c = train(plain, "plain");
+  auto same = [](const TensorArchive& x, const TensorArchive& y) {
+    for (auto& [name, t] : x.tensors)
+      if (name.rfind("optim.", 0) != 0 && !torch::equal(t, y.get(name))) return false;
+    return true;
+  };
+  QVERIFY(same(a, b));
+  QVERIFY(!same(a, c));
 }
 
 void TestTrainer::nanLossRollsBackWithHalvedLearningRate() {
