@@ -6,12 +6,15 @@
 #include <QDir>
 #include <QFileInfo>
 
+#include <cstdio>
 #include <iostream>
 
 #include "core/align/photo.h"
 #include "core/edit/ranges.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
+#include "core/metrics/image_quality.h"
+#include "core/metrics/quality_reference.h"
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
 #include "core/util/error.h"
@@ -37,13 +40,18 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
   try {
     const auto device = resolveDevice("auto");
     std::unique_ptr<Automodulator> model;
+    std::filesystem::path model_file;
     if (!modelPath.isEmpty()) {
-      model = loadModel(modelPath.toStdString(), device);
+      model_file = modelPath.toStdString();
+      model = loadModel(model_file.string(), device);
     } else {
       auto d = openDefaultModel(device);
       if (!d.note.empty()) std::cerr << "automod-studio: note: " << d.note << "\n";
       model = std::move(d.model);
+      model_file = d.path;
     }
+    // Each photo's reconstruction against the model's own held-out figure, as the editor's tiles say.
+    const QualityReference quality = qualityReference(model->metadata, model_file);
     QDir().mkpath(outDir);
     const std::filesystem::path out = outDir.toStdString();
     const QStringList photos = photosIn.isEmpty() ? samplePhotos() : photosIn;
@@ -63,7 +71,13 @@ int runHeadless(const QString& modelPath, const QString& outDir, const QStringLi
                    makeGrid(torch::stack({prepared.image, rec}), 2, 2));
         latents.push_back(z);
         names.push_back(name);
-        std::cout << "reconstructed " << p.toStdString() << "\n";
+        const auto a = prepared.image.permute({2, 0, 1}).unsqueeze(0), b = rec.permute({2, 0, 1}).unsqueeze(0);
+        const double photo_psnr = psnr(a, b);
+        char figures[64];
+        std::snprintf(figures, sizeof figures, "PSNR %.1f dB, SSIM %.3f", photo_psnr, ssim(a, b));
+        std::cout << "reconstructed " << p.toStdString() << ": " << figures << "\n";
+        if (const auto hint = qualityHint(quality, photo_psnr); !hint.empty())
+          std::cout << "  note: " << hint << "\n";
       } catch (const std::exception& e) {
         std::cerr << "automod-studio: cannot use " << p.toStdString() << ": " << errorMessage(e) << "\n";
       }

@@ -26,6 +26,7 @@
 #include "core/util/device.h"
 #include "core/util/error.h"
 #include "core/io/default_model.h"
+#include "core/metrics/quality_reference.h"
 #include "ui/tensor_image.h"
 
 namespace automod::ui {
@@ -59,13 +60,8 @@ bool StudioController::openModel(const QString& path, QString* error) {
     std::shared_ptr<Automodulator> model = loadModel(path.toStdString(), resolveDevice("auto"));
     setModel(std::move(model), QFileInfo(path).completeBaseName());
     model_path_ = path;
-    if (!reference_psnr_) {  // `automod eval -o <model>-eval.json` beside the file
-      QFile sidecar(QFileInfo(path).dir().filePath(QFileInfo(path).completeBaseName() + "-eval.json"));
-      if (sidecar.size() < (1 << 20) && sidecar.open(QIODevice::ReadOnly)) {
-        const auto r = QJsonDocument::fromJson(sidecar.readAll()).object().value("reconstruction").toObject();
-        if (r.value("psnr_db").isDouble()) reference_psnr_ = r.value("psnr_db").toDouble();
-      }
-    }
+    // Without an "evaluation" in the metadata, `automod eval -o <model>-eval.json` beside the file.
+    quality_ = qualityReference(model_->metadata, path.toStdString());
     return true;
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(errorMessage(e));
@@ -87,16 +83,7 @@ void StudioController::setModel(std::shared_ptr<Automodulator> model, const QStr
   model_name_ = name;
   model_path_.clear();
   untrained_ = model_ && model_->metadata.value("untrained", false);
-  reference_psnr_.reset();
-  synthetic_faces_ = false;
-  if (model_) {
-    const auto& meta = model_->metadata;
-    if (auto e = meta.find("evaluation"); e != meta.end() && e->is_object() && e->contains("psnr_db") &&
-                                         (*e)["psnr_db"].is_number())
-      reference_psnr_ = (*e)["psnr_db"].get<double>();
-    const auto preset = meta.value("preset", std::string());
-    synthetic_faces_ = preset.rfind("faces", 0) == 0;
-  }
+  quality_ = model_ ? qualityReference(model_->metadata) : QualityReference{};
   worker_.setModel(model_);
   // Codes of another model mean nothing here, but the photos stay: each one that came from a photo
   // on disk is encoded again by the new model (in the background); the mix is restored once they
@@ -167,15 +154,7 @@ QString StudioController::modelInfo() const {
 }
 
 QString StudioController::qualityHint(const Source& source) const {
-  constexpr double kGapDb = 4.0;
-  if (!reference_psnr_ || !std::isfinite(source.psnr) || source.psnr >= *reference_psnr_ - kGapDb) return {};
-  QString hint = tr("reconstructed at %1 dB, far below the %2 dB this model reaches on its own held-out images")
-                     .arg(source.psnr, 0, 'f', 1)
-                     .arg(*reference_psnr_, 0, 'f', 1);
-  if (synthetic_faces_)
-    hint += tr(": this model was trained on synthetic cartoon faces, so a real photo comes back as a cartoon. "
-               "Model → Library has the paper authors' models trained on real faces");
-  return hint;
+  return QString::fromStdString(automod::qualityHint(quality_, source.psnr));
 }
 
 QString StudioController::deviceName() const {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/metrics/quality_reference.h"
 #include "ui/document.h"
 #include "ui/inference_worker.h"
 
@@ -39,7 +40,7 @@ class StudioController : public QObject {
   /// The reconstruction PSNR (dB) the model reaches on its own held-out images, when measured: its
   /// metadata's "evaluation" (automod eval --store), else the "<model>-eval.json" that `automod eval
   /// -o` wrote beside the file.
-  std::optional<double> modelReferencePsnr() const { return reference_psnr_; }
+  std::optional<double> modelReferencePsnr() const { return quality_.held_out_psnr_db; }
   /// A sentence when a photo comes back far (4 dB) below that figure: what the model is good for and
   /// where better models are (a real photo on the synthetic-face model). Empty otherwise.
   QString qualityHint(const Source& source) const;
@@ -186,8 +187,7 @@ class StudioController : public QObject {
   std::shared_ptr<Automodulator> model_;
   QString model_name_, model_path_;
   bool untrained_ = false;
-  std::optional<double> reference_psnr_;
-  bool synthetic_faces_ = false;  // trained on synthetic faces (a faces-* preset or --faces data)
+  QualityReference quality_;  // the model's held-out PSNR and whether it learnt cartoon faces
   QHash<quint64, std::optional<Range>> pending_;
   struct Reencode {
     QSet<quint64> ids;

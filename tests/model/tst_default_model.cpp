@@ -5,9 +5,11 @@
 
 #include <fstream>
 
+#include "core/align/photo.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/metrics/image_quality.h"
+#include "core/metrics/quality_reference.h"
 #include "core/model/latent_plan.h"
 #include "testutil.h"
 
@@ -22,6 +24,7 @@ class TestDefaultModel : public QObject {
   void mixesTakeEachScaleFromItsSource();
   void evalReproducesTheCommittedNumbers();
   void metadataCarriesTheCommittedNumbers();
+  void hintsAtRealPhotosButNotAtItsOwnSamples();
 
  private:
   fs::path root_;
@@ -119,6 +122,38 @@ void TestDefaultModel::metadataCarriesTheCommittedNumbers() {
   const auto& stored = model_->metadata.at("evaluation");
   QCOMPARE(stored.at("psnr_db").get<double>(), expected.at("/reconstruction/psnr_db"_json_pointer).get<double>());
   QCOMPARE(stored.at("cycle_consistency_cos").get<double>(), expected.at("/cycle_consistency_cos"_json_pointer).get<double>());
+}
+
+void TestDefaultModel::hintsAtRealPhotosButNotAtItsOwnSamples() {
+  // What the editor's tiles and the headless job say, on the model a new user meets: its own sample
+  // photos (cartoon faces) get no "trained on synthetic cartoon faces" hint, real photos do.
+  const auto reference = qualityReference(model_->metadata);
+  QVERIFY(reference.held_out_psnr_db && reference.synthetic_faces);
+  PhotoOptions options = photoOptionsForModel(model_->metadata);
+  options.center_crop_fallback = true;  // as the editor and the headless job prepare photos
+  auto photoPsnr = [&](const fs::path& path) {
+    auto prepared = preparePhoto(path, model_->resolution(), 3, options);
+    auto rec = toImage(model_->decode(model_->encode(toModelInput(prepared.image)))).squeeze(0);
+    return psnr(prepared.image.permute({2, 0, 1}).unsqueeze(0), rec.permute({2, 0, 1}).unsqueeze(0));
+  };
+  for (const auto& e : fs::directory_iterator(root_ / "resources" / "samples")) {
+    if (!isImageFile(e.path())) continue;
+    const double p = photoPsnr(e.path());
+    QVERIFY2(qualityHint(reference, p).empty(),
+             qPrintable(QStringLiteral("%1 (a cartoon sample) at %2 dB is flagged as a real photo")
+                            .arg(QString::fromStdString(e.path().filename().string())).arg(p)));
+  }
+  int real = 0;
+  for (const char* photo : {"/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+                            "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png"}) {
+    if (!fs::exists(photo)) continue;
+    ++real;
+    const double p = photoPsnr(photo);
+    const auto hint = qualityHint(reference, p);
+    QVERIFY2(hint.find("synthetic cartoon faces") != std::string::npos,
+             qPrintable(QStringLiteral("%1 at %2 dB gets no hint").arg(photo).arg(p)));
+  }
+  if (real == 0) QSKIP("the real test photos (python3-matplotlib-data, python3-imageio) are not installed");
 }
 
 QTEST_GUILESS_MAIN(TestDefaultModel)

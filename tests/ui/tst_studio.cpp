@@ -18,8 +18,13 @@
 #include <QUrl>
 
 #include <QJsonDocument>
+#include <QRegularExpression>
+
+#include <iostream>
+#include <sstream>
 
 #include "core/io/model_file.h"
+#include "ui/headless.h"
 #include "ui/main_window.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
@@ -51,6 +56,26 @@ class TestStudio : public QObject {
     QVERIFY(dir_.isValid());
     QCoreApplication::setOrganizationName("automod-tests");  // keep the user's settings untouched
     photos_ = test::writeTestPhotos(dir_, 3, 80, 72, 10);
+  }
+
+  void headlessJobReportsEachPhotosReconstructionAgainstTheModel() {
+    // `automod-studio --headless` (the bootstrap's run without a display) prints what the editor's
+    // tiles show: each photo's PSNR / SSIM, and the hint when it is far below the model's own figure.
+    auto model = test::expressiveTinyModel();
+    model->metadata["evaluation"] = {{"psnr_db", 60.0}};
+    model->metadata["preset"] = "faces-64";
+    const QString path = dir_.filePath("cartoon.amod");
+    saveModel(path.toStdString(), *model);
+    std::ostringstream captured;
+    auto* old = std::cout.rdbuf(captured.rdbuf());
+    const int rc = runHeadless(path, dir_.filePath("headless"), photos_.mid(0, 2));
+    std::cout.rdbuf(old);
+    const QString out = QString::fromStdString(captured.str());
+    QCOMPARE(rc, 0);
+    QCOMPARE(out.count(QRegularExpression("reconstructed .*: PSNR [0-9.]+ dB, SSIM [-0-9.]+\n")), 2);
+    QCOMPARE(out.count("synthetic cartoon faces"), 2);
+    QVERIFY2(out.contains("far below the 60.0 dB"), qPrintable(out));
+    QVERIFY(QFile::exists(dir_.filePath("headless/mix_coarse_fine.png")));
   }
 
   void droppingFilesOnTheStripAddsSources() {

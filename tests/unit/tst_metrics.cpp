@@ -9,6 +9,7 @@
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/metrics/image_quality.h"
+#include "core/metrics/quality_reference.h"
 #include "core/metrics/swd.h"
 #include "testutil.h"
 
@@ -46,6 +47,8 @@ class TestMetrics : public QObject {
   void swdIsDeterministicForASeed();
   void evalCommandReportsEveryMetric();
   void evalCommandNeedsADataSource();
+  void qualityReferenceComesFromTheModelOrItsEvalFile();
+  void qualityHintOnlyForPhotosFarBelowTheHeldOutFigure();
 };
 
 void TestMetrics::identicalImagesScorePerfectly() {
@@ -198,6 +201,46 @@ void TestMetrics::evalCommandNeedsADataSource() {
   r = test::runAutomod({"eval", model_path.string(), "--data", test::tmpPath(dir, "missing").string()});
   QVERIFY(r.code != 0);
   QVERIFY2(r.err.find("does not exist") != std::string::npos, r.err.c_str());
+}
+
+void TestMetrics::qualityReferenceComesFromTheModelOrItsEvalFile() {
+  QTemporaryDir dir;
+  const std::filesystem::path model = dir.filePath("m.amod").toStdString();
+  auto writeSidecar = [&](const std::string& text) { std::ofstream(dir.filePath("m-eval.json").toStdString()) << text; };
+  // Nothing known: no reference.
+  QVERIFY(!qualityReference(nlohmann::json::object(), model).held_out_psnr_db);
+  // `automod eval -o m-eval.json` beside the file stands in for a model without stored figures.
+  writeSidecar(R"({"reconstruction": {"psnr_db": 17.25, "ssim": 0.5}})");
+  QCOMPARE(qualityReference(nlohmann::json::object(), model).held_out_psnr_db.value_or(0), 17.25);
+  QVERIFY(!qualityReference(nlohmann::json::object()).held_out_psnr_db);  // no file given: no sidecar
+  // The figures stored in the model (`automod eval --store`) win over the sidecar.
+  nlohmann::json meta = {{"evaluation", {{"psnr_db", 18.85}}}, {"preset", "faces-64"}};
+  const auto r = qualityReference(meta, model);
+  QCOMPARE(r.held_out_psnr_db.value_or(0), 18.85);
+  QVERIFY(r.synthetic_faces);
+  QVERIFY(!qualityReference({{"preset", "cpu-64"}}, model).synthetic_faces);
+  // A sidecar that is not JSON, or has no number where the PSNR goes, is ignored, not fatal.
+  for (const char* bad : {"{ not json", R"({"reconstruction": {"psnr_db": "high"}})", "[]"}) {
+    writeSidecar(bad);
+    QVERIFY2(!qualityReference(nlohmann::json::object(), model).held_out_psnr_db, bad);
+  }
+  QVERIFY(!qualityReference({{"evaluation", "bad"}, {"preset", 3}}, model).held_out_psnr_db);
+}
+
+void TestMetrics::qualityHintOnlyForPhotosFarBelowTheHeldOutFigure() {
+  QualityReference cartoon{18.85, true};
+  QVERIFY(qualityHint(cartoon, 18.9).empty());
+  QVERIFY(qualityHint(cartoon, 18.85 - kQualityGapDb + 0.01).empty());
+  const auto hint = qualityHint(cartoon, 12.3);
+  QVERIFY2(hint.find("12.3 dB") != std::string::npos && hint.find("18.9 dB") != std::string::npos, hint.c_str());
+  QVERIFY2(hint.find("synthetic cartoon faces") != std::string::npos && hint.find("Model \u2192 Library") != std::string::npos,
+           hint.c_str());
+  // A real-face model far off says how far, but does not send the user to the library.
+  const auto plain = qualityHint(QualityReference{30.0, false}, 12.3);
+  QVERIFY(!plain.empty() && plain.find("cartoon") == std::string::npos);
+  // No reference or no finite PSNR: nothing to compare.
+  QVERIFY(qualityHint(QualityReference{}, 5.0).empty());
+  QVERIFY(qualityHint(cartoon, std::nan("")).empty());
 }
 
 QTEST_GUILESS_MAIN(TestMetrics)
