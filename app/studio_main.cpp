@@ -5,9 +5,10 @@
 #include <QIcon>
 
 #include <cstdio>
+#include <iostream>
 
 #include "core/util/device.h"
-#include "ui/headless.h"
+#include "app/studio_headless.h"
 #include "ui/main_window.h"
 
 int main(int argc, char** argv) {
@@ -33,9 +34,22 @@ int main(int argc, char** argv) {
     parser.addOption({"headless", "Run without a window."});
     parser.addOption({"out", "Output folder.", "DIR", "automod-studio-out"});
     parser.addOption({"model", "Model file (.amod); default: the bundled model.", "MODEL"});
+    parser.addOption({"refine", "Refinement steps per photo (0: off; default: the editor's default).", "N"});
     parser.addPositionalArgument("photos", "Photos to use (default: resources/samples/).", "[PHOTO...]");
     parser.process(app);
-    return automod::ui::runHeadless(parser.value("model"), parser.value("out"), parser.positionalArguments());
+    automod::HeadlessOptions options;
+    options.model = parser.value("model").toStdString();
+    options.out = parser.value("out").toStdString();
+    for (const auto& p : parser.positionalArguments()) options.photos.push_back(p.toStdString());
+    if (parser.isSet("refine")) {
+      bool ok = false;
+      options.refine_steps = parser.value("refine").toInt(&ok);
+      if (!ok || options.refine_steps < 0) {
+        std::fprintf(stderr, "automod-studio: --refine takes a number of steps (0: off)\n");
+        return 2;
+      }
+    }
+    return automod::runStudioHeadless(options, std::cout, std::cerr);
   }
 
   QApplication app(argc, argv);

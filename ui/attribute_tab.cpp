@@ -25,7 +25,7 @@
 
 #include "ui/photo_strip.h"
 #include "ui/result_pane.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 namespace automod::ui {
 
@@ -55,7 +55,7 @@ ExemplarWell::ExemplarWell(StudioController* controller, const QString& title, i
   del->setContext(Qt::WidgetShortcut);
   connect(del, &QShortcut::activated, this, &ExemplarWell::removeSelected);
   layout->addWidget(list_);
-  connect(controller_, &StudioController::exemplarEncoded, this, [this](int tag, const Source& s) {
+  connect(controller_->photos(), &PhotoIntake::exemplarEncoded, this, [this](int tag, const Source& s) {
     if (tag == tag_) add({s.name, s.path, s.latent, s.aligned});
   });
 }
@@ -86,6 +86,10 @@ void ExemplarWell::clear() {
   Q_EMIT changed();
 }
 
+void ExemplarWell::reencode(const QStringList& files) {
+  if (!files.isEmpty()) controller_->photos()->encodeExemplars(files, tag_);
+}
+
 void ExemplarWell::dragEnterEvent(QDragEnterEvent* event) {
   if (event->mimeData()->hasFormat(kSourceMime) || event->mimeData()->hasUrls())
     event->acceptProposedAction();
@@ -113,7 +117,7 @@ void ExemplarWell::dropEvent(QDropEvent* event) {
     add({s.name, s.path, s.latent, s.aligned});
     event->acceptProposedAction();
   } else if (auto files = localFiles(event->mimeData()); !files.isEmpty()) {
-    controller_->encodeExemplars(files, tag_);
+    controller_->photos()->encodeExemplars(files, tag_);
     event->acceptProposedAction();
   } else {
     event->ignore();
@@ -269,10 +273,23 @@ void AttributeTab::connectDocument() {
   connect(doc, &StudioDocument::attributeChanged, this, &AttributeTab::syncFromDocument);
   connect(doc, &StudioDocument::sourcesChanged, this, &AttributeTab::updateButtons);
   connect(controller_, &StudioController::modelChanged, this, [this] {
-    // Latents of another model mean nothing here.
-    for (auto* w : wells_) w->clear();
+    // The exemplars' codes belong to the old model: their photos are encoded again by the new one (the
+    // applied attribute itself is rebuilt by the controller). Exemplars without a file (a pasted
+    // image dragged from the strip) cannot come along.
+    int dropped = 0;
+    for (auto* w : wells_) {
+      QStringList files;
+      for (const auto& e : w->exemplars()) {
+        if (!e.path.isEmpty() && QFileInfo(e.path).isFile())
+          files << e.path;
+        else
+          ++dropped;
+      }
+      w->clear();
+      w->reencode(files);
+    }
     current_.reset();
-    updateStatus();
+    updateStatus(dropped ? tr("%n exemplar(s) without a photo file left the wells", "", dropped) : QString());
   });
   // A range the model does not have (no fine blocks in a 32 px model) cannot carry the attribute.
   auto sync_ranges = [this] {
@@ -281,9 +298,9 @@ void AttributeTab::connectDocument() {
   };
   connect(doc, &StudioDocument::mixChanged, this, sync_ranges);
   sync_ranges();
-  connect(controller_, &StudioController::busyChanged, this, &AttributeTab::rebuild);  // "encoding…" in the status
-  connect(controller_, &StudioController::previewReady, this, [this](const QImage& im) { showImage(im, false); });
-  connect(controller_, &StudioController::resultReady, this, [this](const QImage& im) { showImage(im, true); });
+  connect(controller_->photos(), &PhotoIntake::busyChanged, this, &AttributeTab::rebuild);  // "encoding…" in the status
+  connect(controller_->render(), &RenderScheduler::previewReady, this, [this](const QImage& im) { showImage(im, false); });
+  connect(controller_->render(), &RenderScheduler::resultReady, this, [this](const QImage& im) { showImage(im, true); });
 }
 
 Ranges AttributeTab::checkedRanges() const {
@@ -311,7 +328,7 @@ void AttributeTab::rebuild() {
     neg_names << (e.path.isEmpty() ? e.name : e.path);
   }
   QString error;
-  auto built = controller_->buildAttribute(p, n, controller_->scalesOf(checkedRanges()), name_->text(), &error);
+  auto built = controller_->attributes()->build(p, n, controller_->attributes()->scalesOf(checkedRanges()), name_->text(), &error);
   if (!built) {
     current_.reset();
     updateStatus(error);
@@ -344,7 +361,7 @@ void AttributeTab::removeFromResult() { controller_->document()->removeAttribute
 bool AttributeTab::saveAttribute(const QString& path) {
   QString error;
   if (!current_) error = tr("there is no attribute yet (%1)").arg(statusText());
-  if (current_ && controller_->saveAttribute(path, *current_, &error)) {
+  if (current_ && controller_->attributes()->save(path, *current_, &error)) {
     Q_EMIT message(tr("Saved %1").arg(QFileInfo(path).fileName()));
     return true;
   }
@@ -354,7 +371,7 @@ bool AttributeTab::saveAttribute(const QString& path) {
 
 bool AttributeTab::loadAttribute(const QString& path) {
   QString error;
-  auto loaded = controller_->loadAttribute(path, &error);
+  auto loaded = controller_->attributes()->load(path, &error);
   if (!loaded) {
     Q_EMIT message(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
@@ -367,7 +384,7 @@ bool AttributeTab::loadAttribute(const QString& path) {
   current_ = loaded;
   name_->setText(loaded->name);
   {
-    const Ranges set = controller_->rangesOf(loaded->scales);
+    const Ranges set = controller_->attributes()->rangesOf(loaded->scales);
     for (Range r : allScales()) {
       const QSignalBlocker block(ranges_[int(r)]);
       ranges_[int(r)]->setChecked(set.testFlag(flagOf(r)));
@@ -379,7 +396,7 @@ bool AttributeTab::loadAttribute(const QString& path) {
 }
 
 void AttributeTab::onRangesToggled() {
-  const QString scales = controller_->scalesOf(checkedRanges());
+  const QString scales = controller_->attributes()->scalesOf(checkedRanges());
   if (current_) current_->scales = scales;
   if (!controller_->document()->attribute().isNull()) controller_->document()->setAttributeScales(scales);
   updateStatus();
@@ -401,7 +418,7 @@ void AttributeTab::syncFromDocument() {
       strength_->setValue(qRound(a.strength * 100));
       strength_label_->setText(strengthText(a.strength));
     }
-    const Ranges set = controller_->rangesOf(a.scales);
+    const Ranges set = controller_->attributes()->rangesOf(a.scales);
     for (Range r : allScales()) {
       const QSignalBlocker block(ranges_[int(r)]);
       ranges_[int(r)]->setChecked(set.testFlag(flagOf(r)));
@@ -429,7 +446,7 @@ void AttributeTab::updateStatus(const QString& text) {
     } else {
       s = tr("%1 + %2 exemplars: at least 2 of each are needed").arg(np).arg(nn);
     }
-    if (controller_->pendingExemplars() > 0) s += tr(" (encoding %1…)").arg(controller_->pendingExemplars());
+    if (controller_->photos()->pendingExemplars() > 0) s += tr(" (encoding %1…)").arg(controller_->photos()->pendingExemplars());
   }
   status_->setText(s);
   const auto& applied = controller_->document()->attribute();

@@ -44,6 +44,8 @@ class ExemplarWell : public QGroupBox {
   void add(const Exemplar& exemplar);
   void removeSelected();
   void clear();
+  /// Encodes these exemplar photos again (the model changed); they come back into this well.
+  void reencode(const QStringList& files);
 
  Q_SIGNALS:
   void changed();

@@ -1,21 +1,26 @@
 #pragma once
-// The document model: the loaded sources and the current mix, with one QUndoStack. Every user
-// action is one QUndoCommand (a slider drag merges into one step). A project file is a recipe
-// (core/edit/recipe.h, written by StudioController::saveProject) whose "editor" section is
-// editorState(): the sources with their codes and thumbnails, the exact per-block weights, the
-// attribute edit and the morph settings. Projects of the first format (before recipes) still open.
-#include <QJsonObject>
+// The document: core's EditState (core/edit/edit_state.h: the sources with their codes, the mix,
+// the attribute, the morph, the model they belong to) with one QUndoStack. Every user action is one
+// QUndoCommand holding the state before and after it (a slider drag merges into one step); the
+// widgets read plain Qt values converted from the state once per change (sources(), mix(), ...).
+// No computation here: plans and codes are core's, jobs run on the worker (ui/inference_worker).
 #include <QObject>
 #include <QStringList>
 #include <QUndoStack>
 
+#include <memory>
+
 #include "ui/types.h"
+
+namespace automod {
+class EditState;
+struct EditSource;
+}  // namespace automod
 
 namespace automod::ui {
 
-/// An attribute edit on the mix (docs/design.md §4): z' = normalise(z + strength·v) on the blocks of `scales`.
-/// Built from exemplar photos or loaded from an attribute JSON (core/edit/attribute.h); an empty
-/// vector means no attribute. Plain values (no LibTorch), saved with the project.
+/// An attribute edit on the mix (docs/design.md §4): z' = normalise(z + strength·v) on the blocks of
+/// `scales`: core's EditAttribute as plain values (widgets never include torch).
 struct AttributeEdit {
   QString name;
   QVector<float> vector;
@@ -35,19 +40,25 @@ class StudioDocument : public QObject {
   Q_OBJECT
  public:
   explicit StudioDocument(QObject* parent = nullptr);
+  ~StudioDocument() override;
+
+  /// The whole state; every job the editor runs takes a copy of it.
+  const EditState& state() const { return *state_; }
 
   /// The decoder blocks of the current model (their count sets the mix table's size).
-  void setLayout(const BlockLayout& layout);
-  const BlockLayout& layout() const { return layout_; }
-  int blocks() const { return layout_.size(); }
+  const BlockLayout& layout() const;
+  int blocks() const { return layout().size(); }
 
   const QVector<Source>& sources() const { return sources_; }
+  /// Index of the source with core id `id`, −1 when none.
+  int indexOf(quint64 id) const;
   const MixSettings& mix() const { return mix_; }
-  QVector<QVector<float>> latents() const;
+  const AttributeEdit& attribute() const { return attribute_; }
+  const MorphSettings& morph() const { return morph_; }
   QUndoStack* undoStack() { return &undo_; }
 
-  /// Undoable actions.
-  void addSource(const Source& source);
+  // Undoable actions (one step each).
+  void addSource(const EditSource& source, const QString& label = {});
   void removeSource(int index);
   /// Sets source `source`'s weight in every block of `range`; `mergeKey` ≥ 0 merges a drag.
   void setRangeWeight(Range range, int source, double weight, int mergeKey = -1);
@@ -56,57 +67,52 @@ class StudioDocument : public QObject {
   /// Sets one block's weights (advanced view).
   void setBlockSource(int block, int source);
   void setMix(const MixSettings& mix, const QString& label, int mergeKey = -1);
-
-  /// The attribute applied on top of the mix (isNull() when none). Each change is one undo step;
-  /// `mergeKey` ≥ 0 merges a strength drag.
-  const AttributeEdit& attribute() const { return attribute_; }
+  /// The attribute applied on top of the mix (isNull() when none); `mergeKey` ≥ 0 merges a drag.
   void setAttribute(const AttributeEdit& attribute, const QString& label, int mergeKey = -1);
   void setAttributeStrength(double strength, int mergeKey = -1);
   void setAttributeScales(const QString& scales);
   void removeAttribute();
-
+  /// Replaces the source with id `source.id` (its codes after a refinement, say) as one step.
+  void replaceSource(const EditSource& source, const QString& label);
   /// The weight shown for a range: the weight in its first block.
   double rangeWeight(Range range, int source) const;
 
   /// The Morph tab's settings (saved with the project; not an undo step).
-  const MorphSettings& morph() const { return morph_; }
   void setMorph(const MorphSettings& morph);
 
-  /// What a project's "editor" section holds, and back (also the whole file of a first-format
-  /// project). restoreEditorState replaces the document (undo history included) only when the
-  /// state is valid; otherwise it says why.
-  QJsonObject editorState() const;
-  bool restoreEditorState(const QJsonObject& state, QString* error);
-  /// Opens a project file: a recipe with an "editor" section, or a first-format project.
-  bool load(const QString& path, QString* error);
+  /// Not undoable: the state after a model change, after opening a project, or a source the model
+  /// encoded again (`keepHistory` false clears the undo history, whose steps hold another model's codes).
+  void resetState(const EditState& state, bool keepHistory = false);
+  /// Not undoable either: one source brought back by the new model after a model change.
+  void updateSource(const EditSource& source);
+
   /// Whether there is work a save would keep: changes since the last save or open, including those
-  /// whose undo steps were cleared (a model change re-encodes the photos and clears the history).
+  /// whose undo steps were cleared (a model change encodes the photos again and clears the history).
   bool isModified() const { return modified_outside_undo_ || !undo_.isClean(); }
-  /// Marks the current state as saved (or freshly opened).
   void setSaved();
-  /// Keeps the document modified across an undo-history clear.
   void setModifiedOutsideUndo() { modified_outside_undo_ = true; }
   /// The project file the document was opened from or saved to.
   QString filePath() const { return file_path_; }
   void setFilePath(const QString& path) { file_path_ = path; }
+  /// An empty document for the current model (File → New Project).
   void clear();
 
-  // Used by the undo commands.
-  void applyMix(const MixSettings& mix);
-  void insertSource(int index, const Source& source, const MixSettings& mix);
-  void eraseSource(int index, const MixSettings& mix);
-  void applyAttributeEdit(const AttributeEdit& attribute);
+  /// Used by the undo commands: makes `state` current and says what changed.
+  void apply(const EditState& state);
 
  Q_SIGNALS:
   void sourcesChanged();
   void mixChanged();
   void attributeChanged();
   void morphChanged();
+  /// Any change of the state that a decode would see.
+  void stateChanged();
 
  private:
-  MixSettings normalisedShape(MixSettings mix) const;
+  void push(const EditState& after, const QString& label, int mergeKey = -1);
+  void refreshViews(bool sources, bool mix, bool attribute, bool morph);
 
-  BlockLayout layout_;
+  std::unique_ptr<EditState> state_;
   QVector<Source> sources_;
   MixSettings mix_;
   AttributeEdit attribute_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QClipboard>
 #include <QComboBox>
@@ -29,6 +30,7 @@
 #include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <QToolButton>
 #include <QUndoStack>
 #include <QVBoxLayout>
 
@@ -42,7 +44,7 @@
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 #include "ui/train_tab.h"
 
 // The resources live in the automod_ui static library: register them before the first window.
@@ -63,7 +65,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   setWindowIcon(QIcon(":/icons/automod-studio.svg"));
   auto* central = new QWidget(this);
   auto* layout = new QVBoxLayout(central);
-  strip_ = new PhotoStrip(controller_->document(), central);
+  strip_ = new PhotoStrip(controller_, central);
   tabs_ = new QTabWidget(central);
   mix_ = new MixTab(controller_, tabs_);
   tabs_->addTab(mix_, tr("&Mix"));
@@ -91,36 +93,63 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   timing_label_ = new QLabel(this);
   device_label_->setToolTip(tr("Where the model runs"));
   timing_label_->setToolTip(tr("Time of the last decode"));
+  more_button_ = new QToolButton(this);
+  more_button_->setText(QStringLiteral("…"));
+  more_button_->setToolTip(tr("Show the whole message"));
+  more_button_->setAccessibleName(tr("Show the whole message"));
+  more_button_->setAutoRaise(true);
+  more_button_->hide();
+  connect(more_button_, &QToolButton::clicked, this, &MainWindow::showFullMessage);
+  // The message's time is up: its "…" goes with it.
+  connect(statusBar(), &QStatusBar::messageChanged, this, [this](const QString& m) {
+    if (m.isEmpty()) more_button_->hide();
+  });
+  statusBar()->addPermanentWidget(more_button_);
   statusBar()->addPermanentWidget(timing_label_);
   statusBar()->addPermanentWidget(device_label_);
 
   createActions();
+  connect(controller_->project(), &ProjectIO::recentProjectsChanged, this, &MainWindow::rebuildRecentProjectsMenu);
+  connect(controller_->project(), &ProjectIO::message, this, [this](const QString& m) { showMessage(m, 0); });
+  // A project names its model; when that file is gone, the user may point to it (or keep this one).
+  controller_->project()->setModelLocator([this](const QString& missing) -> QString {
+    if (unsaved_answer_) return {};  // tests answer without dialogs: keep the current model
+    const auto answer = QMessageBox::question(
+        this, tr("Model Not Found"),
+        tr("The project was made with %1, which is not there any more. Locate it? (No: its photos are encoded "
+           "by the current model, %2.)")
+            .arg(QDir::toNativeSeparators(missing), controller_->modelName()),
+        QMessageBox::Yes | QMessageBox::No, QMessageBox::Yes);
+    if (answer != QMessageBox::Yes) return {};
+    return QFileDialog::getOpenFileName(this, tr("Locate %1").arg(QFileInfo(missing).fileName()),
+                                        startDirectory("models"), tr("Models (*.amod);;All files (*)"));
+  });
 
-  connect(strip_, &PhotoStrip::filesDropped, this, [this](const QStringList& f) { controller_->addPhotos(f); });
-  connect(strip_, &PhotoStrip::imageDropped, this, [this](const QImage& image) { controller_->addImage(image); });
-  connect(controller_, &StudioController::photoFailed, this, [this](const QString& path, const QString& why) {
+  connect(strip_, &PhotoStrip::filesDropped, this, [this](const QStringList& f) { controller_->photos()->addPhotos(f); });
+  connect(strip_, &PhotoStrip::imageDropped, this, [this](const QImage& image) { controller_->photos()->addImage(image); });
+  connect(controller_->photos(), &PhotoIntake::photoFailed, this, [this](const QString& path, const QString& why) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), why));
     failed_photos_ << tr("%1: %2").arg(QFileInfo(path).fileName(), why);
   });
-  connect(controller_, &StudioController::photoAdded, this, [this](int i) {
+  connect(controller_->photos(), &PhotoIntake::photoAdded, this, [this](int i) {
     const auto& s = controller_->document()->sources().at(i);
     // A note (no face found: center-cropped; a small face; which face) stays until the next message.
     showMessage(s.note.isEmpty() ? tr("Added %1").arg(s.name) : tr("Added %1: %2").arg(s.name, s.note),
                 s.note.isEmpty() ? 5000 : 0);
   });
-  connect(controller_, &StudioController::facesFound, this, [this](const QString& path) {
+  connect(controller_->photos(), &PhotoIntake::facesFound, this, [this](const QString& path) {
     face_queue_.removeAll(path);
     face_queue_ << path;
     showNextFacePicker();
   });
-  connect(controller_, &StudioController::decodeFailed, this,
+  connect(controller_->render(), &RenderScheduler::decodeFailed, this,
           [this](const QString& why) { showMessage(tr("Cannot decode the mix: %1").arg(why)); });
-  connect(controller_, &StudioController::resultReady, this, [this] {
-    timing_label_->setText(tr("decode %1 ms").arg(controller_->lastDecodeMs(), 0, 'f', 0));
+  connect(controller_->render(), &RenderScheduler::resultReady, this, [this] {
+    timing_label_->setText(tr("decode %1 ms").arg(controller_->render()->lastDecodeMs(), 0, 'f', 0));
     updateActions();
   });
   // Several photos that failed in one batch: every one of them in one list, not only the last.
-  connect(controller_, &StudioController::busyChanged, this, [this](bool busy) {
+  connect(controller_->photos(), &PhotoIntake::busyChanged, this, [this](bool busy) {
     if (busy || failed_photos_.isEmpty()) return;
     const QStringList failed = std::exchange(failed_photos_, {});
     last_failure_list_ = failed;
@@ -134,7 +163,7 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
     box->setObjectName("failedPhotos");
     box->open();
   });
-  connect(controller_, &StudioController::busyChanged, this,
+  connect(controller_->photos(), &PhotoIntake::busyChanged, this,
           [this](bool busy) { if (busy) showMessage(tr("Encoding photos…"), 3000); });
   connect(controller_, &StudioController::modelChanged, this, [this] {
     device_label_->setText(controller_->deviceName());
@@ -150,20 +179,22 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
   connect(controller_, &StudioController::reencodeProgress, this, [this](int done, int total) {
     showMessage(tr("Encoding the photos again with the new model: %1 of %2").arg(done).arg(total));
   });
-  connect(controller_, &StudioController::reencodeFinished, this, [this](int kept, int dropped) {
-    showMessage(dropped == 0
-                    ? tr("%n photo(s) encoded again with the new model; the undo history starts here", "", kept)
-                    : tr("%1 photo(s) encoded again with the new model; %2 left the strip (pasted images, kept "
-                         "samples and a project's codes have no photo to encode again, or it failed); the undo "
-                         "history starts here")
-                          .arg(kept)
-                          .arg(dropped),
-                8000);
-    updateTitle();
-  });
+  connect(controller_, &StudioController::reencodeFinished, this,
+          [this](int kept, int dropped, const QString& attributeDropped) {
+            if (kept + dropped == 0 && attributeDropped.isEmpty()) return updateTitle();
+            QString text = dropped == 0
+                               ? tr("%n photo(s) encoded by the model; the undo history starts here", "", kept)
+                               : tr("%1 photo(s) encoded by the model; %2 could not be (their photo is gone or no "
+                                    "longer reads) and left the strip; the undo history starts here")
+                                     .arg(kept)
+                                     .arg(dropped);
+            if (!attributeDropped.isEmpty()) text += "; " + attributeDropped;
+            showMessage(text, dropped == 0 && attributeDropped.isEmpty() ? 8000 : 0);
+            updateTitle();
+          });
   connect(controller_->document(), &StudioDocument::sourcesChanged, this, &MainWindow::updateActions);
   connect(controller_->document(), &StudioDocument::mixChanged, this, &MainWindow::updateActions);
-  connect(controller_, &StudioController::samplesReady, this, &MainWindow::updateActions);
+  connect(controller_->render(), &RenderScheduler::samplesReady, this, &MainWindow::updateActions);
 
   QSettings settings;
   restoreGeometry(settings.value("window/geometry").toByteArray());
@@ -197,6 +228,9 @@ void MainWindow::createActions() {
     openProject(path);
   });
   open_project->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
+  recent_projects_menu_ = file->addMenu(tr("Recent P&rojects"));
+  connect(recent_projects_menu_, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentProjectsMenu);
+  rebuildRecentProjectsMenu();
   save_action_ = file->addAction(tr("&Save Project"), this, [this] {
     if (controller_->document()->filePath().isEmpty())
       saveProjectAs();
@@ -231,6 +265,36 @@ void MainWindow::createActions() {
   redo->setShortcut(QKeySequence::Redo);
   edit->addAction(undo);
   edit->addAction(redo);
+  edit->addSeparator();
+  // How photos come in: already aligned files skip face detection; new photos can be refined at once.
+  QSettings settings;
+  auto* aligned = edit->addAction(tr("Photos Are Already &Aligned"));
+  aligned->setCheckable(true);
+  aligned->setToolTip(tr("Photos are aligned as the model expects (FFHQ or CelebA-HQ files, automod align output): "
+                         "no face detection, only the model's input transform"));
+  aligned->setChecked(settings.value("photos/aligned", false).toBool());
+  controller_->photos()->setPhotosAligned(aligned->isChecked());
+  connect(aligned, &QAction::toggled, this, [this](bool on) {
+    controller_->photos()->setPhotosAligned(on);
+    QSettings().setValue("photos/aligned", on);
+  });
+  auto* refine_menu = edit->addMenu(tr("&Refine New Photos"));
+  refine_menu->setToolTip(tr("Refine each new photo's codes beyond one encoder pass (in the background; R on a tile "
+                             "refines one photo)"));
+  auto* refine_group = new QActionGroup(refine_menu);
+  const int refine_steps = std::max(0, settings.value("photos/refineSteps", 0).toInt());
+  controller_->photos()->setRefineNewPhotos(refine_steps);
+  for (int steps : {0, 50, 100, 200}) {
+    auto* a = refine_menu->addAction(steps == 0 ? tr("Off") : tr("%1 Steps").arg(steps));
+    a->setCheckable(true);
+    a->setChecked(steps == refine_steps);
+    refine_group->addAction(a);
+    connect(a, &QAction::triggered, this, [this, steps] {
+      controller_->photos()->setRefineNewPhotos(steps);
+      QSettings().setValue("photos/refineSteps", steps);
+    });
+  }
+  edit->setToolTipsVisible(true);
 
   auto* model = menuBar()->addMenu(tr("&Model"));
   auto* open_model = model->addAction(tr("&Open Model…"), this, &MainWindow::openModelDialog);
@@ -258,10 +322,10 @@ void MainWindow::createActions() {
 }
 
 void MainWindow::updateActions() {
-  const bool has_result = !controller_->result().isNull();
+  const bool has_result = !controller_->render()->result().isNull();
   export_action_->setEnabled(has_result);
   copy_action_->setEnabled(has_result);
-  const int origin = controller_->pasteBackSource();
+  const int origin = controller_->exporter()->pasteBackSource();
   export_pasted_action_->setEnabled(has_result && origin >= 0);
   if (!has_result)
     export_pasted_action_->setToolTip(tr("There is no result yet"));
@@ -270,8 +334,8 @@ void MainWindow::updateActions() {
         tr("The result has no originating photo (its sources come from a project or the sample gallery)"));
   else
     export_pasted_action_->setToolTip(tr("The result warped back into %1 with a feathered edge")
-                                          .arg(QFileInfo(controller_->sourceOrigin(origin)->path).fileName()));
-  export_grid_action_->setEnabled(has_result || !controller_->samples().isEmpty());
+                                          .arg(QFileInfo(controller_->exporter()->sourceOrigin(origin)->path).fileName()));
+  export_grid_action_->setEnabled(has_result || !controller_->render()->samples().isEmpty());
   save_action_->setEnabled(!controller_->document()->sources().isEmpty());
 }
 
@@ -282,6 +346,9 @@ void MainWindow::updateTitle() {
 }
 
 void MainWindow::showMessage(const QString& text, int timeout_ms) {
+  // Nothing stays in the status bar for good: errors and notes (no timeout asked) for 30 s, the full
+  // text of a long one behind the "…" button until the next message.
+  if (timeout_ms <= 0) timeout_ms = kLongMessageMs;
   last_message_ = text;
   message_timeout_ms_ = timeout_ms;
   message_clock_.start();
@@ -292,16 +359,27 @@ void MainWindow::showElidedMessage(int timeout_ms) {
   // Elided to the space left of the permanent labels (decode time, device); the whole text is the
   // status bar's tooltip.
   const int room = statusBar()->width() - timing_label_->sizeHint().width() - device_label_->sizeHint().width() - 48;
-  const QString shown = statusBar()->fontMetrics().elidedText(last_message_, Qt::ElideRight, std::max(room, 120));
+  const int button = more_button_->sizeHint().width();
+  const QString shown =
+      statusBar()->fontMetrics().elidedText(last_message_, Qt::ElideRight, std::max(room - button, 120));
   statusBar()->setToolTip(shown == last_message_ ? QString() : last_message_);
+  more_button_->setVisible(shown != last_message_);
   statusBar()->showMessage(shown, timeout_ms);
+}
+
+void MainWindow::showFullMessage() {
+  if (last_message_.isEmpty()) return;
+  auto* box = new QMessageBox(QMessageBox::Information, tr("Message"), last_message_, QMessageBox::Close, this);
+  box->setObjectName("fullMessage");
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  box->open();
 }
 
 void MainWindow::resizeEvent(QResizeEvent* event) {
   QMainWindow::resizeEvent(event);
   // The message on show is elided again for the new width, for what is left of its time.
   if (statusBar()->currentMessage().isEmpty() || last_message_.isEmpty()) return;
-  if (message_timeout_ms_ == 0) return showElidedMessage(0);
   const int left = message_timeout_ms_ - int(message_clock_.elapsed());
   if (left > 0) showElidedMessage(left);
 }
@@ -310,16 +388,16 @@ void MainWindow::openPhotosDialog() {
   const auto files = QFileDialog::getOpenFileNames(this, tr("Open Photos"), startDirectory("photos"), photoFilter());
   if (files.isEmpty()) return;
   rememberDirectory("photos", files.front());
-  controller_->addPhotos(files);
+  controller_->photos()->addPhotos(files);
 }
 
 void MainWindow::paste() {
   const auto* mime = QApplication::clipboard()->mimeData();
   if (!mime) return;
   if (auto files = localFiles(mime); !files.isEmpty())
-    controller_->addPhotos(files);
+    controller_->photos()->addPhotos(files);
   else if (mime->hasImage())
-    controller_->addImage(qvariant_cast<QImage>(mime->imageData()));
+    controller_->photos()->addImage(qvariant_cast<QImage>(mime->imageData()));
   else
     showMessage(tr("The clipboard holds no image"), 4000);
 }
@@ -362,6 +440,19 @@ bool MainWindow::openModelFile(const QString& path) {
   return true;
 }
 
+void MainWindow::rebuildRecentProjectsMenu() {
+  recent_projects_menu_->clear();
+  const auto recent = controller_->project()->recentProjects();
+  for (const auto& path : recent)
+    recent_projects_menu_->addAction(QFileInfo(path).fileName(), this, [this, path] { openProject(path); })
+        ->setToolTip(path);
+  if (!recent.isEmpty()) {
+    recent_projects_menu_->addSeparator();
+    recent_projects_menu_->addAction(tr("&Clear List"), controller_->project(), &ProjectIO::clearRecentProjects);
+  }
+  recent_projects_menu_->setEnabled(!recent.isEmpty());
+}
+
 void MainWindow::rebuildRecentMenu() {
   recent_menu_->clear();
   const auto recent = QSettings().value("recentModels").toStringList();
@@ -379,7 +470,7 @@ void MainWindow::openStartupFiles(const QString& model, const QStringList& files
     else
       photos << f;
   }
-  if (!photos.isEmpty()) controller_->addPhotos(photos);
+  if (!photos.isEmpty()) controller_->photos()->addPhotos(photos);
 }
 
 ModelLibraryDialog* MainWindow::openModelLibrary(const QUrl& base) {
@@ -396,7 +487,17 @@ void MainWindow::importCheckpoint(const QString& path) {
     showMessage(tr("An import is already running"), 4000);
     return;
   }
-  const QString model = QDir(libraryModelsFolder()).filePath(QFileInfo(path).completeBaseName() + ".amod");
+  // A second checkpoint with the same file name (two runs' "latest.pth", say) gets a name of its own
+  // instead of replacing the first one in the library.
+  const QDir library(libraryModelsFolder());
+  const QString base = QFileInfo(path).completeBaseName();
+  QString model = library.filePath(base + ".amod");
+  for (int n = 2; QFileInfo::exists(model); ++n) model = library.filePath(QStringLiteral("%1 (%2).amod").arg(base).arg(n));
+  QString alignment;  // asked for a file that is not one of the released models
+  if (!askAlignmentIfNeeded(this, path, &alignment)) {
+    showMessage(tr("Import of %1 cancelled").arg(QFileInfo(path).fileName()), 4000);
+    return;
+  }
   import_running_ = true;
   showMessage(tr("Importing %1…").arg(QFileInfo(path).fileName()));
   if (!import_progress_) {
@@ -423,7 +524,7 @@ void MainWindow::importCheckpoint(const QString& path) {
                            r.notCarried.isEmpty() ? QString() : tr(" (not carried over: %1)").arg(r.notCarried.join("; "))),
                   10000);
   });
-  watcher->setFuture(importCheckpointInBackground(path, model));
+  watcher->setFuture(importCheckpointInBackground(path, model, alignment, tr("chosen when importing")));
 }
 
 bool MainWindow::maybeSave(const QString& consequence) {
@@ -468,7 +569,7 @@ void MainWindow::setExportSide(int side) {
 
 void MainWindow::rebuildExportSizeMenu() {
   export_size_menu_->clear();
-  const auto sides = controller_->exportSides();
+  const auto sides = controller_->exporter()->exportSides();
   const int native = sides.isEmpty() ? 0 : sides.front();
   for (int side : sides) {
     const int value = side == native ? 0 : side;
@@ -484,7 +585,7 @@ bool MainWindow::openProject(const QString& path) {
   if (!maybeSave(tr("Opening %1 replaces the photos, the mix and the undo history.").arg(QFileInfo(path).fileName())))
     return false;
   QString error;
-  if (!controller_->openProject(path, &error)) {
+  if (!controller_->project()->open(path, &error)) {
     showMessage(tr("Cannot load %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
   }
@@ -495,7 +596,7 @@ bool MainWindow::openProject(const QString& path) {
 
 bool MainWindow::saveProject(const QString& path) {
   QString error;
-  if (!controller_->saveProject(path, &error)) {
+  if (!controller_->project()->save(path, &error)) {
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
   }
@@ -523,10 +624,10 @@ void MainWindow::exportResult() {
   path = withFilterExtension(path, filter);
   rememberDirectory("export", path);
   QString error;
-  if (controller_->exportResult(path, export_side_, &error))
+  if (controller_->exporter()->exportResult(path, export_side_, &error))
     showMessage(tr("Exported %1 (%2 × %2 px)")
                     .arg(QFileInfo(path).fileName())
-                    .arg(export_side_ > 0 ? export_side_ : controller_->result().width()),
+                    .arg(export_side_ > 0 ? export_side_ : controller_->render()->result().width()),
                 5000);
   else
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
@@ -538,11 +639,11 @@ void MainWindow::exportPastedBack() {
   QStringList names;
   QVector<int> indices;
   for (int i = 0; i < sources.size(); ++i)
-    if (controller_->sourceOrigin(i)) {
+    if (controller_->exporter()->sourceOrigin(i)) {
       names << sources[i].name;
       indices << i;
     }
-  int source = controller_->pasteBackSource();
+  int source = controller_->exporter()->pasteBackSource();
   if (source < 0) {
     showMessage(tr("Cannot paste back: the result has no originating photo"));
     return;
@@ -555,7 +656,7 @@ void MainWindow::exportPastedBack() {
     if (!ok) return;
     source = indices.value(int(names.indexOf(choice)), source);
   }
-  const QFileInfo photo(controller_->sourceOrigin(source)->path);
+  const QFileInfo photo(controller_->exporter()->sourceOrigin(source)->path);
   QString filter;
   auto path = QFileDialog::getSaveFileName(this, tr("Export Pasted into Original Photo"),
                                            startPath("export", photo.completeBaseName() + "-edited.png"),
@@ -564,15 +665,15 @@ void MainWindow::exportPastedBack() {
   path = withFilterExtension(path, filter);
   rememberDirectory("export", path);
   QString error;
-  if (controller_->exportPastedBack(path, source, &error))
+  if (controller_->exporter()->exportPastedBack(path, source, &error))
     showMessage(tr("Exported %1").arg(QFileInfo(path).fileName()), 5000);
   else
     showMessage(tr("Cannot save %1: %2").arg(QFileInfo(path).fileName(), error));
 }
 
 void MainWindow::exportGrid() {
-  const bool has_mix = !controller_->result().isNull();
-  const bool has_samples = !controller_->samples().isEmpty();
+  const bool has_mix = !controller_->render()->result().isNull();
+  const bool has_samples = !controller_->render()->samples().isEmpty();
   bool samples = has_samples && !has_mix;
   if (has_mix && has_samples) {
     const QStringList kinds{tr("Mix: photos, reconstructions and result"), tr("Sample gallery")};
@@ -582,7 +683,7 @@ void MainWindow::exportGrid() {
     if (!ok) return;
     samples = kind == kinds[1];
   }
-  const QImage grid = samples ? controller_->sampleGrid() : controller_->mixGrid();
+  const QImage grid = samples ? controller_->exporter()->sampleGrid() : controller_->exporter()->mixGrid();
   if (grid.isNull()) {
     showMessage(tr("Nothing to export yet"), 4000);
     return;
@@ -603,7 +704,7 @@ void MainWindow::exportGrid() {
 void MainWindow::showNextFacePicker() {
   if (face_picker_ || face_queue_.isEmpty()) return;
   const QString path = face_queue_.takeFirst();
-  const FaceCandidates c = controller_->faceCandidates(path);
+  const FaceCandidates c = controller_->photos()->faceCandidates(path);
   if (c.boxes.isEmpty()) return showNextFacePicker();
   face_picker_ = new FacePicker(QFileInfo(path).fileName(), c.photo, c.photoSize, c.boxes, c.crops, this);
   face_picker_->setAttribute(Qt::WA_DeleteOnClose);
@@ -611,14 +712,14 @@ void MainWindow::showNextFacePicker() {
     const QVector<int> faces = code == QDialog::Accepted ? face_picker_->selectedFaces() : QVector<int>{};
     face_picker_ = nullptr;
     if (faces.isEmpty()) showMessage(tr("Skipped %1").arg(QFileInfo(path).fileName()), 5000);
-    controller_->chooseFaces(path, faces);
+    controller_->photos()->chooseFaces(path, faces);
     QTimer::singleShot(0, this, &MainWindow::showNextFacePicker);
   });
   face_picker_->open();
 }
 
 void MainWindow::copyResult() {
-  const QImage image = controller_->result();
+  const QImage image = controller_->render()->result();
   if (image.isNull()) {
     showMessage(tr("There is no result to copy yet"), 4000);
     return;
@@ -652,11 +753,11 @@ void MainWindow::takeScreenshots(const QString& dir) {
   // Once the photos are in and the mix is decoded, the Sample tab draws its gallery (seed 0) so that
   // its screenshot shows samples, not an empty pane.
   auto samples_asked = std::make_shared<bool>(false), samples_done = std::make_shared<bool>(false);
-  connect(controller_, &StudioController::samplesReady, poll, [samples_done] { *samples_done = true; });
+  connect(controller_->render(), &RenderScheduler::samplesReady, poll, [samples_done] { *samples_done = true; });
   connect(poll, &QTimer::timeout, this, [this, poll, clock, dir, samples_asked, samples_done] {
     const bool have_sources = !controller_->document()->sources().isEmpty();
-    const bool ready = !controller_->worker()->isBusy() && controller_->pendingPhotos() == 0 &&
-                       !controller_->morphPending() && (!have_sources || !controller_->result().isNull());
+    const bool ready = !controller_->worker()->isBusy() && controller_->photos()->pendingPhotos() == 0 &&
+                       !controller_->morph()->pending() && (!have_sources || !controller_->render()->result().isNull());
     if (!ready && clock->elapsed() < 120000) return;
     if (ready && have_sources && !*samples_asked) {
       *samples_asked = true;

@@ -9,6 +9,7 @@
 #include <QUrl>
 
 class QProgressBar;
+class QToolButton;
 
 #include <functional>
 
@@ -38,6 +39,8 @@ class MainWindow : public QMainWindow {
   AttributeTab* attributeTab() const { return attributes_; }
   MorphTab* morphTab() const { return morph_; }
   QTabWidget* tabs() const { return tabs_; }
+  /// How long a message without a timeout of its own (errors, notes) stays in the status bar.
+  static constexpr int kLongMessageMs = 30000;
   /// The last message shown in the status bar (errors included).
   QString lastMessage() const { return last_message_; }
   /// The face picker on screen (a photo with several faces), or null.
@@ -98,11 +101,14 @@ class MainWindow : public QMainWindow {
   void updateTitle();
   void showMessage(const QString& text, int timeout_ms = 0);
   void showElidedMessage(int timeout_ms);
+  /// The last message in full (the status bar's "…" button).
+  void showFullMessage();
   void openPhotosDialog();
   void openModelDialog();
   void openDefaultModel();
   void rebuildExportSizeMenu();
   void rebuildRecentMenu();
+  void rebuildRecentProjectsMenu();
   void paste();
   void exportResult();
   void exportPastedBack();
@@ -123,7 +129,9 @@ class MainWindow : public QMainWindow {
   MorphTab* morph_;
   QLabel* device_label_;
   QLabel* timing_label_;
+  QToolButton* more_button_ = nullptr;
   QMenu* recent_menu_ = nullptr;
+  QMenu* recent_projects_menu_ = nullptr;
   QAction* save_action_ = nullptr;
   QAction* export_action_ = nullptr;
   QAction* copy_action_ = nullptr;

@@ -11,18 +11,27 @@
 
 #include "ui/photo_strip.h"
 #include "ui/result_pane.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 namespace automod::ui {
 
 int RangePanel::next_key_ = 0;
 
 namespace {
+/// A short title (the group box's, which sets its minimum width) and what the range carries (a
+/// wrapped line inside it).
 QString rangeTitle(Range r) {
   switch (r) {
-    case Range::Coarse: return QObject::tr("Coarse (4–8 px): pose, face shape");
-    case Range::Intermediate: return QObject::tr("Intermediate (16–32 px): features, hair style");
-    case Range::Fine: default: return QObject::tr("Fine (64 px and up): colours, texture");
+    case Range::Coarse: return QObject::tr("Coarse · 4–8 px");
+    case Range::Intermediate: return QObject::tr("Intermediate · 16–32 px");
+    case Range::Fine: default: return QObject::tr("Fine · 64 px and up");
+  }
+}
+QString rangeContent(Range r) {
+  switch (r) {
+    case Range::Coarse: return QObject::tr("pose, face shape");
+    case Range::Intermediate: return QObject::tr("features, hair style");
+    case Range::Fine: default: return QObject::tr("colours, texture");
   }
 }
 }  // namespace
@@ -32,7 +41,13 @@ RangePanel::RangePanel(StudioController* controller, Range range, QWidget* paren
   setAcceptDrops(true);
   setToolTip(tr("Drop a photo here (from the strip or the file manager) to use it for this scale range; "
                 "the sliders blend the photos."));
-  rows_ = new QVBoxLayout(this);
+  auto* outer = new QVBoxLayout(this);
+  content_ = new QLabel(rangeContent(range), this);
+  content_->setWordWrap(true);
+  content_->setEnabled(false);
+  outer->addWidget(content_);
+  rows_ = new QVBoxLayout;
+  outer->addLayout(rows_);
   auto* doc = controller_->document();
   connect(doc, &StudioDocument::sourcesChanged, this, &RangePanel::rebuild);
   connect(doc, &StudioDocument::mixChanged, this, &RangePanel::sync);
@@ -86,7 +101,11 @@ void RangePanel::sync() {
   // the range is shown, greyed out, saying so, instead of sliders that do nothing.
   const bool present = rangeInModel(range_, doc->layout());
   setEnabled(present);
-  setTitle(present ? rangeTitle(range_) : tr("%1 (not in this model)").arg(rangeTitle(range_)));
+  setTitle(rangeTitle(range_));
+  content_->setText(present ? rangeContent(range_) : tr("not in this model (it has no %1 blocks)").arg(scaleName(range_)));
+  setToolTip(present ? tr("Drop a photo here (from the strip or the file manager) to use it for this scale range; "
+                          "the sliders blend the photos.")
+                     : tr("%1: not in this model (it has no %2 blocks)").arg(rangeTitle(range_), scaleName(range_)));
   for (int i = 0; i < sliders_.size(); ++i) {
     QSignalBlocker block(sliders_[i]);
     sliders_[i]->setValue(qRound(doc->rangeWeight(range_, i) * 100));
@@ -105,7 +124,7 @@ void RangePanel::dropEvent(QDropEvent* event) {
     controller_->document()->assignRange(range_, event->mimeData()->data(kSourceMime).toInt());
     event->acceptProposedAction();
   } else if (auto files = localFiles(event->mimeData()); !files.isEmpty()) {
-    controller_->addPhotos(files, range_);
+    controller_->photos()->addPhotos(files, range_);
     event->acceptProposedAction();
   }
 }
@@ -129,6 +148,18 @@ MixTab::MixTab(StudioController* controller, QWidget* parent) : QWidget(parent),
   auto* adv_layout = new QVBoxLayout(advanced_);
   adv_layout->addWidget(adv_inner);
   connect(advanced_, &QGroupBox::toggled, adv_inner, &QWidget::setVisible);
+  // Back to range mixing: a per-block choice must not stay active behind panels that show only each
+  // range's first block. Each range takes its first block's weights (one undo step).
+  connect(advanced_, &QGroupBox::toggled, this, [this](bool on) {
+    if (on) return;
+    auto* doc = controller_->document();
+    MixSettings mix = doc->mix();
+    for (Range r : allScales()) {
+      auto [first, last] = rangeBlocks(r, doc->layout());
+      for (int b = first + 1; b <= last && b < mix.weights.size(); ++b) mix.weights[b] = mix.weights[first];
+    }
+    doc->setMix(mix, tr("Mix by ranges again"));
+  });
   left_layout->addWidget(advanced_);
   left_layout->addStretch(1);
   auto* scroll = new QScrollArea(this);
@@ -146,8 +177,8 @@ MixTab::MixTab(StudioController* controller, QWidget* parent) : QWidget(parent),
   connect(doc, &StudioDocument::sourcesChanged, this, &MixTab::rebuildBlocks);
   connect(doc, &StudioDocument::mixChanged, this, &MixTab::syncBlocks);
   connect(controller_, &StudioController::modelChanged, this, &MixTab::rebuildBlocks);
-  connect(controller_, &StudioController::previewReady, this, [this](const QImage& im) { showImage(im, false); });
-  connect(controller_, &StudioController::resultReady, this, [this](const QImage& im) { showImage(im, true); });
+  connect(controller_->render(), &RenderScheduler::previewReady, this, [this](const QImage& im) { showImage(im, false); });
+  connect(controller_->render(), &RenderScheduler::resultReady, this, [this](const QImage& im) { showImage(im, true); });
   rebuildBlocks();
 }
 
@@ -160,7 +191,7 @@ void MixTab::rebuildBlocks() {
   }
   auto* doc = controller_->document();
   for (int b = 0; b < doc->blocks(); ++b) {
-    const int res = 4 << b;
+    const int res = doc->layout().resolutions[static_cast<size_t>(b)];
     block_rows_->addWidget(new QLabel(tr("Block %1 · %2×%2 px").arg(b).arg(res)), b, 0);
     auto* combo = new QComboBox;
     for (const auto& s : doc->sources()) combo->addItem(s.name);
@@ -173,7 +204,19 @@ void MixTab::rebuildBlocks() {
 }
 
 void MixTab::syncBlocks() {
-  const auto& mix = controller_->document()->mix();
+  auto* doc = controller_->document();
+  const auto& mix = doc->mix();
+  // A mix that differs within a range (an undo, a project) is a per-block mix: the advanced view says so.
+  bool per_block = false;
+  for (Range r : allScales()) {
+    auto [first, last] = rangeBlocks(r, doc->layout());
+    for (int b = first + 1; b <= last && b < mix.weights.size(); ++b) per_block = per_block || mix.weights[b] != mix.weights[first];
+  }
+  if (per_block && !advanced_->isChecked()) {
+    const QSignalBlocker block(advanced_);
+    advanced_->setChecked(true);
+    for (auto* child : advanced_->findChildren<QWidget*>(QString(), Qt::FindDirectChildrenOnly)) child->setVisible(true);
+  }
   for (int b = 0; b < block_combos_.size() && b < mix.weights.size(); ++b) {
     const auto& row = mix.weights[b];
     int best = 0;
@@ -186,7 +229,7 @@ void MixTab::syncBlocks() {
 
 void MixTab::showImage(const QImage& image, bool final) {
   showResultImage(result_, image, final);
-  caption_->setText(final ? tr("Result · %1 ms").arg(controller_->lastDecodeMs(), 0, 'f', 0) : tr("Preview…"));
+  caption_->setText(final ? tr("Result · %1 ms").arg(controller_->render()->lastDecodeMs(), 0, 'f', 0) : tr("Preview…"));
 }
 
 }  // namespace automod::ui

@@ -34,6 +34,7 @@ class RangePanel : public QGroupBox {
  private:
   StudioController* controller_;
   Range range_;
+  QLabel* content_;
   QVBoxLayout* rows_;
   QVector<QSlider*> sliders_;
   int drag_key_ = -1;
@@ -46,6 +47,7 @@ class MixTab : public QWidget {
   explicit MixTab(StudioController* controller, QWidget* parent = nullptr);
   RangePanel* panel(Range range) const { return panels_[int(range)]; }
   ScaledImageLabel* resultView() const { return result_; }
+  QGroupBox* advancedBox() const { return advanced_; }
 
  private:
   void rebuildBlocks();

@@ -21,7 +21,7 @@
 #include <QVBoxLayout>
 
 #include "ui/photo_strip.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 namespace automod::ui {
 
@@ -35,7 +35,7 @@ MorphSlot::MorphSlot(StudioController* controller, const QString& title, QWidget
   layout->addWidget(combo_);
   connect(combo_, &QComboBox::currentIndexChanged, this, &MorphSlot::sourceChanged);
   connect(combo_, &QComboBox::activated, this, [this] { chosen_ = true; });
-  connect(controller_, &StudioController::photoAdded, this, [this](int index) {
+  connect(controller_->photos(), &PhotoIntake::photoAdded, this, [this](int index) {
     const auto& sources = controller_->document()->sources();
     if (index < sources.size() && waiting_.removeOne(sources[index].path)) setSource(index);
   });
@@ -83,7 +83,7 @@ void MorphSlot::dropEvent(QDropEvent* event) {
   } else if (auto files = localFiles(event->mimeData()); !files.isEmpty()) {
     // Added to the strip like any photo; the first one becomes this slot's photo once encoded.
     waiting_ << files.front();
-    controller_->addPhotos(files);
+    controller_->photos()->addPhotos(files);
     event->acceptProposedAction();
   } else {
     event->ignore();
@@ -185,7 +185,7 @@ QGroupBox* MorphTab::createVideoBox(QWidget* parent) {
   for (auto* spin : {frames_, fps_}) connect(spin, &QSpinBox::valueChanged, this, &MorphTab::storeSettings);
   export_ = new QPushButton(tr("Export &Video…"), video);
   export_->setShortcut(QKeySequence(tr("Ctrl+Alt+E")));
-  export_->setToolTip(controller_->canWriteVideo()
+  export_->setToolTip(controller_->morph()->canWriteVideo()
                           ? tr("Write the morph as an MP4 video in the background (Ctrl+Alt+E)")
                           : tr("This build cannot write videos (it has no OpenCV)"));
   connect(export_, &QPushButton::clicked, this, &MorphTab::exportVideoDialog);
@@ -228,21 +228,21 @@ void MorphTab::connectController() {
   connect(doc, &StudioDocument::mixChanged, this, &MorphTab::updateControls);
   // An opened project brings its morph settings.
   connect(doc, &StudioDocument::morphChanged, this, &MorphTab::applySettings);
-  connect(controller_, &StudioController::morphFrameReady, this, [this](const QImage& image, double t) {
+  connect(controller_->morph(), &MorphController::frameReady, this, [this](const QImage& image, double t) {
     frame_->setImage(image, true);
     caption_->setText(tr("Frame at t = %1").arg(t, 0, 'f', 2));
   });
-  connect(controller_, &StudioController::morphFailed, this, [this](const QString& why) {
+  connect(controller_->morph(), &MorphController::failed, this, [this](const QString& why) {
     caption_->setText(tr("Cannot morph: %1").arg(why));
     Q_EMIT message(caption_->text());
   });
-  connect(controller_, &StudioController::morphVideoProgress, this, [this](int done, int total) {
+  connect(controller_->morph(), &MorphController::videoProgress, this, [this](int done, int total) {
     if (progress_) {
       progress_->setMaximum(total);
       progress_->setValue(done);
     }
   });
-  connect(controller_, &StudioController::morphVideoFinished, this,
+  connect(controller_->morph(), &MorphController::videoFinished, this,
           [this](bool ok, bool cancelled, const QString& path, int frames, const QString& why) {
             if (progress_) {
               progress_->hide();
@@ -328,14 +328,14 @@ void MorphTab::updateControls() {
   for (int r = 0; r < 3; ++r) ranges_[r]->setEnabled(per_range_->isChecked() && rangeInModel(Range(r), layout));
   swap_->setEnabled(n >= 2);
   slider_->setEnabled(n >= 1);
-  export_->setEnabled(n >= 1 && controller_->canWriteVideo() && !controller_->morphVideoRunning());
+  export_->setEnabled(n >= 1 && controller_->morph()->canWriteVideo() && !controller_->morph()->videoRunning());
 }
 
 void MorphTab::requestFrame() {
   t_label_->setText(QString::number(t(), 'f', 2));
   const int a = slots_[0]->source(), b = slots_[1]->source();
   if (a < 0 || b < 0) return;
-  controller_->requestMorphFrame(a, b, movingRanges(), t());
+  controller_->morph()->requestFrame(a, b, movingRanges(), t());
 }
 
 void MorphTab::exportVideoDialog() {
@@ -349,7 +349,7 @@ void MorphTab::exportVideoDialog() {
 bool MorphTab::exportVideo(const QString& path) {
   QString error;
   const int frames = frames_->value();
-  if (!controller_->exportMorphVideo(path, slots_[0]->source(), slots_[1]->source(), movingRanges(), frames,
+  if (!controller_->morph()->exportVideo(path, slots_[0]->source(), slots_[1]->source(), movingRanges(), frames,
                                      fps_->value(), &error)) {
     Q_EMIT message(tr("Cannot export %1: %2").arg(QFileInfo(path).fileName(), error));
     return false;
@@ -360,7 +360,7 @@ bool MorphTab::exportVideo(const QString& path) {
   progress_->setMinimumDuration(300);
   progress_->setAutoClose(false);
   progress_->setAutoReset(false);
-  connect(progress_, &QProgressDialog::canceled, controller_, &StudioController::cancelMorphVideo);
+  connect(progress_, &QProgressDialog::canceled, controller_->morph(), &MorphController::cancelVideo);
   progress_->setValue(0);
   updateControls();
   return true;

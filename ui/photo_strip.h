@@ -5,7 +5,7 @@
 
 namespace automod::ui {
 
-class StudioDocument;
+class StudioController;
 
 /// The MIME type of a source dragged from the strip: the source index as text.
 inline constexpr const char* kSourceMime = "application/x-automod-source";
@@ -13,13 +13,18 @@ inline constexpr const char* kSourceMime = "application/x-automod-source";
 class PhotoStrip : public QListWidget {
   Q_OBJECT
  public:
-  explicit PhotoStrip(StudioDocument* document, QWidget* parent = nullptr);
+  explicit PhotoStrip(StudioController* controller, QWidget* parent = nullptr);
 
   /// Rebuilds the items from the document.
   void refresh();
   /// Removes the selected photos from the document (one undo step each); Delete, Backspace and the
   /// context menu's "Remove" call it.
   void removeSelected();
+  /// Refines the selected photos (the context menu's "Refine", the button on a tile), or cancels
+  /// their refinement when it runs.
+  void refineSelected();
+  /// Where a tile draws its Refine button (item coordinates of the icon), for clicks and tests.
+  static QRect refineButtonRect();
 
  Q_SIGNALS:
   void filesDropped(const QStringList& paths);
@@ -33,9 +38,11 @@ class PhotoStrip : public QListWidget {
   void contextMenuEvent(QContextMenuEvent* event) override;
   QMimeData* mimeData(const QList<QListWidgetItem*>& items) const override;
   QStringList mimeTypes() const override;
+  void mousePressEvent(QMouseEvent* event) override;
+  void paintEvent(QPaintEvent* event) override;
 
  private:
-  StudioDocument* document_;
+  StudioController* controller_;
 };
 
 /// Local files among a drop's URLs.

@@ -11,7 +11,7 @@
 #include <QVBoxLayout>
 
 #include "ui/document.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 namespace automod::ui {
 
@@ -80,7 +80,7 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
   connect(reroll_, &QPushButton::clicked, this, &SampleTab::reroll);
   connect(keep_, &QPushButton::clicked, this, &SampleTab::keepSelected);
   connect(gallery_, &QListWidget::itemDoubleClicked, this, &SampleTab::keepSelected);
-  connect(controller_, &StudioController::samplesReady, this, [this](const QVector<QImage>& images, quint64 seed) {
+  connect(controller_->render(), &RenderScheduler::samplesReady, this, [this](const QVector<QImage>& images, quint64 seed) {
     gallery_->clear();
     for (int i = 0; i < images.size(); ++i) {
       auto icon = QIcon(QPixmap::fromImage(galleryImage(images[i], gallery_->iconSize())));
@@ -89,6 +89,9 @@ SampleTab::SampleTab(StudioController* controller, QWidget* parent) : QWidget(pa
     }
     if (gallery_->count() > 0) gallery_->setCurrentRow(0);
   });
+  // A model change empties the gallery at once (its samples belong to the old model); the same
+  // settings draw a new one when the photos are back.
+  connect(controller_->render(), &RenderScheduler::samplesCleared, gallery_, &QListWidget::clear);
 }
 
 Ranges SampleTab::lockedRanges() const {
@@ -98,7 +101,7 @@ Ranges SampleTab::lockedRanges() const {
   return set;
 }
 
-void SampleTab::generate() { controller_->requestSamples(lockedRanges(), quint64(seed_->value()), count_->value()); }
+void SampleTab::generate() { controller_->render()->requestSamples(lockedRanges(), quint64(seed_->value()), count_->value()); }
 
 void SampleTab::reroll() {
   seed_->setValue(seed_->value() + 1);
@@ -109,9 +112,8 @@ void SampleTab::keepSelected() {
   auto* item = gallery_->currentItem();
   if (!item) return;
   const int i = item->data(Qt::UserRole).toInt();
-  const auto samples = controller_->samples();
-  if (i < samples.size())
-    controller_->addImage(samples[i], tr("sample %1").arg(item->text()));  // "sample seed 3 · #2"
+  // The sample's own codes, bit for bit (not its picture encoded again), named as in the gallery.
+  controller_->render()->keepSample(i, tr("sample %1").arg(item->text()));  // "sample seed 3 · #2"
 }
 
 }  // namespace automod::ui

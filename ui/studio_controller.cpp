@@ -2,66 +2,47 @@
 
 #include "ui/studio_controller.h"
 
-#include <QDir>
 #include <QFileInfo>
-#include <QImageWriter>
-#include <QPainter>
-#include <QStandardPaths>
-#include <QJsonDocument>
-#include <QJsonObject>
-#include <QSaveFile>
-#include <QTemporaryFile>
-#include <QTimer>
 
-#include <cmath>
+#include <future>
 
 #include "core/align/photo.h"
-#include "core/edit/attribute.h"
-#include "core/edit/interpolate.h"
-#include "core/edit/ranges.h"
-#include "core/edit/recipe.h"
-#include "core/io/image.h"
+#include "core/edit/edit_state.h"
+#include "core/io/default_model.h"
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
 #include "core/util/error.h"
-#include "core/io/default_model.h"
-#include "core/metrics/quality_reference.h"
-#include "ui/tensor_image.h"
+#include "ui/attribute_controller.h"
+#include "ui/morph_controller.h"
+#include "ui/photo_intake.h"
+#include "ui/project_io.h"
+#include "ui/render_scheduler.h"
+#include "ui/result_exporter.h"
 
 namespace automod::ui {
 
-StudioController::StudioController(QObject* parent) : QObject(parent) {
-  connect(&worker_, &InferenceWorker::encoded, this, &StudioController::onEncoded);
-  connect(&worker_, &InferenceWorker::facesFound, this, &StudioController::onFacesFound);
-  connect(&worker_, &InferenceWorker::decoded, this, &StudioController::onDecoded);
-  connect(&worker_, &InferenceWorker::sampled, this, [this](const SampleResult& r) {
-    if (r.request != latest_sample_request_) return;
-    if (!r.error.isEmpty()) {
-      Q_EMIT samplesFailed(r.error);
-      return;
-    }
-    samples_ = r.images;
-    samples_seed_ = r.seed;
-    Q_EMIT samplesReady(r.images, r.seed);
-  });
-  connect(&document_, &StudioDocument::mixChanged, this, &StudioController::scheduleDecode);
-  connect(&document_, &StudioDocument::sourcesChanged, this, &StudioController::scheduleDecode);
-  connect(&document_, &StudioDocument::attributeChanged, this, &StudioController::scheduleDecode);
-  connectEditing();
-}
+StudioController::StudioController(QObject* parent)
+    : QObject(parent),
+      document_(new StudioDocument(this)),
+      worker_(new InferenceWorker(this)),
+      photos_(new PhotoIntake(this)),
+      render_(new RenderScheduler(this)),
+      morph_(new MorphController(this)),
+      attributes_(new AttributeController(this)),
+      exporter_(new ResultExporter(this)),
+      project_(new ProjectIO(this)) {}
 
 StudioController::~StudioController() {
-  for (const auto& f : temp_files_) QFile::remove(f);
+  // The jobs capture the model and post to the sub-controllers: stop them before anything goes.
+  delete worker_;
+  worker_ = nullptr;
 }
 
 bool StudioController::openModel(const QString& path, QString* error) {
   try {
     std::shared_ptr<Automodulator> model = loadModel(path.toStdString(), resolveDevice("auto"));
-    setModel(std::move(model), QFileInfo(path).completeBaseName());
-    model_path_ = path;
-    // Without an "evaluation" in the metadata, `automod eval -o <model>-eval.json` beside the file.
-    quality_ = qualityReference(model_->metadata, path.toStdString());
+    setModel(std::move(model), QFileInfo(path).completeBaseName(), path);
     return true;
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(errorMessage(e));
@@ -70,76 +51,53 @@ bool StudioController::openModel(const QString& path, QString* error) {
 }
 
 void StudioController::openDefaultModel() {
-  const auto path = defaultModelPath();
-  QString error;
-  if (!path.empty() && openModel(QString::fromStdString(path.string()), &error)) return;
-  // Not installed (or unreadable): core's stand-in, which untrainedModel() reports.
-  setModel(std::shared_ptr<Automodulator>(untrainedDefaultModel(resolveDevice("auto"))), tr("untrained 64 px model"));
-  untrained_ = true;
+  try {
+    auto d = automod::openDefaultModel(resolveDevice("auto"));
+    const QString path = QString::fromStdString(d.path.string());
+    setModel(std::shared_ptr<Automodulator>(std::move(d.model)),
+             d.untrained ? tr("untrained 64 px model") : QFileInfo(path).completeBaseName(), path);
+  } catch (const std::exception&) {
+    // The installed default model does not read: core's untrained stand-in, said so by untrainedModel().
+    setModel(std::shared_ptr<Automodulator>(untrainedDefaultModel(resolveDevice("auto"))), tr("untrained 64 px model"));
+  }
 }
 
-void StudioController::setModel(std::shared_ptr<Automodulator> model, const QString& name) {
+void StudioController::setModel(std::shared_ptr<Automodulator> model, const QString& name, const QString& path) {
+  // Nothing computed for the old model is wanted any more; results still on their way are dropped by
+  // the generation check.
+  worker_->cancelAll();
+  ++generation_;
+  reencode_total_ = 0;
   model_ = std::move(model);
   model_name_ = name;
-  model_path_.clear();
+  model_path_ = path;
   untrained_ = model_ && model_->metadata.value("untrained", false);
-  quality_ = model_ ? qualityReference(model_->metadata) : QualityReference{};
-  worker_.setModel(model_);
-  // Codes of another model mean nothing here, but the photos stay: each one that came from a photo
-  // on disk is encoded again by the new model (in the background); the mix is restored once they
-  // are back when the new model has the same blocks. The undo history cannot survive (its steps
-  // hold the old codes): reencodeFinished says so.
-  const QVector<Source> previous = document_.sources();
-  const MixSettings previous_mix = document_.mix();
-  const MorphSettings previous_morph = document_.morph();
-  const int previous_blocks = document_.blocks();
-  origins_.clear();
-  // Photos still being encoded again for the model before this one come back for nothing.
-  for (quint64 id : reencode_.ids) {
-    pending_.remove(id);
-    stale_encodes_.insert(id);
-  }
-  reencode_ = {};
-  document_.clear();
-  document_.setMorph(previous_morph);  // the Morph tab keeps its mode across models
-  document_.setLayout(model_ ? BlockLayout::of(*model_) : BlockLayout{});
-  result_ = preview_ = QImage();
-  Q_EMIT modelChanged();
-  if (!model_ || previous.isEmpty()) return;
-  QVector<int> kept;
-  for (int i = 0; i < previous.size(); ++i) {
-    const auto& s = previous[i];
-    if (!s.fromPhoto || !QFileInfo(s.path).isFile()) {
-      ++reencode_.dropped;
-      continue;
-    }
-    const int face = s.face >= 0 ? s.face : InferenceWorker::LargestFace;
-    const quint64 id = worker_.requestEncode(s.path, face);
-    pending_.insert(id, std::nullopt);
-    reencode_.ids.insert(id);
-    kept << i;
-  }
-  reencode_.total = int(reencode_.ids.size());
-  if (previous_blocks == document_.blocks() && !kept.isEmpty()) {
-    // The old mix over the photos that come back (columns of dropped sources removed).
-    MixSettings mix;
-    for (const auto& row : previous_mix.weights) {
-      QVector<double> r;
-      for (int i : kept) r << (i < row.size() ? row[i] : 0.0);
-      mix.weights << r;
-    }
-    reencode_.mix = mix;
-  }
-  if (reencode_.total > 0) {
-    Q_EMIT busyChanged(true);
-    Q_EMIT reencodeProgress(0, reencode_.total);
+  // Without an "evaluation" in the metadata, `automod eval -o <model>-eval.json` beside the file.
+  quality_ = model_ ? qualityReference(model_->metadata, path.toStdString()) : QualityReference{};
+  const bool had_sources = !document_->sources().isEmpty();
+  if (model_) {
+    // Core's rebind: the same sources (to be encoded again), the mix, the attribute and the morph.
+    document_->resetState(rebind(document_->state(), ModelBinding::of(*model_, path.toStdString())));
   } else {
-    Q_EMIT reencodeFinished(0, reencode_.dropped);
+    document_->resetState(EditState{});
   }
+  if (had_sources) document_->setModifiedOutsideUndo();
+  Q_EMIT modelChanged();
+  if (model_) encodeMissingSources();
 }
 
-bool StudioController::hasModel() const { return model_ != nullptr; }
 int StudioController::modelResolution() const { return model_ ? model_->resolution() : 0; }
+
+PhotoOptions StudioController::photoOptions() const {
+  PhotoOptions options = model_ ? photoOptionsForModel(model_->metadata) : PhotoOptions{};
+  // The editor never refuses a photo without a face: it is centre-cropped with a note.
+  options.center_crop_fallback = true;
+  return options;
+}
+
+QString StudioController::qualityHint(double psnr) const {
+  return QString::fromStdString(automod::qualityHint(quality_, psnr));
+}
 
 QString StudioController::modelInfo() const {
   if (!model_) return tr("No model is loaded.");
@@ -153,221 +111,135 @@ QString StudioController::modelInfo() const {
   return QString::fromStdString(j.dump(2));
 }
 
-QString StudioController::qualityHint(const Source& source) const {
-  return QString::fromStdString(automod::qualityHint(quality_, source.psnr));
-}
-
 QString StudioController::deviceName() const {
   return model_ ? QString::fromStdString(describeDevice(model_->device())) : QString();
 }
 
-void StudioController::addPhotos(const QStringList& paths, std::optional<Range> range) {
-  const int face = face_mode_ == FaceMode::Ask ? InferenceWorker::AskFace : InferenceWorker::LargestFace;
-  for (const auto& p : paths) pending_.insert(worker_.requestEncode(p, face), range);
+bool StudioController::idle() const { return !worker_->isBusy() && !reencoding(); }
+
+void StudioController::encodeMissingSources() {
+  if (!model_) return;
+  const EditState& state = document_->state();
+  const auto ids = sourcesToEncode(state);
+  const bool attribute = state.attribute && !state.attribute->vector.vector.defined();
+  if (ids.empty() && !attribute) {
+    Q_EMIT reencodeFinished(0, 0);
+    return;
+  }
+  std::vector<EditSource> todo;
+  for (auto id : ids) todo.push_back(state.sources[static_cast<size_t>(state.indexOf(id))]);
+  std::optional<EditAttribute> old_attribute;
+  if (attribute) old_attribute = state.attribute;
+  const BlockLayout old_layout = [&] {
+    // The layout the attribute's ranges were made for: the model it was built with.
+    if (!old_attribute) return state.model.layout;
+    return BlockLayout::forResolution(old_attribute->vector.resolution,
+                                      old_attribute->vector.numBlocks() >
+                                          ModelConfig::blockForResolution(old_attribute->vector.resolution) + 1);
+  }();
+  reencode_total_ = static_cast<int>(todo.size());
   Q_EMIT busyChanged(true);
-}
-
-void StudioController::onFacesFound(quint64 id, const FaceCandidates& faces) {
-  const auto range = pending_.take(id);
-  awaiting_.insert(faces.path, Awaiting{faces, range});
-  if (pending_.isEmpty()) Q_EMIT busyChanged(false);
-  Q_EMIT facesFound(faces.path, faces.boxes, faces.crops);
-}
-
-FaceCandidates StudioController::faceCandidates(const QString& path) const {
-  return awaiting_.value(path).faces;
-}
-
-void StudioController::chooseFaces(const QString& path, const QVector<int>& faces) {
-  auto it = awaiting_.find(path);
-  if (it == awaiting_.end()) return;
-  const Awaiting a = *it;
-  awaiting_.erase(it);
-  bool first = true;
-  for (int f : faces) {
-    if (f < 0 || f >= a.faces.boxes.size()) continue;
-    // A drop on a range panel assigns that range to the first chosen face only.
-    pending_.insert(worker_.requestEncode(path, f), first ? a.range : std::nullopt);
-    first = false;
-  }
-  if (!first) Q_EMIT busyChanged(true);
-}
-
-void StudioController::chooseAllFaces(const QString& path) {
-  QVector<int> all;
-  for (int i = 0; i < faceCandidates(path).boxes.size(); ++i) all << i;
-  chooseFaces(path, all);
-}
-
-void StudioController::addImage(const QImage& image, const QString& name) {
-  QTemporaryFile file(QDir::tempPath() + "/automod-paste-XXXXXX.png");
-  file.setAutoRemove(false);
-  if (!file.open() || !image.save(&file, "PNG")) {
-    Q_EMIT photoFailed(tr("pasted image"), tr("cannot write a temporary file"));
-    return;
-  }
-  temp_files_ << file.fileName();
-  temp_names_.insert(file.fileName(), name.isEmpty() ? tr("pasted image %1").arg(++pasted_count_) : name);
-  addPhotos({file.fileName()});
-}
-
-void StudioController::onEncoded(const EncodeResult& r) {
-  if (onExemplarEncoded(r)) return;
-  if (stale_encodes_.remove(r.id)) {
-    worker_.takeOrigin(r.id);
-    return;
-  }
-  const auto range = pending_.take(r.id);
-  const auto origin = worker_.takeOrigin(r.id);
-  const bool reencoded = reencode_.ids.remove(r.id);
-  if (!r.error.isEmpty()) {
-    Q_EMIT photoFailed(r.source.path, r.error);
-  } else {
-    Source source = r.source;
-    if (origin) {
-      origins_.insert(originKey(source), *origin);
-      // A photo on disk (not a pasted image's temporary file): the project names it.
-      source.fromPhoto = !temp_files_.contains(origin->path);
-      source.face = origin->face;
+  Q_EMIT reencodeProgress(0, reencode_total_);
+  const auto model = model_;
+  const auto options = photoOptions();
+  const quint64 generation = generation_;
+  struct Tally {
+    int done = 0, dropped = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  worker_->submit(JobQueue::Intake, [this, model, options, generation, todo, old_attribute, old_layout,
+                                     tally](JobQueue::Control& control) {
+    // One batch: the next photo is read and aligned (dlib, on another thread) while the current one
+    // encodes, so that a model change costs about the encoder's time, not align + encode per photo.
+    auto prepare = [&](size_t i) {
+      return std::async(std::launch::async, [&, i] {
+        EditSource s = todo[i];
+        std::optional<PreparedPhoto> prepared;
+        if (s.fromPhotoFile()) {
+          PhotoOptions o = options;
+          if (s.spec.face >= 0) o.face = s.spec.face;
+          if (s.spec.center_crop) o.align = false;
+          prepared = preparePhoto(s.spec.path, model->resolution(), int(model->config().image_channels), o);
+        }
+        return prepared;
+      });
+    };
+    std::future<std::optional<PreparedPhoto>> next;
+    if (!todo.empty()) next = prepare(0);
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (control.cancelled()) return;
+      EditSource s = todo[i];
+      QString error;
+      try {
+        auto prepared = next.get();
+        if (i + 1 < todo.size()) next = prepare(i + 1);
+        torch::Tensor picture;
+        if (prepared) {
+          picture = prepared->image;
+          s.transform = prepared->transform;
+          s.note = prepared->note;
+        } else {
+          if (!s.picture.defined()) throw Error(s.name + " has neither a photo file nor a picture to encode again");
+          // A pasted image or a kept sample: its picture, brought to this model's size.
+          encodeSource(*model, s, options);
+        }
+        if (picture.defined()) {
+          auto e = encodePicture(*model, picture);
+          s.picture = e.picture;
+          s.reconstruction = e.reconstruction;
+          s.z = e.z;
+          s.codes = LatentPlan::uniform(e.z, model->numBlocks());
+          s.refine = nullptr;
+          s.psnr = e.psnr;
+          s.ssim = e.ssim;
+        }
+      } catch (const std::exception& e) {
+        error = QString::fromStdString(errorMessage(e));
+        if (i + 1 < todo.size() && !next.valid()) next = prepare(i + 1);
+      }
+      InferenceWorker::deliver(this, [this, s, error, generation, tally] {
+        if (generation != generation_) return;
+        ++tally->done;
+        if (error.isEmpty()) {
+          EditSource shown = s;
+          if (const auto hint = qualityHint(s.psnr); !hint.isEmpty())
+            shown.note = s.note.empty() ? hint.toStdString() : s.note + "; " + hint.toStdString();
+          document_->updateSource(shown);
+        } else {
+          ++tally->dropped;
+          EditState st = document_->state();
+          st.removeSource(st.indexOf(s.id));
+          document_->resetState(st, true);
+        }
+        Q_EMIT reencodeProgress(tally->done, reencode_total_);
+      });
     }
-    if (const auto hint = qualityHint(source); !hint.isEmpty())
-      source.note = source.note.isEmpty() ? hint : source.note + "; " + hint;
-    // A pasted image or kept sample is named for what it is, not after its temporary file.
-    if (const auto name = temp_names_.constFind(source.path); name != temp_names_.constEnd()) source.name = *name;
-    document_.addSource(source);
-    const int index = document_.sources().size() - 1;
-    if (range) document_.assignRange(*range, index);
-    Q_EMIT photoAdded(index);
-  }
-  if (reencoded) {
-    if (!r.error.isEmpty()) ++reencode_.dropped;
-    Q_EMIT reencodeProgress(reencode_.total - int(reencode_.ids.size()), reencode_.total);
-    if (reencode_.ids.isEmpty()) {
-      // Every photo is back: the old mix, when it still fits, without an undo step of its own.
-      if (reencode_.mix && reencode_.dropped == 0 && reencode_.mix->weights.size() == document_.blocks())
-        document_.setMix(*reencode_.mix, tr("Restore the mix"));
-      const bool modified = document_.isModified();
-      document_.undoStack()->clear();
-      if (modified) document_.setModifiedOutsideUndo();
-      Q_EMIT reencodeFinished(reencode_.total - reencode_.dropped, reencode_.dropped);
-      reencode_ = {};
-    }
-  }
-  if (pending_.isEmpty()) Q_EMIT busyChanged(false);
-}
-
-bool StudioController::saveProject(const QString& path, QString* error) {
-  try {
-    if (!model_) throw Error("no model is loaded");
-    const auto& sources = document_.sources();
-    Recipe r;
-    r.resolution = model_->resolution();
-    if (!model_path_.isEmpty()) r.model = QFileInfo(model_path_).absoluteFilePath().toStdString();
-    for (int i = 0; i < sources.size(); ++i) {
-      const auto& s = sources[i];
-      SourceSpec spec;
-      if (s.fromPhoto && QFileInfo(s.path).isFile())
-        spec = s.face >= 0 ? SourceSpec::photo(s.path.toStdString(), s.face) : SourceSpec::centerCropped(s.path.toStdString());
-      else
-        spec = SourceSpec::inlineCode(std::vector<float>(s.latent.begin(), s.latent.end()));
-      r.sources[Recipe::sourceName(i)] = spec;
-    }
-    if (!sources.isEmpty()) {
-      // The mix: consecutive blocks with the same weights form one assignment; blocks without any
-      // weight take the first source (blockMixPlan's rule, which the editor decodes with).
-      r.base = Recipe::sourceName(0);
-      const auto& weights = document_.mix().weights;
-      for (int b = 0; b < weights.size();) {
-        int e = b;
-        while (e + 1 < weights.size() && weights[e + 1] == weights[b]) ++e;
-        Recipe::Assignment a;
-        a.scales = BlockRange{b, e}.toString();
-        for (int i = 0; i < weights[b].size(); ++i)
-          if (weights[b][i] > 0) a.sources.push_back({Recipe::sourceName(i), weights[b][i]});
-        if (!a.sources.empty()) r.assignments.push_back(a);
-        b = e + 1;
+    QString attribute_error;
+    std::optional<EditAttribute> rebuilt;
+    if (old_attribute && !control.cancelled()) {
+      try {
+        rebuilt = rebuildAttribute(*model, *old_attribute, old_layout, options);
+      } catch (const std::exception& e) {
+        attribute_error = QString::fromStdString(errorMessage(e));
       }
     }
-    const auto& attribute = document_.attribute();
-    if (!attribute.isNull() && attribute.strength != 0.0) {
-      Recipe::AttributeEdit e;
-      e.inline_attribute = toAttributeVector(attribute);
-      e.strength = attribute.strength;
-      r.attributes.push_back(e);
-    }
-    const auto& morph = document_.morph();
-    if (morph.a >= 0 && morph.b >= 0 && morph.a < sources.size() && morph.b < sources.size()) {
-      Recipe::Morph m;
-      m.a = Recipe::sourceName(morph.a);
-      m.b = Recipe::sourceName(morph.b);
-      m.scales = morph.moving == allRanges() ? "" : rangesToString(blockRanges(morph.moving, document_.layout()));
-      m.t = morph.t;
-      m.frames = morph.frames;
-      m.fps = morph.fps;
-      r.morph = m;
-    }
-    r.editor = nlohmann::json::parse(QJsonDocument(document_.editorState()).toJson(QJsonDocument::Compact).toStdString());
-    const auto json = r.toJson(QFileInfo(path).absolutePath().toStdString()).dump(1);
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly) || file.write(json.data(), qint64(json.size())) != qint64(json.size()) ||
-        !file.commit())
-      throw Error("cannot write " + path.toStdString() + ": " + file.errorString().toStdString());
-    document_.setFilePath(path);
-    return true;
-  } catch (const std::exception& e) {
-    if (error) *error = QString::fromStdString(errorMessage(e));
-    return false;
-  }
-}
-
-bool StudioController::openProject(const QString& path, QString* error) {
-  StudioDocument probe;
-  if (!probe.load(path, error)) return false;
-  const int dim = model_ ? int(model_->config().latent_dim) : 0;
-  for (const auto& s : probe.sources())
-    if (s.latent.size() != dim) {
-      if (error)
-        *error = tr("the project was made with a model of %1-d codes; this one uses %2-d codes (open that model first)")
-                     .arg(s.latent.size())
-                     .arg(dim);
-      return false;
-    }
-  origins_.clear();
-  return document_.load(path, error);
-}
-
-void StudioController::scheduleDecode() {
-  if (decode_scheduled_) return;
-  decode_scheduled_ = true;
-  // Several document signals from one action (or a burst of slider moves) make one request.
-  QTimer::singleShot(0, this, [this] {
-    decode_scheduled_ = false;
-    if (!model_ || document_.sources().isEmpty()) return;
-    latest_request_ = worker_.requestDecode(document_.latents(), document_.mix(), document_.attribute());
+    InferenceWorker::deliver(this, [this, generation, tally, rebuilt, attribute_error, old_attribute] {
+      if (generation != generation_) return;
+      if (old_attribute) {
+        EditState st = document_->state();
+        if (rebuilt)
+          st.attribute = rebuilt;
+        else
+          st.attribute.reset();
+        document_->resetState(st, true);
+      }
+      const int total = reencode_total_;
+      reencode_total_ = 0;
+      Q_EMIT reencodeFinished(total - tally->dropped, tally->dropped,
+                              attribute_error.isEmpty() ? QString() : tr("the attribute could not be rebuilt: %1").arg(attribute_error));
+      Q_EMIT busyChanged(false);
+    });
   });
-}
-
-void StudioController::onDecoded(const DecodeResult& r) {
-  if (r.request != latest_request_) return;  // an older request finished late
-  if (!r.error.isEmpty() || r.final) answered_request_ = r.request;
-  if (!r.error.isEmpty()) {
-    Q_EMIT decodeFailed(r.error);
-    return;
-  }
-  if (!r.final) {
-    preview_ = r.image;
-    Q_EMIT previewReady(r.image);
-    return;
-  }
-  result_ = r.image;
-  last_decode_ms_ = r.ms;
-  Q_EMIT resultReady(r.image);
-}
-
-void StudioController::requestSamples(Ranges locked, quint64 seed, int count) {
-  if (!model_) return;
-  latest_sample_request_ =
-      worker_.requestSamples(document_.latents(), document_.mix(), locked, seed, count, document_.attribute());
 }
 
 }  // namespace automod::ui

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/edit/attribute.h"
+#include "core/edit/edit_state.h"
 #include "core/edit/ranges.h"
 #include "ui/document.h"
 
@@ -22,13 +23,24 @@ torch::Tensor fromQImage(const QImage& image);
 QVector<float> toFloatVector(const torch::Tensor& t);
 torch::Tensor fromFloatVector(const QVector<float>& v);
 
-/// The sources' codes as [1, D] tensors on `device`.
-std::vector<torch::Tensor> toLatents(const QVector<QVector<float>>& latents, const torch::Device& device);
-/// The mix's per-block weights as core's blockMixPlan takes them.
-std::vector<std::vector<double>> toWeights(const MixSettings& mix);
+/// What the widgets show of a source.
+Source toSourceView(const EditSource& source);
+/// A PNG of a uint8 [H, W, C] image, base64 (a project's pictures), and back (undefined when unreadable).
+std::string toPngBase64(const torch::Tensor& image);
+torch::Tensor fromPngBase64(const std::string& text);
 /// The document's attribute as core's AttributeVector, its scales resolved for these blocks.
 AttributeVector toAttributeVector(const AttributeEdit& edit, const BlockLayout& layout);
 /// The same, for the blocks of the model the attribute was built with.
 AttributeVector toAttributeVector(const AttributeEdit& edit);
+/// Core's attribute edit and back.
+EditAttribute toEditAttribute(const AttributeEdit& edit, const BlockLayout& layout);
+AttributeEdit toAttributeEdit(const EditAttribute& attribute);
+/// The morph: the tab's range flags are core's named scales ("coarse,fine"; empty: every block).
+EditMorph toEditMorph(const MorphSettings& morph, const BlockLayout& layout);
+MorphSettings toMorphSettings(const EditMorph& morph, const BlockLayout& layout);
+/// Named scales as a core scales string ("coarse,fine"), empty for all three.
+std::string scalesString(Ranges ranges);
+/// The named scales whose blocks `scales` covers entirely in this layout.
+Ranges rangesOf(const std::string& scales, const BlockLayout& layout);
 
 }  // namespace automod::ui

@@ -13,24 +13,31 @@
 
 namespace automod::ui {
 
-/// One photo brought into the editor: prepared (aligned or center-cropped), encoded, reconstructed.
+/// What the widgets show of one source of the document (core's EditSource, core/edit/edit_state.h):
+/// plain Qt values, converted once when the document changes.
 struct Source {
+  /// core's EditSource::id: stable while the source is in the document.
+  quint64 id = 0;
+  /// The photo file ("" for a pasted image, a kept sample or a project's code).
   QString path;
   QString name;
   QImage aligned;
   QImage reconstruction;
+  /// The code of its first block ([D]): the encoder's code unless refined or kept from a gallery.
   QVector<float> latent;
   QString note;
-  /// Encoded from the photo at `path` (not a pasted image or a kept sample): which face (index,
-  /// largest first), or −1 when the photo was centre-cropped. A project's recipe names the photo
-  /// then, and the code otherwise.
+  /// Encoded from the photo at `path`: which face (index, largest first), or −1 when the photo was
+  /// centre-cropped. A project's recipe names the photo then, and the code otherwise.
   bool fromPhoto = false;
   int face = -1;
-  /// How well the model reconstructs the aligned photo: PSNR in dB and SSIM (NaN when unknown, e.g.
-  /// a source from a project).
+  /// The codes were refined (one per block; core/edit/refine): how many steps.
+  int refineSteps = 0;
+  /// False while the current model has not encoded it yet (after a model change).
+  bool encoded = true;
+  /// How well the model reconstructs the prepared photo: PSNR in dB and SSIM (NaN when unknown).
   double psnr = std::numeric_limits<double>::quiet_NaN();
   double ssim = std::numeric_limits<double>::quiet_NaN();
-  bool operator==(const Source& o) const { return path == o.path && latent == o.latent; }
+  bool operator==(const Source& o) const { return id == o.id && path == o.path && latent == o.latent; }
 };
 
 /// The mix: weights[b][i] is source i's blend weight in decoder block b. A block's latent is the
@@ -77,14 +84,6 @@ struct MorphSettings {
   bool operator==(const MorphSettings&) const = default;
 };
 
-/// What the worker encodes: a photo file.
-struct EncodeResult {
-  quint64 id = 0;
-  Source source;
-  QString error;  ///< non-empty when the photo could not be used; the message says why
-  double ms = 0;
-};
-
 /// A decoded mix. `final` is false for the coarse-to-fine preview that comes first.
 struct DecodeResult {
   quint64 request = 0;
@@ -95,16 +94,6 @@ struct DecodeResult {
   QString error;
 };
 
-/// A gallery of conditional samples: locked ranges follow the mix, the others are drawn at random.
-struct SampleResult {
-  quint64 request = 0;
-  quint64 seed = 0;
-  QVector<QImage> images;
-  QString error;
-};
-
 }  // namespace automod::ui
 
-Q_DECLARE_METATYPE(automod::ui::SampleResult)
-Q_DECLARE_METATYPE(automod::ui::EncodeResult)
 Q_DECLARE_METATYPE(automod::ui::DecodeResult)

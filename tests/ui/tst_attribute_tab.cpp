@@ -22,7 +22,7 @@
 #include "ui/attribute_tab.h"
 #include "ui/main_window.h"
 #include "ui/photo_strip.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -36,9 +36,9 @@ class TestAttributeTab : public QObject {
   /// A controller on a tiny 64 px model (5 blocks: every range) with photo 0 loaded and decoded.
   void load(StudioController& c) {
     c.setModel(test::expressiveTinyModel(), "tiny");
-    c.addPhotos(photos_.mid(0, 1));
+    c.photos()->addPhotos(photos_.mid(0, 1));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 20000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 20000);
   }
 
   static void dropStripSource(QWidget* target, int index) {
@@ -58,7 +58,7 @@ class TestAttributeTab : public QObject {
 
   /// Waits for the decode the last document change scheduled.
   static void settle(StudioController& c) {
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy(), 20000);
   }
 
  private Q_SLOTS:
@@ -92,7 +92,7 @@ class TestAttributeTab : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(neg->count(), 2, 20000);
     QVERIFY(tab->attribute());
     QCOMPARE(tab->attribute()->vector.size(), 32);
-    QCOMPARE(tab->attribute()->scales, c.scalesOf(RangeFlag::Intermediate | RangeFlag::Fine));
+    QCOMPARE(tab->attribute()->scales, c.attributes()->scalesOf(RangeFlag::Intermediate | RangeFlag::Fine));
     QCOMPARE(tab->attribute()->positives, photos_.mid(1, 2));
     // v = mean(positives) − mean(negatives)
     const auto& p = pos->exemplars();
@@ -109,12 +109,12 @@ class TestAttributeTab : public QObject {
     MainWindow w(&c);
     auto* tab = w.attributeTab();
     fillWells(tab);
-    const QImage unedited = c.result();
-    QSignalSpy results(&c, &StudioController::resultReady);
+    const QImage unedited = c.render()->result();
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     tab->strengthSlider()->setValue(0);
     QVERIFY(tab->apply());
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
-    QCOMPARE(c.result(), unedited);  // strength 0: the unedited image exactly
+    QCOMPARE(c.render()->result(), unedited);  // strength 0: the unedited image exactly
     QVERIFY(!c.document()->attribute().isNull());
 
     const int steps = c.document()->undoStack()->count();
@@ -128,27 +128,27 @@ class TestAttributeTab : public QObject {
     QCOMPARE(started.count(), 1);  // coalesced into one decode
     QCOMPARE(c.document()->undoStack()->count(), steps + 1);
     QCOMPARE(c.document()->attribute().strength, 2.5);
-    const QImage edited = c.result();
+    const QImage edited = c.render()->result();
     QVERIFY(edited != unedited);
     QVERIFY(!tab->resultView()->pixmap().isNull());
 
     c.document()->undoStack()->undo();  // the drag
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 3, 20000);
-    QCOMPARE(c.result(), unedited);
+    QCOMPARE(c.render()->result(), unedited);
     QCOMPARE(slider->value(), 0);
     c.document()->undoStack()->undo();  // the apply
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 4, 20000);
     QVERIFY(c.document()->attribute().isNull());
-    QCOMPARE(c.result(), unedited);
+    QCOMPARE(c.render()->result(), unedited);
     c.document()->undoStack()->redo();
     c.document()->undoStack()->redo();
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 5, 20000);
-    QCOMPARE(c.result(), edited);
+    QCOMPARE(c.render()->result(), edited);
     QCOMPARE(slider->value(), 250);
 
     tab->removeFromResult();
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 6, 20000);
-    QCOMPARE(c.result(), unedited);
+    QCOMPARE(c.render()->result(), unedited);
   }
 
   void fineOnlyAttributeRedecodesOnlyTheFineBlocks() {
@@ -161,16 +161,16 @@ class TestAttributeTab : public QObject {
     tab->rangeCheck(Range::Fine)->setChecked(true);
     fillWells(tab);
     QCOMPARE(tab->attribute()->scales, QString("4"));
-    const QImage unedited = c.result();
+    const QImage unedited = c.render()->result();
     QSignalSpy decoded(c.worker(), &InferenceWorker::decoded);
-    QSignalSpy results(&c, &StudioController::resultReady);
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     tab->strengthSlider()->setValue(300);
     QVERIFY(tab->apply());
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
     auto last = decoded.last().at(0).value<DecodeResult>();
     QVERIFY(last.final);
     QCOMPARE(last.firstBlock, 4);  // blocks 0-3 (coarse, intermediate) are reused as they were
-    QVERIFY(c.result() != unedited);
+    QVERIFY(c.render()->result() != unedited);
 
     // Widening the ranges is one more undo step and changes the coarse blocks too.
     const int steps = c.document()->undoStack()->count();
@@ -215,14 +215,14 @@ class TestAttributeTab : public QObject {
     QVERIFY(!other->rangeCheck(Range::Coarse)->isChecked());
 
     // Applied at the same strength, both give the same image.
-    QSignalSpy rc(&c, &StudioController::resultReady), rd(&d, &StudioController::resultReady);
+    QSignalSpy rc(c.render(), &RenderScheduler::resultReady), rd(d.render(), &RenderScheduler::resultReady);
     tab->strengthSlider()->setValue(-150);
     other->strengthSlider()->setValue(-150);
     QVERIFY(tab->apply());
     QVERIFY(other->apply());
     QTRY_COMPARE_WITH_TIMEOUT(rc.count(), 1, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(rd.count(), 1, 20000);
-    QCOMPARE(d.result(), c.result());
+    QCOMPARE(d.render()->result(), c.render()->result());
 
     // Bad files keep the attribute and say why.
     QFile bad(dir_.filePath("bad.json"));
@@ -249,7 +249,7 @@ class TestAttributeTab : public QObject {
     // A project saved before any attribute has none (the editor section's, and no recipe attribute).
     const QString plain = dir_.filePath("plain.json");
     QString error;
-    QVERIFY2(c.saveProject(plain, &error), qPrintable(error));
+    QVERIFY2(c.project()->save(plain, &error), qPrintable(error));
     QFile f(plain);
     QVERIFY(f.open(QIODevice::ReadOnly));
     const auto saved = QJsonDocument::fromJson(f.readAll()).object();
@@ -260,19 +260,19 @@ class TestAttributeTab : public QObject {
     QVERIFY(tab->apply());
     settle(c);
     QTest::qWait(50);
-    const QImage expected = c.result();
+    const QImage expected = c.render()->result();
     const QString path = dir_.filePath("project.json");
-    QVERIFY2(c.saveProject(path, &error), qPrintable(error));
+    QVERIFY2(c.project()->save(path, &error), qPrintable(error));
 
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow v(&d);
-    QSignalSpy results(&d, &StudioController::resultReady);
+    QSignalSpy results(d.render(), &RenderScheduler::resultReady);
     QVERIFY(v.openProject(path));
     QCOMPARE(d.document()->attribute(), c.document()->attribute());
     QCOMPARE(d.document()->attribute().strength, 1.25);
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
-    QCOMPARE(d.result(), expected);
+    QCOMPARE(d.render()->result(), expected);
     QCOMPARE(v.attributeTab()->strengthSlider()->value(), 125);
 
     QVERIFY(v.openProject(plain));

@@ -16,7 +16,7 @@
 #include "core/io/image.h"
 #include "ui/face_picker.h"
 #include "ui/main_window.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -35,8 +35,8 @@ class TestFacePicker : public QObject {
 
   /// Adds the two-face photo and waits for the controller to ask which face.
   void addTwoFaces(StudioController& c) {
-    QSignalSpy found(&c, &StudioController::facesFound);
-    c.addPhotos({two_});
+    QSignalSpy found(c.photos(), &PhotoIntake::facesFound);
+    c.photos()->addPhotos({two_});
     QTRY_COMPARE_WITH_TIMEOUT(found.count(), 1, 30000);
     QCOMPARE(found.at(0).at(0).toString(), two_);
   }
@@ -65,8 +65,8 @@ class TestFacePicker : public QObject {
   void severalFacesAskAndTheChosenFaceIsEncoded() {
     StudioController c;
     c.setModel(test::expressiveTinyModel(), "tiny");
-    QSignalSpy found(&c, &StudioController::facesFound);
-    c.addPhotos({two_});
+    QSignalSpy found(c.photos(), &PhotoIntake::facesFound);
+    c.photos()->addPhotos({two_});
     QTRY_COMPARE_WITH_TIMEOUT(found.count(), 1, 30000);
     const auto boxes = found.at(0).at(1).value<QVector<QRect>>();
     const auto crops = found.at(0).at(2).value<QVector<QImage>>();
@@ -77,54 +77,54 @@ class TestFacePicker : public QObject {
     QVERIFY(boxes[0].right() < grace_width);  // the larger face (Grace, on the left) first
     QVERIFY(boxes[1].left() >= grace_width);
     // Nothing is encoded until the user chooses.
-    QCOMPARE(c.photosAwaitingFaceChoice(), QStringList{two_});
+    QCOMPARE(c.photos()->photosAwaitingFaceChoice(), QStringList{two_});
     QTest::qWait(100);
     QVERIFY(c.document()->sources().isEmpty());
-    const auto candidates = c.faceCandidates(two_);
+    const auto candidates = c.photos()->faceCandidates(two_);
     QCOMPARE(candidates.boxes, boxes);
     QCOMPARE(candidates.photoSize, QSize(grace_width + 512, 512));
     QVERIFY(!candidates.photo.isNull());
 
-    c.chooseFaces(two_, {1});
+    c.photos()->chooseFaces(two_, {1});
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
-    QVERIFY(c.photosAwaitingFaceChoice().isEmpty());
+    QVERIFY(c.photos()->photosAwaitingFaceChoice().isEmpty());
     const Source astro = c.document()->sources()[0];
     QVERIFY2(astro.name.contains("face 2"), qPrintable(astro.name));
     QVERIFY2(astro.note.contains("face 2 of 2"), qPrintable(astro.note));
     QCOMPARE(astro.aligned, crops[1]);
-    QCOMPARE(c.sourceOrigin(0)->face, 1);
+    QCOMPARE(c.exporter()->sourceOrigin(0)->face, 1);
 
     // The same photo again, face 1 (index 0) this time: a different source.
     addTwoFaces(c);
-    c.chooseFaces(two_, {0});
+    c.photos()->chooseFaces(two_, {0});
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
     const Source grace = c.document()->sources()[1];
     QCOMPARE(grace.aligned, crops[0]);
     QVERIFY(grace.latent != astro.latent);
     QVERIFY(grace.aligned != astro.aligned);
-    QCOMPARE(c.sourceOrigin(1)->face, 0);
+    QCOMPARE(c.exporter()->sourceOrigin(1)->face, 0);
 
     // An empty choice drops the photo.
     addTwoFaces(c);
-    c.chooseFaces(two_, {});
+    c.photos()->chooseFaces(two_, {});
     QTest::qWait(200);
     QCOMPARE(c.document()->sources().size(), 2);
-    QVERIFY(c.photosAwaitingFaceChoice().isEmpty());
+    QVERIFY(c.photos()->photosAwaitingFaceChoice().isEmpty());
   }
 
   void allFacesAddsEachAsItsOwnSource() {
     StudioController c;
     c.setModel(test::expressiveTinyModel(), "tiny");
     addTwoFaces(c);
-    c.chooseAllFaces(two_);
+    c.photos()->chooseAllFaces(two_);
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
     const auto& s = c.document()->sources();
     QVERIFY(s[0].latent != s[1].latent);
     QVERIFY2(s[0].name.contains("face 1") && s[1].name.contains("face 2"), qPrintable(s[0].name + s[1].name));
     // Face mode Largest (no questions) takes the larger face at once.
-    c.setFaceMode(StudioController::FaceMode::Largest);
-    QSignalSpy found(&c, &StudioController::facesFound);
-    c.addPhotos({two_});
+    c.photos()->setFaceMode(PhotoIntake::FaceMode::Largest);
+    QSignalSpy found(c.photos(), &PhotoIntake::facesFound);
+    c.photos()->addPhotos({two_});
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 30000);
     QCOMPARE(found.count(), 0);
     QCOMPARE(c.document()->sources()[2].aligned, s[0].aligned);
@@ -136,7 +136,7 @@ class TestFacePicker : public QObject {
     c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     w.show();
-    c.addPhotos({two_});
+    c.photos()->addPhotos({two_});
     QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
     FacePicker* picker = w.facePicker();
     QCOMPARE(picker->faceCount(), 2);
@@ -149,21 +149,21 @@ class TestFacePicker : public QObject {
     QTRY_VERIFY(w.facePicker() == nullptr);
 
     // Clicking a face on the photo chooses it.
-    c.addPhotos({two_});
+    c.photos()->addPhotos({two_});
     QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
     picker = w.facePicker();
     QTRY_VERIFY(picker->photoView()->isVisible() && picker->photoView()->width() > 0);
-    const auto boxes = c.faceCandidates(two_).boxes;
+    const auto boxes = c.photos()->faceCandidates(two_).boxes;
     QLabel* view = picker->photoView();
     const QSize pix = view->pixmap().deviceIndependentSize().toSize();
-    const double s = double(pix.width()) / c.faceCandidates(two_).photoSize.width();
+    const double s = double(pix.width()) / c.photos()->faceCandidates(two_).photoSize.width();
     const QPoint offset((view->width() - pix.width()) / 2, (view->height() - pix.height()) / 2);
     QTest::mouseClick(view, Qt::LeftButton, {}, offset + (QPointF(boxes[0].center()) * s).toPoint());
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
     QVERIFY2(c.document()->sources()[1].name.contains("face 1"), qPrintable(c.document()->sources()[1].name));
 
     // "All faces" from the dialog.
-    c.addPhotos({two_});
+    c.photos()->addPhotos({two_});
     QTRY_VERIFY_WITH_TIMEOUT(w.facePicker() != nullptr, 30000);
     w.facePicker()->allFacesButton()->click();
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 4, 30000);
@@ -173,14 +173,14 @@ class TestFacePicker : public QObject {
     StudioController c;
     c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
-    QSignalSpy found(&c, &StudioController::facesFound);
-    c.addPhotos({noface_});
+    QSignalSpy found(c.photos(), &PhotoIntake::facesFound);
+    c.photos()->addPhotos({noface_});
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
     QCOMPARE(found.count(), 0);
     const auto& s = c.document()->sources()[0];
     QCOMPARE(s.note, QString("no face found in noface.png; center-cropped"));
     QVERIFY2(w.lastMessage().contains("no face found in noface.png; center-cropped"), qPrintable(w.lastMessage()));
-    QCOMPARE(c.sourceOrigin(0)->face, -1);
+    QCOMPARE(c.exporter()->sourceOrigin(0)->face, -1);
   }
 
   void exportPastedBackKeepsThePhotoOutsideTheFace() {
@@ -189,18 +189,18 @@ class TestFacePicker : public QObject {
     MainWindow w(&c);
     QVERIFY(!w.exportPastedAction()->isEnabled());
     addTwoFaces(c);
-    c.chooseFaces(two_, {1});
-    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull() && !c.decodePending(), 30000);
-    QCOMPARE(c.pasteBackSource(), 0);
+    c.photos()->chooseFaces(two_, {1});
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->result().isNull() && !c.render()->decodePending(), 30000);
+    QCOMPARE(c.exporter()->pasteBackSource(), 0);
     QTRY_VERIFY(w.exportPastedAction()->isEnabled());
 
     const QString out = dir_.filePath("pasted.png");
     QString error;
-    QVERIFY2(c.exportPastedBack(out, -1, &error), qPrintable(error));
+    QVERIFY2(c.exporter()->exportPastedBack(out, -1, &error), qPrintable(error));
     const auto photo = readImage(two_.toStdString(), 3);
     const auto pasted = readImage(out.toStdString(), 3);
     QCOMPARE(pasted.sizes(), photo.sizes());
-    const auto t = AlignTransform::fromJson(nlohmann::json::parse(c.sourceOrigin(0)->transform.toStdString()));
+    const auto t = AlignTransform::fromJson(nlohmann::json::parse(c.exporter()->sourceOrigin(0)->transform.toStdString()));
     // Every pixel where the feathered mask is 0 is the original's, bit for bit; inside, the edit shows.
     const int64_t H = photo.size(0), W = photo.size(1);
     auto outside = torch::zeros({H, W}, torch::kBool);
@@ -223,14 +223,14 @@ class TestFacePicker : public QObject {
 
     // A project's sources have no photo: the export is disabled with a reason.
     const QString project = dir_.filePath("p.json");
-    QVERIFY(c.saveProject(project, &error));
+    QVERIFY(c.project()->save(project, &error));
     StudioController d;
-    d.setModel(c.worker()->model(), "tiny");
+    d.setModel(c.model(), "tiny");
     MainWindow w2(&d);
-    QVERIFY(d.openProject(project, &error));
-    QTRY_VERIFY_WITH_TIMEOUT(!d.result().isNull(), 30000);
-    QCOMPARE(d.pasteBackSource(), -1);
-    QVERIFY(!d.exportPastedBack(dir_.filePath("nope.png"), -1, &error));
+    QVERIFY(d.project()->open(project, &error));
+    QTRY_VERIFY_WITH_TIMEOUT(!d.render()->result().isNull(), 30000);
+    QCOMPARE(d.exporter()->pasteBackSource(), -1);
+    QVERIFY(!d.exporter()->exportPastedBack(dir_.filePath("nope.png"), -1, &error));
     QVERIFY2(error.contains("no originating photo"), qPrintable(error));
     QTRY_VERIFY(!w2.exportPastedAction()->isEnabled());
     QVERIFY2(w2.exportPastedAction()->toolTip().contains("no originating photo"),
@@ -241,31 +241,31 @@ class TestFacePicker : public QObject {
     StudioController c;
     c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
-    c.addPhotos({noface_});
+    c.photos()->addPhotos({noface_});
     addTwoFaces(c);
-    c.chooseFaces(two_, {0});
+    c.photos()->chooseFaces(two_, {0});
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull() && !c.decodePending(), 30000);
-    const QImage grid = c.mixGrid();
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->result().isNull() && !c.render()->decodePending(), 30000);
+    const QImage grid = c.exporter()->mixGrid();
     const auto& s = c.document()->sources();
     // Each image in its cell (cells of 128 px: the 64 px images upscaled), under a caption band.
     auto cell = [&](int column, int row) {
-      return grid.copy(c.mixGridCell(column, row)).scaled(64, 64, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+      return grid.copy(c.exporter()->mixGridCell(column, row)).scaled(64, 64, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
     };
-    QCOMPARE(c.mixGridCell(0, 0).size(), QSize(128, 128));
-    QVERIFY(c.mixGridCell(0, 0).top() > 0 && c.mixGridCell(0, 0).left() > 0);  // caption band, row labels
-    QVERIFY(grid.rect().contains(c.mixGridCell(2, 0)));
+    QCOMPARE(c.exporter()->mixGridCell(0, 0).size(), QSize(128, 128));
+    QVERIFY(c.exporter()->mixGridCell(0, 0).top() > 0 && c.exporter()->mixGridCell(0, 0).left() > 0);  // caption band, row labels
+    QVERIFY(grid.rect().contains(c.exporter()->mixGridCell(2, 0)));
     QVERIFY2(test::meanAbsDifference(cell(0, 0), s[0].aligned) < 8.0, "photo 1 at the top left");
     QVERIFY2(test::meanAbsDifference(cell(1, 1), s[1].reconstruction) < 8.0, "photo 2's reconstruction below it");
-    QVERIFY2(test::meanAbsDifference(cell(2, 0), c.result()) < 8.0, "the result at the right");
+    QVERIFY2(test::meanAbsDifference(cell(2, 0), c.render()->result()) < 8.0, "the result at the right");
     QVERIFY(test::meanAbsDifference(cell(1, 1), s[0].reconstruction) > 30.0);  // the check tells photos apart (here: 74)
     QTRY_VERIFY(w.exportGridAction()->isEnabled());
-    QVERIFY(c.sampleGrid().isNull());
-    QSignalSpy ready(&c, &StudioController::samplesReady);
-    c.requestSamples({}, 1, 5);
+    QVERIFY(c.exporter()->sampleGrid().isNull());
+    QSignalSpy ready(c.render(), &RenderScheduler::samplesReady);
+    c.render()->requestSamples({}, 1, 5);
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 30000);
     // 5 samples: 3 + 2 in cells of 128 px, each with a caption line under it.
-    const QImage three = c.sampleGrid(), five = c.sampleGrid(5);
+    const QImage three = c.exporter()->sampleGrid(), five = c.exporter()->sampleGrid(5);
     QCOMPARE(three.width(), 3 * 128 + 2 * 4);
     QCOMPARE(five.width(), 5 * 128 + 4 * 4);
     QVERIFY(five.height() > 128 && five.height() < 128 + 40);
@@ -275,7 +275,7 @@ class TestFacePicker : public QObject {
     QApplication::clipboard()->clear();
     w.copyAction()->trigger();
     QCOMPARE(QApplication::clipboard()->image().convertToFormat(QImage::Format_RGB888),
-             c.result().convertToFormat(QImage::Format_RGB888));
+             c.render()->result().convertToFormat(QImage::Format_RGB888));
   }
 };
 

@@ -27,7 +27,7 @@
 #include "ui/mix_tab.h"
 #include "ui/model_info_dialog.h"
 #include "ui/photo_strip.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -40,13 +40,13 @@ class TestMainWindow : public QObject {
 
   void load(StudioController& c, int n) {
     c.setModel(test::expressiveTinyModel(), "tiny");
-    c.setFaceMode(StudioController::FaceMode::Largest);
-    c.addPhotos(photos_.mid(0, n));
+    c.photos()->setFaceMode(PhotoIntake::FaceMode::Largest);
+    c.photos()->addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
     settle(c);
   }
   static void settle(StudioController& c) {
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 20000);
   }
   /// Answers every unsaved-changes question with `answer` and records the questions.
   static void answer(MainWindow& w, QMessageBox::StandardButton a, QStringList* asked,
@@ -97,7 +97,7 @@ class TestMainWindow : public QObject {
       StudioController c;
       load(c, 1);
       QString error;
-      QVERIFY2(c.saveProject(second, &error), qPrintable(error));
+      QVERIFY2(c.project()->save(second, &error), qPrintable(error));
     }
     StudioController c;
     load(c, 2);
@@ -114,7 +114,7 @@ class TestMainWindow : public QObject {
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");
     QString error;
-    QVERIFY2(d.openProject(first, &error), qPrintable(error));
+    QVERIFY2(d.project()->open(first, &error), qPrintable(error));
     QCOMPARE(d.document()->sources().size(), 2);
   }
 
@@ -181,7 +181,7 @@ class TestMainWindow : public QObject {
       QVERIFY(good.open(QIODevice::ReadOnly) && half.open(QIODevice::WriteOnly));
       half.write(good.readAll().left(200));
     }
-    c.addPhotos(bad + QStringList{photos_[2]});
+    c.photos()->addPhotos(bad + QStringList{photos_[2]});
     QTRY_COMPARE_WITH_TIMEOUT(w.lastFailureList().size(), 3, 20000);
     for (int i = 0; i < 3; ++i)
       QVERIFY2(w.lastFailureList()[i].startsWith(QFileInfo(bad[i]).fileName() + ": cannot read"),
@@ -197,17 +197,17 @@ class TestMainWindow : public QObject {
     QCOMPARE(withFilterExtension("/tmp/mix", "All files (*)"), QString("/tmp/mix"));
     StudioController c;
     load(c, 2);
-    QCOMPARE(c.exportSides(), (QList<int>{64, 256, 512, 1024}));
+    QCOMPARE(c.exporter()->exportSides(), (QList<int>{64, 256, 512, 1024}));
     QString error;
     const QString jpg = dir_.filePath("big.jpg");
-    QVERIFY2(c.exportResult(jpg, 256, &error), qPrintable(error));
+    QVERIFY2(c.exporter()->exportResult(jpg, 256, &error), qPrintable(error));
     QImageReader reader(jpg);
     QCOMPARE(reader.format(), QByteArray("jpeg"));
     QCOMPARE(reader.size(), QSize(256, 256));
-    QVERIFY(!c.exportResult(dir_.filePath("no-extension"), 0, &error));
+    QVERIFY(!c.exporter()->exportResult(dir_.filePath("no-extension"), 0, &error));
     QVERIFY2(error.contains("names no image format"), qPrintable(error));
     // Grids carry captions: a band of text above the photos (their names) and row labels.
-    const QImage grid = c.mixGrid();
+    const QImage grid = c.exporter()->mixGrid();
     QVERIFY(grid.height() > 2 * 128 && grid.width() > 3 * 128);
     int dark = 0;
     for (int y = 0; y < 12; ++y)
@@ -254,7 +254,7 @@ class TestMainWindow : public QObject {
     settle(c);
     QTRY_VERIFY(!w.mixTab()->resultView()->pixmap().isNull());
     const int small = w.mixTab()->resultView()->pixmap().width();
-    QSignalSpy decodes(&c, &StudioController::resultReady);
+    QSignalSpy decodes(c.render(), &RenderScheduler::resultReady);
     w.resize(1600, 1200);
     QTRY_VERIFY(w.mixTab()->resultView()->pixmap().width() > small);
     QCOMPARE(decodes.count(), 0);  // rescaled from the result, not decoded again
@@ -315,10 +315,10 @@ class TestMainWindow : public QObject {
     model->metadata["preset"] = "faces-64";
     StudioController c;
     c.setModel(model, "cartoon");
-    c.setFaceMode(StudioController::FaceMode::Largest);
+    c.photos()->setFaceMode(PhotoIntake::FaceMode::Largest);
     QCOMPARE(c.modelReferencePsnr().value_or(0), 60.0);
     MainWindow w(&c);
-    c.addPhotos(photos_.mid(0, 1));
+    c.photos()->addPhotos(photos_.mid(0, 1));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 20000);
     const Source& s = c.document()->sources()[0];
     QVERIFY(std::isfinite(s.psnr) && s.psnr < 60.0 - kQualityGapDb);
@@ -331,8 +331,8 @@ class TestMainWindow : public QObject {
     modest->metadata["evaluation"] = {{"psnr_db", s.psnr}};
     StudioController d;
     d.setModel(modest, "modest");
-    d.setFaceMode(StudioController::FaceMode::Largest);
-    d.addPhotos(photos_.mid(0, 1));
+    d.photos()->setFaceMode(PhotoIntake::FaceMode::Largest);
+    d.photos()->addPhotos(photos_.mid(0, 1));
     QTRY_COMPARE_WITH_TIMEOUT(d.document()->sources().size(), 1, 20000);
     QVERIFY(d.qualityHint(d.document()->sources()[0]).isEmpty());
     QVERIFY(!d.document()->sources()[0].note.contains("far below"));

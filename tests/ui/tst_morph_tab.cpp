@@ -22,7 +22,7 @@
 #include "ui/main_window.h"
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -50,13 +50,13 @@ class TestMorphTab : public QObject {
 
   void load(StudioController& c, int n) {
     c.setModel(test::expressiveTinyModel(), "tiny");
-    c.addPhotos(photos_.mid(0, n));
+    c.photos()->addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 20000);
   }
 
   static void settle(StudioController& c) {
-    QTRY_VERIFY_WITH_TIMEOUT(!c.morphPending() && !c.decodePending() && !c.worker()->isBusy(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.morph()->pending() && !c.render()->decodePending() && !c.worker()->isBusy(), 20000);
   }
 
  private Q_SLOTS:
@@ -78,20 +78,20 @@ class TestMorphTab : public QObject {
     QVERIFY(maxPixelDiff(s[0].reconstruction, s[1].reconstruction) > 20);  // the photos look different
 
     settle(c);  // the tab asked for t = 0 when it was built
-    QCOMPARE(c.morphFrame().size(), QSize(64, 64));
-    QVERIFY2(maxPixelDiff(c.morphFrame(), s[0].reconstruction) <= 1,
-             qPrintable(QString::number(maxPixelDiff(c.morphFrame(), s[0].reconstruction))));
+    QCOMPARE(c.morph()->frame().size(), QSize(64, 64));
+    QVERIFY2(maxPixelDiff(c.morph()->frame(), s[0].reconstruction) <= 1,
+             qPrintable(QString::number(maxPixelDiff(c.morph()->frame(), s[0].reconstruction))));
     QVERIFY(!tab->frameView()->pixmap().isNull());
 
     tab->slider()->setValue(1000);
     settle(c);
-    QVERIFY2(maxPixelDiff(c.morphFrame(), s[1].reconstruction) <= 1,
-             qPrintable(QString::number(maxPixelDiff(c.morphFrame(), s[1].reconstruction))));
+    QVERIFY2(maxPixelDiff(c.morph()->frame(), s[1].reconstruction) <= 1,
+             qPrintable(QString::number(maxPixelDiff(c.morph()->frame(), s[1].reconstruction))));
 
     tab->slider()->setValue(500);
     settle(c);
-    QVERIFY(maxPixelDiff(c.morphFrame(), s[0].reconstruction) > 1);
-    QVERIFY(maxPixelDiff(c.morphFrame(), s[1].reconstruction) > 1);
+    QVERIFY(maxPixelDiff(c.morph()->frame(), s[0].reconstruction) > 1);
+    QVERIFY(maxPixelDiff(c.morph()->frame(), s[1].reconstruction) > 1);
     QCOMPARE(c.document()->undoStack()->count(), 2);  // scrubbing does not edit the document
   }
 
@@ -103,12 +103,12 @@ class TestMorphTab : public QObject {
     settle(c);
     QSignalSpy started(c.worker(), &InferenceWorker::morphStarted);
     QSignalSpy mixes(c.worker(), &InferenceWorker::decodeStarted);
-    QSignalSpy frames(&c, &StudioController::morphFrameReady);
+    QSignalSpy frames(c.morph(), &MorphController::frameReady);
     QSlider* slider = tab->slider();
     slider->setSliderDown(true);
     for (int v = 100; v <= 900; v += 100) slider->setValue(v);
     slider->setSliderDown(false);
-    QVERIFY(c.morphPending());  // nothing was decoded on the GUI thread
+    QVERIFY(c.morph()->pending());  // nothing was decoded on the GUI thread
     QTRY_COMPARE_WITH_TIMEOUT(frames.count(), 1, 20000);
     QTest::qWait(200);
     QCOMPARE(started.count(), 1);
@@ -128,15 +128,15 @@ class TestMorphTab : public QObject {
     QCOMPARE(tab->movingRanges(), Ranges(RangeFlag::Fine));
     tab->slider()->setValue(1000);
     settle(c);
-    const QImage morph = c.morphFrame();
+    const QImage morph = c.morph()->frame();
     const auto& s = c.document()->sources();
     QVERIFY(maxPixelDiff(morph, s[0].reconstruction) > 1);
     QVERIFY(maxPixelDiff(morph, s[1].reconstruction) > 1);
     // The same as a mix with A everywhere but the fine range, which comes from B.
-    QSignalSpy results(&c, &StudioController::resultReady);
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     c.document()->assignRange(Range::Fine, 1);
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
-    QVERIFY2(maxPixelDiff(morph, c.result()) <= 2, qPrintable(QString::number(maxPixelDiff(morph, c.result()))));
+    QVERIFY2(maxPixelDiff(morph, c.render()->result()) <= 2, qPrintable(QString::number(maxPixelDiff(morph, c.render()->result()))));
     // The range controls are only live in per-range mode.
     tab->globalButton()->setChecked(true);
     QVERIFY(!tab->rangeCheck(Range::Fine)->isEnabled());
@@ -148,12 +148,12 @@ class TestMorphTab : public QObject {
     c.setModel(test::expressiveTinyModel(), "tiny");
     MainWindow w(&c);
     auto* tab = w.morphTab();
-    c.addPhotos(photos_.mid(0, 2));  // they arrive one by one
+    c.photos()->addPhotos(photos_.mid(0, 2));  // they arrive one by one
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 20000);
     QCOMPARE(tab->slotA()->source(), 0);
     QCOMPARE(tab->slotB()->source(), 1);
     tab->slotB()->setSource(0);  // the user's choice stays when more photos come
-    c.addPhotos(photos_.mid(2, 1));
+    c.photos()->addPhotos(photos_.mid(2, 1));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
     QCOMPARE(tab->slotB()->source(), 0);
     QCOMPARE(tab->slotB()->combo()->count(), 3);
@@ -178,23 +178,23 @@ class TestMorphTab : public QObject {
     QCOMPARE(tab->slotB()->source(), 0);
     tab->slider()->setValue(0);
     settle(c);
-    QVERIFY(maxPixelDiff(c.morphFrame(), c.document()->sources()[2].reconstruction) <= 1);
+    QVERIFY(maxPixelDiff(c.morph()->frame(), c.document()->sources()[2].reconstruction) <= 1);
   }
 
   void exportWritesEveryFrame() {
     StudioController c;
-    if (!c.canWriteVideo()) QSKIP("this build has no OpenCV video writer");
+    if (!c.morph()->canWriteVideo()) QSKIP("this build has no OpenCV video writer");
     load(c, 2);
     MainWindow w(&c);
     auto* tab = w.morphTab();
     settle(c);
     tab->framesSpin()->setValue(7);
     const QString path = dir_.filePath("morph.mp4");
-    QSignalSpy progress(&c, &StudioController::morphVideoProgress);
-    QSignalSpy finished(&c, &StudioController::morphVideoFinished);
+    QSignalSpy progress(c.morph(), &MorphController::videoProgress);
+    QSignalSpy finished(c.morph(), &MorphController::videoFinished);
     QVERIFY(tab->exportVideo(path));
     QVERIFY(tab->progressDialog());
-    QVERIFY(c.morphVideoRunning());
+    QVERIFY(c.morph()->videoRunning());
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 20000);
     QVERIFY2(finished.at(0).at(0).toBool(), qPrintable(finished.at(0).at(4).toString()));
     QCOMPARE(finished.at(0).at(3).toInt(), 7);
@@ -203,19 +203,19 @@ class TestMorphTab : public QObject {
     QCOMPARE(countVideoFrames(path.toStdString()), 7);  // read back with OpenCV
     QCOMPARE(w.lastMessage(), QString("Wrote morph.mp4 (7 frames)"));
     QTRY_VERIFY(!tab->progressDialog());
-    QVERIFY(!c.morphVideoRunning());
+    QVERIFY(!c.morph()->videoRunning());
   }
 
   void cancellingStopsTheExport() {
     StudioController c;
-    if (!c.canWriteVideo()) QSKIP("this build has no OpenCV video writer");
+    if (!c.morph()->canWriteVideo()) QSKIP("this build has no OpenCV video writer");
     load(c, 2);
     MainWindow w(&c);
     auto* tab = w.morphTab();
     settle(c);
     tab->framesSpin()->setValue(2000);
     const QString path = dir_.filePath("cancelled.mp4");
-    QSignalSpy finished(&c, &StudioController::morphVideoFinished);
+    QSignalSpy finished(c.morph(), &MorphController::videoFinished);
     QVERIFY(tab->exportVideo(path));
     auto* cancel = tab->progressDialog()->findChild<QPushButton*>();
     QVERIFY(cancel);
@@ -228,7 +228,7 @@ class TestMorphTab : public QObject {
     // The tab is usable again.
     tab->slider()->setValue(1000);
     settle(c);
-    QVERIFY(maxPixelDiff(c.morphFrame(), c.document()->sources()[1].reconstruction) <= 1);
+    QVERIFY(maxPixelDiff(c.morph()->frame(), c.document()->sources()[1].reconstruction) <= 1);
   }
 };
 

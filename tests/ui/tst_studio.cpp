@@ -7,6 +7,7 @@
 #include <QDropEvent>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QJsonObject>
 #include <QListWidget>
 #include <QMimeData>
 #include <QRadioButton>
@@ -17,6 +18,7 @@
 #include <QTimer>
 #include <QUrl>
 
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QRegularExpression>
 
@@ -24,14 +26,14 @@
 #include <sstream>
 
 #include "core/io/model_file.h"
-#include "ui/headless.h"
+#include "app/studio_headless.h"
 #include "ui/main_window.h"
 #include "ui/attribute_tab.h"
 #include "ui/mix_tab.h"
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
 #include "ui/sample_tab.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -45,10 +47,10 @@ class TestStudio : public QObject {
   /// A controller on a tiny 64 px model (5 blocks: every range) with `n` photos loaded and decoded.
   void load(StudioController& c, int n) {
     c.setModel(test::expressiveTinyModel(), "tiny");
-    QSignalSpy results(&c, &StudioController::resultReady);
-    c.addPhotos(photos_.mid(0, n));
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
+    c.photos()->addPhotos(photos_.mid(0, n));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 20000);
   }
 
  private Q_SLOTS:
@@ -66,13 +68,19 @@ class TestStudio : public QObject {
     model->metadata["preset"] = "faces-64";
     const QString path = dir_.filePath("cartoon.amod");
     saveModel(path.toStdString(), *model);
-    std::ostringstream captured;
-    auto* old = std::cout.rdbuf(captured.rdbuf());
-    const int rc = runHeadless(path, dir_.filePath("headless"), photos_.mid(0, 2));
-    std::cout.rdbuf(old);
+    std::ostringstream captured, errors;
+    HeadlessOptions options;
+    options.model = path.toStdString();
+    options.out = dir_.filePath("headless").toStdString();
+    for (const auto& p : photos_.mid(0, 2)) options.photos.push_back(p.toStdString());
+    options.refine_steps = 3;
+    const int rc = runStudioHeadless(options, captured, errors);
     const QString out = QString::fromStdString(captured.str());
-    QCOMPARE(rc, 0);
-    QCOMPARE(out.count(QRegularExpression("reconstructed .*: PSNR [0-9.]+ dB, SSIM [-0-9.]+\n")), 2);
+    QVERIFY2(rc == 0, errors.str().c_str());
+    // Before and after the refinement, for each photo.
+    QCOMPARE(out.count(QRegularExpression("reconstructed .*: PSNR [0-9.]+ dB, SSIM [-0-9.]+; refined \\(3 steps\\): "
+                                          "PSNR [0-9.]+ dB, SSIM [-0-9.]+\n")),
+             2);
     QCOMPARE(out.count("synthetic cartoon faces"), 2);
     QVERIFY2(out.contains("far below the 60.0 dB"), qPrintable(out));
     QVERIFY(QFile::exists(dir_.filePath("headless/mix_coarse_fine.png")));
@@ -89,7 +97,7 @@ class TestStudio : public QObject {
     QCOMPARE(s.aligned.size(), QSize(64, 64));
     QCOMPARE(s.reconstruction.size(), QSize(64, 64));
     QCOMPARE(s.latent.size(), 32);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.result().isNull(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->result().isNull(), 20000);
   }
 
   void droppingAFileOnARangePanelAssignsThatRange() {
@@ -114,7 +122,7 @@ class TestStudio : public QObject {
     MainWindow w(&c);
     auto* fine = w.mixTab()->panel(Range::Fine);
     QVERIFY(!fine->isEnabled());
-    QVERIFY(fine->title().contains("not in this model"));
+    QVERIFY(fine->toolTip().contains("not in this model"));
     QVERIFY(w.mixTab()->panel(Range::Intermediate)->isEnabled());
     QVERIFY(!w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
     QVERIFY(w.sampleTab()->lockCheck(Range::Coarse)->isEnabled());
@@ -128,17 +136,17 @@ class TestStudio : public QObject {
     QVERIFY(w.morphTab()->rangeCheck(Range::Fine)->isEnabled());
     QVERIFY(fine->isEnabled());
     QVERIFY(w.sampleTab()->lockCheck(Range::Fine)->isEnabled());
-    QVERIFY(!fine->title().contains("not in this model"));
+    QVERIFY(!fine->toolTip().contains("not in this model"));
   }
 
   void sliderDragIsOneCoalescedDecodeAndOneUndoStep() {
     StudioController c;
     load(c, 2);
     MainWindow w(&c);
-    const QImage before = c.result();
+    const QImage before = c.render()->result();
     const int undo_steps = c.document()->undoStack()->count();
     QSignalSpy started(c.worker(), &InferenceWorker::decodeStarted);
-    QSignalSpy results(&c, &StudioController::resultReady);
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     QSlider* slider = w.mixTab()->panel(Range::Fine)->slider(1);
     QVERIFY(slider);
     slider->setSliderDown(true);  // a drag: many values, one gesture
@@ -150,7 +158,7 @@ class TestStudio : public QObject {
     QCOMPARE(results.count(), 1);
     QCOMPARE(c.document()->undoStack()->count(), undo_steps + 1);
     QCOMPARE(c.document()->rangeWeight(Range::Fine, 1), 1.0);
-    QVERIFY(c.result() != before);
+    QVERIFY(c.render()->result() != before);
     QVERIFY(w.mixTab()->resultView()->pixmap().isNull() == false);
   }
 
@@ -158,13 +166,13 @@ class TestStudio : public QObject {
     StudioController c;
     load(c, 2);
     QStringList order;
-    connect(&c, &StudioController::previewReady, this, [&] { order << "preview"; });
-    connect(&c, &StudioController::resultReady, this, [&] { order << "result"; });
+    connect(c.render(), &RenderScheduler::previewReady, this, [&] { order << "preview"; });
+    connect(c.render(), &RenderScheduler::resultReady, this, [&] { order << "result"; });
     c.document()->assignRange(Range::Coarse, 1);
     QTRY_VERIFY_WITH_TIMEOUT(order.contains("result"), 20000);
     // Every stage recomputed from 16 px up sharpens on screen before the result: 16 and 32 px here.
     QCOMPARE(order, QStringList({"preview", "preview", "result"}));
-    QCOMPARE(c.preview().size(), c.result().size());
+    QCOMPARE(c.render()->preview().size(), c.render()->result().size());
     // A change of the fine block alone recomputes only the last block: no stage to show first.
     order.clear();
     c.document()->assignRange(Range::Fine, 1);
@@ -175,18 +183,18 @@ class TestStudio : public QObject {
   void undoRedoRestoresTheImageBitForBit() {
     StudioController c;
     load(c, 2);
-    const QImage a = c.result();
-    QSignalSpy results(&c, &StudioController::resultReady);
+    const QImage a = c.render()->result();
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     c.document()->assignRange(Range::Intermediate, 1);
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
-    const QImage b = c.result();
+    const QImage b = c.render()->result();
     QVERIFY(a != b);
     c.document()->undoStack()->undo();
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 2, 20000);
-    QCOMPARE(c.result(), a);
+    QCOMPARE(c.render()->result(), a);
     c.document()->undoStack()->redo();
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 3, 20000);
-    QCOMPARE(c.result(), b);
+    QCOMPARE(c.render()->result(), b);
   }
 
   void projectSaveOpenRoundTrip() {
@@ -195,17 +203,16 @@ class TestStudio : public QObject {
     load(c, 3);
     c.document()->assignRange(Range::Coarse, 2);
     c.document()->setRangeWeight(Range::Fine, 1, 0.5);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy(), 20000);
-    QTest::qWait(50);
-    const QImage expected = c.result();
+    QTRY_VERIFY_WITH_TIMEOUT(c.idle() && !c.render()->decodePending(), 20000);
+    const QImage expected = c.render()->result();
     const QString path = dir_.filePath("project.json");
     QString error;
-    QVERIFY2(c.saveProject(path, &error), qPrintable(error));
+    QVERIFY2(c.project()->save(path, &error), qPrintable(error));
 
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");
-    QSignalSpy results(&d, &StudioController::resultReady);
-    QVERIFY2(d.openProject(path, &error), qPrintable(error));
+    QSignalSpy results(d.render(), &RenderScheduler::resultReady);
+    QVERIFY2(d.project()->open(path, &error), qPrintable(error));
     QCOMPARE(d.document()->sources().size(), 3);
     for (int i = 0; i < 3; ++i) {
       QCOMPARE(d.document()->sources()[i].latent, c.document()->sources()[i].latent);
@@ -214,13 +221,13 @@ class TestStudio : public QObject {
     }
     QCOMPARE(d.document()->mix(), c.document()->mix());
     QTRY_COMPARE_WITH_TIMEOUT(results.count(), 1, 20000);
-    QCOMPARE(d.result(), expected);
+    QCOMPARE(d.render()->result(), expected);
 
     QFile bad(dir_.filePath("bad.json"));
     QVERIFY(bad.open(QIODevice::WriteOnly));
     bad.write("{ not json");
     bad.close();
-    QVERIFY(!d.openProject(bad.fileName(), &error));
+    QVERIFY(!d.project()->open(bad.fileName(), &error));
     QVERIFY(!error.isEmpty());
     QCOMPARE(d.document()->sources().size(), 3);  // the session is kept
   }
@@ -233,7 +240,7 @@ class TestStudio : public QObject {
     StudioController c;
     QString error;
     QVERIFY2(c.openModel(QString::fromStdString(model_file.string()), &error), qPrintable(error));
-    c.addPhotos(photos_.mid(0, 3));
+    c.photos()->addPhotos(photos_.mid(0, 3));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
     c.document()->assignRange(Range::Coarse, 2);
     c.document()->setRangeWeight(Range::Fine, 0, 0.3);
@@ -247,11 +254,10 @@ class TestStudio : public QObject {
     for (int i = 0; i < attribute.vector.size(); ++i) attribute.vector[i] -= c.document()->sources()[0].latent[i];
     attribute.strength = 0.8;
     c.document()->setAttribute(attribute, "attribute");
-    QTRY_VERIFY_WITH_TIMEOUT(!c.decodePending() && !c.worker()->isBusy() && !c.result().isNull(), 20000);
-    QTest::qWait(50);
-    const QImage expected = c.result().convertToFormat(QImage::Format_RGB888);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && c.idle() && !c.render()->result().isNull(), 20000);
+    const QImage expected = c.render()->result().convertToFormat(QImage::Format_RGB888);
     const QString project = dir_.filePath("replay-project.json");
-    QVERIFY2(c.saveProject(project, &error), qPrintable(error));
+    QVERIFY2(c.project()->save(project, &error), qPrintable(error));
 
     const auto out = test::tmpPath(dir_, "replayed.png");
     auto r = test::runAutomod({"apply", "--recipe", project.toStdString(), "-o", out.string(), "--threads", "1"});
@@ -267,10 +273,10 @@ class TestStudio : public QObject {
     morph.moving = RangeFlag::Fine;
     morph.t = 0.25;
     c.document()->setMorph(morph);
-    QVERIFY2(c.saveProject(project, &error), qPrintable(error));
+    QVERIFY2(c.project()->save(project, &error), qPrintable(error));
     StudioController d;
     QVERIFY2(d.openModel(QString::fromStdString(model_file.string()), &error), qPrintable(error));
-    QVERIFY2(d.openProject(project, &error), qPrintable(error));
+    QVERIFY2(d.project()->open(project, &error), qPrintable(error));
     QCOMPARE(d.document()->mix(), c.document()->mix());
     QCOMPARE(d.document()->attribute(), c.document()->attribute());
     QCOMPARE(d.document()->morph(), morph);
@@ -280,9 +286,22 @@ class TestStudio : public QObject {
     // Projects saved before projects were recipes: {"format": "automod-studio-project", ...}.
     StudioController c;
     load(c, 2);
-    QJsonObject state = c.document()->editorState();
-    state.remove("morph");
-    state["version"] = 1;
+    // Written by hand: the editor no longer writes this format.
+    QJsonArray sources;
+    for (const auto& src : c.document()->sources()) {
+      QJsonArray latent;
+      for (float v : src.latent) latent.append(double(v));
+      sources.append(QJsonObject{{"path", src.path}, {"name", src.name}, {"from_photo", true}, {"face", src.face},
+                                 {"latent", latent}});
+    }
+    QJsonArray blocks;
+    for (const auto& row : c.document()->mix().weights) {
+      QJsonArray r;
+      for (double w : row) r.append(w);
+      blocks.append(r);
+    }
+    const QJsonObject state{{"format", "automod-studio-project"}, {"version", 1}, {"sources", sources},
+                            {"mix", QJsonObject{{"block_weights", blocks}}}};
     const QString path = dir_.filePath("old-project.json");
     QFile f(path);
     QVERIFY(f.open(QIODevice::WriteOnly));
@@ -291,9 +310,12 @@ class TestStudio : public QObject {
     StudioController d;
     d.setModel(test::expressiveTinyModel(), "tiny");
     QString error;
-    QVERIFY2(d.openProject(path, &error), qPrintable(error));
+    QVERIFY2(d.project()->open(path, &error), qPrintable(error));
     QCOMPARE(d.document()->sources().size(), 2);
     QCOMPARE(d.document()->mix(), c.document()->mix());
+    // Its photos are encoded by this model again: the same codes as when they were added.
+    QTRY_VERIFY_WITH_TIMEOUT(d.idle(), 20000);
+    for (int i = 0; i < 2; ++i) QCOMPARE(d.document()->sources()[i].latent, c.document()->sources()[i].latent);
   }
 
   void aBadPhotoShowsAnErrorAndKeepsTheSession() {
@@ -305,14 +327,14 @@ class TestStudio : public QObject {
     QVERIFY(f.open(QIODevice::WriteOnly));
     f.write("this is not a JPEG");
     f.close();
-    QSignalSpy failed(&c, &StudioController::photoFailed);
+    QSignalSpy failed(c.photos(), &PhotoIntake::photoFailed);
     test::dropFiles(w.photoStrip()->viewport(), {bad});
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 20000);
     QCOMPARE(failed.at(0).at(0).toString(), bad);
     QVERIFY(!failed.at(0).at(1).toString().isEmpty());
     QVERIFY2(w.lastMessage().startsWith("Cannot load broken.jpg: "), qPrintable(w.lastMessage()));
     QCOMPARE(c.document()->sources().size(), 1);
-    QVERIFY(!c.result().isNull());
+    QVERIFY(!c.render()->result().isNull());
   }
 
   void sampleGalleryIsSeededAndKeepAddsASource() {
@@ -320,21 +342,21 @@ class TestStudio : public QObject {
     load(c, 2);
     MainWindow w(&c);
     auto* tab = w.sampleTab();
-    QSignalSpy ready(&c, &StudioController::samplesReady);
+    QSignalSpy ready(c.render(), &RenderScheduler::samplesReady);
     tab->seedSpin()->setValue(5);
     tab->generate();
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 20000);
-    const auto first = c.samples();
+    const auto first = c.render()->samples();
     QCOMPARE(first.size(), 8);
     QCOMPARE(tab->gallery()->count(), 8);
     QVERIFY(first[0] != first[1]);  // the unlocked ranges differ between samples
     tab->generate();
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 2, 20000);
-    QVERIFY(c.samples() == first);  // same seed, same gallery
+    QVERIFY(c.render()->samples() == first);  // same seed, same gallery
     tab->reroll();
     QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 3, 20000);
     QCOMPARE(tab->seedSpin()->value(), 6);
-    QVERIFY(c.samples() != first);
+    QVERIFY(c.render()->samples() != first);
     tab->gallery()->setCurrentRow(2);
     tab->keepSelected();
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 3, 20000);
@@ -347,8 +369,8 @@ class TestStudio : public QObject {
     load(c, 1);
     const QString out = dir_.filePath("result.png");
     QString error;
-    QVERIFY2(c.exportResult(out, &error), qPrintable(error));
-    QCOMPARE(QImage(out).convertToFormat(QImage::Format_RGB888), c.result().convertToFormat(QImage::Format_RGB888));
+    QVERIFY2(c.exporter()->exportResult(out, &error), qPrintable(error));
+    QCOMPARE(QImage(out).convertToFormat(QImage::Format_RGB888), c.render()->result().convertToFormat(QImage::Format_RGB888));
   }
 
   void eventLoopNeverStallsOver100msWhileDecoding() {
@@ -359,7 +381,7 @@ class TestStudio : public QObject {
     c.setModel(model, "cpu-64");
     MainWindow w(&c);
     w.show();
-    c.addPhotos(photos_.mid(0, 2));
+    c.photos()->addPhotos(photos_.mid(0, 2));
     QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 30000);
     QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy(), 30000);
 
@@ -374,7 +396,7 @@ class TestStudio : public QObject {
       last = now;
     });
     QSlider* slider = w.mixTab()->panel(Range::Coarse)->slider(1);
-    QSignalSpy results(&c, &StudioController::resultReady);
+    QSignalSpy results(c.render(), &RenderScheduler::resultReady);
     const int decodes_before = c.worker()->decodesStarted();
     probe.start();
     last = clock.elapsed();

@@ -1,7 +1,6 @@
-// StudioController, continued: where the results go (files, pasted back into a photo, grids).
 #include <torch/torch.h>
 
-#include "ui/studio_controller.h"
+#include "ui/result_exporter.h"
 
 #include <QFileInfo>
 #include <QFontMetrics>
@@ -15,6 +14,9 @@
 #include "core/align/photo.h"
 #include "core/io/image.h"
 #include "core/util/error.h"
+#include "core/edit/edit_state.h"
+#include "ui/render_scheduler.h"
+#include "ui/studio_controller.h"
 #include "ui/tensor_image.h"
 
 namespace automod::ui {
@@ -62,9 +64,14 @@ QFont gridFont(int cell) {
 }
 }  // namespace
 
-QList<int> StudioController::exportSides() const {
+ResultExporter::ResultExporter(StudioController* controller) : QObject(controller), controller_(controller) {}
+
+QImage ResultExporter::result() const { return controller_->render()->result(); }
+
+QList<int> ResultExporter::exportSides() const {
   QList<int> sides;
-  const int native = result_.isNull() ? modelResolution() : result_.width();
+  const QImage result_ = result();
+  const int native = result_.isNull() ? controller_->modelResolution() : result_.width();
   if (native <= 0) return sides;
   sides << native;
   for (int side : {256, 512, 1024})
@@ -72,11 +79,12 @@ QList<int> StudioController::exportSides() const {
   return sides;
 }
 
-bool StudioController::exportResult(const QString& path, QString* error) const {
+bool ResultExporter::exportResult(const QString& path, QString* error) const {
   return exportResult(path, 0, error);
 }
 
-bool StudioController::exportResult(const QString& path, int side, QString* error) const {
+bool ResultExporter::exportResult(const QString& path, int side, QString* error) const {
+  const QImage result_ = result();
   if (result_.isNull()) {
     if (error) *error = tr("there is no result yet");
     return false;
@@ -84,22 +92,22 @@ bool StudioController::exportResult(const QString& path, int side, QString* erro
   return writeImage(atSide(result_, side), path, error);
 }
 
-QString StudioController::originKey(const Source& source) {
-  return source.path + '#' +
-         QString::number(qHashBits(source.latent.constData(), size_t(source.latent.size()) * sizeof(float)));
+std::optional<PhotoOrigin> ResultExporter::sourceOrigin(int index) const {
+  const auto& state = controller_->document()->state();
+  if (index < 0 || index >= static_cast<int>(state.sources.size())) return std::nullopt;
+  const auto& s = state.sources[static_cast<size_t>(index)];
+  if (!s.fromPhotoFile() || !s.transform) return std::nullopt;
+  PhotoOrigin o;
+  o.path = QString::fromStdString(s.spec.path.string());
+  o.face = s.spec.center_crop ? -1 : s.spec.face;
+  o.photoSize = QSize(s.transform->photo_width, s.transform->photo_height);
+  o.transform = QByteArray::fromStdString(s.transform->toJson().dump());
+  return o;
 }
 
-std::optional<PhotoOrigin> StudioController::sourceOrigin(int index) const {
-  const auto& sources = document_.sources();
-  if (index < 0 || index >= sources.size()) return std::nullopt;
-  auto it = origins_.find(originKey(sources[index]));
-  if (it == origins_.end()) return std::nullopt;
-  return *it;
-}
-
-int StudioController::pasteBackSource() const {
-  const auto& sources = document_.sources();
-  const auto& weights = document_.mix().weights;
+int ResultExporter::pasteBackSource() const {
+  const auto& sources = controller_->document()->sources();
+  const auto& weights = controller_->document()->mix().weights;
   int best = -1;
   double best_weight = -1;
   for (int i = 0; i < sources.size(); ++i) {
@@ -113,11 +121,12 @@ int StudioController::pasteBackSource() const {
   return best;
 }
 
-QImage StudioController::pastedBack(int source, QString* error) const {
+QImage ResultExporter::pastedBack(int source, QString* error) const {
   auto fail = [&](const QString& why) {
     if (error) *error = why;
     return QImage();
   };
+  const QImage result_ = result();
   if (result_.isNull()) return fail(tr("there is no result yet"));
   if (source < 0) source = pasteBackSource();
   const auto origin = sourceOrigin(source);
@@ -133,7 +142,7 @@ QImage StudioController::pastedBack(int source, QString* error) const {
   }
 }
 
-bool StudioController::exportPastedBack(const QString& path, int source, QString* error) const {
+bool ResultExporter::exportPastedBack(const QString& path, int source, QString* error) const {
   const QImage image = pastedBack(source, error);
   if (image.isNull()) return false;
   return writeImage(image, path, error);
@@ -163,13 +172,16 @@ MixGridGeometry mixGridGeometry(int image_side, int sources) {
 }
 }  // namespace
 
-QRect StudioController::mixGridCell(int column, int row) const {
-  if (result_.isNull() || document_.sources().isEmpty()) return {};
-  return mixGridGeometry(result_.width(), int(document_.sources().size())).cellRect(column, row);
+QRect ResultExporter::mixGridCell(int column, int row) const {
+  const QImage result_ = result();
+  const auto& sources = controller_->document()->sources();
+  if (result_.isNull() || sources.isEmpty()) return {};
+  return mixGridGeometry(result_.width(), int(sources.size())).cellRect(column, row);
 }
 
-QImage StudioController::mixGrid() const {
-  const auto& sources = document_.sources();
+QImage ResultExporter::mixGrid() const {
+  const QImage result_ = result();
+  const auto& sources = controller_->document()->sources();
   if (sources.isEmpty() || result_.isNull()) return {};
   const int n = sources.size();
   const auto g = mixGridGeometry(result_.width(), n);
@@ -199,7 +211,9 @@ QImage StudioController::mixGrid() const {
   return grid;
 }
 
-QImage StudioController::sampleGrid(int columns) const {
+QImage ResultExporter::sampleGrid(int columns) const {
+  const auto samples_ = controller_->render()->samples();
+  const quint64 samples_seed_ = controller_->render()->samplesSeed();
   if (samples_.isEmpty()) return {};
   const int n = samples_.size();
   if (columns <= 0) columns = int(std::ceil(std::sqrt(double(n))));

@@ -1,0 +1,237 @@
+// The editor's state in core (core/edit/edit_state.h) and the one job queue (core/util/job_queue.h):
+// plans from per-block codes, recipes that replay it, rebinding to another model, and the queue's
+// priorities, coalescing, cancellation and yielding.
+#include <torch/torch.h>
+
+#include <QTest>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "core/edit/edit_state.h"
+#include "core/edit/plan.h"
+#include "core/edit/recipe.h"
+#include "core/io/image.h"
+#include "core/model/automodulator.h"
+#include "core/util/error.h"
+#include "core/util/job_queue.h"
+#include "testutil.h"
+
+using namespace automod;
+
+namespace {
+
+/// A source with the given per-block codes (or one code everywhere) and a picture.
+EditSource codeSource(const std::string& name, const LatentPlan& codes) {
+  EditSource s;
+  s.name = name;
+  s.spec = SourceSpec::inlineCode({});
+  s.codes = codes;
+  s.picture = torch::full({16, 16, 3}, 100, torch::kUInt8);
+  return s;
+}
+
+}  // namespace
+
+class TestEditState : public QObject {
+  Q_OBJECT
+  QTemporaryDir dir_;
+
+ private Q_SLOTS:
+  void initTestCase() { QVERIFY(dir_.isValid()); }
+
+  void mixPlanBlendsEachSourcesOwnBlockCodes() {
+    // A refined source has one code per block: block b of the mix blends the sources' block-b codes.
+    auto model = test::tinyModel(16, 1);
+    EditState st;
+    st.model = ModelBinding::of(*model);
+    const int nb = st.blocks();
+    const auto z = model->randomLatents(nb + 1, 7);
+    LatentPlan refined;
+    for (int b = 0; b < nb; ++b) refined.latents.push_back(z[b].unsqueeze(0));
+    st.addSource(codeSource("a", LatentPlan::uniform(z[nb].unsqueeze(0), nb)));
+    st.addSource(codeSource("b", refined));
+    QVERIFY(st.ready());
+    st.assignRange(BlockRange{1, nb - 1}, 1);
+    auto plan = st.mixPlan();
+    QCOMPARE(plan.size(), nb);
+    QVERIFY(torch::equal(plan[0], z[nb].unsqueeze(0)));
+    for (int b = 1; b < nb; ++b) QVERIFY(torch::equal(plan[b], z[b].unsqueeze(0)));
+    // A blend is the normalised weighted sum of the two block codes.
+    st.setWeight(BlockRange{0, 0}, 1, 1.0);
+    plan = st.mixPlan();
+    const auto expected = blendLatents({z[nb].unsqueeze(0), z[0].unsqueeze(0)}, {1.0, 1.0});
+    QVERIFY(torch::allclose(plan[0], expected));
+    // Removing a source its blocks depend on hands those blocks to the first remaining one.
+    st.removeSource(0);
+    QCOMPARE(st.weights[0], std::vector<double>({1.0}));
+  }
+
+  void aSourceWithoutCodesCannotBePlannedYet() {
+    auto model = test::tinyModel(16, 1);
+    EditState st;
+    st.model = ModelBinding::of(*model);
+    EditSource s;
+    s.name = "waiting.png";
+    s.spec = SourceSpec::photo("waiting.png");
+    st.addSource(s);
+    QVERIFY(!st.ready());
+    try {
+      st.mixPlan();
+      QFAIL("a plan without codes");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("waiting.png is not encoded") != std::string::npos, e.what());
+    }
+    QCOMPARE(sourcesToEncode(st), std::vector<uint64_t>({st.sources[0].id}));
+  }
+
+  void recipeAndViewRestoreTheStateExactly() {
+    auto model = test::tinyModel(16, 1);
+    EditState st;
+    st.model = ModelBinding::of(*model, "/models/m.amod");
+    const int nb = st.blocks();
+    const auto z = model->randomLatents(nb + 2, 3);
+    LatentPlan kept;
+    for (int b = 0; b < nb; ++b) kept.latents.push_back(z[b].unsqueeze(0));
+    st.addSource(codeSource("kept sample", kept));
+    st.addSource(codeSource("pasted", LatentPlan::uniform(z[nb].unsqueeze(0), nb)));
+    st.setWeight(BlockRange{1, 2}, 1, 0.25);
+    st.morph = EditMorph{1, 0, "coarse", 0.3, 12, 10.0};
+    st.attribute = EditAttribute{attributeFromLatents(*model, {z[0], z[1]}, {z[2], z[3]}, {BlockRange{0, 1}}, "x"), 1.5};
+    const Recipe r = st.toRecipe();
+    const auto view = st.viewJson([](const torch::Tensor& t) { return std::to_string(t.numel()); });
+    // Through the recipe's JSON, as a project file holds it.
+    const Recipe back = Recipe::fromJson(r.toJson(), {}, "test");
+    const auto restored = EditState::fromRecipe(back, view, st.model, [](const std::string&) {
+      return torch::full({16, 16, 3}, 100, torch::kUInt8);
+    });
+    QCOMPARE(restored.sources.size(), st.sources.size());
+    QCOMPARE(restored.sources[0].name, std::string("kept sample"));
+    for (int b = 0; b < nb; ++b) QVERIFY(torch::equal(restored.sources[0].codes[b], kept[b]));
+    QCOMPARE(restored.weights, st.weights);
+    QVERIFY(restored.morph == st.morph);
+    QVERIFY(restored.attribute.has_value());
+    QCOMPARE(restored.attribute->strength, 1.5);
+    QVERIFY(torch::equal(restored.plan()[2], st.plan()[2]));
+    QVERIFY(torch::equal(restored.plan()[0], st.plan()[0]));
+  }
+
+  void rebindKeepsWeightsMorphAndAttributeAndClearsCodes() {
+    auto a = test::tinyModel(32, 1);
+    auto b = test::tinyModel(64, 2);
+    EditState st;
+    st.model = ModelBinding::of(*a);
+    const auto z = a->randomLatents(6, 1);
+    st.addSource(codeSource("s1", LatentPlan::uniform(z[0].unsqueeze(0), st.blocks())));
+    st.addSource(codeSource("s2", LatentPlan::uniform(z[1].unsqueeze(0), st.blocks())));
+    st.assignRange(intermediateRange(st.model.layout), 1);
+    st.morph.scales = "intermediate";
+    st.attribute = EditAttribute{attributeFromLatents(*a, {z[2], z[3]}, {z[4], z[5]}, {intermediateRange(st.model.layout)}), 2.0};
+    const auto rebound = rebind(st, ModelBinding::of(*b));
+    QCOMPARE(rebound.blocks(), 5);
+    QCOMPARE(rebound.sources.size(), size_t(2));
+    QVERIFY(!rebound.ready());
+    QCOMPARE(sourcesToEncode(rebound).size(), size_t(2));
+    // Blocks of the same resolution keep their weights: coarse s1, intermediate s2; the new 64 px block
+    // follows the nearest coarser one (32 px: s2), as the old model's output did.
+    QCOMPARE(rebound.weights[0], std::vector<double>({1.0, 0.0}));
+    QCOMPARE(rebound.weights[2], std::vector<double>({0.0, 1.0}));
+    QCOMPARE(rebound.weights[3], std::vector<double>({0.0, 1.0}));
+    QCOMPARE(rebound.weights[4], std::vector<double>({0.0, 1.0}));
+    QCOMPARE(rebound.morph.scales, std::string("intermediate"));
+    QVERIFY(rebound.attribute.has_value());
+    QVERIFY(!rebound.attribute->vector.vector.defined());  // rebuilt by the new model
+    QCOMPARE(rebound.attribute->vector.ranges, std::vector<BlockRange>({BlockRange{2, 3}}));
+    QCOMPARE(rebound.attribute->strength, 2.0);
+    // The same model: nothing to encode again.
+    QVERIFY(rebind(st, st.model).ready());
+  }
+
+  void carryRangesMapsNamedScalesAndResolutions() {
+    const auto l32 = BlockLayout::plain(4), l64 = BlockLayout::plain(5), l128 = BlockLayout::plain(6);
+    QCOMPARE(carryRanges({BlockRange{4, 4}}, l64, l128), std::vector<BlockRange>({BlockRange{4, 5}}));
+    QCOMPARE(carryRanges({BlockRange{0, 1}}, l64, l32), std::vector<BlockRange>({BlockRange{0, 1}}));
+    QCOMPARE(carryRanges({BlockRange{2, 2}}, l64, l128), std::vector<BlockRange>({BlockRange{2, 2}}));
+    QVERIFY(carryRanges({BlockRange{4, 4}}, l64, l32).empty());
+  }
+
+  void encodeSourceUsesThePictureWhenThereIsNoFile() {
+    auto model = test::tinyModel(16, 1);
+    EditSource s = codeSource("pasted", LatentPlan());
+    s.picture = torch::randint(0, 255, {32, 32, 3}, torch::kUInt8);  // another model's size
+    encodeSource(*model, s, PhotoOptions{});
+    QCOMPARE(s.picture.size(0), int64_t(16));
+    QCOMPARE(s.codes.size(), model->numBlocks());
+    QVERIFY(std::isfinite(s.psnr));
+    torch::NoGradGuard ng;
+    QVERIFY(torch::allclose(s.z, model->encode(toModelInput(s.picture)).cpu()));
+  }
+
+  void jobsRunByPriorityAndCoalesceByKey() {
+    JobQueue q(1);
+    std::mutex m;
+    std::vector<std::string> order;
+    auto log = [&](std::string what) {
+      std::lock_guard<std::mutex> lock(m);
+      order.push_back(std::move(what));
+    };
+    std::atomic<bool> release{false};
+    q.submit(JobQueue::Background, [&](JobQueue::Control&) {
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      log("blocker");
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    q.submit(JobQueue::Gallery, [&](JobQueue::Control&) { log("gallery"); });
+    q.submit(JobQueue::Render, [&](JobQueue::Control&) { log("decode 1"); }, "decode");
+    q.submit(JobQueue::Render, [&](JobQueue::Control&) { log("decode 2"); }, "decode");  // replaces decode 1
+    q.submit(JobQueue::Intake, [&](JobQueue::Control&) { log("photo"); });
+    const auto cancelled = q.submit(JobQueue::Intake, [&](JobQueue::Control&) { log("cancelled"); });
+    q.cancel(cancelled);
+    release = true;
+    q.waitIdle();
+    QCOMPARE(order, std::vector<std::string>({"blocker", "photo", "decode 2", "gallery"}));
+    QVERIFY(q.workerThreads() >= 1);
+  }
+
+  void aLongJobYieldsToInteractiveOnesAndStopsWhenCancelled() {
+    JobQueue q(1);
+    std::atomic<int> steps{0};
+    std::atomic<int> decoded_at{-1};
+    std::atomic<bool> stopped{false};
+    const auto long_job = q.submit(JobQueue::Background, [&](JobQueue::Control& c) {
+      for (int i = 0; i < 1000; ++i) {
+        c.yield();
+        if (c.cancelled()) {
+          stopped = true;
+          return;
+        }
+        ++steps;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    q.submit(JobQueue::Render, [&](JobQueue::Control&) { decoded_at = steps.load(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    // The decode ran in the middle of the long job, not after it.
+    QVERIFY(decoded_at.load() >= 0);
+    QVERIFY(decoded_at.load() < 1000);
+    q.cancel(long_job);
+    q.waitIdle();
+    QVERIFY(stopped.load());
+    QVERIFY(steps.load() < 1000);
+  }
+
+  void aThrowingJobDoesNotTakeTheWorkerDown() {
+    JobQueue q(1);
+    q.submit(JobQueue::Render, [](JobQueue::Control&) { throw std::runtime_error("boom"); });
+    std::atomic<bool> ran{false};
+    q.submit(JobQueue::Render, [&](JobQueue::Control&) { ran = true; });
+    q.waitIdle();
+    QVERIFY(ran.load());
+  }
+};
+
+QTEST_GUILESS_MAIN(TestEditState)
+#include "tst_edit_state.moc"
