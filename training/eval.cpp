@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
@@ -36,6 +37,17 @@ torch::Tensor AutomodulatorEvalModel::randomLatents(int64_t n, uint64_t seed) {
   return model_.randomLatents(n, seed).cpu();
 }
 
+LatentPlan EvalModel::refine(const torch::Tensor& images, const torch::Tensor& z, const RefineOptions& options,
+                             const std::function<bool(int, int)>& progress) {
+  if (options.enabled()) throw Error("this model cannot refine its codes");
+  return LatentPlan::uniform(z, numBlocks());
+}
+
+LatentPlan AutomodulatorEvalModel::refine(const torch::Tensor& images, const torch::Tensor& z,
+                                          const RefineOptions& options, const std::function<bool(int, int)>& progress) {
+  return refineCodes(model_, images, z, options, progress).codes.to(torch::kCPU);
+}
+
 torch::Tensor encodeInChunks(EvalModel& model, const torch::Tensor& images, int64_t chunk) {
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < images.size(0); i += chunk)
@@ -55,9 +67,43 @@ torch::Tensor decodeInChunks(EvalModel& model, const LatentPlan& plan, int64_t c
 }
 
 LatentPlan rangeMix(const torch::Tensor& a, const torch::Tensor& b, const BlockRange& range, int blocks) {
+  return rangeMix(LatentPlan::uniform(a, blocks), LatentPlan::uniform(b, blocks), range);
+}
+
+LatentPlan rangeMix(const LatentPlan& a, const LatentPlan& b, const BlockRange& range) {
+  TORCH_CHECK(a.size() == b.size(), "mixing plans of ", a.size(), " and ", b.size(), " blocks");
   std::vector<torch::Tensor> latents;
-  for (int k = 0; k < blocks; ++k) latents.push_back(range.contains(k) ? b : a);
+  for (int k = 0; k < a.size(); ++k) latents.push_back(range.contains(k) ? b[k] : a[k]);
   return LatentPlan(latents);
+}
+
+LatentPlan selectRows(const LatentPlan& plan, const torch::Tensor& index) {
+  LatentPlan out;
+  for (auto& z : plan.latents) out.latents.push_back(z.index_select(0, index.to(z.device())));
+  return out;
+}
+
+LatentPlan refineInChunks(EvalModel& model, const torch::Tensor& images, const torch::Tensor& z,
+                          const RefineOptions& options, const std::function<void(int64_t, int64_t)>& progress,
+                          int64_t chunk) {
+  const int64_t n = images.size(0);
+  if (!options.enabled()) return LatentPlan::uniform(z, model.numBlocks());
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  std::vector<LatentPlan> parts;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t start = c * chunk, m = std::min(chunk, n - start);
+    parts.push_back(model.refine(images.narrow(0, start, m), z.narrow(0, start, m), options, [&](int step, int steps) {
+      if (progress) progress(c * steps + step, chunks * steps);
+      return true;
+    }));
+  }
+  LatentPlan out;
+  for (int b = 0; b < model.numBlocks(); ++b) {
+    std::vector<torch::Tensor> rows;
+    for (auto& p : parts) rows.push_back(p[b]);
+    out.latents.push_back(torch::cat(rows));
+  }
+  return out;
 }
 
 namespace {
@@ -106,6 +152,13 @@ nlohmann::json EvalResult::toJson() const {
       {"cycle_consistency_cos", cycle_consistency_cos},
       {"layer_entanglement", {{"per_split", per_split}, {"mean", layer_entanglement_mean}}},
   };
+  if (refine) {
+    j["refine"] = {{"options", refine->toJson()},
+                   {"encoder_reconstruction", {{"psnr_db", encoder_psnr_db}, {"ssim", encoder_ssim}}},
+                   {"psnr_gain_db", psnr_db - encoder_psnr_db},
+                   {"seconds", refine_seconds},
+                   {"seconds_per_image", held_out_images > 0 ? refine_seconds / double(held_out_images) : 0.0}};
+  }
   if (swd_computed) {
     nlohmann::json swd = {{"real_floor", swdJson(swd_real_floor)}, {"samples", swdJson(swd_samples)}};
     if (!swd_mixes.empty()) {
@@ -154,7 +207,18 @@ EvalResult evaluate(EvalModel& model, ImageDataset& data, const EvalOptions& o) 
 
   log("encoding " + std::to_string(n) + " held-out images at " + std::to_string(res) + " px");
   auto z = encodeInChunks(model, real, kChunk);
-  auto recon = decodeInChunks(model, LatentPlan::uniform(z, blocks), kChunk);
+  auto codes = LatentPlan::uniform(z, blocks);
+  if (o.refine.enabled()) {
+    auto recon = decodeInChunks(model, codes, kChunk);
+    r.refine = o.refine;
+    r.encoder_psnr_db = psnr(recon, real);
+    r.encoder_ssim = ssim(recon, real);
+    log("refining their codes (" + std::to_string(o.refine.steps) + " steps)");
+    const auto start = std::chrono::steady_clock::now();
+    codes = refineInChunks(model, real, z, o.refine, o.refine_progress, kChunk);
+    r.refine_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  auto recon = decodeInChunks(model, codes, kChunk);
   r.psnr_db = psnr(recon, real);
   r.ssim = ssim(recon, real);
 
@@ -169,11 +233,12 @@ EvalResult evaluate(EvalModel& model, ImageDataset& data, const EvalOptions& o) 
   auto perm = torch::randperm(n, torch::kInt64);
   if (n > 1) perm = (perm + 1) % n;  // a derangement-ish shift so that (almost) no image is mixed with itself
   auto za = z, zb = z.index_select(0, perm);
+  const auto codes_b = selectRows(codes, perm);
   if (r.swd_computed) {
     double sum = 0;
     for (const auto& [name, range] : namedRanges(layout)) {
       log("mixing " + name);
-      auto mixed = decodeInChunks(model, rangeMix(za, zb, range, blocks), kChunk);
+      auto mixed = decodeInChunks(model, rangeMix(codes, codes_b, range), kChunk);
       r.swd_mixes.emplace_back(name, slicedWassersteinDistance(mixed, real, so));
       sum += r.swd_mixes.back().second.average;
     }

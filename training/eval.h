@@ -3,7 +3,9 @@
 // random samples and of coarse / intermediate / fine mixes against the held-out images (with the
 // real-vs-real floor), reconstruction PSNR / SSIM, cycle consistency cos(z, φ(θ(z))) and the layer
 // entanglement error L_j. The measurements ask of a model only what EvalModel offers, so a test can
-// hand them an autoencoder whose answers are known.
+// hand them an autoencoder whose answers are known. With refinement (EvalOptions::refine) the held-out
+// images' codes are refined per block before reconstruction and mixing (core/edit/refine.h); cycle
+// consistency and L_j stay properties of the encoder's codes.
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "core/edit/ranges.h"
+#include "core/edit/refine.h"
 #include "core/metrics/swd.h"
 #include "core/model/latent_plan.h"
 
@@ -40,6 +43,11 @@ class EvalModel {
   virtual torch::Tensor canvas(const LatentPlan& plan, int blocks) = 0;
   /// n codes drawn from the prior with a seeded generator.
   virtual torch::Tensor randomLatents(int64_t n, uint64_t seed) = 0;
+  /// Per-block codes of `images` refined from their codes `z` (refineCodes); progress as there.
+  /// This default supports only options that are off (LatentPlan::uniform(z)) and throws
+  /// automod::Error otherwise.
+  virtual LatentPlan refine(const torch::Tensor& images, const torch::Tensor& z, const RefineOptions& options,
+                            const std::function<bool(int, int)>& progress = {});
 
   int numBlocks() const { return layout().size(); }
 };
@@ -55,6 +63,8 @@ class AutomodulatorEvalModel : public EvalModel {
   torch::Tensor decode(const LatentPlan& plan) override;
   torch::Tensor canvas(const LatentPlan& plan, int blocks) override;
   torch::Tensor randomLatents(int64_t n, uint64_t seed) override;
+  LatentPlan refine(const torch::Tensor& images, const torch::Tensor& z, const RefineOptions& options,
+                    const std::function<bool(int, int)>& progress = {}) override;
 
  private:
   Automodulator& model_;
@@ -66,6 +76,15 @@ torch::Tensor encodeInChunks(EvalModel& model, const torch::Tensor& images, int6
 torch::Tensor decodeInChunks(EvalModel& model, const LatentPlan& plan, int64_t chunk = 32);
 /// `b` on the blocks of `range`, `a` on every other block.
 LatentPlan rangeMix(const torch::Tensor& a, const torch::Tensor& b, const BlockRange& range, int blocks);
+/// The same for per-block codes: b[k] on the blocks k of `range`, a[k] elsewhere.
+LatentPlan rangeMix(const LatentPlan& a, const LatentPlan& b, const BlockRange& range);
+/// Rows `index` of every block's codes.
+LatentPlan selectRows(const LatentPlan& plan, const torch::Tensor& index);
+/// Refines images [N, C, R, R] in [−1, 1] from their codes z [N, D] in chunks of `chunk` (model.refine);
+/// progress(step, steps) counts the steps of all chunks. LatentPlan::uniform(z) when options are off.
+LatentPlan refineInChunks(EvalModel& model, const torch::Tensor& images, const torch::Tensor& z,
+                          const RefineOptions& options, const std::function<void(int64_t, int64_t)>& progress = {},
+                          int64_t chunk = 32);
 
 struct EvalOptions {
   /// Held-out images to measure on (at most; fewer when the data holds fewer).
@@ -74,6 +93,10 @@ struct EvalOptions {
   uint64_t seed = 0;
   /// Progress lines ("encoding 32 held-out images at 64 px"); nothing when empty.
   std::function<void(const std::string&)> log;
+  /// Refinement of the held-out images' codes before reconstruction and mixing (off by default), and
+  /// its progress (refineInChunks).
+  RefineOptions refine;
+  std::function<void(int64_t, int64_t)> refine_progress;
 };
 
 /// L_j at one split: the canvas after blocks [0, j) driven by the re-encoded mixture φ(θ(z_A; z_B at
@@ -91,9 +114,13 @@ struct EvalResult {
   /// The data set's one-line description.
   std::string data;
   uint64_t seed = 0;
-  /// Reconstruction θ(φ(x)) of the held-out images (∞ dB when perfect).
+  /// Reconstruction θ(φ(x)) of the held-out images (∞ dB when perfect), from their refined codes
+  /// when refinement is on.
   double psnr_db = 0.0;
   double ssim = 0.0;
+  /// With refinement: its options, the reconstruction from the encoder's codes, and its seconds.
+  std::optional<RefineOptions> refine;
+  double encoder_psnr_db = 0.0, encoder_ssim = 0.0, refine_seconds = 0.0;
   /// Mean cos(z, φ(θ(z))) over random codes z.
   double cycle_consistency_cos = 0.0;
   /// One entry per split j = 1 .. blocks − 1.

@@ -268,7 +268,8 @@ std::vector<int64_t> presentClasses(const FaceAttributeTable& table, int a) {
 nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
                                    const FaceAttributeTable& table, const std::string& name,
                                    const std::vector<int64_t>& positive_classes, int exemplars,
-                                   const std::vector<int>& blocks, double strength, uint64_t seed) {
+                                   const std::vector<int>& blocks, double strength, uint64_t seed,
+                                   const LatentPlan* codes) {
   const int a = table.index(name);
   const auto& labels = table.labels[a];
   auto positive = [&](int64_t c) {
@@ -292,12 +293,19 @@ nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, 
   auto v = (zp - zn).to(model.device());
   // Targets: held-out faces without the attribute (not used as exemplars).
   std::vector<int64_t> targets(neg.begin() + exemplars, neg.end());
-  auto z = encodeChunks(model, images_u8.index_select(0, torch::tensor(targets))).to(model.device());
   const int nb = model.numBlocks();
-  auto edited = normaliseLatent(z + strength * v.unsqueeze(0));
-  LatentPlan plan_edit, plan_plain = LatentPlan::uniform(z, nb);
+  LatentPlan plan_edit, plan_plain;
+  if (codes) {
+    auto rows = torch::tensor(targets);
+    for (auto& z : codes->latents) plan_plain.latents.push_back(z.index_select(0, rows.to(z.device())).to(model.device()));
+  } else {
+    plan_plain = LatentPlan::uniform(
+        encodeChunks(model, images_u8.index_select(0, torch::tensor(targets))).to(model.device()), nb);
+  }
   for (int b = 0; b < nb; ++b)
-    plan_edit.latents.push_back(std::find(blocks.begin(), blocks.end(), b) != blocks.end() ? edited : z);
+    plan_edit.latents.push_back(std::find(blocks.begin(), blocks.end(), b) != blocks.end()
+                                    ? normaliseLatent(plan_plain[b] + strength * v.unsqueeze(0))
+                                    : plan_plain[b]);
   auto before = probe->predict(decodeChunks(model, plan_plain));
   auto after = probe->predict(decodeChunks(model, plan_edit));
   nlohmann::json r{{"attribute", name},

@@ -100,10 +100,13 @@ std::vector<int64_t> presentClasses(const FaceAttributeTable& table, int a);
 /// Builds an attribute vector from `exemplars` positives and negatives of a binary split of
 /// attribute `name` (any of `positive_classes` vs the rest), applies it to held-out faces lacking
 /// it, restricted to `blocks`, and reports how often the probe then sees the attribute (any positive
-/// class) and how often each other attribute changes.
+/// class) and how often each other attribute changes. `codes`, when given, are the per-block codes of
+/// every face of images_u8 (refined ones, core/edit/refine.h): the edited faces start from theirs
+/// instead of their encoder codes (the vector still comes from the exemplars' encoder codes).
 nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, const torch::Tensor& images_u8,
                                    const FaceAttributeTable& table, const std::string& name,
                                    const std::vector<int64_t>& positive_classes, int exemplars,
-                                   const std::vector<int>& blocks, double strength, uint64_t seed);
+                                   const std::vector<int>& blocks, double strength, uint64_t seed,
+                                   const LatentPlan* codes = nullptr);
 
 }  // namespace automod

@@ -3,9 +3,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <set>
 
+#include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
 #include "training/data.h"
@@ -92,7 +94,8 @@ nlohmann::json AttributeTransferReport::toJson() const {
 }
 
 AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProbe& probe, const torch::Tensor& images_u8,
-                                                 const FaceAttributeTable& table, const AttributeTransferOptions& o) {
+                                                 const FaceAttributeTable& table, const AttributeTransferOptions& o,
+                                                 const LatentPlan* codes) {
   const int64_t n = images_u8.size(0);
   TORCH_CHECK(n >= 2, "the attribute-transfer measure needs at least two labelled faces");
   TORCH_CHECK(table.size() == n, "the attribute table lists ", table.size(), " faces for ", n, " images");
@@ -109,19 +112,21 @@ AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProb
   }
   const auto layout = model.layout();
   const int nb = layout.size();
-  auto z = encodeInChunks(model, images_u8.to(torch::kFloat32).div(127.5).sub(1.0));
-  auto za = z.index_select(0, torch::tensor(ia)), zb = z.index_select(0, torch::tensor(ib));
+  const LatentPlan z =
+      codes ? *codes : LatentPlan::uniform(encodeInChunks(model, images_u8.to(torch::kFloat32).div(127.5).sub(1.0)), nb);
+  TORCH_CHECK(z.size() == nb && z.batch() == n, "the faces' codes must be one [", n, ", D] batch per block");
+  auto za = selectRows(z, torch::tensor(ia)), zb = selectRows(z, torch::tensor(ib));
 
   AttributeTransferReport report;
   report.pairs = o.pairs;
   report.blocks = nb;
   report.scales = namedRanges(layout);
-  const auto recon = readPlan(model, probe, LatentPlan::uniform(z, nb));
+  const auto recon = readPlan(model, probe, z);
   // forward[s]: scale s from A, the rest from B; mirror[s]: scale s from B, the rest from A.
   std::vector<std::vector<std::vector<int64_t>>> forward, mirror;
   for (const auto& [name, range] : report.scales) {
-    forward.push_back(readPlan(model, probe, rangeMix(zb, za, range, nb)));
-    mirror.push_back(readPlan(model, probe, rangeMix(za, zb, range, nb)));
+    forward.push_back(readPlan(model, probe, rangeMix(zb, za, range)));
+    mirror.push_back(readPlan(model, probe, rangeMix(za, zb, range)));
   }
 
   double weights = 0, follow_sum = 0, ceiling_sum = 0, readable_sum = 0;
@@ -247,11 +252,31 @@ nlohmann::json faceReport(Automodulator& model, const FaceReportData& data, cons
     const auto majority = torch::bincount(eval_table.labelTensor(static_cast<int>(a))).max().item<int64_t>();
     report["majority_class_rate"][names[a]] = double(majority) / double(eval_table.size());
   }
-  if (o.log) o.log("attribute transfer in scale mixes");
+  // The held-out renders' codes: the encoder's, or refined from them.
   AutomodulatorEvalModel eval_model(model);
+  const auto real = data.eval_images.to(torch::kFloat32).div(127.5).sub(1.0);
+  const auto z = encodeInChunks(eval_model, real);
+  auto codes = LatentPlan::uniform(z, model.numBlocks());
+  auto reconstruction = [&](const LatentPlan& plan) {
+    auto recon = decodeInChunks(eval_model, plan);
+    return nlohmann::json{{"psnr_db", psnr(recon, real)}, {"ssim", ssim(recon, real)}};
+  };
+  if (o.refine.enabled()) {
+    if (o.log) o.log("refining the codes of " + std::to_string(z.size(0)) + " renders (" +
+                     std::to_string(o.refine.steps) + " steps)");
+    const auto start = std::chrono::steady_clock::now();
+    codes = refineInChunks(eval_model, real, z, o.refine, o.refine_progress);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report["refine"] = {{"options", o.refine.toJson()},
+                        {"encoder_reconstruction", reconstruction(LatentPlan::uniform(z, model.numBlocks()))},
+                        {"seconds", seconds},
+                        {"seconds_per_image", seconds / double(std::max<int64_t>(1, z.size(0)))}};
+  }
+  report["reconstruction"] = reconstruction(codes);
+  if (o.log) o.log("attribute transfer in scale mixes");
   report["attribute_transfer"] =
       measureAttributeTransfer(eval_model, probe, data.eval_images, eval_table,
-                               AttributeTransferOptions{.pairs = o.pairs, .seed = o.seed})
+                               AttributeTransferOptions{.pairs = o.pairs, .seed = o.seed}, &codes)
           .toJson();
 
   // Few-exemplar attribute vectors: glasses and facial hair (any style vs none), each restricted to
@@ -270,7 +295,7 @@ nlohmann::json faceReport(Automodulator& model, const FaceReportData& data, cons
       for (double strength : o.strengths) {
         try {
           auto r = attributeEditReport(model, probe, data.eval_images, eval_table, attr, positive, o.exemplars, blocks,
-                                       strength, o.seed);
+                                       strength, o.seed, o.refine.enabled() ? &codes : nullptr);
           r["scale"] = scale;
           report["attribute_edits"].push_back(r);
         } catch (const Error& e) {

@@ -115,10 +115,12 @@ struct AttributeTransferReport {
 };
 
 /// The attribute-transfer measure (header comment) for `model` on labelled faces uint8 [N, C, R, R]
-/// (N ≥ 2) at the model's resolution.
+/// (N ≥ 2) at the model's resolution. `codes`, when given, are the faces' per-block codes (refined
+/// ones, refineInChunks) that the reconstructions and mixes use instead of their encoder codes.
 AttributeTransferReport measureAttributeTransfer(EvalModel& model, AttributeProbe& probe, const torch::Tensor& images_u8,
                                                  const FaceAttributeTable& table,
-                                                 const AttributeTransferOptions& options);
+                                                 const AttributeTransferOptions& options,
+                                                 const LatentPlan* codes = nullptr);
 
 /// Labelled renders: the probes' training set and the held-out set everything is measured on.
 struct FaceReportData {
@@ -152,10 +154,16 @@ struct FaceReportOptions {
   std::vector<double> strengths{1.0, 2.0, 3.0};
   uint64_t seed = 0;
   std::function<void(const std::string&)> log;
+  /// Refinement of the held-out renders' codes (off by default): attribute transfer mixes and the
+  /// edited faces then start from the refined per-block codes; its progress as refineInChunks'.
+  RefineOptions refine;
+  std::function<void(int64_t, int64_t)> refine_progress;
 };
 
 /// The whole report as `automod report` prints it (without "model"): probe accuracy on renders,
-/// attribute transfer, glasses and facial-hair edits on each scale and on all blocks.
+/// the reconstruction PSNR / SSIM of the held-out renders (and with refinement, the encoder's and
+/// the refinement's time), attribute transfer, glasses and facial-hair edits on each scale and on
+/// all blocks.
 nlohmann::json faceReport(Automodulator& model, const FaceReportData& data, const FaceReportOptions& options);
 
 }  // namespace automod

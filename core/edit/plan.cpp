@@ -26,19 +26,51 @@ torch::Tensor blendLatents(const std::vector<torch::Tensor>& latents, const std:
   return normaliseLatent(sum);
 }
 
+namespace {
+
+// A source's per-block codes must match the model's blocks (codes refined with another model or at
+// another resolution do not).
+void checkSourceBlocks(const LatentPlan& source, int num_blocks) {
+  if (source.size() != num_blocks)
+    throw Error("a source has codes for " + std::to_string(source.size()) + " blocks but the model has " +
+                std::to_string(num_blocks) + " (its codes were made with another model)");
+  for (auto& z : source.latents)
+    if (!z.defined()) throw Error("a source has a block without a code");
+}
+
+}  // namespace
+
 LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vector<RangeAssignment>& assignments) {
   if (num_blocks < 1) throw Error("the model has no decoder blocks");
   if (!base.defined()) throw Error("a plan needs a base source for the blocks no range covers");
-  auto plan = LatentPlan::uniform(base, num_blocks);
-  int64_t batch = base.size(0);
+  std::vector<PlanAssignment> per_block;
+  for (auto& a : assignments) {
+    PlanAssignment p{a.range, {}, a.weights};
+    for (auto& z : a.latents) p.sources.push_back(LatentPlan::uniform(z, num_blocks));
+    per_block.push_back(std::move(p));
+  }
+  return buildPlan(num_blocks, LatentPlan::uniform(base, num_blocks), per_block);
+}
+
+LatentPlan buildPlan(int num_blocks, const LatentPlan& base, const std::vector<PlanAssignment>& assignments) {
+  if (num_blocks < 1) throw Error("the model has no decoder blocks");
+  if (base.size() == 0) throw Error("a plan needs a base source for the blocks no range covers");
+  checkSourceBlocks(base, num_blocks);
+  LatentPlan plan = base;
   for (auto& a : assignments) {
     if (a.range.first < 0 || a.range.first > a.range.last || a.range.last >= num_blocks)
       throw Error("scale range " + a.range.toString() + " is outside the model's blocks 0-" +
                   std::to_string(num_blocks - 1));
-    auto z = blendLatents(a.latents, a.weights);
-    batch = std::max(batch, z.size(0));
-    for (int b = a.range.first; b <= a.range.last; ++b) plan[b] = z;
+    if (a.sources.empty()) throw Error("nothing to blend: a scale range needs at least one source");
+    for (auto& s : a.sources) checkSourceBlocks(s, num_blocks);
+    for (int b = a.range.first; b <= a.range.last; ++b) {
+      std::vector<torch::Tensor> codes;
+      for (auto& s : a.sources) codes.push_back(s[b]);
+      plan[b] = blendLatents(codes, a.weights);
+    }
   }
+  int64_t batch = 0;
+  for (auto& z : plan.latents) batch = std::max(batch, z.size(0));
   for (auto& z : plan.latents)
     if (z.size(0) != batch) {
       if (z.size(0) != 1) throw Error("sources with different batch sizes cannot be mixed");
@@ -49,26 +81,33 @@ LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vecto
 
 LatentPlan blockMixPlan(const std::vector<torch::Tensor>& latents, const std::vector<std::vector<double>>& weights,
                         int num_blocks, int base) {
-  if (latents.empty()) throw Error("the mix has no sources: add a photo first");
-  if (base < 0 || base >= static_cast<int>(latents.size()))
+  std::vector<LatentPlan> sources;
+  for (auto& z : latents) sources.push_back(LatentPlan::uniform(z, num_blocks));
+  return blockMixPlan(sources, weights, num_blocks, base);
+}
+
+LatentPlan blockMixPlan(const std::vector<LatentPlan>& sources, const std::vector<std::vector<double>>& weights,
+                        int num_blocks, int base) {
+  if (sources.empty()) throw Error("the mix has no sources: add a photo first");
+  if (base < 0 || base >= static_cast<int>(sources.size()))
     throw Error("the mix's base source " + std::to_string(base) + " does not exist");
-  std::vector<RangeAssignment> assignments;
+  std::vector<PlanAssignment> assignments;
   for (int b = 0; b < num_blocks && b < static_cast<int>(weights.size()); ++b) {
     const auto& w = weights[b];
-    if (w.size() > latents.size())
+    if (w.size() > sources.size())
       throw Error("block " + std::to_string(b) + " has weights for " + std::to_string(w.size()) + " sources but the mix has " +
-                  std::to_string(latents.size()));
-    RangeAssignment a{BlockRange{b, b}, {}, {}};
+                  std::to_string(sources.size()));
+    PlanAssignment a{BlockRange{b, b}, {}, {}};
     for (size_t i = 0; i < w.size(); ++i) {
       if (!(w[i] >= 0.0)) throw Error("block " + std::to_string(b) + ": weights must be non-negative");
       if (w[i] > 0.0) {
-        a.latents.push_back(latents[i]);
+        a.sources.push_back(sources[i]);
         a.weights.push_back(w[i]);
       }
     }
-    if (!a.latents.empty()) assignments.push_back(std::move(a));
+    if (!a.sources.empty()) assignments.push_back(std::move(a));
   }
-  return buildPlan(num_blocks, latents[base], assignments);
+  return buildPlan(num_blocks, sources[base], assignments);
 }
 
 void checkPlanFits(const LatentPlan& plan, int num_blocks) {

@@ -22,15 +22,32 @@ struct RangeAssignment {
   std::vector<double> weights;
 };
 
+/// The per-block form of RangeAssignment, for sources that carry one code per block (a refined
+/// photo's codes, core/edit/refine.h; LatentPlan::uniform of a latent for any other source): block b
+/// of the range blends the sources' block-b codes ([N or 1, D] each) with `weights` (empty = equal).
+struct PlanAssignment {
+  BlockRange range;
+  std::vector<LatentPlan> sources;
+  std::vector<double> weights;
+};
+
 /// A LatentPlan of `num_blocks` blocks: `base` everywhere, then each assignment (later ones win where
 /// ranges overlap). Throws automod::Error for out-of-range blocks and empty assignments.
 LatentPlan buildPlan(int num_blocks, const torch::Tensor& base, const std::vector<RangeAssignment>& assignments);
+/// The same with per-block sources: `base` gives block b its own code base[b] (it and every source
+/// must have num_blocks blocks). buildPlan above is this one with uniform plans.
+LatentPlan buildPlan(int num_blocks, const LatentPlan& base, const std::vector<PlanAssignment>& assignments);
 
 /// The editor's mix: block b blends `latents` ([1, D] each) with the weights weights[b] (the
 /// normalised weighted sum, blendLatents); a block whose weights are all zero, or that has none,
 /// takes latents[base]. Throws automod::Error for no latents, a negative weight, or more weights
 /// than latents.
 LatentPlan blockMixPlan(const std::vector<torch::Tensor>& latents, const std::vector<std::vector<double>>& weights,
+                        int num_blocks, int base = 0);
+/// The same for sources with per-block codes (a refined photo's, each a plan of num_blocks [1, D]
+/// codes): block b blends sources[i][b] with weights[b][i], and a block without weights takes
+/// sources[base][b]. The overload above is this one with LatentPlan::uniform of each latent.
+LatentPlan blockMixPlan(const std::vector<LatentPlan>& sources, const std::vector<std::vector<double>>& weights,
                         int num_blocks, int base = 0);
 
 /// Throws automod::Error unless the plan has exactly one latent per block of a model with

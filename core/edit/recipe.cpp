@@ -85,13 +85,17 @@ json Recipe::toJson(const fs::path& dir) const {
         j["sources"][name] = p;
         break;
       }
-      case SourceSpec::Kind::Code: j["sources"][name] = {{"z", s.code}}; break;
+      case SourceSpec::Kind::Code:
+        j["sources"][name] = {{"z", s.code}};
+        if (!s.block_codes.empty()) j["sources"][name]["z_blocks"] = s.block_codes;
+        break;
       case SourceSpec::Kind::Latent:
         j["sources"][name] = {{"latent", writePath(s.path, dir)}, {"index", s.index}};
         break;
       case SourceSpec::Kind::Random: j["sources"][name] = {{"seed", s.seed}}; break;
     }
   }
+  if (refine) j["refine"] = refine->toJson();
   j["base"] = base;
   j["assignments"] = json::array();
   for (auto& a : assignments) {
@@ -120,7 +124,7 @@ json Recipe::toJson(const fs::path& dir) const {
 Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& where) {
   using T = json::value_t;
   onlyKeys(j, {"kind", "version", "resolution", "align", "sources", "base", "assignments", "attributes", "name",
-               "description", "model", "morph", "editor"},
+               "description", "model", "morph", "editor", "refine"},
            where, "");
   Recipe r;
   if (j.contains("kind") && j["kind"] != "automod-recipe") fail(where, "kind", "not an automod recipe");
@@ -135,6 +139,7 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
     r.model = m.is_relative() && !dir.empty() ? dir / m : m;
   }
   if (j.contains("editor")) r.editor = j.at("editor");
+  if (j.contains("refine")) r.refine = RefineOptions::fromJson(j.at("refine"), where + ": refine");
   if (j.contains("sources")) {
     const auto& src = get(j, "sources", T::object, where, "sources");
     for (auto it = src.begin(); it != src.end(); ++it) {
@@ -145,12 +150,14 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
         r.sources[it.key()] = SourceSpec::photo(resolvePath(s.get<std::string>(), dir, where, field));
         continue;
       }
-      onlyKeys(s, {"photo", "latent", "index", "seed", "z", "face", "center_crop"}, where, field);
+      onlyKeys(s, {"photo", "latent", "index", "seed", "z", "z_blocks", "face", "center_crop"}, where, field);
       const int kinds =
           int(s.contains("photo")) + int(s.contains("latent")) + int(s.contains("seed")) + int(s.contains("z"));
       if (kinds != 1) fail(where, field, "give exactly one of photo, latent, seed or z");
       if ((s.contains("face") || s.contains("center_crop")) && !s.contains("photo"))
         fail(where, field, "face and center_crop belong to a photo");
+      if (s.contains("z_blocks") && !s.contains("z"))
+        fail(where, field, "z_blocks (per-block codes) go with the source's encoder code z");
       if (s.contains("photo")) {
         auto p = get(s, "photo", T::string, where, field + ".photo").get<std::string>();
         auto spec = SourceSpec::photo(resolvePath(p, dir, where, field + ".photo"));
@@ -161,12 +168,25 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
       } else if (s.contains("z")) {
         const auto& z = get(s, "z", T::array, where, field + ".z");
         if (z.empty() || z.size() > 8192) fail(where, field + ".z", "a code needs 1 to 8192 numbers");
-        std::vector<float> values;
-        for (auto& x : z) {
-          if (!x.is_number()) fail(where, field + ".z", "a code is a list of numbers");
-          values.push_back(jsonFloat(x, where, field + ".z"));
+        auto numbers = [&](const json& list, const std::string& f) {
+          std::vector<float> values;
+          for (auto& x : list) {
+            if (!x.is_number()) fail(where, f, "a code is a list of numbers");
+            values.push_back(jsonFloat(x, where, f));
+          }
+          return values;
+        };
+        std::vector<std::vector<float>> blocks;
+        if (s.contains("z_blocks")) {
+          const auto& zb = get(s, "z_blocks", T::array, where, field + ".z_blocks");
+          if (zb.empty() || zb.size() > 64) fail(where, field + ".z_blocks", "needs 1 to 64 codes, one per decoder block");
+          for (size_t b = 0; b < zb.size(); ++b) {
+            const std::string bf = field + ".z_blocks[" + std::to_string(b) + "]";
+            if (!zb[b].is_array() || zb[b].size() != z.size()) fail(where, bf, "must be a list of numbers as long as z");
+            blocks.push_back(numbers(zb[b], bf));
+          }
         }
-        r.sources[it.key()] = SourceSpec::inlineCode(std::move(values));
+        r.sources[it.key()] = SourceSpec::inlineCode(numbers(z, field + ".z"), std::move(blocks));
       } else if (s.contains("latent")) {
         auto p = get(s, "latent", T::string, where, field + ".latent").get<std::string>();
         int index = s.contains("index") ? get(s, "index", T::number_unsigned, where, field + ".index").get<int>() : 0;
@@ -268,16 +288,17 @@ LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& mode
   if (r.resolution && r.resolution != model.resolution())
     throw Error("the recipe was made for a " + std::to_string(r.resolution) + " px model but this one is " +
                 std::to_string(model.resolution()) + " px");
-  auto latentOf = [&](const std::string& name) {
+  const RefineOptions& refine = r.refine ? *r.refine : sources.refineOptions();
+  auto codesOf = [&](const std::string& name) {
     if (name == Recipe::kInput) {
       if (!input) throw Error("the recipe uses the 'input' role: give it a photo to apply to");
-      return sources.latent(*input);
+      return sources.codes(*input, refine);
     }
     auto it = r.sources.find(name);
     if (it == r.sources.end()) throw Error("the recipe names an unknown source '" + name + "'");
-    return sources.latent(it->second);
+    return sources.codes(it->second, refine);
   };
-  std::vector<RangeAssignment> assignments;
+  std::vector<PlanAssignment> assignments;
   for (size_t i = 0; i < r.assignments.size(); ++i) {
     const auto& a = r.assignments[i];
     std::vector<BlockRange> ranges;
@@ -287,17 +308,17 @@ LatentPlan recipePlan(const Recipe& r, SourceCache& sources, Automodulator& mode
       throw Error("recipe assignments[" + std::to_string(i) + "].scales: " + e.what());
     }
     if (a.sources.empty()) throw Error("recipe assignments[" + std::to_string(i) + "] has no sources");
-    RangeAssignment ra;
+    PlanAssignment pa;
     for (auto& w : a.sources) {
-      ra.latents.push_back(latentOf(w.source));
-      ra.weights.push_back(w.weight);
+      pa.sources.push_back(codesOf(w.source));
+      pa.weights.push_back(w.weight);
     }
     for (auto& range : ranges) {
-      ra.range = range;
-      assignments.push_back(ra);
+      pa.range = range;
+      assignments.push_back(pa);
     }
   }
-  auto plan = buildPlan(nb, latentOf(r.base), assignments);
+  auto plan = buildPlan(nb, codesOf(r.base), assignments);
   for (size_t i = 0; i < r.attributes.size(); ++i) {
     auto attr = r.attributes[i].inline_attribute ? *r.attributes[i].inline_attribute
                                                  : AttributeVector::load(r.attributes[i].file);

@@ -6,7 +6,9 @@
 //
 //   {"kind": "automod-recipe", "version": 1, "resolution": 64, "align": true, "model": "m.amod",
 //    "sources": {"a": {"photo": "a.png", "face": 1}, "b": {"latent": "b.json", "index": 0},
-//                "r": {"seed": 7}, "c": {"z": [0.01, ...]}, "d": {"photo": "d.png", "center_crop": true}},
+//                "r": {"seed": 7}, "c": {"z": [0.01, ...]}, "d": {"photo": "d.png", "center_crop": true},
+//                "e": {"z": [...], "z_blocks": [[...], ...]}},
+//    "refine": {"steps": 100, ...},
 //    "base": "input",
 //    "assignments": [{"scales": "coarse", "source": "a"},
 //                    {"scales": "fine", "sources": [{"source": "b", "weight": 2}, {"source": "r"}]}],
@@ -15,7 +17,9 @@
 //    "morph": {"a": "a", "b": "b", "scales": "coarse,fine", "t": 0.5, "frames": 48, "fps": 24},
 //    "editor": {...}}
 //
-// Relative paths are relative to the recipe file. "input" is a reserved source name.
+// Relative paths are relative to the recipe file. "input" is a reserved source name. "refine"
+// (core/edit/refine.h's options; missing fields take the defaults) refines every photo source and
+// the input before the plan is built; "z_blocks" stores a source's per-block codes (a refined photo's).
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -67,6 +71,8 @@ struct Recipe {
   nlohmann::json editor;
   /// Face alignment of photos (unset = the caller's choice).
   std::optional<bool> align;
+  /// How photos (sources and the input) are refined (unset = the caller's choice: the SourceCache's).
+  std::optional<RefineOptions> refine;
   std::map<std::string, SourceSpec> sources;
   /// The source of blocks no assignment covers.
   std::string base = "input";
@@ -88,9 +94,10 @@ struct Recipe {
   static Recipe load(const std::filesystem::path& path);
 };
 
-/// The recipe's plan for a model with `num_blocks` blocks; `input` fills the input role. Throws
-/// automod::Error for a recipe made for another resolution, unknown source names, bad scales, or a
-/// recipe that needs an input when none is given.
+/// The recipe's plan for a model with `num_blocks` blocks; `input` fills the input role. Every source
+/// contributes its per-block codes (SourceCache::codes, refined with the recipe's `refine` options or,
+/// when it has none, the cache's). Throws automod::Error for a recipe made for another resolution,
+/// unknown source names, bad scales, or a recipe that needs an input when none is given.
 LatentPlan recipePlan(const Recipe& recipe, SourceCache& sources, Automodulator& model,
                       const std::optional<SourceSpec>& input = std::nullopt);
 

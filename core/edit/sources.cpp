@@ -37,7 +37,39 @@ torch::Tensor latentFromJson(const nlohmann::json& j, const std::string& where) 
   return torch::tensor(v, torch::kFloat32);
 }
 
+std::vector<float> floats(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+// Stored per-block codes [blocks, D] as the model's plan: one [1, D] unit code per block.
+LatentPlan storedCodes(const torch::Tensor& blocks, Automodulator& model, const std::string& what) {
+  const int nb = model.numBlocks();
+  const int64_t dim = model.config().latent_dim;
+  if (blocks.size(0) != nb)
+    throw Error(what + " holds codes for " + std::to_string(blocks.size(0)) + " blocks but the model has " +
+                std::to_string(nb) + " (they were refined with another model)");
+  if (blocks.size(1) != dim)
+    throw Error(what + " holds " + std::to_string(blocks.size(1)) + "-d codes but the model uses " +
+                std::to_string(dim) + "-d ones");
+  LatentPlan plan;
+  auto z = blocks.to(torch::kFloat32).to(model.device());
+  for (int b = 0; b < nb; ++b) {
+    auto row = z[b].reshape({1, dim});
+    // Codes that are on the sphere already (as refinement writes them) are used bit for bit.
+    if (std::abs(row.norm().item<double>() - 1.0) > 1e-5) row = normaliseLatent(row);
+    plan.latents.push_back(row);
+  }
+  return plan;
+}
+
 }  // namespace
+
+SourceSpec SourceSpec::inlineCodes(const torch::Tensor& z, const LatentPlan& codes) {
+  std::vector<std::vector<float>> blocks;
+  for (auto& c : codes.latents) blocks.push_back(floats(c));
+  return inlineCode(floats(z), std::move(blocks));
+}
 
 SourceSpec SourceSpec::parse(const std::string& text) {
   if (text.empty()) throw Error("empty source: give a photo, a latent file (.json) or seed:N");
@@ -68,7 +100,8 @@ std::string SourceSpec::describe() const {
   switch (kind) {
     case Kind::Random: return "seed:" + std::to_string(seed);
     case Kind::Latent: return path.string() + (index ? "#" + std::to_string(index) : "");
-    case Kind::Code: return "a " + std::to_string(code.size()) + "-d code";
+    case Kind::Code:
+      return "a " + std::to_string(code.size()) + "-d code" + (block_codes.empty() ? "" : " refined per block");
     case Kind::Photo: break;
   }
   return path.string() + (center_crop ? " (centre crop)" : face > 0 ? " (face " + std::to_string(face) + ")" : "");
@@ -80,9 +113,12 @@ void writeLatentFile(const fs::path& path, const std::vector<LatentRecord>& late
   j["latent_dim"] = latents.empty() ? 0 : latents.front().z.numel();
   j["latents"] = nlohmann::json::array();
   for (auto& r : latents) {
-    auto z = r.z.to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
-    std::vector<float> v(z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
-    j["latents"].push_back({{"source", r.source}, {"z", v}});
+    nlohmann::json e = {{"source", r.source}, {"z", floats(r.z)}};
+    if (r.z_blocks.defined()) {
+      e["z_blocks"] = nlohmann::json::array();
+      for (int64_t b = 0; b < r.z_blocks.size(0); ++b) e["z_blocks"].push_back(floats(r.z_blocks[b]));
+    }
+    j["latents"].push_back(e);
   }
   std::ofstream f(path);
   if (!f) throw Error("cannot write " + path.string());
@@ -104,7 +140,20 @@ std::vector<LatentRecord> readLatentFile(const fs::path& path) {
   } else if (j.is_object() && j.contains("latents") && j["latents"].is_array()) {
     for (auto& r : j["latents"]) {
       if (!r.is_object() || !r.contains("z")) throw Error(where + ": each entry of 'latents' needs a 'z' list");
-      out.push_back({r.value("source", std::string()), latentFromJson(r["z"], where + ": latents[].z")});
+      LatentRecord record{r.value("source", std::string()), latentFromJson(r["z"], where + ": latents[].z"), {}};
+      if (r.contains("z_blocks")) {
+        const auto& blocks = r["z_blocks"];
+        if (!blocks.is_array() || blocks.empty() || blocks.size() > 64)
+          throw Error(where + ": latents[].z_blocks must be a list of 1 to 64 codes, one per decoder block");
+        std::vector<torch::Tensor> rows;
+        for (auto& b : blocks) {
+          rows.push_back(latentFromJson(b, where + ": latents[].z_blocks"));
+          if (rows.back().numel() != record.z.numel())
+            throw Error(where + ": latents[].z_blocks holds codes of another size than its 'z'");
+        }
+        record.z_blocks = torch::stack(rows);
+      }
+      out.push_back(std::move(record));
     }
   } else {
     throw Error(where + ": expected a list of numbers or an object with a 'latents' list");
@@ -156,8 +205,10 @@ std::string modelIdentity(Automodulator& model) {
   return hex(h);
 }
 
-SourceCache::SourceCache(Automodulator& model, PhotoOptions photo_options)
-    : model_(model), photo_options_(photo_options), identity_(modelIdentity(model)) {}
+SourceCache::SourceCache(Automodulator& model, PhotoOptions photo_options, RefineOptions refine)
+    : model_(model), photo_options_(photo_options), identity_(modelIdentity(model)), refine_(refine) {
+  refine_.validate();
+}
 
 void SourceCache::clear() { entries_.clear(); }
 
@@ -214,6 +265,50 @@ torch::Tensor SourceCache::latent(const SourceSpec& source) {
     case SourceSpec::Kind::Photo: break;
   }
   return photoEntry(source).z;
+}
+
+LatentPlan SourceCache::codes(const SourceSpec& source, const RefineOptions& refine) {
+  const int nb = model_.numBlocks();
+  switch (source.kind) {
+    case SourceSpec::Kind::Latent: {
+      auto records = readLatentFile(source.path);
+      if (source.index >= 0 && source.index < static_cast<int>(records.size()) &&
+          records[source.index].z_blocks.defined())
+        return storedCodes(records[source.index].z_blocks, model_, "latent file " + source.path.string());
+      break;
+    }
+    case SourceSpec::Kind::Code: {
+      if (source.block_codes.empty()) break;
+      latent(source);  // checks the code's size
+      std::vector<torch::Tensor> rows;
+      for (auto& b : source.block_codes) {
+        if (b.size() != source.code.size())
+          throw Error("a code source's per-block codes must have the size of its code (" +
+                      std::to_string(source.code.size()) + ")");
+        rows.push_back(torch::tensor(b, torch::kFloat32));
+      }
+      return storedCodes(torch::stack(rows), model_, "the code source");
+    }
+    case SourceSpec::Kind::Photo: {
+      if (!refine.enabled()) break;
+      refine.validate();
+      auto& entry = photoEntry(source);
+      const std::string key = refine.toJson().dump();
+      auto it = entry.refined.find(key);
+      if (it != entry.refined.end()) {
+        last_refine_ = it->second.stats;
+        return it->second.codes;
+      }
+      auto result = refineCodes(model_, toModelInput(entry.image), entry.z, refine, refine_progress_);
+      ++refines_;
+      RefineStats stats{result.psnr_before.at(0), result.psnr_after.at(0), result.steps_run, result.cancelled};
+      last_refine_ = stats;
+      if (!result.cancelled) entry.refined.emplace(key, Refined{result.codes, stats});
+      return result.codes;
+    }
+    case SourceSpec::Kind::Random: break;
+  }
+  return LatentPlan::uniform(latent(source), nb);
 }
 
 }  // namespace automod

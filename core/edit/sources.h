@@ -2,16 +2,21 @@
 // Where latents come from (docs/design.md §1, §4): a photo (aligned, or center-cropped), a latent file written
 // by `automod encode`, or a random code from a seed. SourceCache encodes each photo once: entries are
 // keyed by the file's content hash, the photo options and the model's identity, so loading the same
-// photo again (even under another name) never re-encodes it.
+// photo again (even under another name) never re-encodes it. A source also has per-block codes
+// (codes()): a photo's refined ones (core/edit/refine.h) when the cache refines, cached per refine
+// options, or its one code on every block.
 #include <torch/types.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/align/photo.h"
+#include "core/edit/refine.h"
 #include "core/model/automodulator.h"
 
 namespace automod {
@@ -30,8 +35,11 @@ struct SourceSpec {
   /// instead of aligning.
   int face = -1;
   bool center_crop = false;
-  /// Code: the latent's values.
+  /// Code: the latent's values (the encoder's code of a refined photo).
   std::vector<float> code;
+  /// Code: per-block codes, one per decoder block (a refined photo's, as recipes and projects store
+  /// them: "z_blocks"); empty = `code` on every block.
+  std::vector<std::vector<float>> block_codes;
 
   static SourceSpec photo(std::filesystem::path p, int face = -1) {
     SourceSpec s;
@@ -57,12 +65,16 @@ struct SourceSpec {
     s.seed = seed;
     return s;
   }
-  static SourceSpec inlineCode(std::vector<float> values) {
+  static SourceSpec inlineCode(std::vector<float> values, std::vector<std::vector<float>> per_block = {}) {
     SourceSpec s;
     s.kind = Kind::Code;
     s.code = std::move(values);
+    s.block_codes = std::move(per_block);
     return s;
   }
+  /// An inline source holding `codes` (one [1, D] code per block, e.g. refineCodes' for one photo)
+  /// next to the encoder's code `z` [1, D] or [D].
+  static SourceSpec inlineCodes(const torch::Tensor& z, const LatentPlan& codes);
   /// "seed:N" → random code; "FILE.json" or "FILE.json#K" → latent file; anything else → photo.
   static SourceSpec parse(const std::string& text);
   /// A short description for messages and recipes ("photo a.png", "seed 7").
@@ -71,12 +83,18 @@ struct SourceSpec {
 
 /// One latent as `automod encode` writes it.
 struct LatentRecord {
+  LatentRecord() = default;
+  LatentRecord(std::string source_name, torch::Tensor code, torch::Tensor per_block = {})
+      : source(std::move(source_name)), z(std::move(code)), z_blocks(std::move(per_block)) {}
   std::string source;
   torch::Tensor z;  // [latent_dim], float, CPU
+  /// Per-block codes [blocks, latent_dim] (`automod encode --refine`), or undefined.
+  torch::Tensor z_blocks;
 };
 
-/// Latent files: {"resolution", "latent_dim", "latents": [{"source", "z": [...]}, ...]}. Reading also
-/// accepts a bare JSON list of floats or a list of such lists.
+/// Latent files: {"resolution", "latent_dim", "latents": [{"source", "z": [...], "z_blocks": [[...],
+/// ...]}, ...]} ("z_blocks", a refined photo's per-block codes, only where the record has them).
+/// Reading also accepts a bare JSON list of floats or a list of such lists.
 void writeLatentFile(const std::filesystem::path& path, const std::vector<LatentRecord>& latents, int resolution);
 std::vector<LatentRecord> readLatentFile(const std::filesystem::path& path);
 
@@ -91,11 +109,36 @@ std::string modelIdentity(Automodulator& model);
 
 class SourceCache {
  public:
-  explicit SourceCache(Automodulator& model, PhotoOptions photo_options = {});
+  /// `refine`: how codes() refines photos (off by default).
+  explicit SourceCache(Automodulator& model, PhotoOptions photo_options = {}, RefineOptions refine = {});
 
   /// The unit-norm latent [1, latent_dim] of a source, on the model's device. Photos are prepared
-  /// through preparePhoto and encoded once per distinct content.
+  /// through preparePhoto and encoded once per distinct content. Always the encoder's code, also
+  /// when codes() refines.
   torch::Tensor latent(const SourceSpec& source);
+  /// The source's per-block codes (numBlocks() codes [1, latent_dim], unit norm, on the model's
+  /// device): a photo's refined codes when `refine` is enabled (refined once per photo and refine
+  /// options, then cached; a cancelled refinement is returned but not cached), a latent file's or
+  /// inline source's stored per-block codes, otherwise LatentPlan::uniform(latent(source)). Throws
+  /// automod::Error for stored codes made for another number of blocks or latent size.
+  LatentPlan codes(const SourceSpec& source, const RefineOptions& refine);
+  /// codes() with the cache's own refine options.
+  LatentPlan codes(const SourceSpec& source) { return codes(source, refine_); }
+  const RefineOptions& refineOptions() const { return refine_; }
+  void setRefineOptions(const RefineOptions& refine) { refine_ = refine; }
+  /// Called after each refinement step (step, steps), e.g. for a progress bar; returning false
+  /// cancels the refinement.
+  void setRefineProgress(std::function<bool(int step, int steps)> progress) { refine_progress_ = std::move(progress); }
+  /// What the last refinement codes() ran or found cached: PSNR (dB) of the photo's reconstruction
+  /// from the encoder's code and from the refined codes, and the steps run; empty before any.
+  struct RefineStats {
+    double psnr_before = 0, psnr_after = 0;
+    int steps_run = 0;
+    bool cancelled = false;
+  };
+  const std::optional<RefineStats>& lastRefine() const { return last_refine_; }
+  /// Refinements run so far (for tests).
+  int refineCount() const { return refines_; }
   /// The prepared (aligned or cropped) image of a photo source, uint8 [R, R, C], cached with it.
   torch::Tensor photoImage(const SourceSpec& source);
   /// The note preparePhoto left for the last photo ("no face found; center-cropped"), or empty.
@@ -107,8 +150,14 @@ class SourceCache {
   void clear();
 
  private:
+  struct Refined {
+    LatentPlan codes;
+    RefineStats stats;
+  };
   struct Entry {
     torch::Tensor z, image;
+    /// Refined codes by refine options (their JSON).
+    std::map<std::string, Refined> refined;
   };
   Entry& photoEntry(const SourceSpec& source);
 
@@ -118,6 +167,10 @@ class SourceCache {
   std::map<std::string, Entry> entries_;
   std::string last_note_;
   int encodes_ = 0;
+  RefineOptions refine_;
+  std::function<bool(int, int)> refine_progress_;
+  std::optional<RefineStats> last_refine_;
+  int refines_ = 0;
 };
 
 }  // namespace automod

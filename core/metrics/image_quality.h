@@ -17,4 +17,13 @@ double psnr(const torch::Tensor& a, const torch::Tensor& b);
 torch::Tensor ssimPerImage(const torch::Tensor& a, const torch::Tensor& b);
 double ssim(const torch::Tensor& a, const torch::Tensor& b);
 
+/// Multi-scale SSIM (Wang, Simoncelli & Bovik 2003) of float images [N, C, H, W] with peak-to-peak
+/// range `peak` (2 for [−1, 1]), differentiable: computed in the images' own dtype and device and
+/// kept in the autograd graph (refinement's loss, core/edit/refine.h). The levels are the image and
+/// its 2×2 average-pooled halvings down to 16 px (at most 5; one level, plain SSIM, below 32 px), with
+/// the first of Wang's weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) renormalised to sum to 1;
+/// each level is SSIM's definition above (a smaller window below 11 px); contrast-structure terms are
+/// clamped at 10⁻⁶ before the fractional power. [N].
+torch::Tensor msSsimPerImage(const torch::Tensor& a, const torch::Tensor& b, double peak = 2.0);
+
 }  // namespace automod
