@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/util/error.h"
 
@@ -15,6 +17,7 @@ TensorArchive modelArchive(Automodulator& model) {
   a.header["format"] = "automodulator";
   a.header["config"] = model.config().toJson();
   a.header["stage"] = model.stage();
+  if (model.alpha() < 1.0) a.header["alpha"] = model.alpha();  // a checkpoint saved mid-fade-in
   a.header["resolution"] = model.resolution();
   nlohmann::json meta = model.metadata;
   meta["tool_version"] = AUTOMOD_VERSION;
@@ -96,18 +99,10 @@ uint64_t minimumModelBytes(const ModelConfig& c) {
   return (2 * decoder + encoder) * 4;
 }
 
-}  // namespace
-
-std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
-                                                torch::Device device) {
-  LoadOptions options;
-  options.device = device;
-  return modelFromArchive(archive, source, options);
-}
-
-std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
-                                                const LoadOptions& options) {
-  const auto& h = archive.header;
+// The model a header describes, built without initialising it (WeightInit::None), after checking that
+// `tensors` hold every tensor of it with its shape and type, and no model tensor it does not have.
+std::unique_ptr<Automodulator> uninitialisedModel(const nlohmann::json& h, const std::vector<ArchiveEntry>& tensors,
+                                                  const std::string& source) {
   auto format = h.find("format");
   if (!h.is_object() || format == h.end() || *format != "automodulator" || !h.contains("config"))
     throw Error(source + " is an archive but not an automodulator model");
@@ -124,48 +119,78 @@ std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, co
     stage = it->get<int>();
   }
   if (stage < 0 || stage >= config.numBlocks()) throw Error(source + ": stage " + std::to_string(stage) + " is invalid");
+  double alpha = 1.0;
+  if (auto it = h.find("alpha"); it != h.end()) {
+    if (!it->is_number() || !(it->get<double>() >= 0.0 && it->get<double>() <= 1.0) || (stage == 0 && *it != 1.0))
+      throw Error(source + ": the header field 'alpha' is not a fade-in weight from 0 to 1");
+    alpha = it->get<double>();
+  }
   uint64_t held = 0;
-  for (auto& [name, t] : archive.tensors) held += static_cast<uint64_t>(t.nbytes());
+  for (auto& t : tensors) held += t.nbytes;
   if (const uint64_t need = minimumModelBytes(config); need > held)
     throw Error(source + " does not match its config: the config describes a model of at least " + byteCount(need) +
                 " but the file holds " + byteCount(held) + " of tensors");
   std::unique_ptr<Automodulator> model;
   try {
-    model = std::make_unique<Automodulator>(config, torch::kCPU);
+    model = std::make_unique<Automodulator>(config, torch::kCPU, WeightInit::None);
   } catch (const std::exception& e) {
     if (isOutOfMemory(e)) throw Error(outOfMemoryMessage(e, "build the model of " + source), errorDetail(e));
     throw;
   }
-  model->setStage(stage);
+  model->setStage(stage, alpha);
   model->metadata = h.value("metadata", nlohmann::json::object());
 
-  // Check everything before copying anything.
-  auto state = namedState(*model);
+  std::unordered_map<std::string, const ArchiveEntry*> by_name;
+  for (auto& t : tensors) by_name.emplace(t.name, &t);
   std::set<std::string> expected;
-  for (auto& [name, t] : state) {
+  for (auto& [name, t] : namedState(*model)) {
     expected.insert(name);
-    if (!archive.has(name)) throw Error(source + " does not match its config: tensor '" + name + "' is missing");
-    const auto& s = archive.get(name);
-    if (!s.sizes().equals(t.sizes()) || s.scalar_type() != t.scalar_type()) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw Error(source + " does not match its config: tensor '" + name + "' is missing");
+    const auto& s = *it->second;
+    if (!t.sizes().equals(s.shape) || s.dtype != t.scalar_type()) {
       std::ostringstream msg;
-      msg << source << " does not match its config: tensor '" << name << "' has shape " << s.sizes() << ", expected "
-          << t.sizes();
+      msg << source << " does not match its config: tensor '" << name << "' has shape " << c10::IntArrayRef(s.shape)
+          << ", expected " << t.sizes();
       throw Error(msg.str());
     }
   }
-  for (auto& [name, t] : archive.tensors) {
+  for (auto& t : tensors) {
+    const auto& name = t.name;
     const bool is_model = name.rfind("encoder.", 0) == 0 || name.rfind("decoder.", 0) == 0 || name.rfind("ema.", 0) == 0;
     if (is_model && !expected.count(name))
       throw Error(source + " does not match its config: unexpected tensor '" + name + "'");
   }
-  // NaN or infinite weights (a diverged training run) make every image black: refuse, or warn.
+  return model;
+}
+
+std::vector<ArchiveEntry> entriesOf(const TensorArchive& archive) {
+  std::vector<ArchiveEntry> out;
+  out.reserve(archive.tensors.size());
+  for (auto& [name, t] : archive.tensors)
+    out.push_back({name, t.scalar_type(), t.sizes().vec(), 0, static_cast<uint64_t>(t.nbytes())});
+  return out;
+}
+
+// The model of an archive, its tensors adopted from the archive (`adopt`: Tensor::set_data, no copy)
+// or copied.
+std::unique_ptr<Automodulator> buildModel(const TensorArchive& archive, const std::string& source,
+                                          const LoadOptions& options, bool adopt) {
+  auto model = uninitialisedModel(archive.header, entriesOf(archive), source);
+  std::unordered_map<std::string, const torch::Tensor*> by_name;
+  for (auto& [name, t] : archive.tensors) by_name.emplace(name, &t);
+  const auto state = namedState(*model);
+  // NaN or infinite weights (a diverged training run) make every image black: refuse, or warn. A sum
+  // of finite numbers is finite unless it overflows, and a NaN or infinity anywhere makes it
+  // non-finite, so one reduction per tensor (no allocation) clears the usual case; only a tensor whose
+  // sum is not finite is counted element by element.
   {
     std::string first;
     int64_t first_bad = 0, first_numel = 0;
     int bad = 0;
     for (auto& [name, t] : state) {
-      const auto& s = archive.get(name);
-      if (!s.is_floating_point()) continue;
+      const auto& s = *by_name.at(name);
+      if (!s.is_floating_point() || std::isfinite(s.sum().item<double>())) continue;
       auto finite = torch::isfinite(s);
       if (finite.all().item<bool>()) continue;
       if (bad++ == 0) first = name, first_bad = (~finite).sum().item<int64_t>(), first_numel = s.numel();
@@ -182,14 +207,48 @@ std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, co
   }
   {
     torch::NoGradGuard no_grad;
-    for (auto& [name, t] : state) t.copy_(archive.get(name));
+    for (auto& [name, t] : state) {
+      const auto& s = *by_name.at(name);
+      // The parameter keeps its identity (the modules hold it) and takes the archive tensor's storage.
+      if (adopt && s.device().is_cpu() && s.is_contiguous())
+        t.set_data(s);
+      else
+        t.copy_(s);
+    }
   }
   model->to(options.device);
   return model;
 }
 
+}  // namespace
+
+std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
+                                                torch::Device device) {
+  LoadOptions options;
+  options.device = device;
+  return modelFromArchive(archive, source, options);
+}
+
+std::unique_ptr<Automodulator> modelFromArchive(const TensorArchive& archive, const std::string& source,
+                                                const LoadOptions& options) {
+  return buildModel(archive, source, options, /*adopt=*/false);
+}
+
+std::unique_ptr<Automodulator> modelFromArchive(TensorArchive&& archive, const std::string& source,
+                                                torch::Device device) {
+  LoadOptions options;
+  options.device = device;
+  return modelFromArchive(std::move(archive), source, options);
+}
+
+std::unique_ptr<Automodulator> modelFromArchive(TensorArchive&& archive, const std::string& source,
+                                                const LoadOptions& options) {
+  TensorArchive owned = std::move(archive);  // the model takes its tensors; the caller's archive is emptied
+  return buildModel(owned, source, options, /*adopt=*/true);
+}
+
 std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, const LoadOptions& options) {
-  return modelFromArchive(readArchive(path), path.string(), options);
+  return modelFromArchive(readArchive(path, options.storage), path.string(), options);
 }
 
 std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, torch::Device device) {
@@ -198,15 +257,30 @@ std::unique_ptr<Automodulator> loadModel(const std::filesystem::path& path, torc
   return loadModel(path, options);
 }
 
-nlohmann::json describeModelFile(const std::filesystem::path& path, const LoadOptions& options) {
-  auto archive = readArchive(path);
-  auto model = modelFromArchive(archive, path.string(), options);  // validates shapes too
+nlohmann::json describeModelFile(const std::filesystem::path& path, const LoadOptions& options, bool verify) {
+  ArchiveHeader file;
+  std::unique_ptr<Automodulator> model;
+  try {
+    file = readArchiveHeader(path);
+    model = verify ? modelFromArchive(readArchive(path, options.storage), path.string(), options)
+                   : uninitialisedModel(file.header, file.tensors, path.string());
+  } catch (const Error&) {
+    // A header that reads but does not describe a model may be a damaged one: the whole file's
+    // checksum tells, and loading it says what loadModel would.
+    if (verify) throw;
+    return describeModelFile(path, options, true);
+  }
+  const auto& header = file.header;
   nlohmann::json j;
   j["file"] = path.string();
-  auto kind = archive.header.find("kind");
-  j["kind"] = kind != archive.header.end() && kind->is_string() ? kind->get<std::string>() : std::string("model");
-  j["config"] = archive.header.at("config");
+  auto kind = header.find("kind");
+  j["kind"] = kind != header.end() && kind->is_string() ? kind->get<std::string>() : std::string("model");
+  j["file_bytes"] = file.file_bytes;
+  j["format_version"] = file.format_version;
+  j["integrity"] = verify ? "verified" : "not verified";
+  j["config"] = header.at("config");
   j["stage"] = model->stage();
+  if (model->alpha() < 1.0) j["alpha"] = model->alpha();
   j["resolution"] = model->resolution();
   j["decoder_blocks"] = model->numBlocks();
   j["metadata"] = model->metadata;
@@ -216,7 +290,7 @@ nlohmann::json describeModelFile(const std::filesystem::path& path, const LoadOp
   params = 0;
   for (auto& p : model->decoder->parameters()) params += p.numel();
   j["decoder_parameters"] = params;
-  if (archive.header.contains("training")) j["training"] = archive.header["training"];
+  if (header.contains("training")) j["training"] = header.at("training");
   return j;
 }
 

@@ -6,12 +6,15 @@
 namespace automod {
 
 Automodulator::Automodulator(const ModelConfig& config, torch::Device device)
+    : Automodulator(config, device, WeightInit::Random) {}
+
+Automodulator::Automodulator(const ModelConfig& config, torch::Device device, WeightInit init)
     : config_(config), device_(torch::kCPU), stage_(config.numBlocks() - 1) {
   config_.validate();
-  encoder = Encoder(config_);
-  decoder = Decoder(config_);
-  ema = Decoder(config_);
-  resetEma();
+  encoder = Encoder(config_, init);
+  decoder = Decoder(config_, init);
+  ema = Decoder(config_, init);
+  if (init == WeightInit::Random) resetEma();
   encoder->eval();
   decoder->eval();
   ema->eval();
@@ -25,21 +28,24 @@ void Automodulator::to(torch::Device device) {
   device_ = device;
 }
 
-void Automodulator::setStage(int stage) {
+void Automodulator::setStage(int stage, double alpha) {
   TORCH_CHECK(stage >= 0 && stage < config_.numBlocks(), "stage ", stage, " is outside 0..", config_.numBlocks() - 1);
+  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0 && (alpha == 1.0 || stage > 0), "fade-in alpha ", alpha,
+              " is outside [0, 1] (or below 1 at stage 0)");
   stage_ = stage;
+  alpha_ = alpha;
 }
 
 torch::Tensor Automodulator::encode(const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
   encoder->eval();
-  return encoder->forward(images.to(device_), stage_, 1.0);
+  return encoder->forward(images.to(device_), stage_, alpha_);
 }
 
 torch::Tensor Automodulator::decode(const LatentPlan& plan) {
   torch::NoGradGuard no_grad;
   ema->eval();
-  return ema->forward(plan.to(device_), stage_, 1.0);
+  return ema->forward(plan.to(device_), stage_, alpha_);
 }
 
 torch::Tensor Automodulator::decode(const torch::Tensor& z) { return decode(LatentPlan::uniform(z, numBlocks())); }

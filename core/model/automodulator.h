@@ -13,6 +13,9 @@ namespace automod {
 class Automodulator {
  public:
   explicit Automodulator(const ModelConfig& config, torch::Device device = torch::kCPU);
+  /// With WeightInit::None the three networks are allocated but not initialised (nor the EMA decoder
+  /// copied from the decoder): for loaders, which replace every tensor of namedState() before use.
+  Automodulator(const ModelConfig& config, torch::Device device, WeightInit init);
 
   const ModelConfig& config() const { return config_; }
   torch::Device device() const { return device_; }
@@ -20,7 +23,11 @@ class Automodulator {
 
   /// The top block trained so far; the model works at resolution 4·2^stage.
   int stage() const { return stage_; }
-  void setStage(int stage);
+  /// `alpha` in [0, 1): the top block is still fading in (a checkpoint saved mid-fade-in); encode() and
+  /// decode() blend it with the block below at that weight, as the networks do during training.
+  void setStage(int stage, double alpha = 1.0);
+  /// The fade-in weight of the top block (1 once it has faded in).
+  double alpha() const { return alpha_; }
   int resolution() const { return ModelConfig::blockResolution(stage_); }
   /// Decoder blocks in use (the size of a LatentPlan): stage() + 1, plus one for a model with the
   /// extra 8×8 block (ModelConfig::extra_8x8_block) past 4 px.
@@ -49,6 +56,7 @@ class Automodulator {
   ModelConfig config_;
   torch::Device device_;
   int stage_;
+  double alpha_ = 1.0;
 };
 
 /// Named tensors (parameters and buffers) of the three networks: "encoder.*", "decoder.*", "ema.*".

@@ -11,12 +11,20 @@ namespace F = torch::nn::functional;
 
 namespace {
 int64_t samePadding(int64_t padding, int64_t kernel) { return padding < 0 ? kernel / 2 : padding; }
+
+// `make()` for WeightInit::Random, an uninitialised tensor of `shape` for WeightInit::None.
+template <typename Make>
+torch::Tensor initial(WeightInit init, at::IntArrayRef shape, Make&& make) {
+  return init == WeightInit::None ? torch::empty(shape) : make();
+}
 }  // namespace
 
 EqualConv2dImpl::EqualConv2dImpl(const EqualConv2dOptions& o) : options(o) {
-  weight = register_parameter("weight", torch::randn({o.out(), o.in(), o.kernel(), o.kernel()}));
-  bias = register_parameter("bias", torch::zeros({o.out()}));
-  if (o.learned_gain()) gain = register_parameter("gain", torch::ones({1}));
+  const int64_t k = o.kernel();
+  weight = register_parameter("weight", initial(o.init(), {o.out(), o.in(), k, k},
+                                                [&] { return torch::randn({o.out(), o.in(), k, k}); }));
+  bias = register_parameter("bias", initial(o.init(), {o.out()}, [&] { return torch::zeros({o.out()}); }));
+  if (o.learned_gain()) gain = register_parameter("gain", initial(o.init(), {1}, [] { return torch::ones({1}); }));
   scale = std::sqrt(2.0 / static_cast<double>(o.in() * o.kernel() * o.kernel()));
 }
 
@@ -33,30 +41,34 @@ torch::Tensor EqualConv2dImpl::forward(const torch::Tensor& x) {
                    F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel())));
 }
 
-EqualConv2d plainConv1x1(int64_t in, int64_t out) {
-  EqualConv2d conv(EqualConv2dOptions(in, out, 1));
+EqualConv2d plainConv1x1(int64_t in, int64_t out, WeightInit init) {
+  EqualConv2d conv(EqualConv2dOptions(in, out, 1).init(init));
+  conv->scale = 1.0;
+  if (init == WeightInit::None) return conv;
   torch::NoGradGuard no_grad;
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-  conv->scale = 1.0;
   conv->weight.uniform_(-bound, bound);
   conv->bias.uniform_(-bound, bound);
   return conv;
 }
 
-EqualLinearImpl::EqualLinearImpl(int64_t in, int64_t out) {
-  weight = register_parameter("weight", torch::randn({out, in}));
-  bias = register_parameter("bias", torch::zeros({out}));
+EqualLinearImpl::EqualLinearImpl(int64_t in, int64_t out, WeightInit init) {
+  weight = register_parameter("weight", initial(init, {out, in}, [&] { return torch::randn({out, in}); }));
+  bias = register_parameter("bias", initial(init, {out}, [&] { return torch::zeros({out}); }));
   scale = std::sqrt(2.0 / static_cast<double>(in));
 }
 
 torch::Tensor EqualLinearImpl::forward(const torch::Tensor& x) { return torch::addmm(bias, x, (weight * scale).t()); }
 
 SNConv2dImpl::SNConv2dImpl(const SNConv2dOptions& o) : options(o) {
-  weight_orig = register_parameter("weight_orig", torch::empty({o.out(), o.in(), o.kernel(), o.kernel()}));
-  torch::nn::init::kaiming_normal_(weight_orig);
-  bias = register_parameter("bias", torch::zeros({o.out()}));
-  u = register_buffer("u", normaliseLatent(torch::randn({1, o.out()})).squeeze(0));
-  v = register_buffer("v", normaliseLatent(torch::randn({1, o.in() * o.kernel() * o.kernel()})).squeeze(0));
+  const int64_t k = o.kernel(), fan_in = o.in() * k * k;
+  weight_orig = register_parameter("weight_orig", torch::empty({o.out(), o.in(), k, k}));
+  if (o.init() == WeightInit::Random) torch::nn::init::kaiming_normal_(weight_orig);
+  bias = register_parameter("bias", initial(o.init(), {o.out()}, [&] { return torch::zeros({o.out()}); }));
+  u = register_buffer("u", initial(o.init(), {o.out()},
+                                   [&] { return normaliseLatent(torch::randn({1, o.out()})).squeeze(0); }));
+  v = register_buffer("v", initial(o.init(), {fan_in},
+                                   [&] { return normaliseLatent(torch::randn({1, fan_in})).squeeze(0); }));
 }
 
 namespace {
@@ -84,6 +96,8 @@ torch::Tensor SNConv2dImpl::normalisedWeight() const {
 
 torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
   const auto conv_options = F::Conv2dFuncOptions().bias(bias).padding(samePadding(options.padding(), options.kernel()));
+  // Eval mode without autograd (encoding): the weight is a constant, the same as below computes.
+  if (!is_training() && !torch::GradMode::is_enabled()) return F::conv2d(x, evalWeight(), conv_options);
   if (options.in_graph()) {
     torch::Tensor nu, nv;
     // A copy of u goes into the graph, so that storing the new u below does not invalidate it.
@@ -112,12 +126,27 @@ torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
   return F::conv2d(x, normalisedWeight(), conv_options);
 }
 
-AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain, bool unbiased_std)
+SNConv2dImpl::WeightKey SNConv2dImpl::weightKey() const {
+  return {{weight_orig.data_ptr(), u.data_ptr(), v.data_ptr()}, {weight_orig._version(), u._version(), v._version()}};
+}
+
+torch::Tensor SNConv2dImpl::evalWeight() {
+  std::lock_guard<std::mutex> lock(eval_mutex_);
+  const WeightKey key = weightKey();
+  if (!eval_weight_.defined() || !(key == eval_key_)) {
+    eval_weight_ = normalisedWeight();
+    eval_key_ = key;
+  }
+  return eval_weight_;
+}
+
+AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain, bool unbiased_std, WeightInit init)
     : channels(c), eps(e), unbiased(unbiased_std) {
-  style = register_module("style", EqualLinear(latent_dim, 2 * c));
+  style = register_module("style", EqualLinear(latent_dim, 2 * c, init));
+  if (plain) style->scale = 1.0;
+  if (init == WeightInit::None) return;
   torch::NoGradGuard no_grad;
   if (plain) {
-    style->scale = 1.0;
     style->weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(latent_dim + 2 * c)));
   }
   style->bias.narrow(0, 0, c).fill_(1.0);
@@ -176,8 +205,8 @@ torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& option
   return drawRows(shape, [&](at::IntArrayRef s) { return torch::rand(s, options); });
 }
 
-NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels, bool element) : per_element(element) {
-  weight = register_parameter("weight", torch::zeros({1, channels, 1, 1}));
+NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels, bool element, WeightInit init) : per_element(element) {
+  weight = register_parameter("weight", initial(init, {1, channels, 1, 1}, [&] { return torch::zeros({1, channels, 1, 1}); }));
 }
 
 torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x) {

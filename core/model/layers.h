@@ -6,7 +6,16 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <mutex>
+
 namespace automod {
+
+/// How a layer's parameters and buffers start. Random: drawn as for training from scratch. None: only
+/// allocated (torch::empty, whose pages the OS provides on first touch), for a loader that replaces
+/// every one of them (Tensor::set_data or copy_) before the network is used; a network built this way
+/// and run as is computes with garbage. Loading a 330 MB model spent seconds drawing weights it then
+/// overwrote.
+enum class WeightInit { Random, None };
 
 struct EqualConv2dOptions {
   EqualConv2dOptions(int64_t in, int64_t out, int64_t kernel) : in_(in), out_(out), kernel_(kernel) {}
@@ -22,6 +31,8 @@ struct EqualConv2dOptions {
   /// authors' EqualConv2d (their weight_gain). It is a parameter (saved, averaged by the EMA) that
   /// no gradient reaches, as in their training.
   TORCH_ARG(bool, learned_gain) = false;
+  /// How weight, bias and gain start.
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
 };
 
 /// Convolution with weights ~ N(0,1) scaled at run time by sqrt(2 / fan_in) (and a learned gain
@@ -43,11 +54,11 @@ TORCH_MODULE(EqualConv2d);
 /// A plain 1×1 convolution (PyTorch's nn.Conv2d(in, out, 1) with its default initialisation,
 /// U(±1/√in) for weight and bias), as an EqualConv2d with scale 1 so that it saves like one: the
 /// toRGB layers of plain-modulation models and the authors' fromRGB.
-EqualConv2d plainConv1x1(int64_t in, int64_t out);
+EqualConv2d plainConv1x1(int64_t in, int64_t out, WeightInit init = WeightInit::Random);
 
 /// Linear layer with the equalised learning rate.
 struct EqualLinearImpl : torch::nn::Module {
-  EqualLinearImpl(int64_t in, int64_t out);
+  EqualLinearImpl(int64_t in, int64_t out, WeightInit init = WeightInit::Random);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
   double scale;
@@ -68,6 +79,8 @@ struct SNConv2dOptions {
   /// stored u inside the autograd graph and divides by u'ᵀWv; training stores u' (detached), eval
   /// keeps u. Off: see below.
   TORCH_ARG(bool, in_graph) = false;
+  /// How weight_orig, bias, u and v start.
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
 };
 
 /// Spectrally normalised convolution. In training mode each forward runs one power iteration and
@@ -83,6 +96,26 @@ struct SNConv2dImpl : torch::nn::Module {
 
   SNConv2dOptions options;
   torch::Tensor weight_orig, bias, u, v;
+
+ private:
+  /// normalisedWeight() for eval mode without autograd, where u and v are not updated and the weight
+  /// is a constant: computed at the first call and again only after weight_orig, u or v changed (an
+  /// in-place write raises a tensor's version counter; set_data and to() change its storage). Threads
+  /// that encode with one model at the same time share it under a lock.
+  torch::Tensor evalWeight();
+  struct WeightKey {
+    const void* data[3] = {};
+    int64_t version[3] = {};
+    bool operator==(const WeightKey& o) const {
+      for (int i = 0; i < 3; ++i)
+        if (data[i] != o.data[i] || version[i] != o.version[i]) return false;
+      return true;
+    }
+  };
+  WeightKey weightKey() const;
+  std::mutex eval_mutex_;
+  torch::Tensor eval_weight_;
+  WeightKey eval_key_;
 };
 TORCH_MODULE(SNConv2d);
 
@@ -91,7 +124,8 @@ TORCH_MODULE(SNConv2d);
 /// √(2/fan_in) at run time) or, with `plain`, a plain linear with Xavier-normal weights (the reference).
 /// With `unbiased` σ is the unbiased standard deviation (N − 1), as in the authors' AdaNorm.
 struct AdaINImpl : torch::nn::Module {
-  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false, bool unbiased = false);
+  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false, bool unbiased = false,
+            WeightInit init = WeightInit::Random);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z);
   /// The same, overwriting `x` (which the caller must own and not need again): x·(s/σ) + (m − μ·s/σ)
   /// in one pass over the feature map, no new allocation. For inference without autograd, where the
@@ -140,7 +174,7 @@ torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& option
 /// shared by the channels, or with `per_element` one value per element (the authors'). The noise
 /// is drawn with randnRows (per sample of the global batch in data-parallel training).
 struct NoiseInjectionImpl : torch::nn::Module {
-  explicit NoiseInjectionImpl(int64_t channels, bool per_element = false);
+  explicit NoiseInjectionImpl(int64_t channels, bool per_element = false, WeightInit init = WeightInit::Random);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   bool per_element;

@@ -9,6 +9,13 @@ namespace F = torch::nn::functional;
 
 namespace {
 torch::Tensor lrelu(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(0.2)); }
+
+// Leaky ReLU of a block's own temporary: without autograd (inference) in place, which at 256 px and up
+// spares a pass over a 32–64 MB feature map and its allocation.
+torch::Tensor activate(const torch::Tensor& t) {
+  if (torch::GradMode::is_enabled()) return lrelu(t);
+  return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2).inplace(true));
+}
 }  // namespace
 
 torch::Tensor upsample2(const torch::Tensor& x) {
@@ -23,15 +30,18 @@ torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::A
 // Decoder
 
 DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& c, bool first_block,
-                                   bool upsample_input)
+                                   bool upsample_input, WeightInit init)
     : first(first_block), upsample(upsample_input) {
-  auto adain = [&] { return AdaIN(out, c.latent_dim, c.adain_eps, c.plain_modulation, c.adain_unbiased); };
-  conv1 = register_module("conv1", EqualConv2d(EqualConv2dOptions(in, out, 3).learned_gain(c.learned_gain)));
+  auto adain = [&] { return AdaIN(out, c.latent_dim, c.adain_eps, c.plain_modulation, c.adain_unbiased, init); };
+  auto conv = [&](int64_t from) {
+    return EqualConv2d(EqualConv2dOptions(from, out, 3).learned_gain(c.learned_gain).init(init));
+  };
+  conv1 = register_module("conv1", conv(in));
   adain1 = register_module("adain1", adain());
   if (!first) {
-    noise1 = register_module("noise1", NoiseInjection(out, c.noise_per_element));
-    conv2 = register_module("conv2", EqualConv2d(EqualConv2dOptions(out, out, 3).learned_gain(c.learned_gain)));
-    noise2 = register_module("noise2", NoiseInjection(out, c.noise_per_element));
+    noise1 = register_module("noise1", NoiseInjection(out, c.noise_per_element, init));
+    conv2 = register_module("conv2", conv(out));
+    noise2 = register_module("noise2", NoiseInjection(out, c.noise_per_element, init));
     adain2 = register_module("adain2", adain());
   }
 }
@@ -41,19 +51,16 @@ torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Ten
   // (leaky ReLU, AdaIN's normalise-and-modulate as one multiply-add), which at 256 px and up spares
   // several passes over 32 MB feature maps and their allocations.
   const bool in_place = !torch::GradMode::is_enabled();
-  auto act = [&](const torch::Tensor& t) {
-    return in_place ? F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2).inplace(true)) : lrelu(t);
-  };
   auto modulate = [&](AdaIN& adain, const torch::Tensor& t) {
     return in_place ? adain->forwardInPlace(t, z) : adain->forward(t, z);
   };
-  if (first) return modulate(adain1, act(conv1->forward(x)));
+  if (first) return modulate(adain1, activate(conv1->forward(x)));
   auto h = upsample ? blur3x3(conv1->forward(upsample2(x))) : conv1->forward(x);
   if (noise) h = noise1->forward(h);
-  h = modulate(adain1, act(h));
+  h = modulate(adain1, activate(h));
   h = conv2->forward(h);
   if (noise) h = noise2->forward(h);
-  return modulate(adain2, act(h));
+  return modulate(adain2, activate(h));
 }
 
 int64_t DecoderBlockImpl::macsPerImage(int resolution) const {
@@ -61,21 +68,25 @@ int64_t DecoderBlockImpl::macsPerImage(int resolution) const {
   return conv1->macsPerPixel() * px + (first ? 0 : conv2->macsPerPixel() * px);
 }
 
-DecoderImpl::DecoderImpl(const ModelConfig& c) : config(c) {
+DecoderImpl::DecoderImpl(const ModelConfig& c, WeightInit init) : config(c) {
   config.validate();
   blocks = register_module("blocks", torch::nn::ModuleList());
   to_rgb = register_module("to_rgb", torch::nn::ModuleList());
   const int nb = config.numBlocks();
   for (int b = 0; b < nb; ++b) {
     const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
-    blocks->push_back(DecoderBlock(in, config.widths[b], config, b == 0));
+    blocks->push_back(DecoderBlock(in, config.widths[b], config, b == 0, /*upsample=*/true, init));
     if (b == 1 && config.extra_8x8_block)
-      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config, false, /*upsample=*/false));
+      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config, false, /*upsample=*/false, init));
     // Plain modulation: the reference's nn.Conv2d(C, 3, 1) with PyTorch's default initialisation.
-    to_rgb->push_back(config.plain_modulation ? plainConv1x1(config.widths[b], config.image_channels)
-                                              : EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1)));
+    to_rgb->push_back(config.plain_modulation
+                          ? plainConv1x1(config.widths[b], config.image_channels, init)
+                          : EqualConv2d(EqualConv2dOptions(config.widths[b], config.image_channels, 1).init(init)));
   }
-  if (config.learned_input) learned_input = register_parameter("input", torch::ones({1, config.widths[0], 4, 4}));
+  if (config.learned_input) {
+    const std::vector<int64_t> shape{1, config.widths[0], 4, 4};
+    learned_input = register_parameter("input", init == WeightInit::None ? torch::empty(shape) : torch::ones(shape));
+  }
 }
 
 torch::Tensor DecoderImpl::input(int64_t n, const torch::Device& device) const {
@@ -148,17 +159,17 @@ std::vector<torch::Tensor> DecoderImpl::styleParameters() const {
 // ---------------------------------------------------------------------------------------------
 // Encoder
 
-EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out, bool widen_first, bool sn_in_graph) {
+EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out, bool widen_first, bool sn_in_graph, WeightInit init) {
   const int64_t mid = widen_first ? out : in;
-  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, mid, 3).in_graph(sn_in_graph)));
-  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(mid, out, 3).in_graph(sn_in_graph)));
+  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, mid, 3).in_graph(sn_in_graph).init(init)));
+  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(mid, out, 3).in_graph(sn_in_graph).init(init)));
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
-  return downsample2(lrelu(conv2->forward(lrelu(conv1->forward(x)))));
+  return downsample2(activate(conv2->forward(activate(conv1->forward(x)))));
 }
 
-EncoderImpl::EncoderImpl(const ModelConfig& c) : config(c) {
+EncoderImpl::EncoderImpl(const ModelConfig& c, WeightInit init) : config(c) {
   config.validate();
   blocks = register_module("blocks", torch::nn::ModuleList());
   from_rgb = register_module("from_rgb", torch::nn::ModuleList());
@@ -167,19 +178,19 @@ EncoderImpl::EncoderImpl(const ModelConfig& c) : config(c) {
   for (int b = 0; b < nb; ++b) {
     const int64_t width = config.encoderWidth(b);
     if (config.plain_from_rgb)
-      from_rgb->push_back(plainConv1x1(config.image_channels, width));
+      from_rgb->push_back(plainConv1x1(config.image_channels, width, init));
     else
-      from_rgb->push_back(SNConv2d(SNConv2dOptions(config.image_channels, width, 1).in_graph(in_graph)));
+      from_rgb->push_back(SNConv2d(SNConv2dOptions(config.image_channels, width, 1).in_graph(in_graph).init(init)));
     // blocks[0] is a placeholder so that blocks[b] is the block at resolution 4·2^b.
     if (b == 0)
       blocks->push_back(torch::nn::Identity());
     else
-      blocks->push_back(EncoderBlock(width, config.encoderWidth(b - 1), config.encoder_widen_first, in_graph));
+      blocks->push_back(EncoderBlock(width, config.encoderWidth(b - 1), config.encoder_widen_first, in_graph, init));
   }
   const int64_t w0 = config.encoderWidth(0);
-  final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(w0, w0, 3).in_graph(in_graph)));
-  final_out =
-      register_module("final_out", SNConv2d(SNConv2dOptions(w0, config.latent_dim, 4).padding(0).in_graph(in_graph)));
+  final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(w0, w0, 3).in_graph(in_graph).init(init)));
+  final_out = register_module(
+      "final_out", SNConv2d(SNConv2dOptions(w0, config.latent_dim, 4).padding(0).in_graph(in_graph).init(init)));
 }
 
 torch::Tensor EncoderImpl::fromRGB(int stage, const torch::Tensor& x) {
@@ -203,7 +214,7 @@ torch::Tensor EncoderImpl::forwardRaw(const torch::Tensor& x, int stage, double 
     }
     for (int b = stage - 1; b >= 1; --b) h = blocks->ptr(b)->as<EncoderBlock>()->forward(h);
   }
-  h = final_out->forward(lrelu(final_conv->forward(h)));
+  h = final_out->forward(activate(final_conv->forward(h)));
   return h.flatten(1);
 }
 

@@ -17,7 +17,8 @@ namespace automod {
 struct DecoderBlockImpl : torch::nn::Module {
   /// Layer options (latent size, AdaIN ε and std, plain modulation, learned gains, noise) come
   /// from `config`.
-  DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& config, bool first, bool upsample = true);
+  DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& config, bool first, bool upsample = true,
+                   WeightInit init = WeightInit::Random);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
   int64_t macsPerImage(int resolution) const;
 
@@ -30,7 +31,8 @@ struct DecoderBlockImpl : torch::nn::Module {
 TORCH_MODULE(DecoderBlock);
 
 struct DecoderImpl : torch::nn::Module {
-  explicit DecoderImpl(const ModelConfig& config);
+  /// With WeightInit::None every parameter is left uninitialised for a loader to replace.
+  explicit DecoderImpl(const ModelConfig& config, WeightInit init = WeightInit::Random);
 
   /// ξ⁽⁰⁾: the fixed (or learned) C₀×4×4 input for a batch of n.
   torch::Tensor input(int64_t n, const torch::Device& device) const;
@@ -69,14 +71,16 @@ TORCH_MODULE(Decoder);
 /// Encoder block at resolution r > 4: conv3×3 → lrelu → conv3×3 → lrelu → avgpool 2×2. The width
 /// changes in the second convolution, or in the first with `widen_first` (the authors').
 struct EncoderBlockImpl : torch::nn::Module {
-  EncoderBlockImpl(int64_t in, int64_t out, bool widen_first = false, bool sn_in_graph = false);
+  EncoderBlockImpl(int64_t in, int64_t out, bool widen_first = false, bool sn_in_graph = false,
+                   WeightInit init = WeightInit::Random);
   torch::Tensor forward(const torch::Tensor& x);
   SNConv2d conv1{nullptr}, conv2{nullptr};
 };
 TORCH_MODULE(EncoderBlock);
 
 struct EncoderImpl : torch::nn::Module {
-  explicit EncoderImpl(const ModelConfig& config);
+  /// With WeightInit::None every parameter and spectral-norm vector is left uninitialised for a loader.
+  explicit EncoderImpl(const ModelConfig& config, WeightInit init = WeightInit::Random);
   /// Images [N, C, R, R] with R = 4·2^stage, in [−1, 1] → unit-norm latents [N, latent_dim].
   torch::Tensor forward(const torch::Tensor& x, int stage, double alpha = 1.0);
   /// The latent before L2 normalisation (used by the losses' batch statistics).

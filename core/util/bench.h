@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace automod {
 
@@ -16,5 +18,23 @@ double measureMatmulGflops(const torch::Device& device = torch::kCPU, int64_t n 
 
 /// Peak resident set size of this process in MiB (VmHWM), or -1 where unknown.
 double peakRssMiB();
+/// User + system CPU seconds this process has used so far (all threads).
+double processCpuSeconds();
+/// Resident set size of this process now in MiB (VmRSS: its own memory and the file pages it maps), or
+/// -1 where unknown.
+double currentRssMiB();
+
+/// What a child process did (runProcess).
+struct ProcessRun {
+  int exit_code = -1;  ///< -1 when it did not exit normally (a signal)
+  std::string out;     ///< its standard output
+  double seconds = 0;  ///< wall time from start to exit
+  double cpu_seconds = 0;  ///< user + system CPU time of all its threads (less affected by a busy machine)
+  double peak_rss_mib = -1;  ///< its peak resident set size (getrusage's ru_maxrss)
+};
+
+/// Runs `program` with `args` (argv[1..]), its standard error passed through, and waits for it; throws
+/// automod::Error when it cannot be started.
+ProcessRun runProcess(const std::string& program, const std::vector<std::string>& args);
 
 }  // namespace automod

@@ -3,7 +3,12 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <limits>
 #include <thread>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/util/error.h"
 
@@ -27,7 +32,20 @@ std::string describeDevice(const torch::Device& device) {
   return "CPU (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");
 }
 
+void configureAllocator() {
+#ifdef __GLIBC__
+  static const bool once = [] {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+    return true;
+  }();
+  (void)once;
+#endif
+}
+
 int configureThreads(int threads) {
+  configureAllocator();
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   return torch::get_num_threads();

@@ -49,9 +49,11 @@ void modelSeeds(const fs::path& dir) {
     const std::string bytes = readAll(file);
     uint64_t hlen = 0;
     std::memcpy(&hlen, bytes.data() + 12, 8);
-    // Structured mode: the header text, a NUL, the tensor data (without the trailer).
+    // Structured mode: the header text, a NUL, the tensor data (without the trailer), which starts
+    // at the next multiple of 64 bytes in format 2.
+    const uint64_t data_start = (20 + hlen + 63) / 64 * 64;
     writeAll(dir / (std::string(v.name) + ".header"),
-             bytes.substr(20, hlen) + '\0' + bytes.substr(20 + hlen, bytes.size() - 20 - hlen - 20));
+             bytes.substr(20, hlen) + '\0' + bytes.substr(data_start, bytes.size() - data_start - 20));
   }
 }
 

@@ -22,6 +22,9 @@ class TestModel : public QObject {
   void adainStartsNearIdentity();
   void encoderOutputsUnitNorm();
   void spectralNormFrozenInEval();
+  void evalEncoderFollowsWeightChanges_data();
+  void evalEncoderFollowsWeightChanges();
+  void uninitialisedModelDrawsNoRandomNumbers();
   void noiseIsSwitchable();
   void cpuResultsDeterministicForSeed();
   void greyModels();
@@ -175,6 +178,72 @@ void TestModel::spectralNormFrozenInEval() {
   auto sigma = torch::dot(l->u, torch::mv(w, l->v)).item<double>();
   auto top = std::get<1>(torch::svd(w)).max().item<double>();
   QVERIFY(std::abs(sigma - top) / top < 1e-2);
+}
+
+void TestModel::evalEncoderFollowsWeightChanges_data() {
+  QTest::addColumn<bool>("in_graph");
+  QTest::newRow("stored vectors") << false;
+  QTest::newRow("power iteration in the graph (the authors')") << true;
+}
+
+void TestModel::evalEncoderFollowsWeightChanges() {
+  // Encoding (eval mode, no autograd) reuses each spectrally normalised weight instead of normalising
+  // at every call; whatever changes a weight or its vectors (an optimiser step, a load, a training
+  // forward) must show in the next encode, bit for bit as a forward that normalises at the call.
+  QFETCH(bool, in_graph);
+  auto c = test::tinyModel(16)->config();
+  c.sn_power_iteration_in_graph = in_graph;
+  torch::manual_seed(3);
+  Automodulator m(c);
+  const auto x = torch::rand({2, 3, 16, 16});
+  auto normalisedAtTheCall = [&] {
+    m.encoder->eval();
+    return m.encoder->forward(x, m.stage()).detach();  // autograd on: nothing is reused
+  };
+  auto layers = m.encoder->spectralLayers();
+  const auto z0 = m.encode(x);
+  QVERIFY(torch::equal(z0, normalisedAtTheCall()));
+  QVERIFY(torch::equal(z0, m.encode(x)));
+  {
+    torch::NoGradGuard ng;
+    layers[1]->weight_orig.add_(0.1 * torch::randn_like(layers[1]->weight_orig));
+  }
+  const auto z1 = m.encode(x);
+  QVERIFY(!torch::equal(z0, z1));
+  QVERIFY(torch::equal(z1, normalisedAtTheCall()));
+  {
+    torch::NoGradGuard ng;
+    auto& u = layers[2]->u;
+    u.copy_(normaliseLatent(torch::randn({1, u.size(0)})).squeeze(0));
+  }
+  QVERIFY(torch::equal(m.encode(x), normalisedAtTheCall()));
+  layers[0]->weight_orig.set_data(torch::randn_like(layers[0]->weight_orig));
+  QVERIFY(torch::equal(m.encode(x), normalisedAtTheCall()));
+  m.encoder->train();
+  {
+    torch::NoGradGuard ng;
+    m.encoder->forward(x, m.stage());  // one power iteration: u and v move
+  }
+  QVERIFY(torch::equal(m.encode(x), normalisedAtTheCall()));
+}
+
+void TestModel::uninitialisedModelDrawsNoRandomNumbers() {
+  // Loaders build the model with WeightInit::None and replace every tensor: nothing is drawn (a 330 MB
+  // model spent seconds drawing weights it then overwrote), and the tensors are those of a drawn model.
+  const auto c = test::tinyModel(16)->config();
+  torch::manual_seed(5);
+  const auto expected = torch::randn({8});
+  torch::manual_seed(5);
+  Automodulator empty(c, torch::kCPU, WeightInit::None);
+  QVERIFY(torch::equal(torch::randn({8}), expected));
+  Automodulator drawn(c);
+  const auto a = namedState(drawn), b = namedState(empty);
+  QCOMPARE(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    QCOMPARE(a[i].first, b[i].first);
+    QVERIFY2(a[i].second.sizes() == b[i].second.sizes(), a[i].first.c_str());
+    QCOMPARE(a[i].second.scalar_type(), b[i].second.scalar_type());
+  }
 }
 
 void TestModel::noiseIsSwitchable() {

@@ -1,7 +1,9 @@
 // .amod model files: bit-exact round trips (also with the extra 8×8 block of flip-invariance
 // training), files without that field loading as before, and a clear error for every kind of bad file,
 // also for files with a valid checksum whose content is hostile (NaN weights, duplicate tensor names,
-// tensors or configs far larger than the file, header fields of the wrong type).
+// tensors or configs far larger than the file, header fields of the wrong type). Files of format 1
+// (CRC-32, packed tensors) still load; format 2 maps its aligned tensors, which stay valid when the file
+// is replaced and can be written without touching it; `automod info` reads only the header.
 #include <QtTest>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 
 #include "core/io/archive.h"
 #include "core/io/model_file.h"
+#include "core/util/crc.h"
 #include "core/util/error.h"
 #include "testutil.h"
 
@@ -48,6 +51,30 @@ void writeRawArchive(const fs::path& p, const std::string& header, const std::st
   b.append(reinterpret_cast<const char*>(&total), 8);
   b.append(reinterpret_cast<const char*>(&crc), 4);
   std::ofstream(p, std::ios::binary) << b;
+}
+// An archive in format 1 (before 64-byte alignment and CRC-32C): tensors packed after the header.
+void writeFormat1(const fs::path& p, const TensorArchive& a) {
+  nlohmann::json header = a.header, index = nlohmann::json::array();
+  std::string data;
+  for (auto& [name, t] : a.tensors) {
+    auto c = t.contiguous();
+    const size_t nbytes = static_cast<size_t>(c.nbytes());
+    QCOMPARE(c.scalar_type(), torch::kFloat32);
+    index.push_back({{"name", name}, {"dtype", "f32"}, {"shape", c.sizes().vec()}, {"offset", data.size()},
+                     {"nbytes", nbytes}});
+    data.append(static_cast<const char*>(c.data_ptr()), nbytes);
+  }
+  header["tensors"] = index;
+  writeRawArchive(p, header.dump(), data);
+}
+// Every tensor of two models equal, names in the same order.
+void compareStates(Automodulator& x, Automodulator& y) {
+  auto a = namedState(x), b = namedState(y);
+  QCOMPARE(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    QCOMPARE(a[i].first, b[i].first);
+    QVERIFY2(torch::equal(a[i].second, b[i].second), a[i].first.c_str());
+  }
 }
 // A model file whose `name` tensor has `value` at its first element.
 fs::path modelWith(const QTemporaryDir& dir, const std::string& file, const std::vector<std::pair<std::string, float>>& bad) {
@@ -89,6 +116,13 @@ class TestModelFile : public QObject {
   void configLargerThanTheFileIsRefusedBeforeBuilding();
   void headerFieldsOfTheWrongTypeAreNamed_data();
   void headerFieldsOfTheWrongTypeAreNamed();
+  void checksumsMatchTheirStandards();
+  void format1FilesStillLoad();
+  void tensorsLieAlignedInTheFile();
+  void loadedWeightsCanBeWrittenWithoutTouchingTheFile();
+  void loadedModelOutlivesItsFileBeingReplaced();
+  void ownedStorageLoadsTheSame();
+  void infoReadsOnlyTheHeaderUnlessAskedToVerify();
 };
 
 void TestModelFile::roundTripIsBitExact() {
@@ -366,11 +400,15 @@ void TestModelFile::nonFiniteWeightsLoadWithAWarningWhenAllowed() {
 void TestModelFile::cliAllowNonfiniteTurnsTheRefusalIntoAWarning() {
   QTemporaryDir dir;
   const auto p = modelWith(dir, "nan-cli.amod", {{"decoder.blocks.0.conv1.weight", NAN}});
+  // Without --verify, info reads the header only and says so; the weights are checked with it.
   auto r = test::runAutomod({"info", p.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QCOMPARE(nlohmann::json::parse(r.out).at("integrity").get<std::string>(), std::string("not verified"));
+  r = test::runAutomod({"info", "--verify", p.string()});
   QCOMPARE(r.code, 1);
   QVERIFY2(r.err.find("automod: error: " + p.string() + " holds weights that are not numbers") != std::string::npos,
            r.err.c_str());
-  r = test::runAutomod({"--allow-nonfinite", "info", p.string()});
+  r = test::runAutomod({"--allow-nonfinite", "info", "--verify", p.string()});
   QVERIFY2(r.code == 0, r.err.c_str());
   QVERIFY2(r.err.find("automod: warning: " + p.string() + " holds weights that are not numbers") != std::string::npos,
            r.err.c_str());
@@ -463,6 +501,164 @@ void TestModelFile::headerFieldsOfTheWrongTypeAreNamed() {
   const auto err = loadError(p);
   QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
   QVERIFY2(err.find("json.exception") == std::string::npos, err.c_str());
+}
+
+void TestModelFile::checksumsMatchTheirStandards() {
+  // The check values of both CRCs ("123456789"), and any split of a buffer at any alignment gives the
+  // same value as a bit-at-a-time reference (on x86 CRC-32C runs on the CPU's crc32 instruction).
+  QCOMPARE(crc32("123456789", 9), 0xCBF43926u);
+  QCOMPARE(crc32c("123456789", 9), 0xE3069283u);
+  auto reference = [](uint32_t poly, const uint8_t* p, size_t n) {
+    uint32_t c = ~0u;
+    for (size_t i = 0; i < n; ++i) {
+      c ^= p[i];
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? poly ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+  };
+  const auto bytes = torch::randint(0, 256, {1000}, torch::kUInt8);
+  const auto* b = bytes.data_ptr<uint8_t>();
+  for (size_t start : {0, 1, 3, 7}) {
+    for (size_t split : {0, 5, 64, 333}) {
+      const size_t n = 1000 - start;
+      QCOMPARE(crc32(b + start + split, n - split, crc32(b + start, split)), reference(0xEDB88320u, b + start, n));
+      QCOMPARE(crc32c(b + start + split, n - split, crc32c(b + start, split)), reference(0x82F63B78u, b + start, n));
+    }
+  }
+}
+
+void TestModelFile::format1FilesStillLoad() {
+  // Files written before format 2 (the committed models among them): CRC-32, tensors at any offset.
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 6);
+  test::makeExpressive(*m);
+  const auto p = test::tmpPath(dir, "v1.amod");
+  writeFormat1(p, modelArchive(*m));
+  const auto h = readArchiveHeader(p);
+  QCOMPARE(h.format_version, 1u);
+  auto back = loadModel(p);
+  compareStates(*m, *back);
+  auto z = m->randomLatents(2, 3);
+  QVERIFY(torch::equal(m->decode(z), back->decode(z)));
+  // Its checksum is still checked.
+  auto bytes = readBytes(p);
+  bytes[bytes.size() / 2] ^= 0x20;
+  writeBytes(p, bytes);
+  QVERIFY(loadError(p).find("corrupt (checksum mismatch)") != std::string::npos);
+}
+
+void TestModelFile::tensorsLieAlignedInTheFile() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 2);
+  const auto p = test::tmpPath(dir, "aligned.amod");
+  saveModel(p, *m);
+  const auto bytes = readBytes(p);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data() + 12, 8);
+  const uint64_t data_start = (20 + header_len + 63) / 64 * 64;
+  const auto h = readArchiveHeader(p);
+  QCOMPARE(h.format_version, kArchiveFormatVersion);
+  QCOMPARE(h.file_bytes, uint64_t(bytes.size()));
+  QVERIFY(!h.tensors.empty());
+  for (auto& t : h.tensors) QVERIFY2((data_start + t.offset) % kArchiveTensorAlignment == 0, t.name.c_str());
+  // The padding is zeros, and loaded tensors lie aligned in memory.
+  for (uint64_t i = 20 + header_len; i < data_start; ++i) QCOMPARE(int(bytes[i]), 0);
+  auto back = loadModel(p);
+  for (auto& [name, t] : namedState(*back))
+    QVERIFY2(reinterpret_cast<uintptr_t>(t.data_ptr()) % kArchiveTensorAlignment == 0, name.c_str());
+}
+
+void TestModelFile::loadedWeightsCanBeWrittenWithoutTouchingTheFile() {
+  // Training resumed from a file and the editor's EMA reset write to the loaded weights: the map is
+  // private, so the file stays as it was.
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 3);
+  const auto p = test::tmpPath(dir, "cow.amod");
+  saveModel(p, *m);
+  const auto before = readBytes(p);
+  auto back = loadModel(p);
+  {
+    torch::NoGradGuard ng;
+    for (auto& [name, t] : namedState(*back)) t.add_(1.0);
+  }
+  back->resetEma();
+  QVERIFY(readBytes(p) == before);
+  auto again = loadModel(p);
+  compareStates(*m, *again);
+  auto a = namedState(*m), b = namedState(*back);
+  QVERIFY(torch::equal(a.front().second + 1.0, b.front().second));
+}
+
+void TestModelFile::loadedModelOutlivesItsFileBeingReplaced() {
+  // Saving over a file replaces it by a rename: a model loaded from the old file keeps its weights
+  // (the editor keeps a model open while a training run writes a new latest.amod), even once removed.
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 4);
+  test::makeExpressive(*m);
+  const auto p = test::tmpPath(dir, "replaced.amod");
+  saveModel(p, *m);
+  auto back = loadModel(p);
+  auto z = m->randomLatents(2, 5);
+  const auto expected = m->decode(z);
+  saveModel(p, *test::tinyModel(16, 9));
+  QVERIFY(torch::equal(back->decode(z), expected));
+  fs::remove(p);
+  QVERIFY(torch::equal(back->decode(z), expected));
+  compareStates(*m, *back);
+}
+
+void TestModelFile::ownedStorageLoadsTheSame() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 7);
+  const auto p = test::tmpPath(dir, "owned.amod");
+  saveModel(p, *m);
+  LoadOptions o;
+  o.storage = TensorStorage::Owned;
+  auto back = loadModel(p, o);
+  compareStates(*m, *back);
+  fs::remove(p);
+  auto x = torch::rand({2, 3, 16, 16});
+  QVERIFY(torch::equal(m->encode(x), back->encode(x)));
+}
+
+void TestModelFile::infoReadsOnlyTheHeaderUnlessAskedToVerify() {
+  QTemporaryDir dir;
+  auto m = test::tinyModel(16, 8);
+  const auto p = test::tmpPath(dir, "info.amod");
+  saveModel(p, *m);
+  auto info = describeModelFile(p);
+  QCOMPARE(info.at("integrity").get<std::string>(), std::string("not verified"));
+  QCOMPARE(info.at("format_version").get<uint32_t>(), kArchiveFormatVersion);
+  QCOMPARE(info.at("file_bytes").get<uint64_t>(), uint64_t(fs::file_size(p)));
+  QCOMPARE(describeModelFile(p, {}, true).at("integrity").get<std::string>(), std::string("verified"));
+  // A damaged weight is not seen from the header; --verify sees it.
+  auto bytes = readBytes(p);
+  bytes[bytes.size() - 40] ^= 0x5A;
+  writeBytes(p, bytes);
+  QCOMPARE(describeModelFile(p).at("resolution").get<int>(), 16);
+  QVERIFY_THROWS_EXCEPTION(Error, describeModelFile(p, {}, true));
+  // A damaged header is reported as a damaged file, not as a JSON error.
+  bytes = readBytes(p);
+  bytes[bytes.size() - 40] ^= 0x5A;
+  bytes[25] = '#';
+  writeBytes(p, bytes);
+  std::string err;
+  try {
+    describeModelFile(p);
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  QVERIFY2(err.find("corrupt (checksum mismatch)") != std::string::npos, err.c_str());
+  // A truncated file is noticed from its trailer.
+  bytes.resize(bytes.size() - 1);
+  writeBytes(p, bytes);
+  err.clear();
+  try {
+    describeModelFile(p);
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  QVERIFY2(err.find("truncated") != std::string::npos, err.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestModelFile)
