@@ -45,10 +45,13 @@ struct LossWeights {
   /// 53.5 ×10³ (docs/training-at-cpu-budgets.md).
   double decoder_rec = 0.0;
   /// Above this resolution the reconstruction distance is taken between 2×2-average-pooled copies of
-  /// the images at this resolution (0: always at full resolution). The authors' checkpoints keep
-  /// 64×64×3 robust-loss parameters for 128 px and up (their adaptive_loss_5..8), so their loss is
-  /// computed at 64 px there; how they downsample is not recorded (average pooling assumed).
+  /// the images at this resolution, with that many robust-loss parameters (0: always at full
+  /// resolution, one parameter per image element, as the authors' code; no preset uses it: it only
+  /// saves memory and time at 128 px and up).
   int rec_max_resolution = 0;
+  /// How a new resolution's robust-loss parameters start (RobustLossImpl::growTo): each old element
+  /// over its 2×2 block (the paper, CPU presets) or the authors' flat interleave (paper presets).
+  RobustGrowth robust_growth = RobustGrowth::Spatial;
 
   // Where the paper's text and the authors' code differ (docs/training-fidelity.md). The defaults
   // keep what the CPU presets were tuned with; the paper presets follow the authors' code.

@@ -42,9 +42,9 @@ std::string defaultPreset(const ReferenceImport& imported) {
 /// Carries one optimiser's moments: `theirs[i]` names the parameter at index i of the authors'
 /// optimiser, `ours` maps those names to our parameters. Returns the number of parameters carried, or
 /// -1 (and a note) when the file's optimiser does not have the expected parameters.
-int carryAdam(const ReferenceCheckpoint::Optimizer& from, const std::vector<std::string>& theirs,
-              const std::map<std::string, torch::Tensor>& ours, torch::optim::Adam& to, const std::string& what,
-              std::vector<std::string>* notes) {
+int carryAdam(const ReferenceCheckpoint& ckpt, const ReferenceCheckpoint::Optimizer& from,
+              const std::vector<std::string>& theirs, const std::map<std::string, torch::Tensor>& ours,
+              torch::optim::Adam& to, const std::string& what, std::vector<std::string>* notes) {
   if (!from.present) {
     notes->push_back("the " + what + " optimiser: the file has none (fresh Adam moments)");
     return 0;
@@ -80,8 +80,8 @@ int carryAdam(const ReferenceCheckpoint::Optimizer& from, const std::vector<std:
   for (auto& [p, entry] : moves) {
     auto s = std::make_unique<torch::optim::AdamParamState>();
     s->step(entry->step);
-    s->exp_avg(entry->exp_avg.reshape(p.sizes()).to(p.options()).clone());
-    s->exp_avg_sq(entry->exp_avg_sq.reshape(p.sizes()).to(p.options()).clone());
+    s->exp_avg(ckpt.load(entry->exp_avg).reshape(p.sizes()).to(p.options()).clone());
+    s->exp_avg_sq(ckpt.load(entry->exp_avg_sq).reshape(p.sizes()).to(p.options()).clone());
     putAdamState(to.state(), p, std::move(s));
   }
   return static_cast<int>(moves.size());
@@ -97,6 +97,11 @@ ReferenceTrainingState referenceTrainingState(ReferenceImport& imported, const R
   if (config.width_table != "reference" && config.width_table != "reference-small")
     throw Error("this checkpoint's widths are neither the authors' default nor their small architecture, so no preset "
                 "can train it; import it without --training-state to edit with it");
+  // The model imports without its optimisers; a run cannot start without knowing their moments.
+  for (const auto* o : {&ckpt.optimizer_encoder, &ckpt.optimizer_decoder})
+    if (!o->problem.empty())
+      throw Error("cannot carry the training state: " + o->problem +
+                  "; import it without --training-state to edit with it");
 
   // The preset, fitted to the model: its resolution, latent size, and a run that ends
   // training_images after the checkpoint.
@@ -145,7 +150,9 @@ ReferenceTrainingState referenceTrainingState(ReferenceImport& imported, const R
   TrainingModules modules(model, point.lr, preset.flip_invariance, preset.encoder_lr_factor,
                           preset.losses.rec_max_resolution);
 
-  // Robust-loss parameters: per element of each resolution.
+  // Robust-loss parameters: the file's at every resolution it holds them for (one per image element,
+  // as the preset keeps them). A resolution the file lacks, or holds at another size, starts as the
+  // preset starts a new resolution, from the one below.
   const int stages = config.numBlocks();
   for (int k = 0; k < stages; ++k) {
     const int r = 4 << k;
@@ -153,13 +160,16 @@ ReferenceTrainingState referenceTrainingState(ReferenceImport& imported, const R
                       ckpt.robust[k].first.numel() == modules.robust->alphaLatent(r).numel() &&
                       ckpt.robust[k].second.numel() == modules.robust->scaleLatent(r).numel();
     if (fits) {
-      modules.robust->loadReference(r, ckpt.robust[k].first, ckpt.robust[k].second);
+      modules.robust->loadReference(r, ckpt.load(ckpt.robust[k].first), ckpt.load(ckpt.robust[k].second));
     } else if (k > 0) {
-      modules.robust->growTo(r);
+      const bool flat = preset.losses.robust_growth == RobustGrowth::Flat;
+      modules.robust->growTo(r, preset.losses.robust_growth);
       out.not_carried.push_back(
           "the robust-loss parameters at " + std::to_string(r) + " px: the file's have " +
           (k < static_cast<int>(ckpt.robust.size()) ? std::to_string(ckpt.robust[k].first.numel()) : std::string("no")) +
-          " elements, ours one per image element; replicated from " + std::to_string(r / 2) + " px");
+          " elements where the preset keeps " + std::to_string(modules.robust->alphaLatent(r).numel()) +
+          "; started from " + std::to_string(r / 2) + " px's" +
+          (flat ? " as the authors' code starts a new resolution" : " replicated over 2x2 blocks"));
     } else {
       out.not_carried.push_back("the robust-loss parameters at 4 px: missing in the file (fresh)");
     }
@@ -195,8 +205,10 @@ ReferenceTrainingState referenceTrainingState(ReferenceImport& imported, const R
     const bool duplicate = adanorm && k.rfind("progression.", 0) == 0 && k.find(".mod.") != std::string::npos;
     if (!duplicate) their_decoder.push_back(k);
   }
-  carryAdam(ckpt.optimizer_encoder, their_encoder, our_encoder, *modules.encoder_opt, "encoder", &out.not_carried);
-  carryAdam(ckpt.optimizer_decoder, their_decoder, our_decoder, *modules.decoder_opt, "decoder", &out.not_carried);
+  carryAdam(ckpt, ckpt.optimizer_encoder, their_encoder, our_encoder, *modules.encoder_opt, "encoder",
+            &out.not_carried);
+  carryAdam(ckpt, ckpt.optimizer_decoder, their_decoder, our_decoder, *modules.decoder_opt, "decoder",
+            &out.not_carried);
   if (ckpt.optimizer_style.present && !ckpt.optimizer_style.state.empty())
     out.not_carried.push_back("optimizerA (the AdaIN linears' optimiser of the authors' flip-invariance training)");
   out.not_carried.push_back("the image pool (the authors' checkpoints do not hold it): it starts empty");

@@ -144,15 +144,21 @@ torch::Tensor RobustLossImpl::forward(const torch::Tensor& diff, int resolution)
   return robustNll(diff, alpha(r), scale(r)).mean();
 }
 
-void RobustLossImpl::growTo(int resolution) {
+void RobustLossImpl::growTo(int resolution, RobustGrowth growth) {
   const int i = indexOf(resolution);
   TORCH_CHECK(i > 0, "robust loss: the smallest resolution cannot grow from a smaller one");
   torch::NoGradGuard no_grad;
-  // A latent replicated over 2×2 blocks gives exactly the replicated α and c (a copy where both
-  // resolutions keep max_element_resolution parameters).
+  // A latent replicated gives exactly the replicated α and c (a copy where both resolutions keep
+  // max_element_resolution parameters).
   const bool same = alpha_latent[i].sizes() == alpha_latent[i - 1].sizes();
-  alpha_latent[i].copy_(same ? alpha_latent[i - 1] : upsample2(alpha_latent[i - 1].unsqueeze(0)).squeeze(0));
-  scale_latent[i].copy_(same ? scale_latent[i - 1] : upsample2(scale_latent[i - 1].unsqueeze(0)).squeeze(0));
+  const auto grown = [&](const torch::Tensor& old, const torch::Tensor& like) -> torch::Tensor {
+    if (same) return old;
+    if (growth == RobustGrowth::Spatial) return upsample2(old.unsqueeze(0)).squeeze(0);
+    // new.flatten()[4i + k] = old.flatten()[i]: each old value repeated 4 times in a row.
+    return old.reshape({-1, 1}).expand({old.numel(), 4}).reshape(like.sizes());
+  };
+  alpha_latent[i].copy_(grown(alpha_latent[i - 1], alpha_latent[i]));
+  scale_latent[i].copy_(grown(scale_latent[i - 1], scale_latent[i]));
 }
 
 }  // namespace automod

@@ -29,6 +29,17 @@ torch::Tensor generalLoss(const torch::Tensor& x, const torch::Tensor& alpha, co
 /// The per-element negative log-likelihood ρ(x, α, c) + log c + log Z(α).
 torch::Tensor robustNll(const torch::Tensor& x, const torch::Tensor& alpha, const torch::Tensor& scale);
 
+/// How a new resolution's parameters start from the previous one's (4× as many).
+enum class RobustGrowth {
+  /// Each old element replicated over its 2×2 spatial block (paper Sec. 3.2): the new parameters
+  /// see the image as the old ones did.
+  Spatial,
+  /// The authors' code (Session.prepareAdaptiveLossForNewPhase): new[4i + k] = old[i] for k = 0…3 in
+  /// the flattened C·H·W order, which puts each old value on four horizontally adjacent elements of
+  /// the same row, and the old rows into the top half of the image, twice.
+  Flat,
+};
+
 struct RobustLossOptions {
   RobustLossOptions(int64_t channels, int max_resolution) : channels_(channels), max_resolution_(max_resolution) {}
   /// Image channels (1 or 3).
@@ -64,9 +75,8 @@ struct RobustLossImpl : torch::nn::Module {
   /// α and c at a resolution, [C, R, R], constrained.
   torch::Tensor alpha(int resolution) const;
   torch::Tensor scale(int resolution) const;
-  /// Initialises the parameters of `resolution` from those of resolution/2 by replicating every
-  /// old element over its 2×2 spatial block (paper Sec. 3.2).
-  void growTo(int resolution);
+  /// Initialises the parameters of `resolution` from those of resolution/2 (RobustGrowth).
+  void growTo(int resolution, RobustGrowth growth = RobustGrowth::Spatial);
   /// Sets one resolution's parameters from the authors' checkpoint (their adaptive_loss_k: Barron's
   /// latent_alpha and latent_scale, each [1, C·R·R] in C, H, W order).
   void loadReference(int resolution, const torch::Tensor& latent_alpha, const torch::Tensor& latent_scale);

@@ -207,6 +207,7 @@ nlohmann::json TrainingPreset::toJson() const {
   if (w.cycle == LossWeights::Cycle::Reference) j["losses"]["cycle"] = "reference";
   if (w.separate_encoder_passes) j["losses"]["encoder_passes"] = "separate";
   if (w.rec_max_resolution > 0) j["losses"]["rec_max_resolution"] = w.rec_max_resolution;
+  if (w.robust_growth == RobustGrowth::Flat) j["losses"]["robust_growth"] = "flat";
   return j;
 }
 
@@ -275,6 +276,8 @@ TrainingPreset TrainingPreset::fromJson(const nlohmann::json& j) {
                                                                  : LossWeights::Cycle::Cosine;
       w.separate_encoder_passes = choice(l, "encoder_passes", "joint", "separate", "losses.");
       w.rec_max_resolution = l.value("rec_max_resolution", 0);
+      w.robust_growth = choice(l, "robust_growth", "spatial", "flat", "losses.") ? RobustGrowth::Flat
+                                                                             : RobustGrowth::Spatial;
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error("preset '" + p.name + "' is malformed: " + e.what());

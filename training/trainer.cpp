@@ -295,7 +295,7 @@ void Trainer::syncRanks() {
 void Trainer::enterStage(int stage) {
   while (stage_ < stage) {
     ++stage_;
-    modules_->robust->growTo(ModelConfig::blockResolution(stage_));
+    modules_->robust->growTo(ModelConfig::blockResolution(stage_), config_.preset.losses.robust_growth);
     model_->setStage(stage_);
     pool_.clear();
     message("growing to " + std::to_string(ModelConfig::blockResolution(stage_)) + " px");

@@ -331,7 +331,7 @@ void MainWindow::updateActions() {
     export_pasted_action_->setToolTip(tr("There is no result yet"));
   else if (origin < 0)
     export_pasted_action_->setToolTip(
-        tr("The result has no originating photo (its sources come from a project or the sample gallery)"));
+        tr("The result has no originating photo (its sources are kept samples or pasted images)"));
   else
     export_pasted_action_->setToolTip(tr("The result warped back into %1 with a feathered edge")
                                           .arg(QFileInfo(controller_->exporter()->sourceOrigin(origin)->path).fileName()));

@@ -3,6 +3,7 @@
 
 #include "ui/model_library.h"
 
+#include <QButtonGroup>
 #include <QDialogButtonBox>
 #include <QDir>
 #include <QFileDialog>
@@ -11,6 +12,7 @@
 #include <QLabel>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QRadioButton>
 #include <QStandardPaths>
 #include <QTableWidget>
 #include <QVBoxLayout>
@@ -42,11 +44,15 @@ QString alignmentWords(const QString& a) {
 QString libraryModelsFolder() { return QDir(dataFolder()).filePath("models"); }
 QString libraryDownloadsFolder() { return QDir(dataFolder()).filePath("downloads"); }
 
-QFuture<ImportOutcome> importCheckpointInBackground(const QString& checkpoint, const QString& model) {
-  return QtConcurrent::run([checkpoint, model] {
+QFuture<ImportOutcome> importCheckpointInBackground(const QString& checkpoint, const QString& model,
+                                                   const QString& alignment, const QString& alignment_source) {
+  return QtConcurrent::run([checkpoint, model, alignment, alignment_source] {
     ImportOutcome out;
     try {
-      auto imported = importReferenceFile(checkpoint.toStdString());
+      ReferenceImportOptions options;
+      options.alignment = alignment.toStdString();
+      options.alignment_source = alignment_source.toStdString();
+      auto imported = importReferenceFile(checkpoint.toStdString(), options);
       if (!QDir().mkpath(QFileInfo(model).absolutePath()))
         throw Error("cannot create the folder " + QFileInfo(model).absolutePath().toStdString());
       // Written beside the target, then renamed: nothing half-written carries the model's name.
@@ -60,11 +66,67 @@ QFuture<ImportOutcome> importCheckpointInBackground(const QString& checkpoint, c
       out.model = model;
       for (const auto& s : imported.not_carried) out.notCarried << QString::fromStdString(s);
       out.sha256 = QString::fromStdString(imported.provenance.value("sha256", std::string()));
+      out.alignment = QString::fromStdString(imported.alignment);
+      out.alignmentReason = QString::fromStdString(imported.alignment_reason);
     } catch (const std::exception& e) {
       out.error = QString::fromStdString(errorMessage(e));
     }
     return out;
   });
+}
+
+AlignmentDialog::AlignmentDialog(QWidget* parent, const QString& file_name) : QDialog(parent) {
+  setWindowTitle(tr("How Were Its Photos Prepared?"));
+  auto* layout = new QVBoxLayout(this);
+  auto* intro = new QLabel(tr("%1 is not one of the authors' released models, so the file does not say how the "
+                              "photos it was trained on were prepared. Photos you give it will be prepared the "
+                              "same way:")
+                               .arg(file_name),
+                           this);
+  intro->setWordWrap(true);
+  layout->addWidget(intro);
+  group_ = new QButtonGroup(this);
+  const std::pair<const char*, QString> choices[] = {
+      {"ffhq", tr("&Faces, aligned as in FFHQ")},
+      {"celebahq", tr("Faces, aligned as in &CelebA-HQ")},
+      {"none", tr("&No alignment: scenes such as bedrooms or cars (photos are centre-cropped, faces never searched)")},
+  };
+  for (const auto& [name, text] : choices) {
+    auto* b = new QRadioButton(text, this);
+    b->setObjectName(QString::fromLatin1(name));
+    group_->addButton(b);
+    layout->addWidget(b);
+  }
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+  ok_ = buttons->button(QDialogButtonBox::Ok);
+  ok_->setText(tr("&Import"));
+  ok_->setEnabled(false);  // no default: the choice is the user's
+  layout->addWidget(buttons);
+  connect(group_, &QButtonGroup::buttonClicked, this, [this] { ok_->setEnabled(true); });
+  connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+  connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+}
+
+QString AlignmentDialog::alignment() const {
+  return group_->checkedButton() ? group_->checkedButton()->objectName() : QString();
+}
+
+void AlignmentDialog::choose(const QString& alignment) {
+  for (auto* b : group_->buttons())
+    if (b->objectName() == alignment) b->click();
+}
+
+bool askAlignmentIfNeeded(QWidget* parent, const QString& checkpoint, QString* alignment) {
+  alignment->clear();
+  try {
+    if (!needsAlignmentChoice(std::filesystem::path(checkpoint.toStdString()))) return true;
+  } catch (const std::exception&) {
+    return true;  // the import says what is wrong with the file
+  }
+  AlignmentDialog d(parent, QFileInfo(checkpoint).fileName());
+  if (d.exec() != QDialog::Accepted || d.alignment().isEmpty()) return false;
+  *alignment = d.alignment();
+  return true;
 }
 
 QVector<LibraryEntry> ModelLibraryDialog::releasedEntries(const QUrl& base) {
@@ -173,7 +235,7 @@ ModelLibraryDialog::ModelLibraryDialog(QWidget* parent, const QUrl& base)
             const QString file = QDir(libraryDownloadsFolder()).filePath(it->file);
             setStatus(tr("Downloaded %1%2 (SHA-256 %3); importing…")
                           .arg(it->file, resumed ? tr(", continuing the earlier part") : QString(), sha256));
-            startImport(file, modelPathFor(*it), sha256);
+            startImport(file, modelPathFor(*it), it->alignment, tr("the library entry %1").arg(it->name));
           });
   connect(&import_watcher_, &QFutureWatcher<ImportOutcome>::finished, this, [this] {
     importing_ = false;
@@ -185,8 +247,8 @@ ModelLibraryDialog::ModelLibraryDialog(QWidget* parent, const QUrl& base)
       Q_EMIT importFinished({});
       return;
     }
-    setStatus(tr("Imported %1 (checkpoint SHA-256 %2).%3")
-                  .arg(QFileInfo(r.model).fileName(), r.sha256,
+    setStatus(tr("Imported %1 (photos: %2, %3; checkpoint SHA-256 %4).%5")
+                  .arg(QFileInfo(r.model).fileName(), alignmentWords(r.alignment), r.alignmentReason, r.sha256,
                        r.notCarried.isEmpty() ? QString() : tr(" Not carried over: %1.").arg(r.notCarried.join("; "))));
     for (int row = 0; row < table_->rowCount(); ++row)
       if (table_->item(row, State)->data(Qt::UserRole).toString() == r.model) table_->selectRow(row);
@@ -291,7 +353,7 @@ void ModelLibraryDialog::downloadSelected() {
   const QString file = QDir(libraryDownloadsFolder()).filePath(e->file);
   if (QFileInfo::exists(file)) {  // downloaded before, not imported yet
     setStatus(tr("%1 is already downloaded; importing…").arg(e->file));
-    startImport(file, modelPathFor(*e), {});
+    startImport(file, modelPathFor(*e), e->alignment, tr("the library entry %1").arg(e->name));
     return;
   }
   QString error;
@@ -321,8 +383,13 @@ void ModelLibraryDialog::importFile(const QString& checkpoint) {
   for (const auto& e : released_)
     if (QFileInfo(checkpoint).fileName() == e.file) name = e.name;  // a released file keeps its model's name
   const QString model = QDir(libraryModelsFolder()).filePath(name + ".amod");
+  QString alignment;
+  if (!askAlignmentIfNeeded(this, checkpoint, &alignment)) {
+    setStatus(tr("Import of %1 cancelled.").arg(QFileInfo(checkpoint).fileName()));
+    return;
+  }
   setStatus(tr("Importing %1…").arg(QFileInfo(checkpoint).fileName()));
-  startImport(checkpoint, model, {});
+  startImport(checkpoint, model, alignment, tr("chosen when importing"));
   // Once imported, a file the user brought is opened right away.
   auto* once = new QObject(this);
   connect(this, &ModelLibraryDialog::importFinished, once, [this, once](const QString& path) {
@@ -333,14 +400,14 @@ void ModelLibraryDialog::importFile(const QString& checkpoint) {
   });
 }
 
-void ModelLibraryDialog::startImport(const QString& checkpoint, const QString& model, const QString& sha256) {
-  Q_UNUSED(sha256);
+void ModelLibraryDialog::startImport(const QString& checkpoint, const QString& model, const QString& alignment,
+                                     const QString& alignment_source) {
   importing_ = true;
   progress_->setVisible(true);
   progress_->setRange(0, 0);  // busy: the import reports no steps (about a second per 100 MB)
   progress_->setFormat(tr("importing…"));
   updateButtons();
-  import_watcher_.setFuture(importCheckpointInBackground(checkpoint, model));
+  import_watcher_.setFuture(importCheckpointInBackground(checkpoint, model, alignment, alignment_source));
 }
 
 }  // namespace automod::ui

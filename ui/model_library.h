@@ -2,13 +2,15 @@
 // Model → Library: the authors' five released models (name, resolution, architecture, alignment,
 // size, source) beside the models already imported or trained into the user's data folder. Download
 // fetches one (progress, cancel, resume of a partial file, SHA-256 shown), then imports it in the
-// background; Open (or a double click) hands the model to the editor. Offline it says so in one
-// line and offers "Import a file you downloaded".
+// background with the entry's alignment; Open (or a double click) hands the model to the editor.
+// Offline it says so in one line and offers "Import a file you downloaded", which asks how the photos
+// were aligned when the file is not one of the released models (AlignmentDialog).
 #include <QDialog>
 #include <QFutureWatcher>
 #include <QUrl>
 #include <QVector>
 
+class QButtonGroup;
 class QLabel;
 class QProgressBar;
 class QPushButton;
@@ -44,10 +46,37 @@ struct ImportOutcome {
   QString error;
   QStringList notCarried;
   QString sha256;
+  QString alignment, alignmentReason;  ///< what the model records, and why
 };
 /// Imports an authors' checkpoint into `model` (an .amod path) on a worker thread: nothing is
-/// written unless the import succeeds (a temporary file renamed into place).
-QFuture<ImportOutcome> importCheckpointInBackground(const QString& checkpoint, const QString& model);
+/// written unless the import succeeds (a temporary file renamed into place). `alignment` ("ffhq",
+/// "celebahq", "none"; empty: a released model's own) and, in words, where it comes from
+/// (`alignment_source`, "the library entry ffhq256") go into the model's metadata.
+QFuture<ImportOutcome> importCheckpointInBackground(const QString& checkpoint, const QString& model,
+                                                   const QString& alignment = {},
+                                                   const QString& alignment_source = {});
+
+/// The question for a checkpoint that is not one of the authors' released models: how were the
+/// photos it was trained on prepared? Faces aligned as in FFHQ, faces aligned as in CelebA-HQ, or no
+/// alignment (scenes such as bedrooms or cars). Nothing is chosen until the user chooses.
+class AlignmentDialog : public QDialog {
+  Q_OBJECT
+ public:
+  AlignmentDialog(QWidget* parent, const QString& file_name);
+  /// "ffhq", "celebahq" or "none"; empty until one is chosen.
+  QString alignment() const;
+  /// Selects a choice, as a click on it would.
+  void choose(const QString& alignment);
+
+ private:
+  QButtonGroup* group_;
+  QPushButton* ok_;
+};
+
+/// Asks with an AlignmentDialog when `checkpoint` needs an alignment choice (needsAlignmentChoice).
+/// Returns false when the user cancels. `alignment` stays empty when no question was needed: a
+/// released model brings its own, and a file that cannot be read is left to the import to explain.
+bool askAlignmentIfNeeded(QWidget* parent, const QString& checkpoint, QString* alignment);
 
 class ModelLibraryDialog : public QDialog {
   Q_OBJECT
@@ -86,7 +115,8 @@ class ModelLibraryDialog : public QDialog {
   void updateButtons();
   const LibraryEntry* selected() const;
   void setStatus(const QString& text);
-  void startImport(const QString& checkpoint, const QString& model, const QString& sha256);
+  void startImport(const QString& checkpoint, const QString& model, const QString& alignment,
+                   const QString& alignment_source);
 
   QVector<LibraryEntry> released_, local_;
   QTableWidget* table_;

@@ -4,7 +4,6 @@
 #include "app/cli/common.h"
 #include "core/io/model_file.h"
 #include "core/io/reference_import.h"
-#include "core/util/sha256.h"
 #include "core/io/archive.h"
 #include "core/util/error.h"
 #include "training/reference_state.h"
@@ -26,10 +25,12 @@ void addImportCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("CHECKPOINT", o->checkpoint, "the authors' .pth file (zip or legacy torch.save, CPU or GPU)")
       ->required();
   cmd->add_option("-o,--out", o->out, "output .amod; with --training-state a run folder (RUN/latest.amod)")->required();
-  cmd->add_option("--alignment", o->alignment,
-                  "the face alignment the model expects: ffhq, celebahq or none (default: from the released model "
-                  "the file is, else ffhq)")
-      ->check(CLI::IsMember({"ffhq", "celebahq", "none"}));
+  std::string alignment_help =
+      "how photos are prepared for the model; needed unless the file is one of the authors' released models, "
+      "which bring their own:";
+  for (const auto& c : alignmentChoices()) alignment_help += " " + c.name + " = " + c.meaning + ";";
+  alignment_help.pop_back();
+  cmd->add_option("--alignment", o->alignment, alignment_help)->check(CLI::IsMember({"ffhq", "celebahq", "none"}));
   cmd->add_flag("--training-state", o->training_state,
                 "also carry the optimiser and robust-loss states into a run folder, so that `automod train --resume "
                 "--out RUN --data YOUR_PHOTOS` fine-tunes the model");
@@ -44,8 +45,11 @@ void addImportCommand(CLI::App& app, GlobalOptions& global) {
     prepare(global);
     ReferenceImportOptions options;
     options.alignment = o->alignment;
-    const auto ckpt = readReferenceCheckpoint(o->checkpoint);
-    auto imported = importReference(ckpt, o->checkpoint, sha256File(o->checkpoint), options);
+    options.alignment_source = "chosen with --alignment";
+    // Streamed: each tensor is read once, straight into the model (and the optimiser moments only
+    // with --training-state).
+    ReferenceCheckpoint ckpt;
+    auto imported = importReferenceFile(o->checkpoint, options, &ckpt);
     fs::path written = o->out;
     std::vector<std::string> not_carried = imported.not_carried;
     if (o->training_state) {
@@ -75,8 +79,9 @@ void addImportCommand(CLI::App& app, GlobalOptions& global) {
     std::cerr << "imported " << fs::path(o->checkpoint).filename().string() << " ("
               << p.value("released_model", std::string("not one of the released models")) << "): "
               << p.at("architecture").get<std::string>() << " architecture, " << imported.model->resolution()
-              << " px, latent " << c.latent_dim << ", " << p.at("iteration").get<int64_t>() << " images trained, "
-              << imported.model->metadata.at("alignment").get<std::string>() << " alignment\n";
+              << " px, latent " << c.latent_dim << ", " << p.at("iteration").get<int64_t>() << " images trained\n";
+    std::cerr << "alignment " << imported.alignment << ": " << imported.alignment_reason << "\n";
+    for (auto& line : imported.warnings) std::cerr << "warning: " << line << "\n";
     std::cerr << "not carried over:\n";
     for (auto& line : not_carried) std::cerr << "  - " << line << "\n";
     std::cerr << "wrote " << written.string() << "\n";

@@ -35,25 +35,13 @@ struct TrainOpts {
   double held_out = 0.05;
 };
 
-std::string duration(double s) {
-  if (s < 0 || !std::isfinite(s)) return "--";
-  const auto t = static_cast<int64_t>(s + 0.5);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
-  return buf;
-}
-
 std::string progressLine(const TrainingProgress& p) {
   const double frac = p.target_images > 0 ? std::min(1.0, double(p.images_seen) / double(p.target_images)) : 0.0;
-  const int width = 24, filled = static_cast<int>(frac * width);
   char buf[256];
-  std::snprintf(buf, sizeof buf, "[%s%s] %5.1f%% %lld/%lld img | phase %d %dpx a=%.2f | %.1f img/s | ETA %s | enc %.3f dec %.3f",
-                std::string(filled, '#').c_str(), std::string(width - filled, '-').c_str(), 100.0 * frac,
-                (long long)p.images_seen, (long long)p.target_images, p.phase, p.resolution, p.alpha,
-                p.images_per_second, duration(p.eta_seconds).c_str(), p.losses.encoder_total, p.losses.decoder_total);
+  std::snprintf(buf, sizeof buf, "%s %5.1f%% %lld/%lld img | phase %d %dpx a=%.2f | %.1f img/s | ETA %s | enc %.3f dec %.3f",
+                progressBarText(frac).c_str(), 100.0 * frac, (long long)p.images_seen, (long long)p.target_images,
+                p.phase, p.resolution, p.alpha, p.images_per_second, formatDuration(p.eta_seconds).c_str(),
+                p.losses.encoder_total, p.losses.decoder_total);
   return buf;
 }
 

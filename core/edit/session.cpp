@@ -6,6 +6,20 @@
 #include "core/util/error.h"
 
 namespace automod {
+namespace {
+
+/// The image of the last canvas; while the model's top block fades in (alpha < 1, a checkpoint saved
+/// mid-fade-in), blended with the image of the block below it, as DecoderImpl::forward does.
+torch::Tensor finalImage(Automodulator& model, const std::vector<torch::Tensor>& canvases) {
+  const int nb = model.numBlocks();
+  auto top = model.ema->toRGB(nb - 1, canvases[nb - 1]);
+  if (model.alpha() >= 1.0) return top;
+  const int prev_nb = model.config().blocksAtStage(model.stage() - 1);
+  auto below = upsample2(model.ema->toRGB(prev_nb - 1, canvases[prev_nb - 1]));
+  return (1.0 - model.alpha()) * below + model.alpha() * top;
+}
+
+}  // namespace
 
 EditSession::EditSession(Automodulator& model, PhotoOptions photo_options)
     : model_(model), sources_(model, photo_options) {}
@@ -57,7 +71,7 @@ torch::Tensor EditSession::decode(const std::function<bool(int block)>& after_bl
   if (!runUpTo(nb, after_block) || valid_ < nb) return {};
   if (!image_.defined()) {
     torch::NoGradGuard no_grad;
-    image_ = model_.ema->toRGB(nb - 1, canvases_[nb - 1]);
+    image_ = finalImage(model_, canvases_);
   }
   return image_;
 }
@@ -72,7 +86,9 @@ torch::Tensor EditSession::decodeFull(const LatentPlan& plan) {
   torch::NoGradGuard no_grad;
   model_.ema->eval();
   const int nb = numBlocks();
-  return model_.ema->toRGB(nb - 1, model_.ema->runBlocks({}, plan.to(model_.device()), 0, nb));
+  std::vector<torch::Tensor> canvases(nb);
+  model_.ema->runBlocks({}, plan.to(model_.device()), 0, nb, &canvases);
+  return finalImage(model_, canvases);
 }
 
 torch::Tensor EditSession::preview(int block) {

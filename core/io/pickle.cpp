@@ -109,6 +109,18 @@ ValuePtr Value::dict(const std::vector<std::pair<ValuePtr, ValuePtr>>& items) {
   }
   return d;
 }
+ValuePtr Value::tuple(std::vector<ValuePtr> elements) {
+  auto p = make(Kind::Tuple);
+  for (const auto& e : elements) p->depth_ = std::max(p->depth_, e->depth_ + 1);
+  p->elements_ = std::move(elements);
+  return p;
+}
+ValuePtr Value::list(std::vector<ValuePtr> elements) {
+  auto p = make(Kind::List);
+  for (const auto& e : elements) p->depth_ = std::max(p->depth_, e->depth_ + 1);
+  p->elements_ = std::move(elements);
+  return p;
+}
 ValuePtr Value::global(std::string module, std::string name) {
   auto p = make(Kind::Global);
   p->text_ = std::move(module);

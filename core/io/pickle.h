@@ -38,6 +38,7 @@ struct StorageRef {
   int64_t numel = 0;
   at::Tensor data;     ///< undefined until the storage's bytes have been read
   int64_t offset = 0;  ///< first element of this storage in `data` (legacy storage views)
+  std::string root_key;  ///< the storage that holds the bytes: `key`, or a legacy view's storage
 };
 
 class Value {
@@ -56,6 +57,9 @@ class Value {
   /// pickle that follows may still fill. For reduce hooks: the items must come from the hook's
   /// arguments, which the depth limit has already covered.
   static ValuePtr dict(const std::vector<std::pair<ValuePtr, ValuePtr>>& items);
+  /// A tuple or a list of `elements` (for building trees to write: writeTorchFile).
+  static ValuePtr tuple(std::vector<ValuePtr> elements);
+  static ValuePtr list(std::vector<ValuePtr> elements);
   static ValuePtr global(std::string module, std::string name);
   static ValuePtr tensor(at::Tensor t);
   static ValuePtr storage(StorageRef s);

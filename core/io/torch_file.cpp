@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -20,11 +21,16 @@
 #include <map>
 #include <set>
 #include <new>
+#include <unordered_map>
 
 #include "core/io/zip_reader.h"
 #include "core/util/error.h"
 
 namespace automod {
+
+// From core/io/archive.h (which pulls in LibTorch's full headers; see above).
+uint32_t crc32(const void* data, size_t size, uint32_t crc);
+
 namespace {
 
 using pickle::printable;
@@ -85,10 +91,106 @@ at::Tensor storageTensor(std::span<const uint8_t> bytes, c10::ScalarType dtype, 
   return t;
 }
 
+bool contiguousStrides(const std::vector<int64_t>& size, const std::vector<int64_t>& stride) {
+  int64_t expected = 1;
+  for (size_t d = size.size(); d-- > 0;) {
+    if (size[d] == 1) continue;
+    if (stride[d] != expected) return false;
+    expected *= size[d];
+  }
+  return true;
+}
+
+int64_t product(const std::vector<int64_t>& v) {
+  int64_t n = 1;
+  for (int64_t x : v) n *= x;
+  return n;
+}
+
+}  // namespace
+
+/// Where a streamed file's storages and placeholders are.
+struct TorchTensorSource::Impl {
+  struct Storage {
+    uint64_t offset = 0;      // of the first data byte in the file
+    uint64_t nbytes = 0;      // numel × element size
+    uint64_t entry_size = 0;  // zip: the entry's size (its CRC covers all of it); legacy: nbytes
+    uint32_t crc = 0;
+    bool zip = false;
+    c10::ScalarType dtype = c10::ScalarType::Float;
+    int64_t numel = 0;
+  };
+  struct Placeholder {
+    at::Tensor tensor;  // keeps the placeholder's TensorImpl (the key) alive
+    std::string storage;
+    int64_t offset = 0;  // elements from the storage's start
+    std::vector<int64_t> size, stride;
+  };
+
+  std::string source;
+  int fd = -1;
+  std::map<std::string, Storage> storages;
+  std::unordered_map<const c10::TensorImpl*, Placeholder> placeholders;
+  mutable std::atomic<int64_t> bytes_read{0};
+
+  ~Impl() {
+    if (fd >= 0) ::close(fd);
+  }
+  const Placeholder& find(const at::Tensor& t) const {
+    auto it = t.defined() ? placeholders.find(t.unsafeGetTensorImpl()) : placeholders.end();
+    if (it == placeholders.end()) throw Error(source + ": asked for a tensor that is not one of the file's");
+    return it->second;
+  }
+  void readBytes(void* dst, uint64_t n, uint64_t offset, const std::string& key) const {
+    auto* p = static_cast<char*>(dst);
+    uint64_t done = 0;
+    while (done < n) {
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, uint64_t{1} << 30));
+      const ssize_t r = ::pread(fd, p + done, chunk, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw Error(source + ": cannot read storage '" + printable(key) + "': " + std::strerror(errno));
+      }
+      if (r == 0)
+        throw Error(source + ": truncated: storage '" + printable(key) + "' needs " + std::to_string(n) +
+                    " bytes at byte " + std::to_string(offset) + " but the file ends before (changed while read?)");
+      done += static_cast<uint64_t>(r);
+    }
+    bytes_read += static_cast<int64_t>(n);
+  }
+  void check(const void* data, const Storage& s, const std::string& key) const {
+    if (s.zip && crc32(data, s.entry_size, 0) != s.crc)
+      throw Error(source + ": storage '" + printable(key) + "' is corrupt: CRC-32 mismatch");
+    if (s.dtype == c10::ScalarType::Bool) {
+      const auto* b = static_cast<const uint8_t*>(data);
+      if (std::any_of(b, b + s.nbytes, [](uint8_t x) { return x > 1; }))
+        throw Error(source + ": bool storage '" + printable(key) + "' holds a byte other than 0 and 1");
+    }
+  }
+  /// The whole storage as a 1-D tensor, checked.
+  at::Tensor readStorage(const std::string& key, const Storage& s) const {
+    // A zip entry longer than the storage is read whole, for its CRC.
+    const int64_t es = static_cast<int64_t>(c10::elementSize(s.dtype));
+    const int64_t elements = static_cast<int64_t>((s.entry_size + es - 1) / es);
+    at::Tensor t(at::detail::empty_cpu({std::max(elements, s.numel)}, s.dtype));
+    readBytes(t.data_ptr(), s.entry_size, s.offset, key);
+    check(t.data_ptr(), s, key);
+    if constexpr (std::endian::native == std::endian::big) {
+      auto* p = static_cast<uint8_t*>(t.data_ptr());
+      for (uint64_t i = 0; es > 1 && i < s.nbytes; i += es) std::reverse(p + i, p + i + es);
+    }
+    return t.narrow(0, 0, s.numel);
+  }
+};
+
+namespace {
+
 class Reader {
  public:
-  Reader(std::span<const uint8_t> bytes, const std::string& source)
-      : bytes_(bytes), source_(source), file_size_(static_cast<int64_t>(bytes.size())) {}
+  Reader(std::span<const uint8_t> bytes, const std::string& source, bool lazy = false)
+      : bytes_(bytes), source_(source), file_size_(static_cast<int64_t>(bytes.size())), lazy_(lazy) {
+    if (lazy_) source_impl = std::make_unique<TorchTensorSource::Impl>();
+  }
 
   TorchFile readZip();
   TorchFile readLegacy();
@@ -100,6 +202,7 @@ class Reader {
     std::string location;
     int64_t numel = 0;
     at::Tensor data;
+    TorchTensorSource::Impl::Storage place;  // streamed: where its bytes are
   };
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(source_ + ": " + what); }
@@ -140,11 +243,12 @@ class Reader {
   Root& root(const ValuePtr& cls, const std::string& key, const std::string& location, int64_t numel);
   ValuePtr reduce(const Value& callable, const ValuePtr& args);
   ValuePtr rebuildTensor(const ValuePtr& args, bool v2);
-  TorchFile result(ValuePtr root, std::string format) const;
+  TorchFile result(ValuePtr root, std::string format);
 
   std::span<const uint8_t> bytes_;
   const std::string& source_;
   const int64_t file_size_;
+  const bool lazy_;                   // streamed: placeholders instead of tensors
   const ZipReader* zip_ = nullptr;  // zip format: where storages are
   std::string prefix_;
   bool legacy_ = false;
@@ -154,6 +258,8 @@ class Reader {
   int64_t tensor_budget_ = 0;
   int64_t tensor_count_ = 0;
   UniqueList types_, locations_;
+ public:
+  std::unique_ptr<TorchTensorSource::Impl> source_impl;  // streamed: filled as placeholders are made
 };
 
 Reader::Root& Reader::root(const ValuePtr& cls, const std::string& key, const std::string& location,
@@ -186,11 +292,16 @@ Reader::Root& Reader::root(const ValuePtr& cls, const std::string& key, const st
     if (have < static_cast<uint64_t>(nbytes))
       fail("storage '" + printable(key) + "' claims " + std::to_string(numel) + " elements (" +
            std::to_string(nbytes) + " bytes) but its data has only " + std::to_string(have) + " bytes");
-    auto data = zip_->entry(entry);
-    if (dtype == c10::ScalarType::Bool &&
-        std::any_of(data.begin(), data.begin() + nbytes, [](uint8_t b) { return b > 1; }))
-      fail("bool storage '" + printable(key) + "' holds a byte other than 0 and 1");
-    r.data = storageTensor(data, dtype, numel);
+    if (lazy_) {  // where its bytes are; read (and CRC-checked) when a placeholder is read
+      const auto at = zip_->locate(entry);
+      r.place = {at.offset, static_cast<uint64_t>(nbytes), at.size, at.crc, true, dtype, numel};
+    } else {
+      auto data = zip_->entry(entry);
+      if (dtype == c10::ScalarType::Bool &&
+          std::any_of(data.begin(), data.begin() + nbytes, [](uint8_t b) { return b > 1; }))
+        fail("bool storage '" + printable(key) + "' holds a byte other than 0 and 1");
+      r.data = storageTensor(data, dtype, numel);
+    }
   }
   if (!legacy_) storage_bytes_ += nbytes;  // legacy: counted as read
   types_.add(type);
@@ -208,7 +319,7 @@ ValuePtr Reader::persistentLoad(const ValuePtr& pid) {
   const std::string& location = nameField(pid->at(3), "the location of storage '" + printable(key) + "'");
   const int64_t numel = intField(pid->at(4), "the size of storage '" + printable(key) + "'");
   Root& r = root(pid->at(1), key, location, numel);
-  StorageRef ref{r.type, r.dtype, key, r.location, r.numel, r.data, 0};
+  StorageRef ref{r.type, r.dtype, key, r.location, r.numel, r.data, 0, key};
   if (pid->size() == 6 && !pid->at(5)->isNone()) {
     const ValuePtr& view = pid->at(5);
     if (!legacy_) fail("a storage view in a zip-format file");
@@ -274,6 +385,13 @@ ValuePtr Reader::rebuildTensor(const ValuePtr& args, bool v2) {
          " times the file's size");
   tensor_budget_ -= nbytes;
   ++tensor_count_;
+  if (lazy_) {
+    at::Tensor placeholder(at::detail::empty_meta(size, at::TensorOptions().dtype(s.dtype)));
+    source_impl->placeholders.emplace(placeholder.unsafeGetTensorImpl(),
+                                      TorchTensorSource::Impl::Placeholder{placeholder, s.root_key,
+                                                                           s.offset + offset, size, stride});
+    return Value::tensor(std::move(placeholder));
+  }
   if (!s.data.defined()) return Value::tensor(at::Tensor());  // legacy first pass: data not read yet
   at::Tensor t = s.data.as_strided(size, stride, s.offset + offset).clone(at::MemoryFormat::Contiguous);
   return Value::tensor(std::move(t));
@@ -308,8 +426,13 @@ ValuePtr Reader::reduce(const Value& callable, const ValuePtr& args) {
   return nullptr;
 }
 
-TorchFile Reader::result(ValuePtr root, std::string format) const {
+TorchFile Reader::result(ValuePtr root, std::string format) {
   TorchFile f;
+  if (lazy_) {
+    for (const auto& [key, r] : roots_) source_impl->storages.emplace(key, r.place);
+    source_impl->source = source_;
+    f.tensors = std::make_shared<TorchTensorSource>(std::move(source_impl));
+  }
   f.root = std::move(root);
   f.format = std::move(format);
   f.archive_name = prefix_;
@@ -396,15 +519,21 @@ TorchFile Reader::readLegacy() {
     if (bytes_.size() - pos < nbytes)
       fail("truncated: storage '" + printable(key) + "' needs " + std::to_string(nbytes) + " bytes at byte " +
            std::to_string(pos) + " but the file ends at byte " + std::to_string(bytes_.size()));
-    std::span<const uint8_t> data = bytes_.subspan(pos, nbytes);
-    if (r.dtype == c10::ScalarType::Bool && std::any_of(data.begin(), data.end(), [](uint8_t b) { return b > 1; }))
-      fail("bool storage '" + printable(key) + "' holds a byte other than 0 and 1");
-    r.data = storageTensor(data, r.dtype, r.numel);
+    if (lazy_) {
+      r.place = {pos, nbytes, nbytes, 0, false, r.dtype, r.numel};
+    } else {
+      std::span<const uint8_t> data = bytes_.subspan(pos, nbytes);
+      if (r.dtype == c10::ScalarType::Bool && std::any_of(data.begin(), data.end(), [](uint8_t b) { return b > 1; }))
+        fail("bool storage '" + printable(key) + "' holds a byte other than 0 and 1");
+      r.data = storageTensor(data, r.dtype, r.numel);
+    }
     pos += nbytes;
     storage_bytes_ += static_cast<int64_t>(nbytes);
   }
   for (const auto& [key, r] : roots_)
-    if (!r.data.defined()) fail("storage '" + printable(key) + "' has no data (missing from the storage key list)");
+    if (!seen.count(key)) fail("storage '" + printable(key) + "' has no data (missing from the storage key list)");
+  // Streamed, the first pass made the placeholders: the object is complete.
+  if (lazy_) return result(first.value, "legacy");
 
   // Second pass: the same pickle, now building tensors from the storages' data.
   views_.clear();
@@ -438,10 +567,23 @@ bool torchStorageType(const std::string& qualified_name, c10::ScalarType* dtype)
   return false;
 }
 
-TorchFile readTorchBytes(std::span<const uint8_t> bytes, const std::string& source) {
+namespace {
+
+/// Reads bytes; with `fd` >= 0, streamed: the result reads tensors from `fd` (which it then owns).
+TorchFile readTorch(std::span<const uint8_t> bytes, const std::string& source, int fd) {
+  struct Closer {  // until the source owns it
+    int fd;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{fd};
   try {
     if (bytes.empty()) throw Error(source + ": empty file, not a PyTorch checkpoint");
-    Reader reader(bytes, source);
+    Reader reader(bytes, source, fd >= 0);
+    if (reader.source_impl) {
+      reader.source_impl->fd = fd;
+      closer.fd = -1;
+    }
     if (bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] == 'K') return reader.readZip();
     if (bytes[0] == 0x80) return reader.readLegacy();
     if (bytes.size() >= 262 && std::memcmp(bytes.data() + 257, "ustar", 5) == 0)
@@ -458,7 +600,54 @@ TorchFile readTorchBytes(std::span<const uint8_t> bytes, const std::string& sour
   }
 }
 
-TorchFile readTorchFile(const std::filesystem::path& path) {
+}  // namespace
+
+TorchFile readTorchBytes(std::span<const uint8_t> bytes, const std::string& source) {
+  return readTorch(bytes, source, -1);
+}
+
+TorchTensorSource::TorchTensorSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TorchTensorSource::~TorchTensorSource() = default;
+
+bool TorchTensorSource::holds(const at::Tensor& t) const {
+  return t.defined() && impl_->placeholders.count(t.unsafeGetTensorImpl()) > 0;
+}
+
+int64_t TorchTensorSource::bytesRead() const { return impl_->bytes_read; }
+
+void TorchTensorSource::readInto(const at::Tensor& t, const at::Tensor& dst) const {
+  const auto& p = impl_->find(t);
+  const auto& s = impl_->storages.at(p.storage);
+  const int64_t numel = product(p.size);
+  if (!dst.defined() || !dst.device().is_cpu() || dst.numel() != numel)
+    throw Error(impl_->source + ": a tensor of " + std::to_string(numel) + " elements cannot be read into one of " +
+                std::to_string(dst.defined() ? dst.numel() : 0));
+  try {
+    const bool whole = p.offset == 0 && numel == s.numel && contiguousStrides(p.size, p.stride);
+    if (whole && s.entry_size == s.nbytes && dst.is_contiguous() && dst.scalar_type() == s.dtype &&
+        std::endian::native == std::endian::little) {
+      // Straight into the destination: no copy, nothing kept.
+      impl_->readBytes(dst.data_ptr(), s.nbytes, s.offset, p.storage);
+      impl_->check(dst.data_ptr(), s, p.storage);
+      return;
+    }
+    const at::Tensor storage = impl_->readStorage(p.storage, s);
+    dst.copy_(storage.as_strided(p.size, p.stride, p.offset).reshape(dst.sizes()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(impl_->source + ": cannot read storage '" + printable(p.storage) + "': " + firstLine(e.what()));
+  }
+}
+
+at::Tensor TorchTensorSource::load(const at::Tensor& t) const {
+  const auto& p = impl_->find(t);
+  at::Tensor out(at::detail::empty_cpu(p.size, impl_->storages.at(p.storage).dtype));
+  readInto(t, out);
+  return out;
+}
+
+TorchFile readTorchFile(const std::filesystem::path& path, TorchRead mode) {
   const std::string source = path.string();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open " + source + ": " + std::strerror(errno));
@@ -473,20 +662,330 @@ TorchFile readTorchFile(const std::filesystem::path& path) {
     return readTorchBytes({}, source);
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  // Streamed, the result keeps the descriptor to read tensors with; the mapping only serves the
+  // parse (the pickle, the zip directory and headers), and its pages are dropped with it.
+  const int keep = mode == TorchRead::Streamed ? fd : -1;
+  if (keep < 0) ::close(fd);
   if (map == MAP_FAILED) {  // e.g. a file system without mmap: read it instead
     std::ifstream in(path, std::ios::binary);
     std::vector<uint8_t> bytes(size);
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+    if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+      if (keep >= 0) ::close(keep);
       throw Error("cannot read " + source + ": " + std::strerror(errno));
-    return readTorchBytes(bytes, source);
+    }
+    return readTorch(bytes, source, keep);
   }
   struct Unmap {
     void* p;
     size_t n;
     ~Unmap() { ::munmap(p, n); }
   } unmap{map, size};
-  return readTorchBytes({static_cast<const uint8_t*>(map), size}, source);
+  return readTorch({static_cast<const uint8_t*>(map), size}, source, keep);
+}
+
+}  // namespace automod
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+namespace automod {
+namespace {
+
+const char* storageClassName(c10::ScalarType dtype) {
+  for (const auto& c : kStorageClasses)
+    if (c.dtype == dtype) return c.name;
+  throw Error(std::string("cannot write a tensor of type ") + c10::toString(dtype) + " into a torch.save file");
+}
+
+/// A pickle (protocol 2) of a Value tree, with tensors as torch.save writes them: persistent ids
+/// naming storages, which are collected for the caller to write.
+class PickleWriter {
+ public:
+  struct Storage {
+    std::string key;
+    at::Tensor keep;  // a tensor of the storage, which keeps it alive
+    const void* data = nullptr;
+    uint64_t nbytes = 0;
+    int64_t numel = 0;
+  };
+
+  PickleWriter(const TorchWriteOptions& o, bool legacy) : options_(o), legacy_(legacy) {}
+
+  std::string pickle(const Value& v) {
+    out_.clear();
+    op(0x80);
+    out_.push_back(2);
+    value(v);
+    op('.');
+    return out_;
+  }
+  const std::vector<Storage>& storages() const { return storages_; }
+
+ private:
+  void op(uint8_t c) { out_.push_back(static_cast<char>(c)); }
+  void le(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  void integer(int64_t v) {
+    if (v >= 0 && v < 256) {
+      op('K');
+      le(static_cast<uint64_t>(v), 1);
+    } else if (v >= 0 && v < 65536) {
+      op('M');
+      le(static_cast<uint64_t>(v), 2);
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+      op('J');
+      le(static_cast<uint32_t>(static_cast<int32_t>(v)), 4);
+    } else {
+      op(0x8a);  // LONG1: 8 bytes of two's complement
+      out_.push_back(8);
+      le(static_cast<uint64_t>(v), 8);
+    }
+  }
+  void text(const std::string& s) {
+    op('X');
+    le(s.size(), 4);
+    out_ += s;
+  }
+  void global(const std::string& module, const std::string& name) {
+    op('c');
+    out_ += module + "\n" + name + "\n";
+  }
+  void value(const Value& v) {
+    switch (v.kind()) {
+      case Value::Kind::None: op('N'); return;
+      case Value::Kind::Bool: op(v.asBool() ? 0x88 : 0x89); return;
+      case Value::Kind::Int: integer(v.asInt()); return;
+      case Value::Kind::Float: {
+        op('G');
+        const double d = v.asDouble();
+        uint64_t bits = 0;
+        std::memcpy(&bits, &d, 8);
+        for (int i = 7; i >= 0; --i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+        return;
+      }
+      case Value::Kind::String: text(v.asString()); return;
+      case Value::Kind::Tuple:
+        op('(');
+        for (const auto& e : v.elements()) value(*e);
+        op('t');
+        return;
+      case Value::Kind::List:
+        op(']');
+        if (v.size() == 0) return;
+        op('(');
+        for (const auto& e : v.elements()) value(*e);
+        op('e');
+        return;
+      case Value::Kind::Dict:
+        op('}');
+        if (v.size() == 0) return;
+        op('(');
+        for (const auto& [k, e] : v.items()) {
+          value(*k);
+          value(*e);
+        }
+        op('u');
+        return;
+      case Value::Kind::Tensor: tensor(v.tensor()); return;
+      default: throw Error("cannot write " + v.describe() + " into a torch.save file");
+    }
+  }
+  void tensor(const at::Tensor& t) {
+    if (!t.defined() || !t.device().is_cpu() || t.is_meta())
+      throw Error("cannot write an undefined, meta or non-CPU tensor into a torch.save file");
+    const auto* impl = t.storage().unsafeGetStorageImpl();
+    const auto es = static_cast<int64_t>(c10::elementSize(t.scalar_type()));
+    const int64_t numel = static_cast<int64_t>(t.storage().nbytes()) / es;
+    auto it = keys_.find(impl);
+    if (it == keys_.end()) {
+      const std::string key = std::to_string(storages_.size());
+      storages_.push_back({key, t, t.storage().data(), static_cast<uint64_t>(numel * es), numel});
+      it = keys_.emplace(impl, key).first;
+    }
+    const std::string prefix = options_.location == "cpu" ? "torch" : "torch.cuda";
+    global("torch._utils", "_rebuild_tensor_v2");
+    op('(');
+    op('(');  // the persistent id
+    text("storage");
+    global(prefix, storageClassName(t.scalar_type()));
+    text(it->second);
+    text(options_.location);
+    integer(numel);
+    if (legacy_) op('N');  // no view
+    op('t');
+    op('Q');
+    integer(t.storage_offset());
+    op('(');
+    for (int64_t x : t.sizes()) integer(x);
+    op('t');
+    op('(');
+    for (int64_t x : t.strides()) integer(x);
+    op('t');
+    op(0x89);  // requires_grad
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+    op('t');
+    op('R');
+  }
+
+  const TorchWriteOptions& options_;
+  const bool legacy_;
+  std::string out_;
+  std::vector<Storage> storages_;
+  std::map<const c10::StorageImpl*, std::string> keys_;
+};
+
+class FileOut {
+ public:
+  explicit FileOut(const std::filesystem::path& path) : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
+    if (!out_) throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  void write(const void* p, size_t n) {
+    out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    pos_ += n;
+  }
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void le(uint64_t v, int n) {
+    char b[8];
+    for (int i = 0; i < n; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    write(b, static_cast<size_t>(n));
+  }
+  uint64_t pos() const { return pos_; }
+  void close() {
+    out_.close();
+    if (!out_) throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::ofstream out_;
+  uint64_t pos_ = 0;
+};
+
+void writeZip(const std::filesystem::path& path, const std::string& name, const std::string& pkl,
+              const std::vector<PickleWriter::Storage>& storages) {
+  struct Entry {
+    std::string name;
+    const void* data;
+    uint64_t size;
+  };
+  std::vector<Entry> entries{{name + "/data.pkl", pkl.data(), pkl.size()}};
+  for (const auto& s : storages)
+    entries.push_back({name + "/data/" + s.key, s.data, s.nbytes});
+  static const std::string version = "3\n";
+  entries.push_back({name + "/version", version.data(), version.size()});
+
+  FileOut f(path);
+  std::string central;
+  const auto put = [](std::string& out, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  for (const auto& e : entries) {
+    const uint32_t crc = crc32(e.data, e.size, 0);
+    const uint64_t offset = f.pos();
+    // Data aligned to 64 bytes, as torch.save aligns it: padding in an extra field ("FB").
+    const uint64_t unpadded = offset + 30 + e.name.size() + 4;
+    const uint64_t pad = (64 - unpadded % 64) % 64;
+    if (offset + 30 + e.name.size() + 4 + pad + e.size > 0xFFFFFFFFull)
+      throw Error("cannot write " + path.string() + ": zip archives over 4 GiB are not supported here");
+    std::string h;
+    put(h, 0x04034b50, 4);
+    put(h, 20, 2);  // version needed
+    put(h, 0, 2);   // flags
+    put(h, 0, 2);   // stored
+    put(h, 0, 4);   // time, date
+    put(h, crc, 4);
+    put(h, e.size, 4);
+    put(h, e.size, 4);
+    put(h, e.name.size(), 2);
+    put(h, 4 + pad, 2);
+    h += e.name;
+    put(h, 0x4246, 2);  // "FB"
+    put(h, pad, 2);
+    h.append(pad, 'Z');
+    f.write(h);
+    f.write(e.data, e.size);
+    put(central, 0x02014b50, 4);
+    put(central, 20, 2);  // version made by
+    put(central, 20, 2);  // version needed
+    put(central, 0, 2);
+    put(central, 0, 2);
+    put(central, 0, 4);
+    put(central, crc, 4);
+    put(central, e.size, 4);
+    put(central, e.size, 4);
+    put(central, e.name.size(), 2);
+    put(central, 0, 2);  // extra
+    put(central, 0, 2);  // comment
+    put(central, 0, 2);  // disk
+    put(central, 0, 2);  // internal attributes
+    put(central, 0, 4);  // external attributes
+    put(central, offset, 4);
+    central += e.name;
+  }
+  const uint64_t cd = f.pos();
+  if (cd + central.size() > 0xFFFFFFFFull || entries.size() >= 0xFFFF)
+    throw Error("cannot write " + path.string() + ": zip archives over 4 GiB are not supported here");
+  f.write(central);
+  std::string end;
+  put(end, 0x06054b50, 4);
+  put(end, 0, 4);
+  put(end, entries.size(), 2);
+  put(end, entries.size(), 2);
+  put(end, central.size(), 4);
+  put(end, cd, 4);
+  put(end, 0, 2);
+  f.write(end);
+  f.close();
+}
+
+void writeLegacy(const std::filesystem::path& path, const std::string& object,
+                 const std::vector<PickleWriter::Storage>& storages) {
+  FileOut f(path);
+  std::string head{'\x80', '\x02', '\x8a', '\x0a'};
+  head.append(reinterpret_cast<const char*>(kLegacyMagic), sizeof(kLegacyMagic));
+  head += '.';
+  head += std::string{'\x80', '\x02', 'M'} + static_cast<char>(kLegacyProtocol & 0xff) +
+          static_cast<char>(kLegacyProtocol >> 8) + '.';
+  // {'protocol_version': 1001, 'little_endian': True, 'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
+  auto sys = pickle::Value::dict(
+      {{pickle::Value::string("protocol_version"), pickle::Value::integer(kLegacyProtocol)},
+       {pickle::Value::string("little_endian"), pickle::Value::boolean(true)},
+       {pickle::Value::string("type_sizes"),
+        pickle::Value::dict({{pickle::Value::string("short"), pickle::Value::integer(2)},
+                             {pickle::Value::string("int"), pickle::Value::integer(4)},
+                             {pickle::Value::string("long"), pickle::Value::integer(4)}})}});
+  TorchWriteOptions none;
+  PickleWriter plain(none, true);
+  head += plain.pickle(*sys);
+  f.write(head);
+  f.write(object);
+  std::vector<ValuePtr> keys;
+  for (const auto& s : storages) keys.push_back(pickle::Value::string(s.key));
+  f.write(plain.pickle(*pickle::Value::list(keys)));
+  for (const auto& s : storages) {
+    f.le(static_cast<uint64_t>(s.numel), 8);
+    f.write(s.data, s.nbytes);
+  }
+  f.close();
+}
+
+}  // namespace
+
+void writeTorchFile(const std::filesystem::path& path, const pickle::ValuePtr& root, const TorchWriteOptions& options) {
+  if (std::endian::native != std::endian::little) throw Error("writing torch.save files needs a little-endian machine");
+  if (options.format != "zip" && options.format != "legacy")
+    throw Error("unknown torch.save format '" + options.format + "' (zip or legacy)");
+  const bool legacy = options.format == "legacy";
+  PickleWriter w(options, legacy);
+  const std::string pkl = w.pickle(*root);
+  if (legacy) {
+    writeLegacy(path, pkl, w.storages());
+  } else {
+    writeZip(path, options.archive_name.empty() ? "archive" : options.archive_name, pkl, w.storages());
+  }
 }
 
 }  // namespace automod

@@ -192,6 +192,14 @@ const ZipReader::Entry& ZipReader::find(const std::string& name) const {
 uint64_t ZipReader::size(const std::string& name) const { return find(name).size; }
 
 std::span<const uint8_t> ZipReader::entry(const std::string& name) const {
+  const Location at = locate(name);
+  std::span<const uint8_t> data(bytes_.data() + at.offset, static_cast<size_t>(at.size));
+  if (crc32(data.data(), data.size(), 0) != at.crc)
+    throw Error(source_ + ": entry '" + shown(name) + "' is corrupt: CRC-32 mismatch");
+  return data;
+}
+
+ZipReader::Location ZipReader::locate(const std::string& name) const {
   const Entry& e = find(name);
   const std::string what = source_ + ": entry '" + shown(name) + "'";
   if (e.flags & 1) throw Error(what + " is encrypted; encrypted zip archives are not supported");
@@ -218,10 +226,7 @@ std::span<const uint8_t> ZipReader::entry(const std::string& name) const {
   if (nameLen != e.name.size() || !std::equal(e.name.begin(), e.name.end(), h + kLocalHeaderSize))
     throw Error(source_ + ": corrupt zip archive: the local header of entry '" + shown(name) +
                 "' names a different entry");
-  std::span<const uint8_t> data(b + start, static_cast<size_t>(e.size));
-  if (crc32(data.data(), data.size(), 0) != e.crc)
-    throw Error(what + " is corrupt: CRC-32 mismatch");
-  return data;
+  return {start, e.size, e.crc};
 }
 
 }  // namespace automod

@@ -29,6 +29,15 @@ class ZipReader {
   /// a local header that does not match the central directory, data past the end or a CRC mismatch.
   std::span<const uint8_t> entry(const std::string& name) const;
 
+  /// Where entry `name`'s bytes lie in the buffer, checked as entry() checks them except for the
+  /// CRC-32, which the caller verifies once it reads the bytes itself (a streamed read).
+  struct Location {
+    uint64_t offset = 0;  ///< of the first data byte, from the start of the buffer
+    uint64_t size = 0;
+    uint32_t crc = 0;  ///< CRC-32 recorded in the central directory
+  };
+  Location locate(const std::string& name) const;
+
  private:
   struct Entry {
     std::string name;

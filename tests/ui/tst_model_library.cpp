@@ -1,11 +1,15 @@
 // The model library against a web server on 127.0.0.1 started by the test, serving a checkpoint in
 // the authors' exact format ($AMOD_REFERENCE_DIR/ffhq-style.pth): a complete download, one that the
 // server cuts off halfway and that Download then continues with a Range request, the SHA-256, the
-// background import, and the imported model opening in the editor. Also: offline, and Model →
-// Import Checkpoint.
+// background import with the library entry's alignment, and the imported model opening in the
+// editor. Also: offline, and Model → Import Checkpoint, which asks how the photos were aligned when
+// the file is not one of the released models.
 #include "ui_testutil.h"
 
+#include <QApplication>
 #include <QCryptographicHash>
+#include <QTimer>
+#include <QDialogButtonBox>
 #include <QDir>
 #include <QFile>
 #include <QPushButton>
@@ -20,11 +24,12 @@
 #include <filesystem>
 
 #include "core/io/model_file.h"
+#include "core/io/reference_import.h"
 #include "core/model/automodulator.h"
 #include "ui/downloader.h"
 #include "ui/main_window.h"
 #include "ui/model_library.h"
-#include "ui/studio_controller.h"
+#include "ui/studio.h"
 
 using namespace automod;
 using namespace automod::ui;
@@ -200,17 +205,18 @@ class TestModelLibrary : public QObject {
     QTRY_COMPARE(c.modelPath(), model);
     auto m = loadModel(model.toStdString());
     QCOMPARE(QString::fromStdString(m->metadata["provenance"]["sha256"].get<std::string>()), sha256(checkpoint_));
+    QCOMPARE(m->metadata["alignment"].get<std::string>(), std::string("ffhq"));  // ffhq256's
   }
 
   void aCompleteDownloadNeedsOneRequest() {
     LoopbackServer server;
     server.body = checkpoint_;
-    server.file = "42420000_state.pth";  // ffhq512's
+    server.file = "31877148_state.pth";  // celebahq256's
     QVERIFY(server.listen());
     ModelLibraryDialog d(nullptr, server.base());
     QSignalSpy downloads(&d, &ModelLibraryDialog::downloadFinished);
     QSignalSpy imports(&d, &ModelLibraryDialog::importFinished);
-    QVERIFY(d.select("ffhq512"));
+    QVERIFY(d.select("celebahq256"));
     d.downloadSelected();
     QVERIFY(d.cancelButton()->isEnabled());
     QTRY_COMPARE_WITH_TIMEOUT(imports.count(), 1, 60000);
@@ -218,6 +224,12 @@ class TestModelLibrary : public QObject {
     QCOMPARE(server.requests, 1);
     QCOMPARE(server.ranges.first(), QString());
     QVERIFY(QFileInfo::exists(imports.at(0).at(0).toString()));
+    // The model records the entry's alignment, whatever the file (here another model's) would bring.
+    auto m = loadModel(imports.at(0).at(0).toString().toStdString());
+    QCOMPARE(m->metadata["alignment"].get<std::string>(), std::string("celebahq"));
+    const auto reason = m->metadata["provenance"]["alignment_reason"].get<std::string>();
+    QVERIFY2(reason.rfind("the library entry celebahq256", 0) == 0, reason.c_str());
+    QVERIFY2(d.statusText().contains("CelebA-HQ aligned"), qPrintable(d.statusText()));
     // A file the server does not have: one sentence, nothing half-made.
     QVERIFY(d.select("ffhq256"));
     d.downloadSelected();
@@ -259,6 +271,58 @@ class TestModelLibrary : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 60000);
     QVERIFY2(w.lastMessage().startsWith("Imported ffhq-style.pth"), qPrintable(w.lastMessage()));
     QCOMPARE(c.modelPath(), QDir(libraryModelsFolder()).filePath("ffhq-style.amod"));
+  }
+
+  void importingAnUnrecognisedCheckpointAsksHowItsPhotosWereAligned() {
+    // train-step-m0-before.pth is a checkpoint of the authors' code that is not a released model.
+    const QString file = QString::fromStdString((referenceDir() / "train-step-m0-before.pth").string());
+    if (!QFileInfo::exists(file)) QSKIP("no train-step-m0-before.pth in the fixture folder");
+    QVERIFY(needsAlignmentChoice(std::filesystem::path(file.toStdString())));
+    StudioController c;
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    MainWindow w(&c);
+    // Answers the question when it comes: cancel the first time, "none" the second.
+    QStringList asked;
+    auto answer = [&](const QString& choice) {
+      auto* timer = new QTimer(&w);
+      QObject::connect(timer, &QTimer::timeout, [&asked, timer, choice] {
+        auto* d = qobject_cast<AlignmentDialog*>(QApplication::activeModalWidget());
+        if (!d) return;
+        timer->stop();
+        timer->deleteLater();
+        asked << d->windowTitle();
+        if (choice.isEmpty()) {
+          d->reject();
+          return;
+        }
+        d->choose(choice);
+        d->accept();
+      });
+      timer->start(20);
+    };
+    answer({});
+    w.importCheckpoint(file);
+    QCOMPARE(asked.size(), 1);
+    QVERIFY(!w.importRunning());
+    QVERIFY2(w.lastMessage().contains("cancelled"), qPrintable(w.lastMessage()));
+    QVERIFY(QDir(libraryModelsFolder()).entryList({"*.amod"}, QDir::Files).isEmpty());
+    answer("none");
+    w.importCheckpoint(file);
+    QCOMPARE(asked.size(), 2);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 60000);
+    QVERIFY2(w.lastMessage().startsWith("Imported train-step-m0-before.pth"), qPrintable(w.lastMessage()));
+    auto m = loadModel(QDir(libraryModelsFolder()).filePath("train-step-m0-before.amod").toStdString());
+    QCOMPARE(m->metadata["alignment"].get<std::string>(), std::string("none"));
+  }
+
+  void theAlignmentQuestionHasNoDefault() {
+    AlignmentDialog d(nullptr, "x_state.pth");
+    QVERIFY(d.alignment().isEmpty());
+    auto* ok = d.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Ok);
+    QVERIFY(!ok->isEnabled());
+    d.choose("celebahq");
+    QCOMPARE(d.alignment(), QString("celebahq"));
+    QVERIFY(ok->isEnabled());
   }
 };
 

@@ -20,6 +20,7 @@ class TestRobustLoss : public QObject {
   void logPartitionIsDifferentiableInAlpha();
   void startsAtAlphaOneScaleOne();
   void growReplicatesEachElementOverItsBlock();
+  void flatGrowthIsTheAuthorsInterleave();
   void lossGradientReachesAlphaAndScale();
 };
 
@@ -107,6 +108,29 @@ void TestRobustLoss::growReplicatesEachElementOverItsBlock() {
   QVERIFY(a16[0][0][2].item<float>() != a16[0][0][1].item<float>() || a8[0][0][1].item<float>() == a8[0][0][0].item<float>());
 }
 
+void TestRobustLoss::flatGrowthIsTheAuthorsInterleave() {
+  // Session.prepareAdaptiveLossForNewPhase: latent[0][k::4] = old_latent[0] for k = 0..3, on the
+  // flattened C·H·W vectors.
+  torch::manual_seed(4);
+  RobustLoss rl(RobustLossOptions(3, 16));
+  {
+    torch::NoGradGuard ng;
+    rl->alphaLatent(8).copy_(torch::randn({3, 8, 8}));
+    rl->scaleLatent(8).copy_(torch::randn({3, 8, 8}));
+  }
+  rl->growTo(16, RobustGrowth::Flat);
+  const auto a8 = rl->alphaLatent(8).flatten(), a16 = rl->alphaLatent(16).flatten();
+  const auto c8 = rl->scaleLatent(8).flatten(), c16 = rl->scaleLatent(16).flatten();
+  QCOMPARE(a16.numel(), 4 * a8.numel());
+  for (int64_t i = 0; i < a8.numel(); ++i)
+    for (int k = 0; k < 4; ++k) {
+      QCOMPARE(a16[4 * i + k].item<float>(), a8[i].item<float>());
+      QCOMPARE(c16[4 * i + k].item<float>(), c8[i].item<float>());
+    }
+  // Not the spatial replication: element (0, 1, 0) of the new grid holds old (0, 0, 4), not (0, 0, 0).
+  QCOMPARE(rl->alphaLatent(16)[0][1][0].item<float>(), rl->alphaLatent(8)[0][0][4].item<float>());
+}
+
 void TestRobustLoss::lossGradientReachesAlphaAndScale() {
   RobustLoss rl(RobustLossOptions(1, 8));
   auto diff = torch::randn({2, 1, 8, 8}) * 0.3;
@@ -117,8 +141,9 @@ void TestRobustLoss::lossGradientReachesAlphaAndScale() {
 }
 
 void TestRobustLoss::parametersStopGrowingAtTheElementCap() {
-  // The authors' layout: from 128 px on, each resolution keeps 64×64×C parameters and the loss is
-  // taken on images pooled to 64 px (here in miniature: cap 8, resolutions to 32).
+  // losses.rec_max_resolution (no preset uses it; it saves memory from 128 px on): each resolution
+  // keeps at most cap×cap×C parameters and the loss is taken on images pooled to the cap (here in
+  // miniature: cap 8, resolutions to 32).
   RobustLoss loss(RobustLossOptions(3, 32).max_element_resolution(8));
   QCOMPARE(loss->alphaLatent(4).sizes(), (at::IntArrayRef{3, 4, 4}));
   QCOMPARE(loss->alphaLatent(16).sizes(), (at::IntArrayRef{3, 8, 8}));

@@ -117,6 +117,7 @@ struct Replay {
   std::map<std::string, torch::Tensor> u;      ///< our u buffers after the encoder step
   std::map<std::string, torch::Tensor> ema;    ///< the recorded EMA tensors, ours after the iteration
   size_t draws_left = 0;
+  int reference_blocks = 0;  ///< the authors' encoder blocks (9 in their code), from the file
 };
 
 /// Sets the default dtype while alive (LibTorch makes inputs, noise and codes in it).
@@ -132,7 +133,10 @@ Replay replay(const fs::path& dir, const std::string& stem, const nlohmann::json
   const auto& settings = rec.at("settings");
   const int phase = rec.at("phase");
   auto ckpt = readReferenceCheckpoint(dir / (stem + "-before.pth"));
-  auto imported = importReference(ckpt, stem + "-before.pth", "");
+  ReferenceImportOptions options;
+  options.alignment = "ffhq";  // not a released model; alignment plays no part here
+  auto imported = importReference(ckpt, stem + "-before.pth", "", options);
+  const int reference_blocks = inferReferenceArchitecture(ckpt, stem).reference_blocks;
   Automodulator& model = *imported.model;
   const auto preset = loadPreset("paper-ffhq256");
   DefaultDtype f64(caffe2::TypeMeta::Make<double>());
@@ -160,6 +164,7 @@ Replay replay(const fs::path& dir, const std::string& stem, const nlohmann::json
   }
 
   Replay out;
+  out.reference_blocks = reference_blocks;
   modules.after_backward = [&](TrainingModules::Step step) {
     const bool enc = step == TrainingModules::Step::Encoder;
     if (enc)
@@ -262,7 +267,7 @@ void TestTrainStep::iterationEqualsTheAuthors() {
   double worst_u = 0.0;
   int compared_u = 0;
   const auto& u_ref = rec.at("u_after_encoder_step");
-  for (const auto& n : referenceParameterNames(phase + 1, 9)) {
+  for (const auto& n : referenceParameterNames(phase + 1, r.reference_blocks)) {
     if (n.snu < 0) continue;
     const std::string layer = n.ours.substr(0, n.ours.size() - std::string("weight_orig").size());
     worst_u = std::max(worst_u, relative(r.u.at(layer + "u"), readF32(dir_, u_ref.at(n.snu))));
