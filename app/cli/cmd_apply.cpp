@@ -1,6 +1,7 @@
 // automod apply — a saved recipe (or an editor project): over a folder of photos, each taking the
 // recipe's `input` role, or, for a recipe without one, its one image.
 #include <iostream>
+#include <optional>
 
 #include "app/cli/common.h"
 #include "core/edit/recipe.h"
@@ -15,7 +16,9 @@ namespace {
 void addApplyCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
     std::string model, recipe, in, out, image;
-    bool no_align = false, noise = false;
+    bool noise = false;
+    PhotoFlags photo;
+    RefineOptions refine;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -26,10 +29,14 @@ void addApplyCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--in", o->in, "folder of photos (or one photo) for a recipe with an 'input' role");
   cmd->add_option("--out", o->out, "output folder (with --in)");
   cmd->add_option("-o,--image", o->image, "output image, for a recipe without an 'input' role (an editor project)");
-  cmd->add_flag("--no-align", o->no_align, "center-crop instead of aligning faces (overrides the recipe)");
+  addPhotoFlags(cmd, o->photo, "center-crop instead of aligning faces (overrides the recipe)");
   cmd->add_flag("--noise", o->noise, "enable the decoder's per-pixel noise");
-  cmd->callback([o, &global] {
+  addRefineFlags(cmd, o->refine);
+  cmd->callback([o, cmd, &global] {
     auto recipe = Recipe::load(o->recipe);
+    // The recipe's own refinement replays as recorded; --refine N (with the other --refine-* options)
+    // replaces it, and --refine 0 turns it off.
+    if (cmd->count("--refine") > 0) recipe.refine = o->refine;
     auto device = prepare(global);
     std::string model_path = o->model;
     if (model_path.empty()) {
@@ -38,8 +45,14 @@ void addApplyCommand(CLI::App& app, GlobalOptions& global) {
     }
     auto model = openModel(model_path, device, global.quiet);
     model->ema->setNoise(o->noise);
-    const bool align = !o->no_align && recipe.align.value_or(true);
-    EditSession session(*model, photoOptionsForModel(model->metadata, !align));
+    EditSession session(*model, photoOptions(*model, o->photo, !recipe.align.value_or(true)));
+    std::optional<ProgressBar> bar;
+    session.sources().setRefineProgress([&](int step, int steps) {
+      if (!bar) bar.emplace("refining", global.quiet);
+      bar->update(step, steps);
+      if (step == steps) bar.reset();
+      return true;
+    });
     if (!recipe.usesInput()) {
       // An editor project (or any recipe without an input): its one image.
       if (o->image.empty()) throw Error("this recipe has no 'input' role: give the output image with -o OUT.png");

@@ -31,7 +31,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
   struct BuildOpts {
     std::string model, out, scales, name;
     std::vector<std::string> positives, negatives;
-    bool no_align = false;
+    PhotoFlags photo_flags;
   };
   auto b = std::make_shared<BuildOpts>();
   auto* build = group->add_subcommand("build", "mean φ(positives) − mean φ(negatives), restricted to scales");
@@ -42,11 +42,11 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
       ->required();
   build->add_option("--name", b->name, "a name stored in the file");
   build->add_option("-o,--out", b->out, "output attribute file (.json)")->required();
-  build->add_flag("--no-align", b->no_align, "center-crop instead of aligning faces");
+  addPhotoFlags(build, b->photo_flags);
   build->callback([b, &global] {
     auto device = prepare(global);
     auto model = openModel(b->model, device, global.quiet);
-    SourceCache cache(*model, photoOptionsForModel(model->metadata, b->no_align));
+    SourceCache cache(*model, photoOptions(*model, b->photo_flags));
     auto ranges = parseBlockRanges(b->scales, BlockLayout::of(*model));
     auto attr = buildAttribute(cache, *model, exemplars(b->positives), exemplars(b->negatives), ranges,
                                b->name.empty() ? fs::path(b->out).stem().string() : b->name);
@@ -60,7 +60,8 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
   struct ApplyOpts {
     std::string model, photo, attr, out, scales;
     double strength = 1.0;
-    bool no_align = false, noise = false;
+    bool noise = false;
+    PhotoFlags photo_flags;
   };
   auto a = std::make_shared<ApplyOpts>();
   auto* apply = group->add_subcommand("apply", "z' = normalise(z + strength·v) on the attribute's scales");
@@ -70,7 +71,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
   apply->add_option("--strength", a->strength, "how far to move (negative removes the attribute)")->capture_default_str();
   apply->add_option("--scales", a->scales, "override the attribute's scales");
   apply->add_option("-o,--out", a->out, "output image (.png/.jpg)")->required();
-  apply->add_flag("--no-align", a->no_align, "center-crop instead of aligning faces");
+  addPhotoFlags(apply, a->photo_flags);
   apply->add_flag("--noise", a->noise, "enable the decoder's per-pixel noise");
   apply->callback([a, &global] {
     auto attr = AttributeVector::load(a->attr);
@@ -78,7 +79,7 @@ void addAttributeCommands(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(a->model, device, global.quiet);
     model->ema->setNoise(a->noise);
     if (!a->scales.empty()) attr.ranges = parseBlockRanges(a->scales, BlockLayout::of(*model));
-    EditSession session(*model, photoOptionsForModel(model->metadata, a->no_align));
+    EditSession session(*model, photoOptions(*model, a->photo_flags));
     auto z = session.sources().latent(SourceSpec::parse(a->photo));
     auto plan = applyAttribute(LatentPlan::uniform(z, model->numBlocks()), attr, a->strength);
     ensureParentDir(a->out);

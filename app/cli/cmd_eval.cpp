@@ -46,6 +46,7 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--store", o->store,
                 "also record the held-out PSNR/SSIM and cycle consistency in the model file's metadata "
                 "(\"evaluation\"), where the editor compares each photo's reconstruction with it");
+  addRefineFlags(cmd, o->eval.refine);
   cmd->callback([o, &global] {
     const auto start = std::chrono::steady_clock::now();
     DataSpec spec;
@@ -66,6 +67,9 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
       if (model_path.empty()) throw Error("no trained default model is installed: nothing to record the evaluation in");
       if (o->decoder != "ema")
         throw Error("--store records the model as the editor uses it: leave out --decoder training");
+      if (o->eval.refine.enabled())
+        throw Error("--store records the encoder's reconstruction, which the editor compares photos with: leave out "
+                    "--refine");
       if (describeModelFile(model_path).value("kind", std::string()) != "model")
         throw Error(model_path + " is a training checkpoint: --store would drop its training state; evaluate the "
                     "exported model (automod export) instead");
@@ -84,7 +88,10 @@ void addEvalCommand(CLI::App& app, GlobalOptions& global) {
     if (!o->out.empty()) ensureParentDir(o->out);
     EvalOptions options = o->eval;
     if (!global.quiet) options.log = [](const std::string& s) { std::cerr << "eval: " << s << std::endl; };
+    ProgressBar bar("refining", global.quiet);
+    options.refine_progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
     auto report = evaluate(*model, *dataset, options).toJson();
+    bar.finish();
     report["model"] = o->model;
     report["decoder"] = o->decoder;
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

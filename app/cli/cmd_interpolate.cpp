@@ -18,7 +18,8 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
     std::vector<std::string> sources;
     int steps = 8, cols = 0;
     double fps = 12;
-    bool no_align = false, noise = false;
+    bool noise = false;
+    PhotoFlags photo;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("interpolate", "Slerp morph through two or more photos, latent files or seed:N; "
@@ -31,7 +32,7 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("-o,--out", o->out, "output: .png/.jpg grid, .mp4 video, or a folder for numbered frames")->required();
   cmd->add_option("--cols", o->cols, "grid columns (0 = all in one row up to 8)");
   cmd->add_option("--fps", o->fps, "video frame rate")->capture_default_str();
-  cmd->add_flag("--no-align", o->no_align, "center-crop instead of aligning faces");
+  addPhotoFlags(cmd, o->photo);
   cmd->add_flag("--noise", o->noise, "enable the decoder's per-pixel noise");
   cmd->callback([o, &global] {
     if (o->sources.size() < 2) throw Error("interpolate needs at least two sources");
@@ -44,7 +45,7 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
     auto model = openModel(o->model, device, global.quiet);
     model->ema->setNoise(o->noise);
     const int nb = model->numBlocks();
-    SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
+    SourceCache cache(*model, photoOptions(*model, o->photo));
     std::vector<torch::Tensor> keys;
     for (auto& s : o->sources) keys.push_back(cache.latent(SourceSpec::parse(s)));
     std::vector<BlockRange> ranges;

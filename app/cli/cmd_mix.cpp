@@ -1,5 +1,6 @@
 // automod mix — scale mixing of photos, latent files or seeds.
 #include <iostream>
+#include <optional>
 
 #include "app/cli/common.h"
 #include "core/edit/plan.h"
@@ -10,9 +11,10 @@
 namespace automod::cli {
 namespace {
 
-// "a.png" or "a.png@0.3+b.png@0.7": sources blended with weights.
-RangeAssignment parseBlend(SourceCache& cache, const std::string& text, BlockRange range) {
-  RangeAssignment a{range, {}, {}};
+// "a.png" or "a.png@0.3+b.png@0.7": sources blended with weights, each with its per-block codes
+// (a photo's refined ones with --refine).
+PlanAssignment parseBlend(SourceCache& cache, const std::string& text, BlockRange range) {
+  PlanAssignment a{range, {}, {}};
   size_t start = 0;
   while (start <= text.size()) {
     auto end = text.find('+', start);
@@ -29,7 +31,7 @@ RangeAssignment parseBlend(SourceCache& cache, const std::string& text, BlockRan
       }
       part = part.substr(0, at);
     }
-    a.latents.push_back(cache.latent(SourceSpec::parse(part)));
+    a.sources.push_back(cache.codes(SourceSpec::parse(part)));
     a.weights.push_back(w);
     if (end == std::string::npos) break;
     start = end + 1;
@@ -41,7 +43,9 @@ void addMixCommand(CLI::App& app, GlobalOptions& global) {
   struct Opts {
     std::string model, out, coarse, intermediate, fine, base;
     std::vector<std::string> blocks;
-    bool no_align = false, noise = false;
+    bool noise = false;
+    PhotoFlags photo;
+    RefineOptions refine;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -54,17 +58,26 @@ void addMixCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--block", o->blocks, "SCALE=SOURCE for any block K or range A-B (repeatable; applied last)");
   cmd->add_option("--base", o->base, "source of the blocks nothing else covers (default: the first one given)");
   cmd->add_option("-o,--out", o->out, "output image (.png/.jpg)")->required();
-  cmd->add_flag("--no-align", o->no_align, "center-crop instead of aligning faces");
+  addPhotoFlags(cmd, o->photo);
   cmd->add_flag("--noise", o->noise, "enable the decoder's per-pixel noise");
+  addRefineFlags(cmd, o->refine);
   cmd->callback([o, &global] {
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
     model->ema->setNoise(o->noise);
-    EditSession session(*model, photoOptionsForModel(model->metadata, o->no_align));
+    EditSession session(*model, photoOptions(*model, o->photo));
     auto& cache = session.sources();
+    cache.setRefineOptions(o->refine);
+    std::optional<ProgressBar> bar;
+    cache.setRefineProgress([&](int step, int steps) {
+      if (!bar) bar.emplace("refining", global.quiet);
+      bar->update(step, steps);
+      if (step == steps) bar.reset();
+      return true;
+    });
     const int nb = model->numBlocks();
     const auto layout = BlockLayout::of(*model);
-    std::vector<RangeAssignment> assignments;
+    std::vector<PlanAssignment> assignments;
     std::string first;
     auto add = [&](const std::string& text, BlockRange range) {
       assignments.push_back(parseBlend(cache, text, range));
@@ -81,8 +94,9 @@ void addMixCommand(CLI::App& app, GlobalOptions& global) {
     }
     if (assignments.empty()) throw Error("nothing to mix: give --coarse, --intermediate, --fine or --block");
     const std::string base = o->base.empty() ? first : o->base;
-    auto base_blend = parseBlend(cache, base, {0, 0});
-    auto plan = buildPlan(nb, blendLatents(base_blend.latents, base_blend.weights), assignments);
+    // The base blend covers every block first; the assignments then override their ranges.
+    assignments.insert(assignments.begin(), parseBlend(cache, base, {0, nb - 1}));
+    auto plan = buildPlan(nb, assignments.front().sources.front(), assignments);
     ensureParentDir(o->out);
     writeImage(o->out, toImage(session.decode(plan))[0]);
     if (!global.quiet) std::cout << o->out << "\n";

@@ -36,6 +36,7 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--strength", o->report.strengths, "attribute-vector strengths to try (each is reported)")
       ->capture_default_str();
   cmd->add_option("--seed", o->report.seed, "random seed")->capture_default_str();
+  addRefineFlags(cmd, o->report.refine);
   cmd->callback([o, &global] {
     auto device = prepare(global);
     auto model = openModel(o->model, device, global.quiet);
@@ -44,7 +45,10 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     FaceReportOptions options = o->report;
     if (!global.quiet) options.log = [](const std::string& s) { std::cerr << "report: " << s << std::endl; };
     auto data = renderFaceReportData(o->probe_faces, o->eval_faces, model->resolution(), options.seed, {}, options.log);
+    ProgressBar bar("refining", global.quiet);
+    options.refine_progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
     auto report = faceReport(*model, data, options);
+    bar.finish();
     report["model"] = o->model;
     std::cout << report.dump(2) << std::endl;
     if (!o->out.empty()) {

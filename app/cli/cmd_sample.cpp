@@ -18,7 +18,8 @@ void addSampleCommand(CLI::App& app, GlobalOptions& global) {
     std::string model, out;
     int n = 16, cols = 0, candidates = 1;
     uint64_t seed = 0;
-    bool noise = false, no_align = false;
+    bool noise = false;
+    PhotoFlags photo;
     std::vector<std::string> locks;
   };
   auto o = std::make_shared<Opts>();
@@ -36,7 +37,7 @@ void addSampleCommand(CLI::App& app, GlobalOptions& global) {
                   "rejection sampling: draw this many codes per sample and keep the most cycle-consistent")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cmd->add_flag("--no-align", o->no_align, "center-crop locked photos instead of aligning faces");
+  addPhotoFlags(cmd, o->photo, "center-crop locked photos instead of aligning faces");
   cmd->add_flag("--noise", o->noise, "enable the decoder's per-pixel noise");
   cmd->callback([o, &global] {
     auto device = prepare(global);
@@ -44,7 +45,7 @@ void addSampleCommand(CLI::App& app, GlobalOptions& global) {
     model->ema->setNoise(o->noise);
     torch::manual_seed(o->seed);
     const int nb = model->numBlocks();
-    SourceCache cache(*model, photoOptionsForModel(model->metadata, o->no_align));
+    SourceCache cache(*model, photoOptions(*model, o->photo));
     std::vector<RangeAssignment> locks;
     for (auto& l : o->locks) {
       auto eq = l.find('=');

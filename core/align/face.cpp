@@ -1,11 +1,15 @@
 #include "core/align/face.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "core/util/error.h"
 
@@ -221,6 +225,25 @@ dlib::frontal_face_detector& faceDetector() {
   return det;
 }
 
+// The same detector (all five of its filters) scanning only the image it is given, no pyramid: the
+// small-face search builds its own levels and splits each into strips that threads scan in parallel.
+dlib::frontal_face_detector& singleLevelDetector() {
+  thread_local dlib::frontal_face_detector det = [] {
+    const auto full = dlib::get_frontal_face_detector();
+    dlib::frontal_face_detector::image_scanner_type scanner;
+    scanner.copy_configuration(full.get_scanner());
+    scanner.set_max_pyramid_levels(1);
+    std::vector<dlib::frontal_face_detector::feature_vector_type> filters;
+    for (unsigned long i = 0; i < full.num_detectors(); ++i) filters.push_back(full.get_w(i));
+    return dlib::frontal_face_detector(scanner, full.get_overlap_tester(), filters);
+  }();
+  return det;
+}
+
+// The detector's window (80×80 px) and the scale step of its pyramid (pyramid_down<6>: 5/6 per level).
+constexpr int kDetectorWindow = 80;
+constexpr double kLevelStep = 5.0 / 6.0;
+
 // dlib's 68-point predictor starts from the detector's box, and its landmarks follow that box: HOG
 // boxes come in steps of 6/5 (the detector's pyramid), and the same face found one level up or down
 // (e.g. once the photo is cut at the face's edge) gave a crop 9% larger or smaller and moved by
@@ -304,7 +327,8 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     double scale;
   };
   struct Hit {
-    dlib::rect_detection d;
+    double score;
+    dlib::rectangle rect;  // in the pass's grey image
     int pass;
     double l, t, r, b;  // box in photo pixels
   };
@@ -312,6 +336,11 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   std::vector<Hit> hits;
   // Detection-image pixel centre → photo pixel centre.
   auto up = [](double v, double scale) { return (v + 0.5) / scale - 0.5; };
+  auto addHit = [&](double score, const dlib::rectangle& rect, int pass) {
+    const double scale = passes[pass].scale;
+    hits.push_back({score, rect, pass, up(rect.left(), scale), up(rect.top(), scale), up(rect.right(), scale),
+                    up(rect.bottom(), scale)});
+  };
   auto detectAt = [&](double scale) {
     passes.push_back({greyAt(scale), scale});
     std::vector<dlib::rect_detection> dets;
@@ -319,14 +348,85 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     faceDetector()(dlib::cv_image<unsigned char>(passes.back().grey), dets, 0.0);
     tm.detect_ms += msSince(t0);
     ++tm.passes;
-    for (auto& d : dets)
-      hits.push_back({d, int(passes.size()) - 1, up(d.rect.left(), scale), up(d.rect.top(), scale),
-                      up(d.rect.right(), scale), up(d.rect.bottom(), scale)});
+    for (auto& d : dets) addHit(d.detection_confidence, d.rect, int(passes.size()) - 1);
   };
   auto bestScore = [&] {
     double best = -1e300;
-    for (auto& hit : hits) best = std::max(best, hit.d.detection_confidence);
+    for (auto& hit : hits) best = std::max(best, hit.score);
     return best;
+  };
+  // The small-face search: the photo at `scale`, then smaller by the detector's own pyramid step down
+  // to `down_to` (where the first pass's pyramid takes over), each level scanned in horizontal strips
+  // that overlap by more than a detection window, on every LibTorch thread. The same work as one
+  // pyramid pass of the detector, less the levels the first pass already scanned, but in parallel;
+  // landmarks are found in the largest level.
+  auto searchAt = [&](double scale, double down_to) {
+    passes.push_back({greyAt(scale), scale});
+    const int pass = int(passes.size()) - 1;
+    auto t0 = Clock::now();
+    std::vector<cv::Mat> levels{passes[pass].grey};
+    for (double s = scale * kLevelStep; s > down_to * kLevelStep * kLevelStep; s *= kLevelStep) {
+      const auto& top = levels.front();
+      const cv::Size size(int(std::lround(top.cols * s / scale)), int(std::lround(top.rows * s / scale)));
+      if (size.width < kDetectorWindow || size.height < kDetectorWindow) break;
+      cv::Mat level;
+      cv::resize(levels.back(), level, size, 0, 0, cv::INTER_AREA);
+      levels.push_back(level);
+    }
+    tm.downscale_ms += msSince(t0);
+    t0 = Clock::now();
+    struct Strip {
+      int level, y0, y1;
+    };
+    int64_t pixels = 0;
+    for (auto& l : levels) pixels += int64_t(l.cols) * l.rows;
+    const int threads = std::max(1, at::get_num_threads());
+    // A few strips per thread balance the load; strips of less than ~0.25 MP would mostly be overlap.
+    const int64_t strip_pixels = std::max<int64_t>(250'000, pixels / (threads * 3));
+    constexpr int overlap = kDetectorWindow + 3 * 8;  // a window and three HOG cells
+    std::vector<Strip> strips;
+    for (int l = 0; l < int(levels.size()); ++l) {
+      const int w = levels[l].cols, h = levels[l].rows;
+      const int n = int(std::clamp<int64_t>((int64_t(w) * h + strip_pixels / 2) / strip_pixels, 1, std::max(1, h / overlap)));
+      const int stride = (h + n - 1) / n;
+      for (int k = 0; k < n; ++k) strips.push_back({l, k * stride, std::min(h, (k + 1) * stride + overlap)});
+    }
+    std::stable_sort(strips.begin(), strips.end(), [&](const Strip& a, const Strip& b) {
+      return int64_t(levels[a.level].cols) * (a.y1 - a.y0) > int64_t(levels[b.level].cols) * (b.y1 - b.y0);
+    });
+    std::atomic<size_t> next{0};
+    std::mutex found_mutex;
+    std::vector<std::pair<double, dlib::rectangle>> found;  // in the largest level's pixels
+    const int workers = std::min<int>(threads, int(strips.size()));
+    at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t worker = begin; worker < end; ++worker)
+        for (size_t i = next++; i < strips.size(); i = next++) {
+          const Strip& st = strips[i];
+          const cv::Mat& level = levels[st.level];
+          const cv::Mat strip = level.rowRange(st.y0, st.y1).clone();
+          std::vector<dlib::rect_detection> dets;
+          singleLevelDetector()(dlib::cv_image<unsigned char>(strip), dets, 0.0);
+          if (dets.empty()) continue;
+          // Level pixel centre → largest-level pixel centre.
+          const double kx = double(levels[0].cols) / level.cols, ky = double(levels[0].rows) / level.rows;
+          std::lock_guard<std::mutex> lock(found_mutex);
+          for (auto& d : dets) {
+            const auto& r = d.rect;
+            found.push_back({d.detection_confidence,
+                             dlib::rectangle(std::lround((r.left() + 0.5) * kx - 0.5),
+                                             std::lround((r.top() + st.y0 + 0.5) * ky - 0.5),
+                                             std::lround((r.right() + 0.5) * kx - 0.5),
+                                             std::lround((r.bottom() + st.y0 + 0.5) * ky - 0.5))});
+          }
+        }
+    });
+    tm.detect_ms += msSince(t0);
+    ++tm.passes;
+    tm.search_levels = int(levels.size());
+    tm.search_strips = int(strips.size());
+    tm.search_threads = workers;
+    // Strips and levels find the same face more than once: the duplicate filter below keeps one.
+    for (auto& [score, rect] : found) addHit(score, rect, pass);
   };
 
   // Pass 1 on a copy at most detect_max_side across: finds faces of kDetectorMinBox / scale photo pixels
@@ -335,23 +435,23 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   detectAt(scale1);
   // Pass 2, only when pass 1 found no clear face: the photo enlarged so that a face of min_face_size
   // pixels fills the detector's smallest window, within search_max_pixels (the detector's cost grows
-  // with the pixel count: ~60 ms per megapixel on one core).
+  // with the pixel count: ~60 ms per megapixel on one core), down to the faces pass 1 finds.
   if (options.search_small_faces && options.min_face_size > 0 && (hits.empty() || bestScore() < options.clear_score)) {
     const double wanted = kDetectorMinBox / options.min_face_size;
     const double affordable = std::sqrt(double(options.search_max_pixels) / (double(w) * h));
     const double scale2 = std::min(wanted, affordable);
-    if (scale2 > scale1 * 1.2) detectAt(scale2);
+    if (scale2 > scale1 * 1.2) searchAt(scale2, scale1);
   }
 
   // Strongest first; drop weak and duplicate detections (DetectOptions::min_relative_score, max_overlap),
   // comparing boxes in photo pixels across passes.
   std::stable_sort(hits.begin(), hits.end(),
-                   [](const Hit& a, const Hit& b) { return a.d.detection_confidence > b.d.detection_confidence; });
+                   [](const Hit& a, const Hit& b) { return a.score > b.score; });
   {
     auto area = [](const Hit& h) { return (h.r - h.l + 1) * (h.b - h.t + 1); };
     std::vector<Hit> kept;
     for (auto& d : hits) {
-      if (!kept.empty() && d.d.detection_confidence < options.min_relative_score * kept.front().d.detection_confidence)
+      if (!kept.empty() && d.score < options.min_relative_score * kept.front().score)
         continue;
       const bool duplicate = std::any_of(kept.begin(), kept.end(), [&](const Hit& k) {
         const double iw = std::min(k.r, d.r) - std::max(k.l, d.l) + 1, ih = std::min(k.b, d.b) - std::max(k.t, d.t) + 1;
@@ -369,10 +469,10 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     const Pass& pass = passes[hit.pass];
     dlib::cv_image<unsigned char> dimg(pass.grey);
     DetectedFace f;
-    f.score = hit.d.detection_confidence;
+    f.score = hit.score;
     f.box = {int(std::lround(hit.l)), int(std::lround(hit.t)), int(std::lround(hit.r - hit.l + 1)),
              int(std::lround(hit.b - hit.t + 1))};
-    f.landmarks = refinedLandmarks(sp, dimg, hit.d.rect);
+    f.landmarks = refinedLandmarks(sp, dimg, hit.rect);
     for (auto& p : f.landmarks) p = {up(p.x, pass.scale), up(p.y, pass.scale)};
     faces.push_back(std::move(f));
   }
@@ -382,6 +482,32 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   });
   if (timings) *timings = tm;
   return faces;
+#endif
+}
+
+std::vector<Point2> landmarksAround(const torch::Tensor& photo_in, Point2 centre, double half_side) {
+#ifndef AUTOMOD_HAVE_DLIB
+  (void)photo_in, (void)centre, (void)half_side;
+  throw Error("face detection is not built in (needs dlib); use a center crop");
+#else
+  checkImage(photo_in, "landmarksAround");
+  const auto& sp = shapePredictor();
+  auto photo = photo_in.contiguous();
+  const int w = static_cast<int>(photo.size(1)), h = static_cast<int>(photo.size(0));
+  // Only the square's neighbourhood is turned grey (the landmarks stay near it).
+  const int margin = static_cast<int>(std::ceil(half_side));
+  const int x0 = std::clamp(static_cast<int>(std::floor(centre.x - half_side)) - margin, 0, w - 1);
+  const int y0 = std::clamp(static_cast<int>(std::floor(centre.y - half_side)) - margin, 0, h - 1);
+  const int x1 = std::clamp(static_cast<int>(std::ceil(centre.x + half_side)) + margin + 1, x0 + 1, w);
+  const int y1 = std::clamp(static_cast<int>(std::ceil(centre.y + half_side)) + margin + 1, y0 + 1, h);
+  cv::Mat roi = matView(photo)(cv::Rect(x0, y0, x1 - x0, y1 - y0)), grey;
+  if (roi.channels() == 3) cv::cvtColor(roi, grey, cv::COLOR_RGB2GRAY);
+  else grey = roi.clone();
+  const dlib::rectangle box(std::lround(centre.x - half_side - x0), std::lround(centre.y - half_side - y0),
+                            std::lround(centre.x + half_side - x0), std::lround(centre.y + half_side - y0));
+  auto landmarks = refinedLandmarks(sp, dlib::cv_image<unsigned char>(grey), box);
+  for (auto& p : landmarks) p.x += x0, p.y += y0;
+  return landmarks;
 #endif
 }
 

@@ -61,14 +61,17 @@ struct DetectOptions {
   /// The photo is area-downscaled so its longer side is at most this for the first detection pass
   /// (fast for any photo size: ~50 ms). It finds faces of about 72·longer side/1024 photo pixels and more.
   int detect_max_side = 1024;
-  /// When the first pass finds no clear face, search again on the photo enlarged so that faces down to
-  /// min_face_size pixels across are found, within search_max_pixels.
+  /// When the first pass finds no clear face, search again at higher resolution: the photo enlarged so
+  /// that faces down to min_face_size pixels across fill the detector's window, within
+  /// search_max_pixels, scanned one pyramid level at a time in overlapping strips on all of LibTorch's
+  /// threads, from that size up to the faces the first pass already finds.
   bool search_small_faces = true;
   /// Smallest face (detector box, photo pixels) the second pass looks for.
   double min_face_size = 40;
-  /// Pixel budget of the second pass (the detector's time grows with it, ~60 ms per megapixel on one
-  /// core): photos up to 1600×1200 are searched down to 40 px faces, a 12 MP one down to ~90 px.
-  int64_t search_max_pixels = 8'000'000;
+  /// Pixel budget of the second pass's largest level (the detector's time grows with it, all levels
+  /// together ~60 ms per megapixel of the largest on one core): photos up to 5.5 MP are searched down
+  /// to 40 px faces, a 12 MP one (4000×3000) down to 59 px, a 24 MP one down to 83 px.
+  int64_t search_max_pixels = 18'000'000;
   /// A first-pass face scoring at least this is clear enough that no second pass runs (frontal faces
   /// score 0.5–1.5, HOG's false positives in texture and turned faces near 0–0.3).
   double clear_score = 0.5;
@@ -87,6 +90,8 @@ struct DetectTimings {
   double downscale_ms = 0, detect_ms = 0, landmarks_ms = 0;
   /// Detector passes run: 1, or 2 when the small-face search ran (DetectOptions::search_small_faces).
   int passes = 0;
+  /// The small-face search: pyramid levels scanned, strips (jobs) run, threads used; 0 when it did not run.
+  int search_levels = 0, search_strips = 0, search_threads = 0;
 };
 
 /// Whether this build can detect faces (dlib and the 68-point model file are present).
@@ -98,6 +103,14 @@ std::string shapePredictorPath();
 /// Throws automod::Error when detection is not available.
 std::vector<DetectedFace> detectFaces(const torch::Tensor& photo, const DetectOptions& options = {},
                                       DetectTimings* timings = nullptr);
+
+/// The 68 landmarks of a face whose landmarks lie about in the square of half side `half_side` around
+/// `centre` (photo pixels), found by the landmark model from that square instead of a detector's box
+/// and refined as detectFaces refines its own. For checking a face where alignment would have put it:
+/// the detector's box on a face that fills the photo can be placed badly enough for the landmarks not to
+/// settle (measured: 15 px off in a 256 px aligned crop that a 205 or 512 px copy of it gets right).
+/// Throws automod::Error when detection is not available.
+std::vector<Point2> landmarksAround(const torch::Tensor& photo, Point2 centre, double half_side);
 
 /// The aligned crop, uint8 [S, S, C]. Only the quad's neighbourhood of the photo is read (area-
 /// downscaled first when the face is larger than the crop), so huge photos cost little memory. Where

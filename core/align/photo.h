@@ -16,6 +16,16 @@ namespace automod {
 /// How a model expects its photos prepared (recorded in its metadata["alignment"]).
 enum class AlignStyle { FFHQ, CelebAHQ };
 
+/// How a photo that is not warped here (alignment off, a photo that is already aligned, no face with
+/// center_crop_fallback) becomes the model's input.
+enum class InputTransform {
+  /// The centred square, area-resized (our own models are trained on such crops).
+  Area,
+  /// The authors' Session.tf(): shorter side to max_reso, centre crop, model resolution, all with
+  /// Pillow's bilinear filter (referenceInputTransform); the default for imported models.
+  Reference,
+};
+
 struct PhotoOptions {
   /// Align the face (needs dlib); false = plain center crop.
   bool align = true;
@@ -27,7 +37,21 @@ struct PhotoOptions {
   bool center_crop_fallback = false;
   /// Detection settings (downscaling of large photos, upsampled retry for small faces).
   DetectOptions detect;
+  /// The input transform for photos that are not warped (see InputTransform).
+  InputTransform input_transform = InputTransform::Area;
+  /// Reference transform: the authors' maxReso, the size the shorter side goes to first (512 for
+  /// their ffhq512 model, 256 for the others).
+  int max_reso = 256;
+  /// The photos are already aligned (FFHQ or CelebA-HQ files, the authors' inputs, `automod align`
+  /// output): no face detection, only the input transform. The editor's "photos are already aligned".
+  bool already_aligned = false;
+  /// Without already_aligned, a square photo whose face already sits where the alignment would put it
+  /// (alreadyAligned()) is not warped again but goes through the input transform; false always warps.
+  bool keep_aligned_photos = true;
 };
+
+/// A short string that differs whenever two PhotoOptions can prepare a photo differently (for caches).
+std::string photoOptionsKey(const PhotoOptions& options);
 
 struct PreparedPhoto {
   /// uint8 [size, size, channels].
@@ -48,9 +72,28 @@ struct PreparedPhoto {
 
 /// The photo options a model asks for: metadata "alignment" = "ffhq" (or absent), "celebahq" or
 /// "none" (center crop, e.g. the LSUN models); `no_align` (the user's --no-align) turns alignment off.
+/// The input transform comes from metadata "input_transform" (modelInputTransform).
 PhotoOptions photoOptionsForModel(const nlohmann::json& model_metadata, bool no_align = false);
 /// "ffhq", "celebahq" or "none" for a model's metadata (absent: "ffhq").
 std::string modelAlignment(const nlohmann::json& model_metadata);
+
+/// A model's input transform, from metadata "input_transform": {"kind": "reference", "max_reso": N}
+/// (the authors' Session.tf() with their maxReso N) or {"kind": "area"}. Without that key, a model
+/// imported from the authors' code (metadata "provenance" present) takes the reference transform with
+/// max_reso 512 when it is 512 px or larger (their ffhq512) and 256 otherwise; any other model takes
+/// the area transform. `max_reso` is left unchanged for the area transform. Throws automod::Error for a
+/// malformed "input_transform".
+void modelInputTransform(const nlohmann::json& model_metadata, InputTransform& kind, int& max_reso);
+/// The metadata value that records a transform ({"kind": "reference", "max_reso": N} or {"kind": "area"}).
+nlohmann::json inputTransformJson(InputTransform kind, int max_reso);
+
+/// Whether an alignment at `size` px (the model's resolution) leaves a square photo as it is: mapped
+/// into the photo resized to size×size, every corner of the alignment square lies within
+/// max(0.5 px, 1.5% of size) of the photo's corner, and its side is the photo's within 1.5%. False for
+/// photos that are not square. 1.5%, not less: the landmarks found again in an aligned 256 px crop move
+/// its corners by up to 0.9% and its side by up to 1.04% (measured on the test photos), so a tighter
+/// bound would warp aligned photos again, by that noise.
+bool alreadyAligned(const AlignTransform& alignment);
 
 /// Whether this build can align faces.
 bool alignmentAvailable();

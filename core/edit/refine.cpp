@@ -45,6 +45,29 @@ std::vector<torch::Tensor> encoderFeatures(Encoder& encoder, const torch::Tensor
 
 torch::Tensor perImageMean(const torch::Tensor& t) { return t.flatten(1).mean(1); }
 
+// The coordinates Adam works in for block b's code. The block's AdaIN layers turn its code z into
+// their styles s = A z + c (A: the style linears' weights, stacked). Adam on z itself moves every
+// direction of z alike, so the styles move fast along A's strong directions and hardly at all along
+// its weak ones (the bundled model's A has singular values spanning 2–3 decades). In u = D Vᵀ z,
+// with A = U Σ Vᵀ and D = (Σ² + (λ·σ_max)²)^(−1/2), an Adam step moves the styles about as far along
+// every direction: z-space steps are V D (Adam step in u). Directions A ignores (σ < 10⁻³·σ_max, the
+// null space of a block with fewer style outputs than code dimensions) are not moved at all.
+struct Preconditioner {
+  torch::Tensor v, d;  // [D, D], [D]
+};
+
+Preconditioner blockPreconditioner(DecoderBlockImpl& block, double damping) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> rows{block.adain1->style->weight * block.adain1->style->scale};
+  if (!block.first) rows.push_back(block.adain2->style->weight * block.adain2->style->scale);
+  auto a = torch::cat(rows).to(torch::kCPU, torch::kFloat64);
+  auto [eigenvalues, vectors] = torch::linalg::eigh(a.t().mm(a), "L");
+  auto sigma = eigenvalues.clamp_min(0).sqrt();
+  const double top = sigma.max().item<double>();
+  auto d = (sigma.pow(2) + std::pow(damping * top, 2)).rsqrt() * (sigma > 1e-3 * top).to(torch::kFloat64);
+  return {vectors.to(torch::kFloat32), (d / d.max()).to(torch::kFloat32)};
+}
+
 double scheduledLr(const RefineOptions& o, int step) {
   const double warm_steps = o.warmup * o.steps;
   if (step < warm_steps) return o.lr * (step + 1) / warm_steps;
@@ -54,7 +77,7 @@ double scheduledLr(const RefineOptions& o, int step) {
 }
 
 const std::set<std::string>& jsonKeys() {
-  static const std::set<std::string> keys{"steps",     "lr",          "warmup",          "pixel_l2",   "pixel_l1",
+  static const std::set<std::string> keys{"steps",     "lr",          "warmup",          "precondition", "pixel_l2",   "pixel_l1",
                                           "ms_ssim",   "feature",     "anchor",          "neighbour",  "loss_resolution",
                                           "early_stop", "early_stop_window", "seed",     "init_jitter"};
   return keys;
@@ -66,6 +89,7 @@ nlohmann::json RefineOptions::toJson() const {
   return {{"steps", steps},
           {"lr", lr},
           {"warmup", warmup},
+          {"precondition", precondition},
           {"pixel_l2", pixel_l2},
           {"pixel_l1", pixel_l1},
           {"ms_ssim", ms_ssim},
@@ -100,6 +124,7 @@ RefineOptions RefineOptions::fromJson(const nlohmann::json& j, const std::string
   whole("steps", o.steps, 0, 1000000);
   real("lr", o.lr);
   real("warmup", o.warmup);
+  real("precondition", o.precondition);
   real("pixel_l2", o.pixel_l2);
   real("pixel_l1", o.pixel_l1);
   real("ms_ssim", o.ms_ssim);
@@ -126,7 +151,7 @@ void RefineOptions::validate(const std::string& where) const {
   if (!(warmup >= 0 && warmup <= 1)) fail("warmup", "must be a fraction of the steps, 0 to 1");
   const std::pair<const char*, double> weights[] = {{"pixel_l2", pixel_l2}, {"pixel_l1", pixel_l1},
                                                     {"ms_ssim", ms_ssim},   {"feature", feature},
-                                                    {"anchor", anchor},     {"neighbour", neighbour},
+                                                    {"anchor", anchor},     {"neighbour", neighbour}, {"precondition", precondition},
                                                     {"early_stop", early_stop}, {"init_jitter", init_jitter}};
   for (auto& [name, w] : weights)
     if (!(w >= 0) || !std::isfinite(w)) fail(name, "must be a finite number ≥ 0");
@@ -199,6 +224,25 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
     auto noise = at::randn(w.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
     w = F::normalize(w + o.init_jitter / std::sqrt(double(dim)) * noise, F::NormalizeFuncOptions().dim(2));
   }
+  std::vector<Preconditioner> precond;
+  if (o.precondition > 0)
+    for (int b = 0; b < loss_blocks; ++b) {
+      auto p = blockPreconditioner(*decoder->blocks->ptr(b)->as<DecoderBlock>(), o.precondition);
+      precond.push_back({p.v.to(device), p.d.to(device)});
+    }
+  // Gradients and steps between z coordinates and Adam's (the same when not preconditioned).
+  auto toAdam = [&](const torch::Tensor& g) {
+    if (precond.empty()) return g;
+    std::vector<torch::Tensor> out;
+    for (int b = 0; b < loss_blocks; ++b) out.push_back(g[b].mm(precond[b].v) * precond[b].d);
+    return torch::stack(out);
+  };
+  auto fromAdam = [&](const torch::Tensor& step) {
+    if (precond.empty()) return step;
+    std::vector<torch::Tensor> out;
+    for (int b = 0; b < loss_blocks; ++b) out.push_back((step[b] * precond[b].d).mm(precond[b].v.t()));
+    return torch::stack(out);
+  };
   auto m = torch::zeros_like(w), v = torch::zeros_like(w);
   constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
   auto best_w = w.clone();
@@ -214,6 +258,9 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
     for (int b = 0; b < loss_blocks; ++b) per_block.push_back(codes[b]);
     auto y = decodeUpTo(decoder, per_block, loss_blocks);
     auto d = y - target;
+    // What a user sees is clamped to [−1, 1]: where the photo is at the end of the range (a white
+    // background), overshooting it costs nothing.
+    d = torch::where(((target >= 1) & (d > 0)) | ((target <= -1) & (d < 0)), torch::zeros_like(d), d);
     auto loss = o.pixel_l2 * perImageMean(d.pow(2));
     if (o.pixel_l1 > 0) loss = loss + o.pixel_l1 * perImageMean(d.abs());
     if (o.ms_ssim > 0) loss = loss + o.ms_ssim * (1.0 - msSsimPerImage(y, target, 2.0));
@@ -251,7 +298,7 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
   for (; step < o.steps; ++step) {
     auto wp = w.detach().requires_grad_(true);
     auto loss = lossOf(wp);
-    auto grad = torch::autograd::grad({loss.sum()}, {wp})[0];
+    auto grad = toAdam(torch::autograd::grad({loss.sum()}, {wp})[0]);
     torch::NoGradGuard no_grad;
     auto l = record(loss, w);
     if (o.early_stop > 0) {
@@ -278,7 +325,7 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
     v.mul_(kBeta2).addcmul_(grad, grad, 1.0 - kBeta2);
     const double lr = scheduledLr(o, step);
     const double c1 = 1.0 - std::pow(kBeta1, step + 1), c2 = 1.0 - std::pow(kBeta2, step + 1);
-    auto update = (m / c1) / ((v / c2).sqrt() + kEps) * lr;
+    auto update = fromAdam((m / c1) / ((v / c2).sqrt() + kEps)) * lr;
     w = F::normalize(w - update * active, F::NormalizeFuncOptions().dim(2));
     if (progress && !progress(step + 1, o.steps)) {
       r.cancelled = true;

@@ -35,6 +35,9 @@ struct RefineOptions {
   /// zero at the last step.
   double lr = 0.01;
   double warmup = 0.05;
+  /// Adam in whitened style coordinates (refine.cpp, Preconditioner) with damping λ = this fraction
+  /// of the block's largest style gain; 0 = Adam on the codes themselves.
+  double precondition = 0.0;
   /// Loss weights (per photo): mean squared error and mean absolute error of the pixels (images in
   /// [−1, 1]), 1 − MS-SSIM, and the encoder-feature term (the relative squared difference of each
   /// encoder block's output for the decoded image and the photo, summed over blocks).

@@ -216,9 +216,7 @@ SourceCache::Entry& SourceCache::photoEntry(const SourceSpec& source) {
   PhotoOptions options = photo_options_;
   if (source.face >= 0) options.face = source.face;
   if (source.center_crop) options.align = false;
-  const std::string key = hex(hashFile(source.path)) + "|" + (options.align ? "a" : "c") +
-                          std::to_string(int(options.style)) + "," + std::to_string(options.face) +
-                          (options.center_crop_fallback ? "f" : "") + "|" + identity_;
+  const std::string key = hex(hashFile(source.path)) + "|" + photoOptionsKey(options) + "|" + identity_;
   auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
   auto prepared = preparePhoto(source.path, model_.resolution(), model_.config().image_channels, options);

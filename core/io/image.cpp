@@ -1,10 +1,12 @@
 #include "core/io/image.h"
 
+#include <ATen/Parallel.h>
 #include <torch/nn/functional.h>
 
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -455,6 +457,150 @@ torch::Tensor centerCropResize(const torch::Tensor& image, int size) {
   const int64_t h = image.size(0), w = image.size(1), s = std::min(h, w);
   auto crop = image.narrow(0, (h - s) / 2, s).narrow(1, (w - s) / 2, s);
   return resizeImage(crop, size, size);
+}
+
+namespace {
+
+// Pillow's resampling (libImaging/Resample.c: precompute_coeffs with the bilinear filter, then
+// normalize_coeffs_8bpc) for one axis: output pixel i reads `count[i]` input pixels from `first[i]`
+// with weights in Pillow's fixed point, PRECISION_BITS = 32 − 8 − 2.
+constexpr int kPillowBits = 22;
+
+struct PillowAxis {
+  int taps = 0;  // weights per output pixel (Pillow's ksize)
+  std::vector<int> first, count;
+  std::vector<int32_t> weights;  // [out, taps]
+};
+
+PillowAxis pillowBilinearAxis(int in_size, int out_size) {
+  PillowAxis a;
+  // Pillow's box is (0, in_size) as floats; scale = in / out, and the filter widens by it when shrinking.
+  const double scale = double(float(in_size) - 0.0f) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;  // the bilinear (triangle) filter reaches ±1
+  const double ss = 1.0 / filterscale;        // multiplied, not divided, as Pillow does
+  a.taps = static_cast<int>(std::ceil(support)) * 2 + 1;
+  a.first.resize(out_size);
+  a.count.resize(out_size);
+  a.weights.assign(size_t(out_size) * a.taps, 0);
+  std::vector<double> k(a.taps);
+  for (int i = 0; i < out_size; ++i) {
+    const double center = (i + 0.5) * scale;
+    // Pillow "rounds" by adding 0.5 and truncating towards zero.
+    const int lo = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int hi = std::min(static_cast<int>(center + support + 0.5), in_size);
+    const int n = std::max(hi - lo, 0);
+    double sum = 0.0;
+    for (int x = 0; x < n; ++x) {
+      const double t = std::abs((x + lo - center + 0.5) * ss);
+      k[x] = t < 1.0 ? 1.0 - t : 0.0;
+      sum += k[x];
+    }
+    a.first[i] = lo;
+    a.count[i] = n;
+    int32_t* w = &a.weights[size_t(i) * a.taps];
+    for (int x = 0; x < n; ++x) {
+      const double v = sum != 0.0 ? k[x] / sum : k[x];
+      w[x] = static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPillowBits) : 0.5 + v * (1 << kPillowBits));
+    }
+  }
+  return a;
+}
+
+// Pillow's clip8: the accumulator (with its rounding half already added) shifted back to 8 bits.
+inline uint8_t pillowClip8(int32_t acc) {
+  const int32_t v = acc >> kPillowBits;  // arithmetic shift, as in Pillow
+  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+// The window [x0, x1) × [y0, y1) of Pillow's bilinear resize of `image` (uint8 [H, W, C], contiguous) to
+// out_w × out_h. Computing only a window gives the same pixels as resizing everything and cropping.
+torch::Tensor pillowResizeWindow(const torch::Tensor& image, int out_w, int out_h, int x0, int x1, int y0, int y1) {
+  const int H = static_cast<int>(image.size(0)), W = static_cast<int>(image.size(1)), C = static_cast<int>(image.size(2));
+  const bool horizontal = out_w != W, vertical = out_h != H;
+  const PillowAxis ax = pillowBilinearAxis(W, out_w), ay = pillowBilinearAxis(H, out_h);
+  // Rows of the input the vertical pass reads (all of the window's rows when there is no vertical pass).
+  int r0 = y0, r1 = y1;
+  if (vertical) {
+    r0 = H, r1 = 0;
+    for (int j = y0; j < y1; ++j) r0 = std::min(r0, ay.first[j]), r1 = std::max(r1, ay.first[j] + ay.count[j]);
+    r1 = std::max(r1, r0);
+  }
+  // Horizontal pass over those rows: [r1 − r0, x1 − x0, C].
+  torch::Tensor mid;
+  if (horizontal) {
+    mid = torch::empty({r1 - r0, x1 - x0, C}, torch::kUInt8);
+    const uint8_t* in = image.data_ptr<uint8_t>();
+    uint8_t* out = mid.data_ptr<uint8_t>();
+    at::parallel_for(0, r1 - r0, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const uint8_t* row = in + (size_t(r0 + r) * W) * C;
+        uint8_t* o = out + size_t(r) * (x1 - x0) * C;
+        for (int i = x0; i < x1; ++i) {
+          const int32_t* w = &ax.weights[size_t(i) * ax.taps];
+          const uint8_t* p = row + size_t(ax.first[i]) * C;
+          for (int c = 0; c < C; ++c) {
+            int32_t acc = 1 << (kPillowBits - 1);
+            for (int x = 0; x < ax.count[i]; ++x) acc += int32_t(p[x * C + c]) * w[x];
+            o[(i - x0) * C + c] = pillowClip8(acc);
+          }
+        }
+      }
+    });
+  } else {
+    mid = image.narrow(0, r0, r1 - r0).narrow(1, x0, x1 - x0).contiguous();
+  }
+  if (!vertical) return mid;
+  // Vertical pass: output rows y0..y1 from the horizontally resampled rows r0..r1.
+  auto result = torch::empty({y1 - y0, x1 - x0, C}, torch::kUInt8);
+  const uint8_t* in = mid.data_ptr<uint8_t>();
+  uint8_t* out = result.data_ptr<uint8_t>();
+  const int64_t stride = int64_t(x1 - x0) * C;
+  at::parallel_for(y0, y1, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int32_t* w = &ay.weights[size_t(j) * ay.taps];
+      const uint8_t* base = in + (ay.first[j] - r0) * stride;
+      uint8_t* o = out + (j - y0) * stride;
+      for (int64_t e = 0; e < stride; ++e) {
+        int32_t acc = 1 << (kPillowBits - 1);
+        for (int y = 0; y < ay.count[j]; ++y) acc += int32_t(base[y * stride + e]) * w[y];
+        o[e] = pillowClip8(acc);
+      }
+    }
+  });
+  return result;
+}
+
+void checkPillowInput(const torch::Tensor& image, const char* what) {
+  TORCH_CHECK(image.dim() == 3 && image.scalar_type() == torch::kUInt8 && image.size(0) > 0 && image.size(1) > 0,
+              what, " expects uint8 [H, W, C], got ", image.sizes());
+}
+
+}  // namespace
+
+torch::Tensor resizePillowBilinear(const torch::Tensor& image, int width, int height) {
+  checkPillowInput(image, "resizePillowBilinear");
+  TORCH_CHECK(width > 0 && height > 0, "resizePillowBilinear: the size must be positive");
+  return pillowResizeWindow(image.contiguous(), width, height, 0, width, 0, height);
+}
+
+torch::Tensor referenceInputTransform(const torch::Tensor& image_in, int max_reso, int resolution) {
+  checkPillowInput(image_in, "referenceInputTransform");
+  TORCH_CHECK(max_reso > 0 && resolution > 0, "referenceInputTransform: sizes must be positive");
+  auto image = image_in.contiguous();
+  const int64_t h = image.size(0), w = image.size(1);
+  // torchvision's Resize(int): the shorter side to max_reso, the longer to int(max_reso·long / short)
+  // (a true division, then truncated).
+  int64_t nw = max_reso, nh = max_reso;
+  if (w < h) nh = static_cast<int64_t>(double(int64_t(max_reso) * h) / double(w));
+  else nw = static_cast<int64_t>(double(int64_t(max_reso) * w) / double(h));
+  // CenterCrop(max_reso): offsets int(round((size − max_reso) / 2.0)), Python's round (half to even,
+  // which std::nearbyint does in the default rounding mode).
+  const int top = static_cast<int>(std::nearbyint((nh - max_reso) / 2.0));
+  const int left = static_cast<int>(std::nearbyint((nw - max_reso) / 2.0));
+  auto square = pillowResizeWindow(image, int(nw), int(nh), left, left + max_reso, top, top + max_reso);
+  if (resolution == max_reso) return square;
+  return pillowResizeWindow(square, resolution, resolution, 0, resolution, 0, resolution);
 }
 
 torch::Tensor toModelInput(const torch::Tensor& images) {

@@ -32,6 +32,21 @@ torch::Tensor centerCropResize(const torch::Tensor& image, int size);
 /// Area (or bilinear, when enlarging) resize of uint8 [H, W, C] to w×h.
 torch::Tensor resizeImage(const torch::Tensor& image, int width, int height);
 
+/// Pillow's `Image.resize((width, height), Image.BILINEAR)` of uint8 [H, W, C], to the bit: a triangle
+/// filter whose support grows with the reduction (so shrinking antialiases), coefficients normalised per
+/// output pixel and rounded to Pillow's 22-bit fixed point, one pass per axis (horizontal, then
+/// vertical; an axis whose size does not change is not touched), each pass rounding and clipping to
+/// 8 bits. This is what torchvision's Resize does to a PIL image (it passes no reducing_gap, so Pillow's
+/// reduce() shortcut never runs).
+torch::Tensor resizePillowBilinear(const torch::Tensor& image, int width, int height);
+
+/// The authors' input transform (their Session.tf(): torchvision Resize(max_reso), CenterCrop(max_reso),
+/// Resize(resolution), on a PIL image): the shorter side to max_reso (the longer to
+/// int(max_reso·long/short)) with resizePillowBilinear, the centred max_reso square (offsets rounded as
+/// torchvision does: round half to even), then resolution×resolution. uint8 [H, W, C] in and out;
+/// toModelInput of the result is their ToTensor + Normalize(0.5, 0.5) to float rounding.
+torch::Tensor referenceInputTransform(const torch::Tensor& image, int max_reso, int resolution);
+
 /// uint8 [H, W, C] (or a batch [N, H, W, C]) → float [N, C, H, W] in [−1, 1].
 torch::Tensor toModelInput(const torch::Tensor& images);
 /// float [N, C, H, W] (or [C, H, W]) in [−1, 1] → uint8 [N, H, W, C] (or [H, W, C]), clamped.

@@ -5,7 +5,9 @@
 #include <fstream>
 
 #include "core/align/photo.h"
+#include "core/edit/sources.h"
 #include "core/io/image.h"
+#include "core/io/model_file.h"
 #include "core/util/bench.h"
 #include "core/util/error.h"
 #include "testutil.h"
@@ -227,6 +229,11 @@ class TestAlign : public QObject {
   void hugePhotoAlignsWithBoundedMemory();
   void badFilesFailClearly();
   void cliAlignWritesCropsAndSidecars();
+  void alignedPhotosAreUsedAsTheyAre();
+  void alreadyAlignedCriterion();
+  void alignedOptionSkipsDetection();
+  void cliAlignedPhotosFedBack();
+  void smallFaceInA12MegapixelPhotoIsFound();
 
  private:
   QTemporaryDir dir_;
@@ -692,6 +699,149 @@ void TestAlign::cliAlignWritesCropsAndSidecars() {
   r = test::runAutomod({"align", two.string(), "-o", out.string(), "--face", "5"});
   QVERIFY(r.code != 0);
   QVERIFY2(r.err.find("2 faces") != std::string::npos, r.err.c_str());
+}
+
+void TestAlign::alignedPhotosAreUsedAsTheyAre() {
+  // An aligned crop fed back (`automod align` output, an FFHQ file): its face is found where the
+  // alignment puts it, so it is not warped again; it goes through the input transform only, and the
+  // transform for paste-back is the whole photo.
+  for (const char* src : {kGrace, kAstronaut}) {
+    const auto file = path(std::string("aligned-") + fs::path(src).stem().string() + ".png");
+    writeImage(file, preparePhoto(src, S, 3).image);
+    const auto aligned = readImage(file, 3);
+    for (int size : {S, 64}) {
+      auto p = preparePhoto(file, size, 3);
+      QVERIFY(p.aligned);
+      QVERIFY2(p.note.find("already aligned") != std::string::npos, p.note.c_str());
+      QVERIFY2(torch::equal(p.image, centerCropResize(aligned, size)), qPrintable(QString("%1 at %2 px was warped").arg(src).arg(size)));
+      QVERIFY(std::abs(p.transform.quadSize() - S) < 1e-9);
+      PhotoOptions reference;
+      reference.input_transform = InputTransform::Reference;
+      reference.max_reso = 256;
+      QVERIFY(torch::equal(preparePhoto(file, size, 3, reference).image, referenceInputTransform(aligned, 256, size)));
+      // The check can be turned off: then the photo is warped again (and comes out resampled).
+      PhotoOptions warp;
+      warp.keep_aligned_photos = false;
+      auto w = preparePhoto(file, size, 3, warp);
+      QVERIFY(w.note.find("already aligned") == std::string::npos);
+      QVERIFY(!torch::equal(w.image, p.image));
+    }
+  }
+  // Photos that are not aligned still are: the square astronaut, and the aligned crop moved by 8 px.
+  auto astro = preparePhoto(kAstronaut, S, 3);
+  QVERIFY(astro.note.find("already aligned") == std::string::npos);
+  QVERIFY(!alreadyAligned(astro.transform));
+  cv::Mat crop = readBgr(path("aligned-grace_hopper.png").c_str()), moved;
+  const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, 8, 0, 1, 0);
+  cv::warpAffine(crop, moved, shift, crop.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT_101);
+  cv::imwrite(path("moved.png").string(), moved);
+  auto m = preparePhoto(path("moved.png"), S, 3);
+  QVERIFY2(m.note.find("already aligned") == std::string::npos, m.note.c_str());
+  checkCanonicalEyes(m, "moved");
+}
+
+void TestAlign::alreadyAlignedCriterion() {
+  // Corners within max(0.5 px, 1.5% of the crop) at the crop's resolution, side within 1.5%, square
+  // photos only.
+  // A 300 px square photo whose alignment is the whole photo, scaled by `scale` about the crop's centre
+  // and moved by dx crop pixels.
+  auto shifted = [](int size, double dx, double scale) {
+    auto t = AlignTransform::centerCrop(size, 300, 300);
+    const double mid = (size - 1) / 2.0;
+    for (int i : {0, 1, 3, 4}) t.forward[i] *= scale;
+    t.forward[2] = mid + scale * (t.forward[2] - mid) + dx;
+    t.forward[5] = mid + scale * (t.forward[5] - mid);
+    t.quad[0] = {0, 0};
+    t.quad[3] = {300 / scale, 0};
+    return t;
+  };
+  QVERIFY(alreadyAligned(shifted(256, 0, 1)));
+  QVERIFY(alreadyAligned(shifted(256, 3.7, 1)));     // 1.5% of 256 px is 3.84 px
+  QVERIFY(!alreadyAligned(shifted(256, 4.0, 1)));
+  QVERIFY(alreadyAligned(shifted(32, 0.45, 1)));     // at 32 px, 0.5 px is more than 1.5%
+  QVERIFY(!alreadyAligned(shifted(32, 0.55, 1)));
+  QVERIFY(alreadyAligned(shifted(1024, 0, 1.014)));  // corners 10 px off at 1024 px (within 15.4), side 1.4%
+  QVERIFY(!alreadyAligned(shifted(1024, 0, 1.017))); // corners 12 px off, but the side is 1.7% off
+  QVERIFY(!alreadyAligned(AlignTransform::centerCrop(256, 300, 299)));
+}
+
+void TestAlign::alignedOptionSkipsDetection() {
+  // "Photos are already aligned": no detection (a photo without a face goes through), the input
+  // transform only, marked aligned.
+  const auto file = path("noface-aligned.png");
+  test::writeTestImage(file, 300, 200, 5);
+  PhotoOptions o;
+  o.already_aligned = true;
+  auto p = preparePhoto(file, 64, 3, o);
+  QVERIFY(p.aligned);
+  QVERIFY(p.faces.empty());
+  QVERIFY(torch::equal(p.image, centerCropResize(readImage(file, 3), 64)));
+  o.input_transform = InputTransform::Reference;
+  QVERIFY(torch::equal(preparePhoto(file, 64, 3, o).image, referenceInputTransform(readImage(file, 3), 256, 64)));
+}
+
+void TestAlign::cliAlignedPhotosFedBack() {
+  const auto first = path("cli-aligned"), second = path("cli-aligned-again");
+  auto r = test::runAutomod({"align", kGrace, "-o", first.string(), "--size", "256"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  const auto crop = first / "grace_hopper.png";
+  // Aligned again at the same size: the same pixels, and the note says why.
+  r = test::runAutomod({"align", crop.string(), "-o", second.string(), "--size", "256"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY2(r.err.find("already aligned") != std::string::npos, r.err.c_str());
+  QVERIFY(torch::equal(readImage(second / "grace_hopper.png", 3), readImage(crop, 3)));
+  // Encoded: the code of the plain resize of the file.
+  auto model = test::tinyModel(16, 3);
+  const auto amod = path("tiny16.amod");
+  saveModel(amod, *model);
+  const auto latents = path("aligned-z.json");
+  r = test::runAutomod({"encode", amod.string(), crop.string(), "-o", latents.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  auto expected = model->encode(toModelInput(centerCropResize(readImage(crop, 3), 16)));
+  QVERIFY(test::maxAbsDiff(readLatentFile(latents).at(0).z, expected.view(-1)) < 1e-6);
+  // --aligned: no detection at all, so even a photo without a face is taken as it is.
+  const auto noface = path("cli-noface.png");
+  test::writeTestImage(noface, 120, 90, 2);
+  r = test::runAutomod({"encode", amod.string(), noface.string(), "-o", latents.string()});
+  QVERIFY(r.code != 0);
+  QVERIFY2(r.err.find("no face") != std::string::npos, r.err.c_str());
+  r = test::runAutomod({"encode", amod.string(), noface.string(), "--aligned", "-o", latents.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  expected = model->encode(toModelInput(centerCropResize(readImage(noface, 3), 16)));
+  QVERIFY(test::maxAbsDiff(readLatentFile(latents).at(0).z, expected.view(-1)) < 1e-6);
+}
+
+void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
+  // A 60 px face (Grace Hopper's 216 px detector box scaled down) in a 4000×3000 photo of smooth
+  // random texture: the first pass (at 1024 px) cannot see it; the search at 1.22× finds it.
+  const cv::Mat grace = readBgr(kGrace);
+  cv::Mat noise(60, 80, CV_8UC3), canvas, small;
+  cv::RNG rng(11);
+  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
+  cv::resize(noise, canvas, cv::Size(4000, 3000), 0, 0, cv::INTER_LINEAR);
+  cv::resize(grace, small, cv::Size(), 60 / 216.0, 60 / 216.0, cv::INTER_AREA);
+  const cv::Rect at(2911, 1777, small.cols, small.rows);
+  small.copyTo(canvas(at));
+  cv::cvtColor(canvas, canvas, cv::COLOR_BGR2RGB);
+  const auto photo = torch::from_blob(canvas.data, {canvas.rows, canvas.cols, 3}, torch::kUInt8);
+  // The search runs on LibTorch's threads (ctest starts tests with one).
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(2);
+  DetectTimings tm;
+  auto t0 = std::chrono::steady_clock::now();
+  const auto faces = detectFaces(photo, {}, &tm);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  torch::set_num_threads(threads);
+  qInfo("12 MP, 60 px face: %zu faces, %.2f s (%d levels, %d strips on %d threads)", faces.size(), s, tm.search_levels,
+        tm.search_strips, tm.search_threads);
+  QCOMPARE(tm.passes, 2);
+  const auto hit = std::find_if(faces.begin(), faces.end(), [&](const DetectedFace& f) {
+    return at.contains(cv::Point(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2)) && f.box[2] > 45 && f.box[2] < 80;
+  });
+  QVERIFY2(hit != faces.end(), qPrintable(QString("the 60 px face was not found (%1 faces)").arg(faces.size())));
+  // Its landmarks are good enough to align it.
+  auto t = AlignTransform::ffhq(hit->landmarks, S, 4000, 3000);
+  QVERIFY(std::abs(t.quadSize() - 60 * 1.6) < 40);
 }
 
 #endif  // AUTOMOD_HAVE_DLIB

@@ -7,6 +7,7 @@
 #include "core/edit/attribute.h"
 #include "core/edit/plan.h"
 #include "core/edit/recipe.h"
+#include "core/edit/refine.h"
 #include "core/edit/session.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
@@ -32,6 +33,9 @@ class TestRecipe : public QObject {
   void cliMixErrors();
   void cliSampleLockIsReproducible();
   void cliAttributeBuildAndApply();
+  void recipeRefinesItsPhotosPerBlock();
+  void cliApplyReplaysRefineIdentically();
+  void cliEncodeRefineThenMixUsesTheBlockCodes();
 
  private:
   QTemporaryDir dir_;
@@ -282,6 +286,89 @@ void TestRecipe::cliAttributeBuildAndApply() {
                         "--negative", neg.string(), "--scales", "fine", "--no-align", "-o", attr.string()});
   QVERIFY(r.code != 0);
   QVERIFY2(QString::fromStdString(r.err).contains("at least 2"), r.err.c_str());
+}
+
+// A recipe's "refine" refines the input and its photo sources before the plan is built; it round-trips
+// with the recipe, and sources may carry per-block codes ("z_blocks").
+void TestRecipe::recipeRefinesItsPhotosPerBlock() {
+  Recipe r;
+  r.align = false;
+  r.sources["b"] = SourceSpec::photo(b_);
+  r.assignments.push_back({"coarse", {{"b", 1.0}}});
+  RefineOptions refine;
+  refine.steps = 4;
+  r.refine = refine;
+  auto loaded = Recipe::fromJson(r.toJson(dir_.path().toStdString()), dir_.path().toStdString(), "test");
+  QVERIFY(loaded.refine && *loaded.refine == refine);
+  SourceCache cache(*model_, PhotoOptions{.align = false});
+  auto plan = recipePlan(loaded, cache, *model_, SourceSpec::photo(a_));
+  auto za = cache.latent(SourceSpec::photo(a_)), zb = cache.latent(SourceSpec::photo(b_));
+  auto ra = refineCodes(*model_, toModelInput(cache.photoImage(SourceSpec::photo(a_))), za, refine).codes;
+  auto rb = refineCodes(*model_, toModelInput(cache.photoImage(SourceSpec::photo(b_))), zb, refine).codes;
+  for (int k = 0; k < 2; ++k) QVERIFY(torch::equal(plan[k], rb[k]));
+  for (int k = 2; k < 5; ++k) QVERIFY(torch::equal(plan[k], ra[k]));
+  QVERIFY(!torch::equal(plan[4], za));
+  // The refined codes stored inline reproduce the plan without refining again.
+  Recipe stored = loaded;
+  stored.refine.reset();
+  stored.sources["b"] = SourceSpec::inlineCodes(zb, rb);
+  stored.sources["a"] = SourceSpec::inlineCodes(za, ra);
+  stored.base = "a";
+  auto j = stored.toJson();
+  QVERIFY(j["sources"]["b"].contains("z_blocks"));
+  SourceCache fresh(*model_, PhotoOptions{.align = false});
+  auto replay = recipePlan(Recipe::fromJson(j, {}, "test"), fresh, *model_);
+  for (int k = 0; k < 5; ++k) QVERIFY(torch::equal(replay[k], plan[k]));
+  QCOMPARE(fresh.refineCount(), 0);
+  QVERIFY_THROWS_EXCEPTION(Error, Recipe::fromJson(nlohmann::json::parse(R"({"refine": {"steps": "many"}})"), {}, "t"));
+  QVERIFY_THROWS_EXCEPTION(Error, Recipe::fromJson(nlohmann::json::parse(R"({"sources": {"c": {"z_blocks": [[1]]}}})"), {}, "t"));
+}
+
+void TestRecipe::cliApplyReplaysRefineIdentically() {
+  auto in = p("refine_in");
+  fs::create_directories(in);
+  fs::copy_file(a_, in / "one.png");
+  auto recipe = writeRecipe("refine.json", R"({"align": false, "refine": {"steps": 4},
+      "sources": {"c": {"photo": "c.png"}}, "assignments": [{"scales": "coarse", "source": "c"}]})");
+  auto run = [&](const std::string& out, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"apply", model_path_.string(), "--recipe", recipe, "--in", in.string(), "--out", p(out).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = test::runAutomod(args);
+    QVERIFY2(r.code == 0, r.err.c_str());
+  };
+  run("refine_out1");
+  run("refine_out2");
+  run("refine_off", {"--refine", "0"});
+  auto first = readImage(p("refine_out1") / "one.png");
+  QVERIFY(torch::equal(first, readImage(p("refine_out2") / "one.png")));
+  // What the library makes of the same recipe, and not what the recipe makes unrefined.
+  EditSession s(*model_, PhotoOptions{.align = false});
+  auto expected = toImage(s.decode(recipePlan(Recipe::load(recipe), s.sources(), *model_, SourceSpec::photo(in / "one.png"))))[0];
+  QVERIFY(test::maxAbsDiff(first, expected) <= 1);
+  QVERIFY(test::maxAbsDiff(first, readImage(p("refine_off") / "one.png")) > 1);
+}
+
+void TestRecipe::cliEncodeRefineThenMixUsesTheBlockCodes() {
+  auto latents = p("zr.json");
+  auto r = test::runAutomod({"encode", model_path_.string(), a_.string(), "seed:3", "--no-align", "--refine", "4", "-o",
+                             latents.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY2(QString::fromStdString(r.err).contains("PSNR"), r.err.c_str());
+  auto records = readLatentFile(latents);
+  QCOMPARE(int(records.size()), 2);
+  QVERIFY(records[0].z_blocks.defined() && records[0].z_blocks.size(0) == 5);
+  QVERIFY(!records[1].z_blocks.defined());  // a seed has nothing to refine
+  SourceCache cache(*model_, PhotoOptions{.align = false});
+  QVERIFY(test::maxAbsDiff(records[0].z, cache.latent(SourceSpec::photo(a_))[0]) < 1e-6);
+  // Mixing the file's codes equals mixing the photo refined on the fly.
+  auto from_file = p("mixr_file.png"), from_photo = p("mixr_photo.png");
+  r = test::runAutomod({"mix", model_path_.string(), "--coarse", "seed:3", "--fine", latents.string(), "--base",
+                        latents.string(), "-o", from_file.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  r = test::runAutomod({"mix", model_path_.string(), "--coarse", "seed:3", "--fine", a_.string(), "--base", a_.string(),
+                        "--no-align", "--refine", "4", "-o", from_photo.string()});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY(torch::equal(readImage(from_file), readImage(from_photo)));
 }
 
 QTEST_GUILESS_MAIN(TestRecipe)
