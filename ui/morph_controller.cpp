@@ -21,7 +21,7 @@ MorphController::MorphController(StudioController* controller) : QObject(control
     if (video_job_) {
       controller_->worker()->cancel(video_job_);
       video_job_ = 0;
-      Q_EMIT videoFinished(false, true, {}, 0, tr("cancelled: the model changed"));
+      Q_EMIT videoFinished(false, true, video_path_, 0, tr("cancelled: the model changed"));
     }
   });
 }
@@ -136,6 +136,7 @@ bool MorphController::exportVideo(const QString& path, int a, int b, Ranges movi
         });
       });
   *id = video_job_;
+  video_path_ = path;
   return true;
 }
 
@@ -145,7 +146,7 @@ void MorphController::cancelVideo() {
   // reports is dropped (video_job_ no longer names it).
   controller_->worker()->cancel(video_job_);
   video_job_ = 0;
-  Q_EMIT videoFinished(false, true, {}, 0, tr("cancelled"));
+  Q_EMIT videoFinished(false, true, video_path_, 0, tr("cancelled"));
 }
 
 }  // namespace automod::ui

@@ -46,6 +46,7 @@ class MorphController : public QObject {
   quint64 next_ = 1, latest_ = 0, answered_ = 0;
   QImage frame_;
   quint64 video_job_ = 0;
+  QString video_path_;
 };
 
 }  // namespace automod::ui

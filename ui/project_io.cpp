@@ -153,14 +153,13 @@ bool ProjectIO::open(const QString& path, QString* error) {
       own.resolution = recipe.resolution;
       own.latent_dim = binding.latent_dim;
       own.channels = binding.channels;
-      controller_->document()->resetState(rebind(EditState::fromRecipe(at_own, view, own, fromPngBase64), binding));
+      controller_->replaceState(rebind(EditState::fromRecipe(at_own, view, own, fromPngBase64), binding));
     } else {
-      controller_->document()->resetState(EditState::fromRecipe(recipe, view, binding, fromPngBase64));
+      controller_->replaceState(EditState::fromRecipe(recipe, view, binding, fromPngBase64));
     }
     controller_->document()->setFilePath(path);
     controller_->document()->setSaved();
     remember(path);
-    controller_->encodeMissingSources();
     return true;
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(errorMessage(e));

@@ -115,6 +115,19 @@ QString StudioController::deviceName() const {
   return model_ ? QString::fromStdString(describeDevice(model_->device())) : QString();
 }
 
+void StudioController::replaceState(const EditState& state) {
+  // A batch still encoding the previous state's sources refers to them by id, and the new state
+  // numbers its sources afresh: nothing of it may arrive.
+  if (batch_job_) worker_->cancel(batch_job_);
+  ++batch_;
+  if (reencode_total_ > 0) {
+    reencode_total_ = 0;
+    Q_EMIT busyChanged(false);
+  }
+  document_->resetState(state);
+  encodeMissingSources();
+}
+
 bool StudioController::idle() const { return !worker_->isBusy() && !reencoding(); }
 
 void StudioController::encodeMissingSources() {
@@ -143,12 +156,13 @@ void StudioController::encodeMissingSources() {
   const auto model = model_;
   const auto options = photoOptions();
   const quint64 generation = generation_;
+  const quint64 batch = ++batch_;
   struct Tally {
     int done = 0, dropped = 0;
   };
   auto tally = std::make_shared<Tally>();
-  worker_->submit(JobQueue::Intake, [this, model, options, generation, todo, old_attribute, old_layout,
-                                     tally](JobQueue::Control& control) {
+  batch_job_ = worker_->submit(JobQueue::Intake, [this, model, options, generation, batch, todo, old_attribute,
+                                                  old_layout, tally](JobQueue::Control& control) {
     // One batch: the next photo is read and aligned (dlib, on another thread) while the current one
     // encodes, so that a model change costs about the encoder's time, not align + encode per photo.
     auto prepare = [&](size_t i) {
@@ -197,8 +211,8 @@ void StudioController::encodeMissingSources() {
         error = QString::fromStdString(errorMessage(e));
         if (i + 1 < todo.size() && !next.valid()) next = prepare(i + 1);
       }
-      InferenceWorker::deliver(this, [this, s, error, generation, tally] {
-        if (generation != generation_) return;
+      InferenceWorker::deliver(this, [this, s, error, generation, batch, tally] {
+        if (generation != generation_ || batch != batch_) return;
         ++tally->done;
         if (error.isEmpty()) {
           EditSource shown = s;
@@ -223,8 +237,9 @@ void StudioController::encodeMissingSources() {
         attribute_error = QString::fromStdString(errorMessage(e));
       }
     }
-    InferenceWorker::deliver(this, [this, generation, tally, rebuilt, attribute_error, old_attribute] {
-      if (generation != generation_) return;
+    InferenceWorker::deliver(this, [this, generation, batch, tally, rebuilt, attribute_error, old_attribute] {
+      if (generation != generation_ || batch != batch_) return;
+      batch_job_ = 0;
       if (old_attribute) {
         EditState st = document_->state();
         if (rebuilt)

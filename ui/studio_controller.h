@@ -22,6 +22,7 @@
 
 namespace automod {
 class Automodulator;
+class EditState;
 struct PhotoOptions;
 }  // namespace automod
 
@@ -78,6 +79,9 @@ class StudioController : public QObject {
   /// model change or opening a project made with another model), and rebuilds the attribute from its
   /// exemplars when it needs it. Progress: reencodeProgress, then reencodeFinished.
   void encodeMissingSources();
+  /// Replaces the document's state (a project being opened): what was computed or queued for the
+  /// previous state is dropped, then its sources without codes are encoded (encodeMissingSources).
+  void replaceState(const EditState& state);
   /// True while that batch runs.
   bool reencoding() const { return reencode_total_ > 0; }
   /// Counts the model changes: a job's result that comes back for an older model is dropped.
@@ -111,6 +115,7 @@ class StudioController : public QObject {
   bool photos_aligned_ = false;
   QualityReference quality_;
   quint64 generation_ = 0;
+  quint64 batch_ = 0, batch_job_ = 0;  // the re-encoding batch running now
   int reencode_total_ = 0;
   friend class PhotoIntake;  // setPhotosAligned
 };

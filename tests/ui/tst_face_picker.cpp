@@ -221,20 +221,32 @@ class TestFacePicker : public QObject {
     // The astronaut is the source: Grace's half of the photo is untouched.
     QCOMPARE(diff.narrow(1, 0, W - 512).max().item<int>(), 0);
 
-    // A project's sources have no photo: the export is disabled with a reason.
+    // A project keeps where its photos came from: reopened, it pastes back into the same photo.
     const QString project = dir_.filePath("p.json");
     QVERIFY(c.project()->save(project, &error));
     StudioController d;
     d.setModel(c.model(), "tiny");
     MainWindow w2(&d);
     QVERIFY(d.project()->open(project, &error));
-    QTRY_VERIFY_WITH_TIMEOUT(!d.render()->result().isNull(), 30000);
-    QCOMPARE(d.exporter()->pasteBackSource(), -1);
-    QVERIFY(!d.exporter()->exportPastedBack(dir_.filePath("nope.png"), -1, &error));
+    QTRY_VERIFY_WITH_TIMEOUT(!d.render()->result().isNull() && !d.render()->decodePending(), 30000);
+    QCOMPARE(d.exporter()->pasteBackSource(), c.exporter()->pasteBackSource());
+    QCOMPARE(d.exporter()->pastedBack(), c.exporter()->pastedBack());
+    QTRY_VERIFY(w2.exportPastedAction()->isEnabled());
+    // A result without a photo behind it (a new project with only a kept sample) cannot be pasted back.
+    StudioController e;
+    e.setModel(c.model(), "tiny");
+    MainWindow w3(&e);
+    QSignalSpy ready(e.render(), &RenderScheduler::samplesReady);
+    e.render()->requestSamples({}, 1, 2);
+    QTRY_COMPARE_WITH_TIMEOUT(ready.count(), 1, 30000);
+    QVERIFY(e.render()->keepSample(0, "kept"));
+    QTRY_VERIFY_WITH_TIMEOUT(!e.render()->result().isNull() && !e.render()->decodePending(), 30000);
+    QCOMPARE(e.exporter()->pasteBackSource(), -1);
+    QVERIFY(!e.exporter()->exportPastedBack(dir_.filePath("nope.png"), -1, &error));
     QVERIFY2(error.contains("no originating photo"), qPrintable(error));
-    QTRY_VERIFY(!w2.exportPastedAction()->isEnabled());
-    QVERIFY2(w2.exportPastedAction()->toolTip().contains("no originating photo"),
-             qPrintable(w2.exportPastedAction()->toolTip()));
+    QTRY_VERIFY(!w3.exportPastedAction()->isEnabled());
+    QVERIFY2(w3.exportPastedAction()->toolTip().contains("no originating photo"),
+             qPrintable(w3.exportPastedAction()->toolTip()));
   }
 
   void gridAndClipboard() {

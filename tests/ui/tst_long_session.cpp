@@ -6,7 +6,11 @@
 // heap corruption once seen at Quit after such a session is kept away.
 #include <torch/torch.h>
 
+#include <QComboBox>
+#include <QLineEdit>
+#include <QPushButton>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>

@@ -18,7 +18,9 @@
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QMessageBox>
 #include <QTest>
+#include <QToolButton>
 
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
@@ -119,8 +121,9 @@ class TestMainWindow : public QObject {
   }
 
   void aModelChangeAsksThenKeepsThePhotosAndStaysUnsaved() {
+    // Another model (other weights): the photos' codes must be made again.
     const QString model = dir_.filePath("other.amod");
-    saveModel(model.toStdString(), *test::expressiveTinyModel());
+    saveModel(model.toStdString(), *test::tinyModel(64, 4));
     StudioController c;
     load(c, 2);
     MainWindow w(&c);
@@ -137,7 +140,7 @@ class TestMainWindow : public QObject {
     QCOMPARE(c.document()->undoStack()->count(), 0);
     // The history is gone but the work is still unsaved: quitting still asks.
     QVERIFY(c.document()->isModified());
-    QVERIFY(w.lastMessage().contains("encoded again with the new model"));
+    QVERIFY2(w.lastMessage().contains("photo(s) encoded by the model"), qPrintable(w.lastMessage()));
     QVERIFY(w.isWindowModified());
   }
 
@@ -227,10 +230,19 @@ class TestMainWindow : public QObject {
     // A message longer than the bar is elided, never drawn under the permanent labels; the whole
     // text is the tooltip.
     const QString long_text = QString("Cannot load photo.jpg: ") + QString("very long reason ").repeated(40);
-    c.photoFailed("photo.jpg", QString("very long reason ").repeated(40));
+    Q_EMIT c.photos()->photoFailed("photo.jpg", QString("very long reason ").repeated(40));
     QVERIFY(w.statusBar()->currentMessage().size() < long_text.size());
     QVERIFY(w.statusBar()->currentMessage().endsWith(QChar(0x2026)));
     QCOMPARE(w.statusBar()->toolTip(), w.lastMessage());
+    // The "…" button shows it in full, and an error does not stay for good.
+    auto* more = w.statusBar()->findChild<QToolButton*>();
+    QVERIFY(more && !more->isHidden());
+    more->click();
+    auto* full = w.findChild<QMessageBox*>("fullMessage");
+    QVERIFY(full);
+    QCOMPARE(full->text(), long_text);
+    full->close();
+    QVERIFY(MainWindow::kLongMessageMs > 0);
   }
 
   void dialogsStartInPicturesThenWhereTheUserWent() {
@@ -334,7 +346,7 @@ class TestMainWindow : public QObject {
     d.photos()->setFaceMode(PhotoIntake::FaceMode::Largest);
     d.photos()->addPhotos(photos_.mid(0, 1));
     QTRY_COMPARE_WITH_TIMEOUT(d.document()->sources().size(), 1, 20000);
-    QVERIFY(d.qualityHint(d.document()->sources()[0]).isEmpty());
+    QVERIFY(d.qualityHint(d.document()->sources()[0].psnr).isEmpty());
     QVERIFY(!d.document()->sources()[0].note.contains("far below"));
     settle(c);
     settle(d);

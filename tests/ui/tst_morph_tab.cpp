@@ -51,12 +51,12 @@ class TestMorphTab : public QObject {
   void load(StudioController& c, int n) {
     c.setModel(test::expressiveTinyModel(), "tiny");
     c.photos()->addPhotos(photos_.mid(0, n));
-    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 20000);
-    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), n, 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.render()->decodePending() && !c.worker()->isBusy() && !c.render()->result().isNull(), 60000);
   }
 
   static void settle(StudioController& c) {
-    QTRY_VERIFY_WITH_TIMEOUT(!c.morph()->pending() && !c.render()->decodePending() && !c.worker()->isBusy(), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!c.morph()->pending() && !c.render()->decodePending() && !c.worker()->isBusy(), 60000);
   }
 
  private Q_SLOTS:
