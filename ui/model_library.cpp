@@ -18,6 +18,7 @@
 #include <QVBoxLayout>
 #include <QtConcurrent>
 
+#include "core/align/photo.h"
 #include "core/io/model_file.h"
 #include "core/io/reference_import.h"
 #include "core/model/automodulator.h"
@@ -269,6 +270,20 @@ void ModelLibraryDialog::refresh() {
     e.source = source;
     e.bytes = file.size();
     e.path = file.absoluteFilePath();
+    // Its details from the file's header (a few milliseconds: no weights are read); a file that does
+    // not read keeps "–" and says why when opened.
+    try {
+      const auto info = describeModelFile(e.path.toStdString());
+      e.resolution = info.value("resolution", 0);
+      const auto& metadata = info.value("metadata", nlohmann::json::object());
+      const auto provenance = metadata.value("provenance", nlohmann::json::object());
+      if (provenance.contains("architecture") && provenance["architecture"].is_string())
+        e.architecture = QString::fromStdString(provenance["architecture"].get<std::string>());
+      else if (info.contains("config") && info["config"].value("width_table", nlohmann::json()).is_string())
+        e.architecture = QString::fromStdString(info["config"]["width_table"].get<std::string>());
+      if (metadata.is_object()) e.alignment = QString::fromStdString(modelAlignment(metadata));
+    } catch (const std::exception&) {
+    }
     local_ << e;
   };
   const QDir models(libraryModelsFolder());
@@ -303,7 +318,7 @@ void ModelLibraryDialog::refresh() {
       const QStringList cells{e.name,
                               e.resolution > 0 ? tr("%1 px").arg(e.resolution) : tr("–"),
                               e.architecture.isEmpty() ? tr("–") : e.architecture,
-                              e.url.isEmpty() ? tr("–") : alignmentWords(e.alignment),
+                              e.alignment.isEmpty() ? tr("–") : alignmentWords(e.alignment),
                               bytes > 0 ? megabytes(bytes) : tr("shown when downloading"),
                               e.source,
                               state};

@@ -148,6 +148,9 @@ class TestModelLibrary : public QObject {
     QCOMPARE(d.table()->rowCount(), 6);
     QCOMPARE(d.table()->item(5, 0)->text(), QString("tiny-photos-20261202-0830"));
     QCOMPARE(d.table()->item(5, 6)->text(), QString("ready"));
+    // A local model's details come from its file.
+    QCOMPARE(d.table()->item(5, 1)->text(), QString("64 px"));
+    QVERIFY(d.table()->item(5, 2)->text() != QString("–"));
     QVERIFY(d.select("tiny-photos-20261202-0830"));
     QVERIFY(d.openButton()->isEnabled() && !d.downloadButton()->isEnabled());
     QSignalSpy chosen(&d, &ModelLibraryDialog::modelChosen);
@@ -313,6 +316,14 @@ class TestModelLibrary : public QObject {
     QVERIFY2(w.lastMessage().startsWith("Imported train-step-m0-before.pth"), qPrintable(w.lastMessage()));
     auto m = loadModel(QDir(libraryModelsFolder()).filePath("train-step-m0-before.amod").toStdString());
     QCOMPARE(m->metadata["alignment"].get<std::string>(), std::string("none"));
+    // The library shows the imported model's details, not dashes.
+    ModelLibraryDialog library;
+    QVERIFY(library.select("train-step-m0-before.amod"));
+    const int row = library.table()->currentRow();
+    QCOMPARE(library.table()->item(row, 1)->text(), QString("%1 px").arg(m->resolution()));
+    QCOMPARE(library.table()->item(row, 2)->text(),
+             QString::fromStdString(m->metadata["provenance"]["architecture"].get<std::string>()));
+    QCOMPARE(library.table()->item(row, 3)->text(), QString("centre crop"));
   }
 
   void theAlignmentQuestionHasNoDefault() {
