@@ -4,7 +4,7 @@
 //   0 recipe            parseJsonLimited + Recipe::fromJson (what Recipe::load runs)
 //   1 latent file       readLatentFile
 //   2 attribute file    AttributeVector::load
-//   3 project           StudioDocument::load (built when Qt's GUI modules are found)
+//   3 project           readProjectFile + EditState::fromRecipe (what the editor's File → Open runs)
 //   4 alignment sidecar parseJsonLimited + AlignTransform::fromJson
 // (Model configs are fuzzed inside model headers, by fuzz_model_file.)
 #include <unistd.h>
@@ -18,13 +18,12 @@
 
 #include "core/align/face.h"
 #include "core/edit/attribute.h"
+#include "core/edit/edit_state.h"
+#include "core/edit/project_file.h"
 #include "core/edit/recipe.h"
 #include "core/edit/sources.h"
 #include "core/util/error.h"
 #include "core/util/json_limits.h"
-#ifdef AUTOMOD_FUZZ_PROJECT
-#include "ui/document.h"
-#endif
 
 namespace {
 
@@ -60,12 +59,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)automod::AttributeVector::load(scratch());
         break;
       case 3: {
-#ifdef AUTOMOD_FUZZ_PROJECT
         writeScratch(text);
-        automod::ui::StudioDocument doc;
-        QString error;
-        if (!doc.load(QString::fromStdString(scratch().string()), &error) && error.isEmpty()) __builtin_trap();
-#endif
+        const auto project = automod::readProjectFile(scratch());
+        // Bound to a 16 px model of code size 8 (pictures are not decoded: the image fuzzer does that).
+        automod::ModelBinding binding;
+        binding.layout = automod::BlockLayout::forResolution(16, false);
+        binding.resolution = 16;
+        binding.latent_dim = 8;
+        (void)automod::EditState::fromRecipe(project.recipe, project.view, binding, {});
         break;
       }
       case 4:
