@@ -36,11 +36,18 @@ using namespace automod::ui;
 namespace {
 
 /// Runs the event loop until `done` holds (or `timeout_ms`).
+std::function<void()> g_status;
+
 bool waitFor(const std::function<bool()>& done, int timeout_ms = 600000) {
   QElapsedTimer t;
   t.start();
+  qint64 next_status = 10000;
   while (!done()) {
     if (t.elapsed() > timeout_ms) return false;
+    if (t.elapsed() > next_status && g_status) {
+      g_status();
+      next_status += 10000;
+    }
     QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
   }
   return true;
@@ -125,25 +132,60 @@ int main(int argc, char** argv) {
     tile.push_back(clock.nsecsElapsed() / 1e6);
     ++added;
   });
+  g_status = [&] {
+    std::cerr << "bench_studio: waiting: photos added " << added << ", idle " << c.idle() << ", worker busy "
+              << c.worker()->isBusy() << ", re-encoding " << c.reencoding() << ", decode pending "
+              << c.render()->decodePending() << ", ready " << c.document()->state().ready() << "\n";
+    for (const auto& src : c.document()->state().sources)
+      std::cerr << "  source " << src.name << ": " << src.codes.size() << " codes of " << c.document()->state().blocks() << "\n";
+  };
+  QObject::connect(c.photos(), &PhotoIntake::photoFailed, [&](const QString& path, const QString& why) {
+    std::cerr << "bench_studio: " << path.toStdString() << " failed: " << why.toStdString() << "\n";
+    ++added;
+  });
   for (const auto& p : photos) {
     // One at a time, each timed from the drop to its tile (the decode it triggers runs after).
     const int before = added;
     clock.start();
     c.photos()->addPhotos({QString::fromStdString(p)});
-    if (!waitFor([&] { return added > before; })) return 1;
-    waitFor([&] { return c.idle() && !c.render()->decodePending(); });
+    if (!waitFor([&] { return added > before; })) {
+      std::cerr << "bench_studio: " << p << " never reached the strip\n";
+      return 1;
+    }
+    if (!waitFor([&] { return c.idle() && !c.render()->decodePending(); }, 30000)) {
+      std::cerr << "bench_studio: not idle after " << p << ": worker busy " << c.worker()->isBusy()
+                << ", re-encoding " << c.reencoding() << ", decode pending " << c.render()->decodePending() << "\n";
+      return 1;
+    }
   }
-  // Timed from the slider's new value to the final image handed to the window (resultReady); each
-  // move sets a value the slider did not have, so that every one is a new decode.
+  // Timed from the mix change to the final image handed to the window (resultReady); each move
+  // changes the coarse blocks, so that every one is a whole new decode.
   int results = 0;
   QObject::connect(c.render(), &RenderScheduler::resultReady, [&] { ++results; });
+  QObject::connect(c.render(), &RenderScheduler::decodeFailed, [&](const QString& why) {
+    std::cerr << "bench_studio: decode failed: " << why.toStdString() << "\n";
+    std::exit(1);
+  });
   std::vector<double> slider;
   for (int r = 0; r < reps; ++r) {
     QElapsedTimer t;
     const int before = results;
     t.start();
-    c.document()->setRangeWeight(Range::Coarse, 1, r % 2 ? 0.25 : 0.75);
-    if (!waitFor([&] { return results > before && !c.render()->decodePending(); })) return 1;
+    const auto weights_before = c.document()->state().weights;
+    // The coarse range given wholly to the other photo (a freshly initialised model's codes of two
+    // photos can point in nearly opposite directions, so that a blend of them cancels out).
+    c.document()->assignRange(Range::Coarse, r % 2 ? 0 : 1);
+    if (c.document()->state().weights == weights_before) {
+      for (const auto& src : c.document()->state().sources)
+        std::cerr << "  source " << src.name << ": " << src.codes.size() << " codes\n";
+      std::cerr << "bench_studio: the slider move changed nothing (" << c.document()->sources().size()
+                << " sources, " << c.document()->state().blocks() << " blocks)\n";
+      return 1;
+    }
+    if (!waitFor([&] { return results > before && !c.render()->decodePending(); })) {
+      std::cerr << "bench_studio: no final image after a slider move\n";
+      return 1;
+    }
     slider.push_back(t.nsecsElapsed() / 1e6);
   }
   // A model change: every photo encoded again (one batch, the next one aligned while one encodes).
@@ -153,7 +195,10 @@ int main(int argc, char** argv) {
   QElapsedTimer t;
   t.start();
   c.setModel(other, "other");
-  if (!waitFor([&] { return !c.reencoding(); })) return 1;
+  if (!waitFor([&] { return !c.reencoding(); })) {
+    std::cerr << "bench_studio: the model change never finished encoding\n";
+    return 1;
+  }
   const double rebind_ms = t.nsecsElapsed() / 1e6;
   double direct_sum = 0;
   for (double v : direct_photo) direct_sum += v;
