@@ -82,7 +82,7 @@ class TestPhotoCases : public QObject {
   nlohmann::json cases_;
   std::map<std::string, std::shared_ptr<Automodulator>> models_;
   std::shared_ptr<Automodulator> model(const std::string& file);
-  void needFixtures();
+  bool haveFixtures() const;
 };
 
 void TestPhotoCases::initTestCase() {
@@ -95,10 +95,12 @@ void TestPhotoCases::initTestCase() {
   torch::set_num_threads(2);
 }
 
-void TestPhotoCases::needFixtures() {
-  if (cases_.is_null())
-    QSKIP(qPrintable(QString("no photo-cases.json at %1 (set AMOD_REFERENCE_DIR)").arg(QString::fromStdString(dir_.string()))));
-}
+bool TestPhotoCases::haveFixtures() const { return !cases_.is_null(); }
+
+// QSKIP returns from the function it is in: this macro puts it in the test itself.
+#define NEED_FIXTURES()                                                                                        \
+  if (!haveFixtures())                                                                                         \
+  QSKIP(qPrintable(QString("no photo-cases.json at %1 (set AMOD_REFERENCE_DIR)").arg(QString::fromStdString(dir_.string()))))
 
 std::shared_ptr<Automodulator> TestPhotoCases::model(const std::string& file) {
   auto it = models_.find(file);
@@ -197,7 +199,7 @@ void TestPhotoCases::photosReachTheEncoderAsInTheAuthorsCode_data() {
 }
 
 void TestPhotoCases::photosReachTheEncoderAsInTheAuthorsCode() {
-  needFixtures();
+  NEED_FIXTURES();
   QFETCH(int, model_index);
   QFETCH(int, case_index);
   const auto& entry = cases_["models"][model_index];
@@ -230,7 +232,7 @@ void TestPhotoCases::photosReachTheEncoderAsInTheAuthorsCode() {
 }
 
 void TestPhotoCases::cliEncodeNoAlignGivesTheAuthorsCodes() {
-  needFixtures();
+  NEED_FIXTURES();
   for (const auto& entry : cases_.at("models")) {
     const auto file = entry.at("files").begin().value().get<std::string>();
     const auto amod = test::tmpPath(tmp_, entry.at("name").get<std::string>() + ".amod");
