@@ -38,9 +38,13 @@ namespace {
 /// Runs the event loop until `done` holds (or `timeout_ms`).
 std::function<void()> g_status;
 
+// Waits as the editor's event loop does: asleep until an event (or a 10 ms tick) arrives. A loop of
+// processEvents() without waiting would keep a core busy and slow the worker's threads down.
 bool waitFor(const std::function<bool()>& done, int timeout_ms = 600000) {
   QElapsedTimer t;
   t.start();
+  QTimer tick;
+  tick.start(10);
   qint64 next_status = 10000;
   while (!done()) {
     if (t.elapsed() > timeout_ms) return false;
@@ -48,7 +52,7 @@ bool waitFor(const std::function<bool()>& done, int timeout_ms = 600000) {
       g_status();
       next_status += 10000;
     }
-    QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+    QCoreApplication::processEvents(QEventLoop::AllEvents | QEventLoop::WaitForMoreEvents);
   }
   return true;
 }
