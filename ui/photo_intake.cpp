@@ -301,10 +301,8 @@ void PhotoIntake::startRefine(quint64 id, int steps) {
         QString error;
         bool cancelled = false;
         try {
-          const auto images = toModelInput(s.picture).to(model->device());
-          torch::Tensor z = s.z.defined() ? s.z : model->encode(images).cpu();
           int last_percent = -1;
-          auto result = refineCodes(*model, images, z.to(model->device()), options, [&](int step, int steps) {
+          cancelled = !refineSource(*model, s, options, [&](int step, int steps) {
             // A decode or a photo asked for meanwhile runs here, between two steps.
             control.yield();
             const int percent = steps > 0 ? 100 * step / steps : 100;
@@ -318,18 +316,6 @@ void PhotoIntake::startRefine(quint64 id, int steps) {
             }
             return !control.cancelled();
           });
-          cancelled = result.cancelled;
-          if (!cancelled) {
-            torch::NoGradGuard no_grad;
-            s.codes = result.codes.to(torch::kCPU);
-            s.z = z.cpu();
-            s.refine = options.toJson();
-            s.refine["steps"] = result.steps_run;
-            s.reconstruction = toImage(model->decode(result.codes).cpu()).squeeze(0);
-            const auto a = s.picture.permute({2, 0, 1}).unsqueeze(0), b = s.reconstruction.permute({2, 0, 1}).unsqueeze(0);
-            s.psnr = psnr(a, b);
-            s.ssim = ssim(a, b);
-          }
         } catch (const std::exception& e) {
           error = QString::fromStdString(errorMessage(e));
         }

@@ -186,6 +186,13 @@ EncodedPicture encodePicture(Automodulator& model, const torch::Tensor& picture)
 /// uniform: a refinement must run again). Throws automod::Error when it has neither.
 void encodeSource(Automodulator& model, EditSource& source, const PhotoOptions& options);
 
+/// Refines `source`'s codes from its picture (refineCodes with `options`, starting from its encoder
+/// code, encoding the picture when it has none). Completed: its per-block codes, z, refinement record,
+/// reconstruction and PSNR/SSIM are replaced and true is returned. Cancelled by `progress`: false, and
+/// the source is unchanged.
+bool refineSource(Automodulator& model, EditSource& source, const RefineOptions& options,
+                  const std::function<bool(int step, int steps)>& progress = {});
+
 /// The attribute of `state` rebuilt by `model` from its exemplar files (largest face of each), with
 /// its block ranges carried over by named scale. Throws automod::Error when fewer than 2 + 2 exemplars
 /// can be encoded.
