@@ -72,7 +72,7 @@ std::pair<Recipe, json> fromFirstFormat(const json& root) {
 
 }  // namespace
 
-ProjectFile parseProject(const json& root, const fs::path& dir) {
+ProjectFile parseProject(const json& root, const fs::path& dir) try {
   ProjectFile p;
   if (root.is_object() && root.value("kind", std::string()) == "automod-recipe") {
     p.recipe = Recipe::fromJson(root, dir, "the project");
@@ -85,6 +85,10 @@ ProjectFile parseProject(const json& root, const fs::path& dir) {
     throw Error("not an Automodulator Studio project");
   }
   return p;
+} catch (const json::exception& e) {
+  // A value of the wrong type anywhere (a null "path", a number for a name): one sentence, as for
+  // any other malformed project.
+  throw Error(std::string("the project is malformed: ") + e.what());
 }
 
 ProjectFile readProjectFile(const fs::path& path) {
