@@ -81,6 +81,15 @@ if [ "$GUI" = ON ]; then
   fi
 fi
 
+# The full command-line tool the `automod` front door runs is installed beside it.
+[ -x "$ROOT/usr/bin/automod-run" ] || fail "usr/bin/automod-run (the full command-line tool) is missing"
+if ldd "$ROOT/usr/bin/automod-run" | grep -q "not found"; then
+  ldd "$ROOT/usr/bin/automod-run" | grep "not found" >&2
+  fail "automod-run: missing shared libraries"
+fi
+# The front door needs no LibTorch.
+if ldd "$ROOT/usr/bin/automod" | grep -q "libtorch"; then fail "automod links LibTorch (it should only exec automod-run)"; fi
+
 # The installed programs start from the installed location (their libraries all resolve).
 programs=(automod)
 [ "$GUI" = ON ] && programs+=(automod-studio)

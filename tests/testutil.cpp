@@ -3,7 +3,10 @@
 #include <QProcess>
 #include <QProcessEnvironment>
 
+#include <fstream>
+
 #include "core/io/image.h"
+#include "core/util/error.h"
 
 namespace automod::test {
 
@@ -32,13 +35,17 @@ std::string automodBin() {
 }
 
 RunResult runAutomod(const std::vector<std::string>& args, int timeout_ms) {
+  return runProgram(automodBin(), args, timeout_ms);
+}
+
+RunResult runProgram(const std::string& program, const std::vector<std::string>& args, int timeout_ms) {
   QProcess p;
   QStringList a;
   for (auto& s : args) a << QString::fromStdString(s);
-  p.start(QString::fromStdString(automodBin()), a);
+  p.start(QString::fromStdString(program), a);
   RunResult r;
   if (!p.waitForStarted(10000)) {
-    r.err = "could not start " + automodBin();
+    r.err = "could not start " + program;
     return r;
   }
   p.closeWriteChannel();
@@ -71,6 +78,23 @@ void writeTestImage(const std::filesystem::path& path, int width, int height, ui
                  .mode(torch::kBilinear)
                  .align_corners(false));
   writeImage(path, big[0].permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous());
+}
+
+std::filesystem::path referenceDir() {
+  if (const char* d = std::getenv("AMOD_REFERENCE_DIR"); d && *d) return d;
+  const char* src = std::getenv("AUTOMOD_SOURCE_DIR");
+  return std::filesystem::path(src && *src ? src : AUTOMOD_SOURCE_DIR) / ".." / "shared" / "reference";
+}
+
+torch::Tensor readF32(const std::filesystem::path& dir, const nlohmann::json& spec) {
+  const auto path = dir / spec.at("file").get<std::string>();
+  const auto shape = spec.at("shape").get<std::vector<int64_t>>();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  auto t = torch::empty(shape, torch::kFloat32);
+  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * 4));
+  if (in.gcount() != t.numel() * 4) throw Error(path.string() + " is shorter than its shape");
+  return t;
 }
 
 }  // namespace automod::test

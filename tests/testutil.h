@@ -1,5 +1,6 @@
 #pragma once
 // Shared test helpers: temporary folders, the CLI binary, tensor comparison, tiny models.
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <QString>
@@ -29,9 +30,18 @@ struct RunResult {
 };
 /// Runs `automod` with arguments; captures stdout and stderr.
 RunResult runAutomod(const std::vector<std::string>& args, int timeout_ms = 300000);
+/// The same for any program (e.g. `automod-run`, the full tool beside `automod`).
+RunResult runProgram(const std::string& program, const std::vector<std::string>& args, int timeout_ms = 300000);
 
 /// max |a − b|.
 double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b);
+
+/// The folder of the authors' reference fixtures: AMOD_REFERENCE_DIR, or ../shared/reference beside
+/// the source tree (AUTOMOD_SOURCE_DIR from the environment, else the one this was built from).
+std::filesystem::path referenceDir();
+/// A float32 tensor stored raw in a fixture folder: spec {"file": ..., "shape": [...]}. Throws
+/// automod::Error for a missing or short file.
+torch::Tensor readF32(const std::filesystem::path& dir, const nlohmann::json& spec);
 
 /// A path inside a QTemporaryDir.
 std::filesystem::path tmpPath(const QTemporaryDir& dir, const std::string& name);

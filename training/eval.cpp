@@ -58,11 +58,7 @@ torch::Tensor encodeInChunks(EvalModel& model, const torch::Tensor& images, int6
 torch::Tensor decodeInChunks(EvalModel& model, const LatentPlan& plan, int64_t chunk) {
   std::vector<torch::Tensor> parts;
   const int64_t n = plan.batch();
-  for (int64_t i = 0; i < n; i += chunk) {
-    std::vector<torch::Tensor> part;
-    for (const auto& z : plan.latents) part.push_back(z.narrow(0, i, std::min(chunk, n - i)));
-    parts.push_back(model.decode(LatentPlan(part)).clamp(-1, 1));
-  }
+  for (int64_t i = 0; i < n; i += chunk) parts.push_back(model.decode(plan.narrow(i, std::min(chunk, n - i))).clamp(-1, 1));
   return torch::cat(parts);
 }
 
@@ -72,16 +68,17 @@ LatentPlan rangeMix(const torch::Tensor& a, const torch::Tensor& b, const BlockR
 
 LatentPlan rangeMix(const LatentPlan& a, const LatentPlan& b, const BlockRange& range) {
   TORCH_CHECK(a.size() == b.size(), "mixing plans of ", a.size(), " and ", b.size(), " blocks");
-  std::vector<torch::Tensor> latents;
-  for (int k = 0; k < a.size(); ++k) latents.push_back(range.contains(k) ? b[k] : a[k]);
-  return LatentPlan(latents);
-}
-
-LatentPlan selectRows(const LatentPlan& plan, const torch::Tensor& index) {
+  // A block takes its code and its style offsets (a refined photo's) from the same plan.
   LatentPlan out;
-  for (auto& z : plan.latents) out.latents.push_back(z.index_select(0, index.to(z.device())));
+  for (int k = 0; k < a.size(); ++k) {
+    const auto& from = range.contains(k) ? b : a;
+    out.latents.push_back(from[k]);
+    if (from.offset(k).defined()) out.setOffset(k, from.offset(k));
+  }
   return out;
 }
+
+LatentPlan selectRows(const LatentPlan& plan, const torch::Tensor& index) { return plan.indexSelect(index); }
 
 LatentPlan refineInChunks(EvalModel& model, const torch::Tensor& images, const torch::Tensor& z,
                           const RefineOptions& options, const std::function<void(int64_t, int64_t)>& progress,
@@ -97,13 +94,7 @@ LatentPlan refineInChunks(EvalModel& model, const torch::Tensor& images, const t
       return true;
     }));
   }
-  LatentPlan out;
-  for (int b = 0; b < model.numBlocks(); ++b) {
-    std::vector<torch::Tensor> rows;
-    for (auto& p : parts) rows.push_back(p[b]);
-    out.latents.push_back(torch::cat(rows));
-  }
-  return out;
+  return LatentPlan::cat(parts);
 }
 
 namespace {

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/edit/refine.h"
 #include "core/metrics/swd.h"
 #include "core/model/latent_plan.h"

@@ -42,11 +42,7 @@ torch::Tensor toProbeInput(const torch::Tensor& images) {
 torch::Tensor decodeChunks(Automodulator& model, const LatentPlan& plan) {
   std::vector<torch::Tensor> out;
   const int64_t n = plan.batch();
-  for (int64_t i = 0; i < n; i += 32) {
-    LatentPlan p;
-    for (auto& z : plan.latents) p.latents.push_back(z.narrow(0, i, std::min<int64_t>(32, n - i)));
-    out.push_back(model.decode(p).cpu());
-  }
+  for (int64_t i = 0; i < n; i += 32) out.push_back(model.decode(plan.narrow(i, std::min<int64_t>(32, n - i))).cpu());
   return torch::cat(out);
 }
 
@@ -296,16 +292,16 @@ nlohmann::json attributeEditReport(Automodulator& model, AttributeProbe& probe, 
   const int nb = model.numBlocks();
   LatentPlan plan_edit, plan_plain;
   if (codes) {
-    auto rows = torch::tensor(targets);
-    for (auto& z : codes->latents) plan_plain.latents.push_back(z.index_select(0, rows.to(z.device())).to(model.device()));
+    plan_plain = codes->indexSelect(torch::tensor(targets)).to(model.device());
   } else {
     plan_plain = LatentPlan::uniform(
         encodeChunks(model, images_u8.index_select(0, torch::tensor(targets))).to(model.device()), nb);
   }
+  // The edit moves the codes of the chosen blocks; style offsets (refined codes) stay.
+  plan_edit = plan_plain;
   for (int b = 0; b < nb; ++b)
-    plan_edit.latents.push_back(std::find(blocks.begin(), blocks.end(), b) != blocks.end()
-                                    ? normaliseLatent(plan_plain[b] + strength * v.unsqueeze(0))
-                                    : plan_plain[b]);
+    if (std::find(blocks.begin(), blocks.end(), b) != blocks.end())
+      plan_edit[b] = normaliseLatent(plan_plain[b] + strength * v.unsqueeze(0));
   auto before = probe->predict(decodeChunks(model, plan_plain));
   auto after = probe->predict(decodeChunks(model, plan_edit));
   nlohmann::json r{{"attribute", name},

@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "training/eval.h"
 #include "training/face_probe.h"
 

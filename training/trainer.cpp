@@ -12,7 +12,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"

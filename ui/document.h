@@ -24,7 +24,7 @@ namespace automod::ui {
 struct AttributeEdit {
   QString name;
   QVector<float> vector;
-  /// The blocks it touches, in core/edit/ranges.h syntax ("0-1,4").
+  /// The blocks it touches, in core/model/ranges.h syntax ("0-1,4").
   QString scales;
   /// Resolution of the model it was built with, and its decoder blocks (one more than the
   /// resolution implies for a flip-invariance model; 0 = implied).

@@ -10,7 +10,7 @@
 #include <QPushButton>
 #include <QVBoxLayout>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 
 namespace automod::ui {
 
@@ -41,7 +41,7 @@ ModelInfoDialog::ModelInfoDialog(const QString& name, const QString& device, con
                                ? tr("%1 × %1 px").arg(resolution)
                                : tr("%1 × %1 px (trained so far; the model grows to %2 px)").arg(resolution).arg(full));
   addRow(tr("Latent size"), tr("%1 numbers per code").arg(config["latent_dim"].toInt()));
-  // The decoder blocks and the named scales they make up (core/edit/ranges.h).
+  // The decoder blocks and the named scales they make up (core/model/ranges.h).
   const int blocks = info["decoder_blocks"].toInt();
   if (blocks > 0) {
     const auto layout_of = BlockLayout::forResolution(resolution, config["extra_8x8_block"].toBool());

@@ -205,7 +205,7 @@ bool RenderScheduler::keepSample(int index, const QString& name) {
   if (controller_->model() && controller_->model()->config().image_channels == 1)
     s.picture = s.picture.select(2, 0).unsqueeze(2).contiguous();
   // The sample's own codes, bit for bit: the locked blocks' mix and the drawn ones.
-  for (int b = 0; b < codes_->plan.size(); ++b) s.codes.latents.push_back(codes_->plan[b].narrow(0, index, 1).clone());
+  s.codes = codes_->plan.narrow(index, 1).clone();
   s.reconstruction = s.picture;
   s.note = tr("kept from the gallery (seed %1, #%2)").arg(samples_seed_).arg(index).toStdString();
   controller_->document()->addSource(s, tr("Keep %1").arg(name));

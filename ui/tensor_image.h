@@ -11,7 +11,7 @@
 
 #include "core/edit/attribute.h"
 #include "core/edit/edit_state.h"
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "ui/document.h"
 
 namespace automod::ui {

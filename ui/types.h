@@ -9,7 +9,7 @@
 
 #include <limits>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 
 namespace automod::ui {
 
@@ -47,7 +47,7 @@ struct MixSettings {
   bool operator==(const MixSettings&) const = default;
 };
 
-/// The three scale ranges the Mix tab offers: core's named scales (core/edit/ranges.h).
+/// The three scale ranges the Mix tab offers: core's named scales (core/model/ranges.h).
 using Range = automod::Scale;
 /// Blocks [first, last] of a range in a model with these blocks (empty, first > last, when the
 /// model has none).

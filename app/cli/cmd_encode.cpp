@@ -52,6 +52,7 @@ void addEncodeCommand(CLI::App& app, GlobalOptions& global) {
           std::vector<torch::Tensor> rows;
           for (auto& c : codes.latents) rows.push_back(c[0].to(torch::kCPU));
           record.z_blocks = torch::stack(rows);
+          record.z_offsets = offsetValues(codes);
         }
         if (refines && !global.quiet && cache.lastRefine())
           std::cerr << std::fixed << std::setprecision(2) << "automod: " << p << ": refined in "

@@ -76,12 +76,9 @@ std::unique_ptr<Automodulator> openModel(const std::string& model, torch::Device
   global.allow_nonfinite = g_allow_nonfinite;
   const auto options = loadOptions(global, device);
   if (model == "default") {
-    const auto path = defaultModelPath();
-    if (!path.empty()) return loadModel(path, options);
-    if (!quiet)
-      std::cerr << "automod: note: no trained default model is installed; using a freshly initialised 64 px model "
-                   "(seed 0) — results are noise until you train one (automod train)\n";
-    return untrainedDefaultModel(device);
+    auto d = openDefaultModel(options);
+    if (d.untrained && !quiet) std::cerr << "automod: note: " << d.note << "\n";
+    return std::move(d.model);
   }
   return loadModel(model, options);
 }
@@ -155,6 +152,18 @@ void addRefineFlags(CLI::App* cmd, RefineOptions& o) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--refine-lr", o.lr, "refinement: peak learning rate")->capture_default_str()->check(
       CLI::PositiveNumber);
+  cmd->add_option("--refine-offsets", o.offsets,
+                  "refinement: also optimise style offsets (per-photo additions to every AdaIN layer's styles, "
+                  "carried with the codes through mixing and edits): true or false")
+      ->capture_default_str();
+  cmd->add_option("--refine-offset-decay", o.offset_decay,
+                  "refinement: weight of the style offsets' mean square (higher keeps edits closer to the codes' "
+                  "own styles)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--refine-offset-lr", o.offset_lr, "refinement: the style offsets' peak learning rate (0 = --refine-lr)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--refine-loss-resolution", o.loss_resolution,
                   "refinement: compare at this resolution (a power of two up to the model's; 0 = the model's), "
                   "decoding only up to it: faster for large models")

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/edit/sources.h"
 #include "core/model/latent_plan.h"
 

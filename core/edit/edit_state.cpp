@@ -40,6 +40,7 @@ torch::Tensor codeFromJson(const json& j, int dim, const std::string& where) {
 }
 
 bool uniformCodes(const LatentPlan& codes) {
+  if (codes.hasOffsets()) return false;
   for (int b = 1; b < codes.size(); ++b)
     if (!torch::equal(codes[b], codes[0])) return false;
   return true;
@@ -61,6 +62,7 @@ ModelBinding ModelBinding::of(Automodulator& model, const fs::path& path) {
   b.resolution = model.resolution();
   b.latent_dim = static_cast<int>(model.config().latent_dim);
   b.channels = static_cast<int>(model.config().image_channels);
+  b.style_widths = styleWidths(model);
   return b;
 }
 
@@ -140,19 +142,27 @@ LatentPlan EditState::mixPlan() const {
                   std::to_string(blocks()) + " block codes)");
   // Block b blends the sources' own codes of block b (a refined source has one per block); a block
   // without any weight takes source 0 — the rule of plan.h's blockMixPlan.
+  // A refined source's style offsets go with its codes (blended with the same weights).
   LatentPlan plan;
   for (int b = 0; b < blocks(); ++b) {
-    std::vector<torch::Tensor> codes;
+    std::vector<torch::Tensor> codes, offsets;
     std::vector<double> w;
     if (b < static_cast<int>(weights.size()))
       for (size_t i = 0; i < weights[b].size() && i < sources.size(); ++i) {
         if (!(weights[b][i] >= 0.0)) throw Error("block " + std::to_string(b) + ": weights must be non-negative");
         if (weights[b][i] > 0.0) {
           codes.push_back(sources[i].codes[b]);
+          offsets.push_back(sources[i].codes.offset(b));
           w.push_back(weights[b][i]);
         }
       }
-    plan.latents.push_back(codes.empty() ? sources.front().codes[b] : blendLatents(codes, w));
+    if (codes.empty()) {
+      plan.latents.push_back(sources.front().codes[b]);
+      offsets.push_back(sources.front().codes.offset(b));
+    } else {
+      plan.latents.push_back(blendLatents(codes, w));
+    }
+    if (auto o = blendOffsets(offsets, codes.empty() ? std::vector<double>{} : w); o.defined()) plan.setOffset(b, o);
   }
   return plan;
 }
@@ -176,6 +186,13 @@ LatentPlan EditState::galleryPlan(Automodulator& model, const std::vector<BlockR
   options.count = std::max(1, count);
   options.seed = seed;
   auto p = conditionalPlan(model, locks, options);
+  // The locked blocks keep the mix's style offsets too (a refined photo's detail at those scales).
+  if (!locks.empty()) {
+    const auto mix = mixPlan();
+    for (const auto& lock : locks)
+      if (auto o = mix.offset(lock.range.first); o.defined())
+        p.setOffset(lock.range.first, o.to(model.device()).expand({p.batch(), o.size(1)}));
+  }
   if (!attribute || attribute->strength == 0.0 || !attribute->vector.vector.defined()) return p;
   return applyAttribute(p, attribute->vector, attribute->strength);
 }
@@ -203,9 +220,14 @@ LatentPlan EditState::morphPlan(double t) const {
     throw Error("the photos are not encoded by this model yet");
   const auto ranges = morphRanges();
   LatentPlan plan;
-  for (int k = 0; k < blocks(); ++k)
-    plan.latents.push_back(rangesContain(ranges, k) ? slerp(a.codes[k], b.codes[k], std::clamp(t, 0.0, 1.0))
-                                                    : a.codes[k]);
+  const double u = std::clamp(t, 0.0, 1.0);
+  for (int k = 0; k < blocks(); ++k) {
+    const bool moving = rangesContain(ranges, k);
+    plan.latents.push_back(moving ? slerp(a.codes[k], b.codes[k], u) : a.codes[k]);
+    // Style offsets (refined photos) move linearly with the codes.
+    auto o = moving ? blendOffsets({a.codes.offset(k), b.codes.offset(k)}, {1.0 - u, u}) : a.codes.offset(k);
+    if (o.defined()) plan.setOffset(k, o);
+  }
   return plan;
 }
 
@@ -278,6 +300,7 @@ json EditState::viewJson(const std::function<std::string(const torch::Tensor&)>&
       json codes = json::array();
       for (int b = 0; b < s.codes.size(); ++b) codes.push_back(floats(s.codes[b]));
       o["codes"] = {{"model", model.identity}, {"blocks", codes}};
+      if (s.codes.hasOffsets()) o["codes"]["offsets"] = offsetValues(s.codes);
       if (s.z.defined()) o["codes"]["z"] = floats(s.z);
     }
     if (s.refined()) o["refine"] = s.refine;
@@ -342,6 +365,7 @@ EditState EditState::fromRecipe(const Recipe& recipe, const json& view, const Mo
               if (static_cast<int>(c.size()) == dim)
                 s.codes.latents.push_back(torch::tensor(c, torch::kFloat32).reshape({1, dim}));
             if (s.codes.size() != st.blocks()) s.codes = LatentPlan();
+            else setOffsetValues(s.codes, spec.block_offsets, st.model.style_widths, field);
           }
         }
         break;
@@ -354,6 +378,9 @@ EditState EditState::fromRecipe(const Recipe& recipe, const json& view, const Mo
         LatentPlan codes;
         for (size_t b = 0; b < c["blocks"].size(); ++b)
           codes.latents.push_back(codeFromJson(c["blocks"][b], dim, field + " codes"));
+        if (c.contains("offsets"))
+          setOffsetValues(codes, offsetValuesFromJson(c["offsets"], field + " codes"), st.model.style_widths,
+                          field + " codes");
         s.codes = codes;
       }
       if (c.contains("z")) s.z = codeFromJson(c["z"], dim, field + " z");
@@ -494,7 +521,8 @@ std::vector<uint64_t> sourcesToEncode(const EditState& state) {
 
 RefineOptions editorRefinement(int steps) {
   RefineOptions o;
-  // 100 steps: +2.4 dB on the bundled model's held-out faces in 1.6 s per photo (README, Refinement).
+  // 100 steps with style offsets (RefineOptions' defaults): +4.4 dB on the bundled model's held-out
+  // faces, editability kept (docs/refinement.md).
   o.steps = steps > 0 ? steps : 100;
   return o;
 }

@@ -24,7 +24,7 @@
 #include "core/align/face.h"
 #include "core/align/photo.h"
 #include "core/edit/attribute.h"
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/edit/recipe.h"
 #include "core/edit/refine.h"
 #include "core/edit/sources.h"
@@ -77,7 +77,7 @@ struct EditAttribute {
 };
 
 /// The Morph tab's settings: between sources `a` and `b` (indices), the blocks of `scales` move
-/// (core/edit/ranges syntax, named scales preferred so that they survive a model change; empty: all
+/// (core/model/ranges syntax, named scales preferred so that they survive a model change; empty: all
 /// blocks), at t ∈ [0, 1]; a video of `frames` frames at `fps`.
 struct EditMorph {
   int a = 0, b = 1;
@@ -96,6 +96,8 @@ struct ModelBinding {
   int resolution = 0;
   int latent_dim = 0;
   int channels = 3;
+  /// The style width of each decoder block (the size of a refined source's style offsets there).
+  std::vector<int64_t> style_widths;
   static ModelBinding of(Automodulator& model, const std::filesystem::path& path = {});
   bool empty() const { return layout.size() == 0; }
 };

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/model/latent_plan.h"
 
 namespace automod {

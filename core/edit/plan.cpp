@@ -26,6 +26,29 @@ torch::Tensor blendLatents(const std::vector<torch::Tensor>& latents, const std:
   return normaliseLatent(sum);
 }
 
+torch::Tensor blendOffsets(const std::vector<torch::Tensor>& offsets, const std::vector<double>& weights) {
+  torch::Tensor sum;
+  double total = 0;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    const double w = weights.empty() ? 1.0 : weights.at(i);
+    total += w;
+    if (!offsets[i].defined() || w == 0.0) continue;
+    auto term = offsets[i] * w;
+    if (!sum.defined()) {
+      sum = term;
+    } else {
+      if (sum.size(0) != term.size(0)) {
+        const auto rows = std::max(sum.size(0), term.size(0));
+        sum = sum.expand({rows, sum.size(1)});
+        term = term.expand({rows, term.size(1)});
+      }
+      sum = sum + term;
+    }
+  }
+  if (!sum.defined() || total <= 0) return {};
+  return offsets.size() == 1 ? offsets.front() : sum / total;
+}
+
 namespace {
 
 // A source's per-block codes must match the model's blocks (codes refined with another model or at
@@ -64,18 +87,25 @@ LatentPlan buildPlan(int num_blocks, const LatentPlan& base, const std::vector<P
     if (a.sources.empty()) throw Error("nothing to blend: a scale range needs at least one source");
     for (auto& s : a.sources) checkSourceBlocks(s, num_blocks);
     for (int b = a.range.first; b <= a.range.last; ++b) {
-      std::vector<torch::Tensor> codes;
-      for (auto& s : a.sources) codes.push_back(s[b]);
+      std::vector<torch::Tensor> codes, offsets;
+      for (auto& s : a.sources) {
+        codes.push_back(s[b]);
+        offsets.push_back(s.offset(b));
+      }
       plan[b] = blendLatents(codes, a.weights);
+      if (plan.offset(b).defined() || blendOffsets(offsets, a.weights).defined())
+        plan.setOffset(b, blendOffsets(offsets, a.weights));
     }
   }
   int64_t batch = 0;
   for (auto& z : plan.latents) batch = std::max(batch, z.size(0));
-  for (auto& z : plan.latents)
-    if (z.size(0) != batch) {
-      if (z.size(0) != 1) throw Error("sources with different batch sizes cannot be mixed");
-      z = z.expand({batch, z.size(1)});
-    }
+  auto expand = [&](torch::Tensor& t) {
+    if (!t.defined() || t.size(0) == batch) return;
+    if (t.size(0) != 1) throw Error("sources with different batch sizes cannot be mixed");
+    t = t.expand({batch, t.size(1)});
+  };
+  for (auto& z : plan.latents) expand(z);
+  for (auto& o : plan.offsets) expand(o);
   return plan;
 }
 
@@ -117,12 +147,6 @@ void checkPlanFits(const LatentPlan& plan, int num_blocks) {
                 std::to_string(num_blocks) + " (" + std::to_string(4 << (num_blocks - 1)) + " px)");
   for (auto& z : plan.latents)
     if (!z.defined()) throw Error("the plan has a block without a latent");
-}
-
-LatentPlan slicePlan(const LatentPlan& plan, int64_t start, int64_t length) {
-  LatentPlan out;
-  for (auto& z : plan.latents) out.latents.push_back(z.narrow(0, start, length));
-  return out;
 }
 
 }  // namespace automod

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/model/latent_plan.h"
 
 namespace automod {
@@ -14,6 +14,11 @@ namespace automod {
 /// normalise(Σ wᵢ zᵢ) of latents [N or 1, D] (broadcast to the largest batch). Throws automod::Error
 /// for no latents, mismatched counts, negative weights, all-zero weights, or a sum that cancels out.
 torch::Tensor blendLatents(const std::vector<torch::Tensor>& latents, const std::vector<double>& weights);
+
+/// The style offsets that go with blendLatents' blend (LatentPlan::offsets): Σ wᵢ Δᵢ / Σ wᵢ, with an
+/// undefined Δᵢ (a source without offsets) counting as zeros; undefined when none has any. The
+/// weights are blendLatents' (checked there; empty = equal).
+torch::Tensor blendOffsets(const std::vector<torch::Tensor>& offsets, const std::vector<double>& weights);
 
 struct RangeAssignment {
   BlockRange range;
@@ -24,7 +29,8 @@ struct RangeAssignment {
 
 /// The per-block form of RangeAssignment, for sources that carry one code per block (a refined
 /// photo's codes, core/edit/refine.h; LatentPlan::uniform of a latent for any other source): block b
-/// of the range blends the sources' block-b codes ([N or 1, D] each) with `weights` (empty = equal).
+/// of the range blends the sources' block-b codes ([N or 1, D] each) with `weights` (empty = equal),
+/// and their style offsets with blendOffsets.
 struct PlanAssignment {
   BlockRange range;
   std::vector<LatentPlan> sources;
@@ -54,7 +60,8 @@ LatentPlan blockMixPlan(const std::vector<LatentPlan>& sources, const std::vecto
 /// `num_blocks` blocks (a plan built for another resolution).
 void checkPlanFits(const LatentPlan& plan, int num_blocks);
 
-/// Rows [start, start + length) of every block's latents (for decoding a large batch in chunks).
-LatentPlan slicePlan(const LatentPlan& plan, int64_t start, int64_t length);
+/// Rows [start, start + length) of every block's latents and offsets (for decoding a large batch in
+/// chunks): LatentPlan::narrow.
+inline LatentPlan slicePlan(const LatentPlan& plan, int64_t start, int64_t length) { return plan.narrow(start, length); }
 
 }  // namespace automod

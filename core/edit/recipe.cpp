@@ -88,6 +88,7 @@ json Recipe::toJson(const fs::path& dir) const {
       case SourceSpec::Kind::Code:
         j["sources"][name] = {{"z", s.code}};
         if (!s.block_codes.empty()) j["sources"][name]["z_blocks"] = s.block_codes;
+        if (!s.block_offsets.empty()) j["sources"][name]["z_offsets"] = s.block_offsets;
         break;
       case SourceSpec::Kind::Latent:
         j["sources"][name] = {{"latent", writePath(s.path, dir)}, {"index", s.index}};
@@ -150,7 +151,7 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
         r.sources[it.key()] = SourceSpec::photo(resolvePath(s.get<std::string>(), dir, where, field));
         continue;
       }
-      onlyKeys(s, {"photo", "latent", "index", "seed", "z", "z_blocks", "face", "center_crop"}, where, field);
+      onlyKeys(s, {"photo", "latent", "index", "seed", "z", "z_blocks", "z_offsets", "face", "center_crop"}, where, field);
       const int kinds =
           int(s.contains("photo")) + int(s.contains("latent")) + int(s.contains("seed")) + int(s.contains("z"));
       if (kinds != 1) fail(where, field, "give exactly one of photo, latent, seed or z");
@@ -158,6 +159,8 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
         fail(where, field, "face and center_crop belong to a photo");
       if (s.contains("z_blocks") && !s.contains("z"))
         fail(where, field, "z_blocks (per-block codes) go with the source's encoder code z");
+      if (s.contains("z_offsets") && !s.contains("z_blocks"))
+        fail(where, field, "z_offsets (style offsets) go with the source's per-block codes z_blocks");
       if (s.contains("photo")) {
         auto p = get(s, "photo", T::string, where, field + ".photo").get<std::string>();
         auto spec = SourceSpec::photo(resolvePath(p, dir, where, field + ".photo"));
@@ -186,7 +189,12 @@ Recipe Recipe::fromJson(const json& j, const fs::path& dir, const std::string& w
             blocks.push_back(numbers(zb[b], bf));
           }
         }
-        r.sources[it.key()] = SourceSpec::inlineCode(numbers(z, field + ".z"), std::move(blocks));
+        std::vector<std::vector<float>> offsets;
+        if (s.contains("z_offsets")) {
+          offsets = offsetValuesFromJson(s["z_offsets"], where + ": " + field + ".z_offsets");
+          if (offsets.size() != blocks.size()) fail(where, field + ".z_offsets", "needs one list per block of z_blocks");
+        }
+        r.sources[it.key()] = SourceSpec::inlineCode(numbers(z, field + ".z"), std::move(blocks), std::move(offsets));
       } else if (s.contains("latent")) {
         auto p = get(s, "latent", T::string, where, field + ".latent").get<std::string>();
         int index = s.contains("index") ? get(s, "index", T::number_unsigned, where, field + ".index").get<int>() : 0;

@@ -7,7 +7,7 @@
 //   {"kind": "automod-recipe", "version": 1, "resolution": 64, "align": true, "model": "m.amod",
 //    "sources": {"a": {"photo": "a.png", "face": 1}, "b": {"latent": "b.json", "index": 0},
 //                "r": {"seed": 7}, "c": {"z": [0.01, ...]}, "d": {"photo": "d.png", "center_crop": true},
-//                "e": {"z": [...], "z_blocks": [[...], ...]}},
+//                "e": {"z": [...], "z_blocks": [[...], ...], "z_offsets": [[...], ...]}},
 //    "refine": {"steps": 100, ...},
 //    "base": "input",
 //    "assignments": [{"scales": "coarse", "source": "a"},
@@ -19,7 +19,8 @@
 //
 // Relative paths are relative to the recipe file. "input" is a reserved source name. "refine"
 // (core/edit/refine.h's options; missing fields take the defaults) refines every photo source and
-// the input before the plan is built; "z_blocks" stores a source's per-block codes (a refined photo's).
+// the input before the plan is built; "z_blocks" stores a source's per-block codes (a refined photo's)
+// and "z_offsets" their style offsets (core/model/latent_plan.h).
 #include <nlohmann/json.hpp>
 
 #include <filesystem>

@@ -24,9 +24,10 @@ torch::Tensor lrelu(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyRe
 // The image of decoder blocks [0, blocks) driven by codes[b] (toRGB of the last), with layer noise
 // off whatever the decoder's setting: the editor may have turned noise on for its previews, and a
 // refinement must not depend on random noise.
-torch::Tensor decodeUpTo(Decoder& decoder, const std::vector<torch::Tensor>& codes, int blocks) {
-  auto h = decoder->input(codes.front().size(0), codes.front().device());
-  for (int b = 0; b < blocks; ++b) h = decoder->blocks->ptr(b)->as<DecoderBlock>()->forward(h, codes[b], false);
+torch::Tensor decodeUpTo(Decoder& decoder, const LatentPlan& codes, int blocks) {
+  auto h = decoder->input(codes.batch(), codes[0].device());
+  for (int b = 0; b < blocks; ++b)
+    h = decoder->blocks->ptr(b)->as<DecoderBlock>()->forward(h, codes[b], false, codes.offset(b));
   return decoder->toRGB(blocks - 1, h);
 }
 
@@ -78,7 +79,7 @@ double scheduledLr(const RefineOptions& o, int step) {
 
 const std::set<std::string>& jsonKeys() {
   static const std::set<std::string> keys{"steps",     "lr",          "warmup",          "precondition", "pixel_l2",   "pixel_l1",
-                                          "ms_ssim",   "feature",     "anchor",          "neighbour",  "loss_resolution",
+                                          "ms_ssim",   "feature",     "anchor",          "neighbour",  "loss_resolution", "offsets", "offset_lr", "offset_decay",
                                           "early_stop", "early_stop_window", "seed",     "init_jitter"};
   return keys;
 }
@@ -96,6 +97,9 @@ nlohmann::json RefineOptions::toJson() const {
           {"feature", feature},
           {"anchor", anchor},
           {"neighbour", neighbour},
+          {"offsets", offsets},
+          {"offset_lr", offset_lr},
+          {"offset_decay", offset_decay},
           {"loss_resolution", loss_resolution},
           {"early_stop", early_stop},
           {"early_stop_window", early_stop_window},
@@ -131,6 +135,12 @@ RefineOptions RefineOptions::fromJson(const nlohmann::json& j, const std::string
   real("feature", o.feature);
   real("anchor", o.anchor);
   real("neighbour", o.neighbour);
+  if (j.contains("offsets")) {
+    if (!j["offsets"].is_boolean()) throw Error(where + ": offsets: must be true or false");
+    o.offsets = j["offsets"].get<bool>();
+  }
+  real("offset_lr", o.offset_lr);
+  real("offset_decay", o.offset_decay);
   whole("loss_resolution", o.loss_resolution, 0, 1 << 16);
   real("early_stop", o.early_stop);
   whole("early_stop_window", o.early_stop_window, 1, 1000000);
@@ -152,6 +162,7 @@ void RefineOptions::validate(const std::string& where) const {
   const std::pair<const char*, double> weights[] = {{"pixel_l2", pixel_l2}, {"pixel_l1", pixel_l1},
                                                     {"ms_ssim", ms_ssim},   {"feature", feature},
                                                     {"anchor", anchor},     {"neighbour", neighbour}, {"precondition", precondition},
+                                                    {"offset_lr", offset_lr}, {"offset_decay", offset_decay},
                                                     {"early_stop", early_stop}, {"init_jitter", init_jitter}};
   for (auto& [name, w] : weights)
     if (!(w >= 0) || !std::isfinite(w)) fail(name, "must be a finite number ≥ 0");
@@ -190,8 +201,7 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
   RefineResult r;
   auto psnrOf = [&](const LatentPlan& plan) {
     torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> codes(plan.latents);
-    auto t = psnrPerImage(decodeUpTo(decoder, codes, nb).clamp(-1, 1), x).contiguous();
+    auto t = psnrPerImage(decodeUpTo(decoder, plan, nb).clamp(-1, 1), x).contiguous();
     return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
   };
   r.psnr_before = psnrOf(LatentPlan::uniform(z0, nb));
@@ -246,17 +256,37 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
   auto m = torch::zeros_like(w), v = torch::zeros_like(w);
   constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
   auto best_w = w.clone();
+  // Style offsets of blocks [0, loss_blocks), side by side: [N, Σ_b S_b] (none: [N, 0]).
+  std::vector<int64_t> widths;
+  int64_t total_width = 0;
+  for (int b = 0; b < loss_blocks; ++b) {
+    widths.push_back(o.offsets ? decoder->blocks->ptr(b)->as<DecoderBlock>()->styleWidth() : 0);
+    total_width += widths.back();
+  }
+  auto off = torch::zeros({n, total_width}, w.options());
+  auto m_off = torch::zeros_like(off), v_off = torch::zeros_like(off);
+  auto best_off = off.clone();
+  const double offset_lr_scale = o.offset_lr > 0 ? o.offset_lr / o.lr : 1.0;
   std::vector<double> best_loss(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
   std::vector<std::vector<double>> history(static_cast<size_t>(n));
   std::vector<int> stopped_at(static_cast<size_t>(n), -1);
   auto active = torch::ones({1, n, 1}, w.options());
 
-  // Each photo's loss at codes normalise(wp): [N].
-  auto lossOf = [&](const torch::Tensor& wp) {
+  // The plan of codes normalise(wp) with offsets op.
+  auto planOf = [&](const torch::Tensor& codes, const torch::Tensor& op) {
+    LatentPlan plan;
+    int64_t at = 0;
+    for (int b = 0; b < loss_blocks; ++b) {
+      plan.latents.push_back(codes[b]);
+      if (widths[b] > 0) plan.setOffset(b, op.narrow(1, at, widths[b]));
+      at += widths[b];
+    }
+    return plan;
+  };
+  // Each photo's loss at codes normalise(wp) and offsets op: [N].
+  auto lossOf = [&](const torch::Tensor& wp, const torch::Tensor& op) {
     auto codes = F::normalize(wp, F::NormalizeFuncOptions().dim(2));
-    std::vector<torch::Tensor> per_block;
-    for (int b = 0; b < loss_blocks; ++b) per_block.push_back(codes[b]);
-    auto y = decodeUpTo(decoder, per_block, loss_blocks);
+    auto y = decodeUpTo(decoder, planOf(codes, op), loss_blocks);
     auto d = y - target;
     // What a user sees is clamped to [−1, 1]: where the photo is at the end of the range (a white
     // background), overshooting it costs nothing.
@@ -275,10 +305,11 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
                                       .pow(2)
                                       .sum(2)
                                       .sum(0);
+    if (o.offset_decay > 0 && total_width > 0) loss = loss + o.offset_decay * op.pow(2).mean(1);
     return loss;
   };
-  // Keeps each photo's best codes; the loss was measured at `at`.
-  auto record = [&](const torch::Tensor& loss, const torch::Tensor& at) {
+  // Keeps each photo's best codes and offsets; the loss was measured at `at`, `at_off`.
+  auto record = [&](const torch::Tensor& loss, const torch::Tensor& at, const torch::Tensor& at_off) {
     auto l = loss.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     const double* lp = l.data_ptr<double>();
     std::vector<int64_t> better;
@@ -290,6 +321,7 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
     if (!better.empty()) {
       auto idx = torch::tensor(better, torch::kInt64).to(device);
       best_w.index_copy_(1, idx, at.index_select(1, idx));
+      best_off.index_copy_(0, idx, at_off.index_select(0, idx));
     }
     return l;
   };
@@ -297,10 +329,14 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
   int step = 0;
   for (; step < o.steps; ++step) {
     auto wp = w.detach().requires_grad_(true);
-    auto loss = lossOf(wp);
-    auto grad = toAdam(torch::autograd::grad({loss.sum()}, {wp})[0]);
+    auto op = off.detach().requires_grad_(total_width > 0);
+    auto loss = lossOf(wp, op);
+    std::vector<torch::Tensor> inputs{wp};
+    if (total_width > 0) inputs.push_back(op);
+    auto grads = torch::autograd::grad({loss.sum()}, inputs);
+    auto grad = toAdam(grads[0]);
     torch::NoGradGuard no_grad;
-    auto l = record(loss, w);
+    auto l = record(loss, w, off);
     if (o.early_stop > 0) {
       bool changed = false;
       for (int64_t i = 0; i < n; ++i) {
@@ -327,6 +363,12 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
     const double c1 = 1.0 - std::pow(kBeta1, step + 1), c2 = 1.0 - std::pow(kBeta2, step + 1);
     auto update = fromAdam((m / c1) / ((v / c2).sqrt() + kEps)) * lr;
     w = F::normalize(w - update * active, F::NormalizeFuncOptions().dim(2));
+    if (total_width > 0) {
+      const auto& g = grads[1];
+      m_off.mul_(kBeta1).add_(g, 1.0 - kBeta1);
+      v_off.mul_(kBeta2).addcmul_(g, g, 1.0 - kBeta2);
+      off = off - (m_off / c1) / ((v_off / c2).sqrt() + kEps) * (lr * offset_lr_scale) * active[0];
+    }
     if (progress && !progress(step + 1, o.steps)) {
       r.cancelled = true;
       ++step;
@@ -337,10 +379,15 @@ RefineResult refineCodes(Automodulator& model, const torch::Tensor& images, cons
   {
     // The codes after the last update have not been scored yet.
     torch::NoGradGuard no_grad;
-    record(lossOf(w), w);
+    record(lossOf(w, off), w, off);
   }
   auto best = F::normalize(best_w, F::NormalizeFuncOptions().dim(2));
   for (int b = 0; b < nb; ++b) r.codes.latents.push_back(b < loss_blocks ? best[b].contiguous() : z0);
+  int64_t at = 0;
+  for (int b = 0; b < loss_blocks; ++b) {
+    if (widths[b] > 0) r.codes.setOffset(b, best_off.narrow(1, at, widths[b]).contiguous());
+    at += widths[b];
+  }
   r.psnr_after = psnrOf(r.codes);
   return r;
 }

@@ -65,10 +65,63 @@ LatentPlan storedCodes(const torch::Tensor& blocks, Automodulator& model, const 
 
 }  // namespace
 
+std::vector<std::vector<float>> offsetValues(const LatentPlan& codes) {
+  if (!codes.hasOffsets()) return {};
+  std::vector<std::vector<float>> out;
+  for (int b = 0; b < codes.size(); ++b) {
+    auto o = codes.offset(b);
+    out.push_back(o.defined() ? floats(o[0]) : std::vector<float>{});
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> offsetValuesFromJson(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_array() || j.size() > 64) throw Error(where + ": style offsets are a list of up to 64 lists of numbers, one per block");
+  std::vector<std::vector<float>> out;
+  for (auto& block : j) {
+    if (!block.is_array() || block.size() > 65536)
+      throw Error(where + ": each block's style offsets are a list of up to 65536 numbers");
+    std::vector<float> v;
+    v.reserve(block.size());
+    for (auto& x : block) {
+      if (!x.is_number()) throw Error(where + ": style offsets are numbers");
+      v.push_back(jsonFloat(x, where, "style offsets"));
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+void setOffsetValues(LatentPlan& codes, const std::vector<std::vector<float>>& values, const std::vector<int64_t>& widths,
+                     const std::string& what) {
+  if (values.empty()) return;
+  if (static_cast<int>(values.size()) != codes.size())
+    throw Error(what + " holds style offsets for " + std::to_string(values.size()) + " blocks but its codes have " +
+                std::to_string(codes.size()) + " (they were refined with another model)");
+  for (int b = 0; b < codes.size(); ++b) {
+    const auto& v = values[static_cast<size_t>(b)];
+    if (v.empty()) {
+      codes.setOffset(b, {});
+      continue;
+    }
+    if (!widths.empty() && (b >= static_cast<int>(widths.size()) || static_cast<int64_t>(v.size()) != widths[b]))
+      throw Error(what + " holds " + std::to_string(v.size()) + " style offsets for block " + std::to_string(b) +
+                  " but the model's block has " + (b < static_cast<int>(widths.size()) ? std::to_string(widths[b]) : "none") +
+                  " styles (they were refined with another model)");
+    codes.setOffset(b, torch::tensor(v, torch::kFloat32).reshape({1, -1}).to(codes[b].device()));
+  }
+}
+
+std::vector<int64_t> styleWidths(Automodulator& model) {
+  auto widths = model.ema->styleWidths();
+  widths.resize(static_cast<size_t>(model.numBlocks()));
+  return widths;
+}
+
 SourceSpec SourceSpec::inlineCodes(const torch::Tensor& z, const LatentPlan& codes) {
   std::vector<std::vector<float>> blocks;
   for (auto& c : codes.latents) blocks.push_back(floats(c));
-  return inlineCode(floats(z), std::move(blocks));
+  return inlineCode(floats(z), std::move(blocks), offsetValues(codes));
 }
 
 SourceSpec SourceSpec::parse(const std::string& text) {
@@ -117,6 +170,7 @@ void writeLatentFile(const fs::path& path, const std::vector<LatentRecord>& late
     if (r.z_blocks.defined()) {
       e["z_blocks"] = nlohmann::json::array();
       for (int64_t b = 0; b < r.z_blocks.size(0); ++b) e["z_blocks"].push_back(floats(r.z_blocks[b]));
+      if (!r.z_offsets.empty()) e["z_offsets"] = r.z_offsets;
     }
     j["latents"].push_back(e);
   }
@@ -152,6 +206,13 @@ std::vector<LatentRecord> readLatentFile(const fs::path& path) {
             throw Error(where + ": latents[].z_blocks holds codes of another size than its 'z'");
         }
         record.z_blocks = torch::stack(rows);
+        if (r.contains("z_offsets")) {
+          record.z_offsets = offsetValuesFromJson(r["z_offsets"], where + ": latents[].z_offsets");
+          if (record.z_offsets.size() != rows.size())
+            throw Error(where + ": latents[].z_offsets needs one list per block of z_blocks");
+        }
+      } else if (r.contains("z_offsets")) {
+        throw Error(where + ": latents[].z_offsets (style offsets) go with per-block codes z_blocks");
       }
       out.push_back(std::move(record));
     }
@@ -271,8 +332,12 @@ LatentPlan SourceCache::codes(const SourceSpec& source, const RefineOptions& ref
     case SourceSpec::Kind::Latent: {
       auto records = readLatentFile(source.path);
       if (source.index >= 0 && source.index < static_cast<int>(records.size()) &&
-          records[source.index].z_blocks.defined())
-        return storedCodes(records[source.index].z_blocks, model_, "latent file " + source.path.string());
+          records[source.index].z_blocks.defined()) {
+        const std::string what = "latent file " + source.path.string();
+        auto plan = storedCodes(records[source.index].z_blocks, model_, what);
+        setOffsetValues(plan, records[source.index].z_offsets, styleWidths(model_), what);
+        return plan;
+      }
       break;
     }
     case SourceSpec::Kind::Code: {
@@ -285,7 +350,9 @@ LatentPlan SourceCache::codes(const SourceSpec& source, const RefineOptions& ref
                       std::to_string(source.code.size()) + ")");
         rows.push_back(torch::tensor(b, torch::kFloat32));
       }
-      return storedCodes(torch::stack(rows), model_, "the code source");
+      auto plan = storedCodes(torch::stack(rows), model_, "the code source");
+      setOffsetValues(plan, source.block_offsets, styleWidths(model_), "the code source");
+      return plan;
     }
     case SourceSpec::Kind::Photo: {
       if (!refine.enabled()) break;

@@ -40,6 +40,8 @@ struct SourceSpec {
   /// Code: per-block codes, one per decoder block (a refined photo's, as recipes and projects store
   /// them: "z_blocks"); empty = `code` on every block.
   std::vector<std::vector<float>> block_codes;
+  /// Code: the style offsets that go with block_codes ("z_offsets", offsetValues()); empty = none.
+  std::vector<std::vector<float>> block_offsets;
 
   static SourceSpec photo(std::filesystem::path p, int face = -1) {
     SourceSpec s;
@@ -65,15 +67,17 @@ struct SourceSpec {
     s.seed = seed;
     return s;
   }
-  static SourceSpec inlineCode(std::vector<float> values, std::vector<std::vector<float>> per_block = {}) {
+  static SourceSpec inlineCode(std::vector<float> values, std::vector<std::vector<float>> per_block = {},
+                               std::vector<std::vector<float>> offsets = {}) {
     SourceSpec s;
     s.kind = Kind::Code;
     s.code = std::move(values);
     s.block_codes = std::move(per_block);
+    s.block_offsets = std::move(offsets);
     return s;
   }
-  /// An inline source holding `codes` (one [1, D] code per block, e.g. refineCodes' for one photo)
-  /// next to the encoder's code `z` [1, D] or [D].
+  /// An inline source holding `codes` (one [1, D] code per block and their style offsets, e.g.
+  /// refineCodes' for one photo) next to the encoder's code `z` [1, D] or [D].
   static SourceSpec inlineCodes(const torch::Tensor& z, const LatentPlan& codes);
   /// "seed:N" → random code; "FILE.json" or "FILE.json#K" → latent file; anything else → photo.
   static SourceSpec parse(const std::string& text);
@@ -90,7 +94,24 @@ struct LatentRecord {
   torch::Tensor z;  // [latent_dim], float, CPU
   /// Per-block codes [blocks, latent_dim] (`automod encode --refine`), or undefined.
   torch::Tensor z_blocks;
+  /// Their style offsets (offsetValues()), or empty.
+  std::vector<std::vector<float>> z_offsets;
 };
+
+/// Style offsets (LatentPlan::offsets) as recipes, projects and latent files store them
+/// ("z_offsets"): one list of numbers per block, empty for a block without; empty when the plan
+/// has none. Offsets of a batch's first row.
+std::vector<std::vector<float>> offsetValues(const LatentPlan& codes);
+/// The JSON form of offsetValues (a list of lists of numbers). Throws automod::Error "<where>: ..."
+/// for anything else, more than 64 blocks or 65 536 values per block.
+std::vector<std::vector<float>> offsetValuesFromJson(const nlohmann::json& j, const std::string& where);
+/// Puts stored offsets on `codes` ([1, D] codes of the model's blocks); `widths`: the model's style
+/// width per block (DecoderImpl::styleWidths; empty = not checked). Throws automod::Error "<what>
+/// ..." for offsets of another number of blocks or another width (made with another model).
+void setOffsetValues(LatentPlan& codes, const std::vector<std::vector<float>>& values,
+                     const std::vector<int64_t>& widths, const std::string& what);
+/// The model's style width per decoder block in use (DecoderImpl::styleWidths of its numBlocks()).
+std::vector<int64_t> styleWidths(Automodulator& model);
 
 /// Latent files: {"resolution", "latent_dim", "latents": [{"source", "z": [...], "z_blocks": [[...],
 /// ...]}, ...]} ("z_blocks", a refined photo's per-block codes, only where the record has them).

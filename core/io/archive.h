@@ -28,13 +28,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/io/archive_header.h"
 #include "core/util/crc.h"
 
 namespace automod {
-
-constexpr uint32_t kArchiveFormatVersion = 2;
-/// Alignment of tensor data in format-2 files, in bytes from the start of the file.
-constexpr uint64_t kArchiveTensorAlignment = 64;
 
 struct TensorArchive {
   /// Free JSON: kind ("model", "checkpoint"), config, metadata, training state...
@@ -45,24 +42,6 @@ struct TensorArchive {
   /// The tensor named `name`; throws automod::Error naming the file's problem when it is missing.
   const torch::Tensor& get(const std::string& name) const;
   bool has(const std::string& name) const;
-};
-
-/// One tensor as an archive's header describes it.
-struct ArchiveEntry {
-  std::string name;
-  torch::ScalarType dtype = torch::kFloat32;
-  std::vector<int64_t> shape;
-  /// Bytes from the start of the tensor data, and the tensor's size in bytes (= elements × element size).
-  uint64_t offset = 0, nbytes = 0;
-};
-
-/// An archive's header without its tensor data: what a reader learns from the first and last bytes.
-struct ArchiveHeader {
-  /// The header JSON without its list of tensors (as TensorArchive::header).
-  nlohmann::json header = nlohmann::json::object();
-  std::vector<ArchiveEntry> tensors;
-  uint32_t format_version = 0;
-  uint64_t file_bytes = 0;
 };
 
 /// Where the tensors read from a file keep their data.
@@ -86,9 +65,9 @@ TensorArchive readArchive(const std::filesystem::path& path, TensorStorage stora
 /// The same from bytes in memory (tensors are copies); `name` is used in messages (the fuzzer's entry point).
 TensorArchive readArchiveBytes(const char* data, size_t size, const std::string& name);
 
-/// Reads a file's header and trailer only: the same checks as readArchive except the checksum, which
-/// needs every byte (a damaged file whose header still parses is not noticed). When the header is
-/// unreadable the checksum is verified after all, so that a damaged file is reported as damaged.
-ArchiveHeader readArchiveHeader(const std::filesystem::path& path);
+/// The LibTorch type of a stored element type ("f32", ...; ArchiveEntry::dtype), and back. Throws
+/// automod::Error for a type an archive cannot hold.
+torch::ScalarType archiveScalarType(const std::string& dtype);
+std::string archiveDtypeName(torch::ScalarType type);
 
 }  // namespace automod

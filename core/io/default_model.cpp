@@ -36,13 +36,19 @@ std::unique_ptr<Automodulator> untrainedDefaultModel(torch::Device device) {
 }
 
 DefaultModel openDefaultModel(torch::Device device) {
+  LoadOptions options;
+  options.device = device;
+  return openDefaultModel(options);
+}
+
+DefaultModel openDefaultModel(const LoadOptions& options) {
   DefaultModel out;
   out.path = defaultModelPath();
   if (!out.path.empty()) {
-    out.model = loadModel(out.path, device);
+    out.model = loadModel(out.path, options);
     return out;
   }
-  out.model = untrainedDefaultModel(device);
+  out.model = untrainedDefaultModel(options.device);
   out.untrained = true;
   out.note = "no trained default model is installed; using a freshly initialised 64 px model (seed 0) — results are "
              "noise until you train one (automod train) or open another model";

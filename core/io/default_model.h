@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/io/model_file.h"
 #include "core/model/automodulator.h"
 
 namespace automod {
@@ -31,5 +32,7 @@ std::unique_ptr<Automodulator> untrainedDefaultModel(torch::Device device = torc
 /// model (seed 0, metadata "untrained": true) with a note. A default model file that exists but
 /// cannot be read throws automod::Error (that is not the same as "not installed").
 DefaultModel openDefaultModel(torch::Device device = torch::kCPU);
+/// The same with loader options (device, integrity checks, non-finite weights allowed, ...).
+DefaultModel openDefaultModel(const LoadOptions& options);
 
 }  // namespace automod

@@ -140,23 +140,31 @@ torch::Tensor SNConv2dImpl::evalWeight() {
   return eval_weight_;
 }
 
-AdaINImpl::AdaINImpl(int64_t c, int64_t latent_dim, double e, bool plain, bool unbiased_std, WeightInit init)
-    : channels(c), eps(e), unbiased(unbiased_std) {
-  style = register_module("style", EqualLinear(latent_dim, 2 * c, init));
-  if (plain) style->scale = 1.0;
-  if (init == WeightInit::None) return;
+AdaINImpl::AdaINImpl(const AdaINOptions& o) : channels(o.channels()), eps(o.eps()), unbiased(o.unbiased()) {
+  style = register_module("style", EqualLinear(o.latent_dim(), 2 * channels, o.init()));
+  if (o.plain()) style->scale = 1.0;
+  if (o.init() == WeightInit::None) return;
   torch::NoGradGuard no_grad;
-  if (plain) {
-    style->weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(latent_dim + 2 * c)));
+  if (o.plain()) {
+    style->weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(o.latent_dim() + 2 * channels)));
   }
-  style->bias.narrow(0, 0, c).fill_(1.0);
-  style->bias.narrow(0, c, c).zero_();
+  style->bias.narrow(0, 0, channels).fill_(1.0);
+  style->bias.narrow(0, channels, channels).zero_();
 }
 
-torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z) {
+torch::Tensor AdaINImpl::styles(const torch::Tensor& z, const torch::Tensor& offset) {
+  auto st = style->forward(z);
+  if (!offset.defined()) return st;
+  TORCH_CHECK(offset.dim() == 2 && offset.size(1) == 2 * channels && offset.size(0) == st.size(0),
+              "AdaIN: style offsets ", offset.sizes(), " do not fit ", st.size(0), " latents of ", 2 * channels,
+              " styles");
+  return st + offset;
+}
+
+torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z, const torch::Tensor& offset) {
   TORCH_CHECK(z.dim() == 2 && z.size(0) == x.size(0), "AdaIN: latent batch ", z.sizes(), " does not match features ",
               x.sizes());
-  auto st = style->forward(z);
+  auto st = styles(z, offset);
   auto s = st.narrow(1, 0, channels).unsqueeze(2).unsqueeze(3);
   auto m = st.narrow(1, channels, channels).unsqueeze(2).unsqueeze(3);
   auto [var, mean] = torch::var_mean(x, {2, 3}, unbiased, /*keepdim=*/true);
@@ -164,9 +172,9 @@ torch::Tensor AdaINImpl::forward(const torch::Tensor& x, const torch::Tensor& z)
   return s * ((x - mean) / (var.sqrt() + eps)) + m;
 }
 
-torch::Tensor AdaINImpl::forwardInPlace(torch::Tensor x, const torch::Tensor& z) {
+torch::Tensor AdaINImpl::forwardInPlace(torch::Tensor x, const torch::Tensor& z, const torch::Tensor& offset) {
   TORCH_CHECK(!torch::GradMode::is_enabled(), "AdaIN::forwardInPlace is for inference without autograd");
-  auto st = style->forward(z);
+  auto st = styles(z, offset);
   auto s = st.narrow(1, 0, channels).unsqueeze(2).unsqueeze(3);
   auto m = st.narrow(1, channels, channels).unsqueeze(2).unsqueeze(3);
   auto [var, mean] = torch::var_mean(x, {2, 3}, unbiased, /*keepdim=*/true);
@@ -205,8 +213,9 @@ torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& option
   return drawRows(shape, [&](at::IntArrayRef s) { return torch::rand(s, options); });
 }
 
-NoiseInjectionImpl::NoiseInjectionImpl(int64_t channels, bool element, WeightInit init) : per_element(element) {
-  weight = register_parameter("weight", initial(init, {1, channels, 1, 1}, [&] { return torch::zeros({1, channels, 1, 1}); }));
+NoiseInjectionImpl::NoiseInjectionImpl(const NoiseInjectionOptions& o) : per_element(o.per_element()) {
+  const int64_t channels = o.channels();
+  weight = register_parameter("weight", initial(o.init(), {1, channels, 1, 1}, [&] { return torch::zeros({1, channels, 1, 1}); }));
 }
 
 torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x) {

@@ -119,19 +119,39 @@ struct SNConv2dImpl : torch::nn::Module {
 };
 TORCH_MODULE(SNConv2d);
 
+struct AdaINOptions {
+  AdaINOptions(int64_t channels, int64_t latent_dim) : channels_(channels), latent_dim_(latent_dim) {}
+  /// Feature channels modulated.
+  TORCH_ARG(int64_t, channels);
+  /// Size of the latent that drives it.
+  TORCH_ARG(int64_t, latent_dim);
+  /// ε added to σ.
+  TORCH_ARG(double, eps) = 1e-8;
+  /// A plain linear with Xavier-normal weights (the reference) instead of an equalised one.
+  TORCH_ARG(bool, plain) = false;
+  /// σ is the unbiased standard deviation (N − 1), as in the authors' AdaNorm.
+  TORCH_ARG(bool, unbiased) = false;
+  /// How the style linear starts.
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
+};
+
 /// Adaptive instance normalisation driven by a latent: (s, m) = Linear(z); out = s·(x−μ)/(σ+ε) + m.
 /// Starts near identity (scale bias 1, shift bias 0). The linear is equalised (weights N(0,1) times
 /// √(2/fan_in) at run time) or, with `plain`, a plain linear with Xavier-normal weights (the reference).
-/// With `unbiased` σ is the unbiased standard deviation (N − 1), as in the authors' AdaNorm.
+/// An optional style offset [N, 2·channels] (LatentPlan::offsets: scales, then shifts) is added to
+/// (s, m) before they modulate.
 struct AdaINImpl : torch::nn::Module {
-  AdaINImpl(int64_t channels, int64_t latent_dim, double eps, bool plain = false, bool unbiased = false,
-            WeightInit init = WeightInit::Random);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z);
+  explicit AdaINImpl(const AdaINOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, const torch::Tensor& offset = {});
   /// The same, overwriting `x` (which the caller must own and not need again): x·(s/σ) + (m − μ·s/σ)
   /// in one pass over the feature map, no new allocation. For inference without autograd, where the
   /// memory-bound passes of a 256–512 px decode's narrow high-resolution blocks add up; equal to
   /// forward() up to float rounding.
-  torch::Tensor forwardInPlace(torch::Tensor x, const torch::Tensor& z);
+  torch::Tensor forwardInPlace(torch::Tensor x, const torch::Tensor& z, const torch::Tensor& offset = {});
+  /// The styles (s, m) of latents z [N, latent_dim] plus `offset`: [N, 2·channels].
+  torch::Tensor styles(const torch::Tensor& z, const torch::Tensor& offset = {});
+  /// Width of the styles (and of an offset): 2·channels.
+  int64_t styleWidth() const { return 2 * channels; }
   EqualLinear style{nullptr};
   int64_t channels;
   double eps;
@@ -170,11 +190,19 @@ class BatchRowsScope {
 torch::Tensor randnRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
 torch::Tensor randRows(at::IntArrayRef shape, const torch::TensorOptions& options = {});
 
+struct NoiseInjectionOptions {
+  explicit NoiseInjectionOptions(int64_t channels) : channels_(channels) {}
+  TORCH_ARG(int64_t, channels);
+  /// One noise value per element (the authors') instead of one map per sample shared by the channels.
+  TORCH_ARG(bool, per_element) = false;
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
+};
+
 /// Adds N(0,1) noise times a learnable per-channel scale (initialised to 0): one map per sample
 /// shared by the channels, or with `per_element` one value per element (the authors'). The noise
 /// is drawn with randnRows (per sample of the global batch in data-parallel training).
 struct NoiseInjectionImpl : torch::nn::Module {
-  explicit NoiseInjectionImpl(int64_t channels, bool per_element = false, WeightInit init = WeightInit::Random);
+  explicit NoiseInjectionImpl(const NoiseInjectionOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   bool per_element;

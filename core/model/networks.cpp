@@ -29,38 +29,57 @@ torch::Tensor downsample2(const torch::Tensor& x) { return F::avg_pool2d(x, F::A
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
-DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& c, bool first_block,
-                                   bool upsample_input, WeightInit init)
-    : first(first_block), upsample(upsample_input) {
-  auto adain = [&] { return AdaIN(out, c.latent_dim, c.adain_eps, c.plain_modulation, c.adain_unbiased, init); };
-  auto conv = [&](int64_t from) {
-    return EqualConv2d(EqualConv2dOptions(from, out, 3).learned_gain(c.learned_gain).init(init));
+DecoderBlockImpl::DecoderBlockImpl(const DecoderBlockOptions& o, const ModelConfig& c)
+    : first(o.first()), upsample(o.upsample()) {
+  const int64_t out = o.out();
+  auto adain = [&] {
+    return AdaIN(AdaINOptions(out, c.latent_dim)
+                     .eps(c.adain_eps)
+                     .plain(c.plain_modulation)
+                     .unbiased(c.adain_unbiased)
+                     .init(o.init()));
   };
-  conv1 = register_module("conv1", conv(in));
+  auto conv = [&](int64_t from) {
+    return EqualConv2d(EqualConv2dOptions(from, out, 3).learned_gain(c.learned_gain).init(o.init()));
+  };
+  auto noise = [&] { return NoiseInjection(NoiseInjectionOptions(out).per_element(c.noise_per_element).init(o.init())); };
+  conv1 = register_module("conv1", conv(o.in()));
   adain1 = register_module("adain1", adain());
   if (!first) {
-    noise1 = register_module("noise1", NoiseInjection(out, c.noise_per_element, init));
+    noise1 = register_module("noise1", noise());
     conv2 = register_module("conv2", conv(out));
-    noise2 = register_module("noise2", NoiseInjection(out, c.noise_per_element, init));
+    noise2 = register_module("noise2", noise());
     adain2 = register_module("adain2", adain());
   }
 }
 
-torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& z, bool noise) {
+int64_t DecoderBlockImpl::styleWidth() const {
+  return adain1->styleWidth() + (first ? 0 : adain2->styleWidth());
+}
+
+torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& z, bool noise,
+                                        const torch::Tensor& offset) {
   // Without autograd (inference) the elementwise passes run in place on the block's own temporaries
   // (leaky ReLU, AdaIN's normalise-and-modulate as one multiply-add), which at 256 px and up spares
   // several passes over 32 MB feature maps and their allocations.
   const bool in_place = !torch::GradMode::is_enabled();
-  auto modulate = [&](AdaIN& adain, const torch::Tensor& t) {
-    return in_place ? adain->forwardInPlace(t, z) : adain->forward(t, z);
+  if (offset.defined())
+    TORCH_CHECK(offset.dim() == 2 && offset.size(1) == styleWidth(), "decoder block: style offsets ", offset.sizes(),
+                " do not have the block's ", styleWidth(), " styles");
+  auto part = [&](int layer) {
+    if (!offset.defined()) return torch::Tensor();
+    return offset.narrow(1, layer * adain1->styleWidth(), adain1->styleWidth());
   };
-  if (first) return modulate(adain1, activate(conv1->forward(x)));
+  auto modulate = [&](AdaIN& adain, const torch::Tensor& t, int layer) {
+    return in_place ? adain->forwardInPlace(t, z, part(layer)) : adain->forward(t, z, part(layer));
+  };
+  if (first) return modulate(adain1, activate(conv1->forward(x)), 0);
   auto h = upsample ? blur3x3(conv1->forward(upsample2(x))) : conv1->forward(x);
   if (noise) h = noise1->forward(h);
-  h = modulate(adain1, activate(h));
+  h = modulate(adain1, activate(h), 0);
   h = conv2->forward(h);
   if (noise) h = noise2->forward(h);
-  return modulate(adain2, activate(h));
+  return modulate(adain2, activate(h), 1);
 }
 
 int64_t DecoderBlockImpl::macsPerImage(int resolution) const {
@@ -75,9 +94,10 @@ DecoderImpl::DecoderImpl(const ModelConfig& c, WeightInit init) : config(c) {
   const int nb = config.numBlocks();
   for (int b = 0; b < nb; ++b) {
     const int64_t in = b == 0 ? config.widths[0] : config.widths[b - 1];
-    blocks->push_back(DecoderBlock(in, config.widths[b], config, b == 0, /*upsample=*/true, init));
+    blocks->push_back(DecoderBlock(DecoderBlockOptions(in, config.widths[b]).first(b == 0).init(init), config));
     if (b == 1 && config.extra_8x8_block)
-      blocks->push_back(DecoderBlock(config.widths[1], config.widths[1], config, false, /*upsample=*/false, init));
+      blocks->push_back(
+          DecoderBlock(DecoderBlockOptions(config.widths[1], config.widths[1]).upsample(false).init(init), config));
     // Plain modulation: the reference's nn.Conv2d(C, 3, 1) with PyTorch's default initialisation.
     to_rgb->push_back(config.plain_modulation
                           ? plainConv1x1(config.widths[b], config.image_channels, init)
@@ -111,7 +131,7 @@ torch::Tensor DecoderImpl::runBlocks(const torch::Tensor& canvas, const LatentPl
   }
   TORCH_CHECK(h.defined(), "decoding from block ", from, " needs the canvas of block ", from - 1);
   for (int b = from; b < to; ++b) {
-    h = blocks->ptr(b)->as<DecoderBlock>()->forward(h, plan[b], noise_enabled);
+    h = blocks->ptr(b)->as<DecoderBlock>()->forward(h, plan[b], noise_enabled, plan.offset(b));
     if (canvases) (*canvases)[b] = h;
   }
   return h;
@@ -156,13 +176,19 @@ std::vector<torch::Tensor> DecoderImpl::styleParameters() const {
   return out;
 }
 
+std::vector<int64_t> DecoderImpl::styleWidths() const {
+  std::vector<int64_t> out;
+  for (size_t b = 0; b < blocks->size(); ++b) out.push_back(blocks->ptr(b)->as<DecoderBlock>()->styleWidth());
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoder
 
-EncoderBlockImpl::EncoderBlockImpl(int64_t in, int64_t out, bool widen_first, bool sn_in_graph, WeightInit init) {
-  const int64_t mid = widen_first ? out : in;
-  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(in, mid, 3).in_graph(sn_in_graph).init(init)));
-  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(mid, out, 3).in_graph(sn_in_graph).init(init)));
+EncoderBlockImpl::EncoderBlockImpl(const EncoderBlockOptions& o) {
+  const int64_t mid = o.widen_first() ? o.out() : o.in();
+  conv1 = register_module("conv1", SNConv2d(SNConv2dOptions(o.in(), mid, 3).in_graph(o.sn_in_graph()).init(o.init())));
+  conv2 = register_module("conv2", SNConv2d(SNConv2dOptions(mid, o.out(), 3).in_graph(o.sn_in_graph()).init(o.init())));
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
@@ -185,7 +211,10 @@ EncoderImpl::EncoderImpl(const ModelConfig& c, WeightInit init) : config(c) {
     if (b == 0)
       blocks->push_back(torch::nn::Identity());
     else
-      blocks->push_back(EncoderBlock(width, config.encoderWidth(b - 1), config.encoder_widen_first, in_graph, init));
+      blocks->push_back(EncoderBlock(EncoderBlockOptions(width, config.encoderWidth(b - 1))
+                                         .widen_first(config.encoder_widen_first)
+                                         .sn_in_graph(in_graph)
+                                         .init(init)));
   }
   const int64_t w0 = config.encoderWidth(0);
   final_conv = register_module("final_conv", SNConv2d(SNConv2dOptions(w0, w0, 3).in_graph(in_graph).init(init)));

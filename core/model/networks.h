@@ -12,15 +12,29 @@
 
 namespace automod {
 
+struct DecoderBlockOptions {
+  DecoderBlockOptions(int64_t in, int64_t out) : in_(in), out_(out) {}
+  /// Input and output channels.
+  TORCH_ARG(int64_t, in);
+  TORCH_ARG(int64_t, out);
+  /// Block 0: one modulated layer on the 4×4 input, no upsampling, no noise.
+  TORCH_ARG(bool, first) = false;
+  /// Upsample ×2 (and blur) before the first convolution; off for the extra 8×8 block.
+  TORCH_ARG(bool, upsample) = true;
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
+};
+
 /// Decoder block b: block 0 has one modulated layer, later blocks upsample and have two. The extra
 /// 8×8 block of ModelConfig::extra_8x8_block has two layers and does not upsample (nor blur).
 struct DecoderBlockImpl : torch::nn::Module {
   /// Layer options (latent size, AdaIN ε and std, plain modulation, learned gains, noise) come
   /// from `config`.
-  DecoderBlockImpl(int64_t in, int64_t out, const ModelConfig& config, bool first, bool upsample = true,
-                   WeightInit init = WeightInit::Random);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise);
+  DecoderBlockImpl(const DecoderBlockOptions& options, const ModelConfig& config);
+  /// `offset`: the block's style offsets [N, styleWidth()] (LatentPlan::offsets) or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& z, bool noise, const torch::Tensor& offset = {});
   int64_t macsPerImage(int resolution) const;
+  /// Styles of the block's AdaIN layers together (2 × channels per layer): the width of its offsets.
+  int64_t styleWidth() const;
 
   bool first;
   bool upsample;
@@ -59,6 +73,8 @@ struct DecoderImpl : torch::nn::Module {
   /// The parameters of every AdaIN's style linear (flip-invariance training also updates them in
   /// the encoder step).
   std::vector<torch::Tensor> styleParameters() const;
+  /// Each block's style width (DecoderBlockImpl::styleWidth): the offsets a LatentPlan may carry.
+  std::vector<int64_t> styleWidths() const;
 
   ModelConfig config;
   torch::nn::ModuleList blocks{nullptr};
@@ -68,11 +84,21 @@ struct DecoderImpl : torch::nn::Module {
 };
 TORCH_MODULE(Decoder);
 
+struct EncoderBlockOptions {
+  EncoderBlockOptions(int64_t in, int64_t out) : in_(in), out_(out) {}
+  TORCH_ARG(int64_t, in);
+  TORCH_ARG(int64_t, out);
+  /// The width changes in the first convolution (the authors') instead of the second.
+  TORCH_ARG(bool, widen_first) = false;
+  /// The spectral norm's power iteration inside the autograd graph (SNConv2dOptions::in_graph).
+  TORCH_ARG(bool, sn_in_graph) = false;
+  TORCH_ARG(WeightInit, init) = WeightInit::Random;
+};
+
 /// Encoder block at resolution r > 4: conv3×3 → lrelu → conv3×3 → lrelu → avgpool 2×2. The width
 /// changes in the second convolution, or in the first with `widen_first` (the authors').
 struct EncoderBlockImpl : torch::nn::Module {
-  EncoderBlockImpl(int64_t in, int64_t out, bool widen_first = false, bool sn_in_graph = false,
-                   WeightInit init = WeightInit::Random);
+  explicit EncoderBlockImpl(const EncoderBlockOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   SNConv2d conv1{nullptr}, conv2{nullptr};
 };

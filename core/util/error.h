@@ -36,6 +36,8 @@ uint64_t requestedBytes(const std::exception& e);
 bool isOutOfMemory(const std::exception& e);
 /// "not enough memory to WHAT: it asks for 4398 GB (…)" for an allocation failure.
 std::string outOfMemoryMessage(const std::exception& e, const std::string& what);
+/// The same sentence from its parts: `bytes` asked for (0: unknown), on the GPU or not.
+std::string outOfMemorySentence(const std::string& what, uint64_t bytes, bool gpu);
 
 /// A sentence for an nlohmann::json exception ("the field 'x' is missing", "a field has the wrong type
 /// (a number is expected, not a string)"); the plain what() for anything else.

@@ -21,6 +21,7 @@ class TestCli : public QObject {
   void badModelFileFailsWithOneLineReason();
   void unavailableCudaIsAClearError();
   void exportStripsTrainingStateAndKeepsTheModel();
+  void infoFromTheHeaderIsTheFullToolsInfo();
 
  private:
   QTemporaryDir dir_;
@@ -80,6 +81,50 @@ void TestCli::reconstructWritesPairsAndSkipsBadFiles() {
   // Only bad files: a failure with the reason.
   r = test::runAutomod({"reconstruct", model_.string(), bad.string(), "-o", out.string()});
   QVERIFY(r.code != 0);
+}
+
+void TestCli::infoFromTheHeaderIsTheFullToolsInfo() {
+  // `automod info MODEL` is answered by the LibTorch-free front door from the header: it must print
+  // exactly what the full tool prints, for plain, reference-architecture, mid-fade-in and grayscale
+  // models and for training checkpoints; anything else (errors, --verify) is the full tool's own answer.
+  const std::string full = (fs::path(test::automodBin()).parent_path() / "automod-run").string();
+  QVERIFY2(fs::exists(full), full.c_str());
+  std::vector<fs::path> models{model_};
+  auto reference = std::make_unique<Automodulator>(ModelConfig::reference(32, 16));
+  reference->setStage(2, 0.25);
+  models.push_back(test::tmpPath(dir_, "reference-fading.amod"));
+  saveModel(models.back(), *reference);
+  models.push_back(test::tmpPath(dir_, "gray.amod"));
+  saveModel(models.back(), *test::tinyModel(8, 2, 1));
+  // A training checkpoint: the model's tensors plus the trainer's (optimiser state) and its header.
+  auto archive = modelArchive(*test::tinyModel(16, 4));
+  archive.header["kind"] = "checkpoint";
+  archive.header["training"] = {{"images_seen", 1234}, {"preset", "test"}};
+  archive.add("optim.encoder", torch::zeros({64}));
+  models.push_back(test::tmpPath(dir_, "checkpoint.amod"));
+  writeArchive(models.back(), archive);
+  for (const auto& m : models) {
+    auto fast = test::runAutomod({"info", m.string()});
+    auto slow = test::runProgram(full, {"info", m.string()});
+    QVERIFY2(slow.code == 0, slow.err.c_str());
+    QCOMPARE(fast.code, 0);
+    QCOMPARE(fast.out, slow.out);
+    // --verify loads the whole file: the same description, verified.
+    auto verified = nlohmann::json::parse(test::runAutomod({"info", m.string(), "--verify"}).out);
+    auto header = nlohmann::json::parse(fast.out);
+    QCOMPARE(verified["integrity"].get<std::string>(), std::string("verified"));
+    verified["integrity"] = header["integrity"];
+    QVERIFY2(verified == header, m.string().c_str());
+  }
+  // A damaged or foreign file: the full tool's message and exit status.
+  const auto bad = test::tmpPath(dir_, "cut.amod");
+  { std::ofstream(bad) << "AMODFILE but cut"; }
+  auto fast = test::runAutomod({"info", bad.string()});
+  auto slow = test::runProgram(full, {"info", bad.string()});
+  QVERIFY(fast.code != 0);
+  QCOMPARE(fast.code, slow.code);
+  QCOMPARE(fast.err, slow.err);
+  QVERIFY2(fast.err.find("truncated") != std::string::npos, fast.err.c_str());
 }
 
 void TestCli::badModelFileFailsWithOneLineReason() {

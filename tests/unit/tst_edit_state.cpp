@@ -51,6 +51,10 @@ class TestEditState : public QObject {
     const auto z = model->randomLatents(nb + 1, 7);
     LatentPlan refined;
     for (int b = 0; b < nb; ++b) refined.latents.push_back(z[b].unsqueeze(0));
+    // Its style offsets (a refined photo's detail) go wherever its codes go.
+    const auto widths = st.model.style_widths;
+    QCOMPARE(int(widths.size()), nb);
+    for (int b = 0; b < nb; ++b) refined.setOffset(b, torch::full({1, widths[b]}, 0.1 * (b + 1)));
     st.addSource(codeSource("a", LatentPlan::uniform(z[nb].unsqueeze(0), nb)));
     st.addSource(codeSource("b", refined));
     QVERIFY(st.ready());
@@ -58,12 +62,22 @@ class TestEditState : public QObject {
     auto plan = st.mixPlan();
     QCOMPARE(plan.size(), nb);
     QVERIFY(torch::equal(plan[0], z[nb].unsqueeze(0)));
-    for (int b = 1; b < nb; ++b) QVERIFY(torch::equal(plan[b], z[b].unsqueeze(0)));
-    // A blend is the normalised weighted sum of the two block codes.
+    QVERIFY(!plan.offset(0).defined());
+    for (int b = 1; b < nb; ++b) {
+      QVERIFY(torch::equal(plan[b], z[b].unsqueeze(0)));
+      QVERIFY(torch::equal(plan.offset(b), refined.offset(b)));
+    }
+    // A blend is the normalised weighted sum of the two block codes; offsets blend with the same
+    // weights (a source without offsets counts as zeros).
     st.setWeight(BlockRange{0, 0}, 1, 1.0);
     plan = st.mixPlan();
     const auto expected = blendLatents({z[nb].unsqueeze(0), z[0].unsqueeze(0)}, {1.0, 1.0});
     QVERIFY(torch::allclose(plan[0], expected));
+    QVERIFY(torch::allclose(plan.offset(0), refined.offset(0) * 0.5));
+    // The morph moves offsets with the codes; attribute edits keep them.
+    st.morph = EditMorph{0, 1, "", 0.5, 2, 1.0};
+    QVERIFY(torch::allclose(st.morphPlan(0.25).offset(2), refined.offset(2) * 0.25));
+    QVERIFY(!st.morphPlan(0.0).offset(2).defined() || st.morphPlan(0.0).offset(2).abs().max().item<double>() == 0.0);
     // Removing a source its blocks depend on hands those blocks to the first remaining one.
     st.removeSource(0);
     QCOMPARE(st.weights[0], std::vector<double>({1.0}));
@@ -95,6 +109,7 @@ class TestEditState : public QObject {
     const auto z = model->randomLatents(nb + 2, 3);
     LatentPlan kept;
     for (int b = 0; b < nb; ++b) kept.latents.push_back(z[b].unsqueeze(0));
+    kept.setOffset(1, torch::randn({1, st.model.style_widths[1]}));  // a refined source's style offsets
     st.addSource(codeSource("kept sample", kept));
     st.addSource(codeSource("pasted", LatentPlan::uniform(z[nb].unsqueeze(0), nb)));
     st.setWeight(BlockRange{1, 2}, 1, 0.25);
@@ -110,6 +125,19 @@ class TestEditState : public QObject {
     QCOMPARE(restored.sources.size(), st.sources.size());
     QCOMPARE(restored.sources[0].name, std::string("kept sample"));
     for (int b = 0; b < nb; ++b) QVERIFY(torch::equal(restored.sources[0].codes[b], kept[b]));
+    QVERIFY(torch::equal(restored.sources[0].codes.offset(1), kept.offset(1)));
+    QVERIFY(!restored.sources[0].codes.offset(0).defined());
+    QVERIFY(torch::equal(restored.plan().offset(1), st.plan().offset(1)));
+    // Without the view (the recipe alone, as `automod apply` reads it) the offsets come from z_offsets.
+    SourceCache cache(*model);
+    auto replayed = cache.codes(back.sources.at(Recipe::sourceName(0)));
+    QVERIFY(torch::equal(replayed.offset(1), kept.offset(1)));
+    // Offsets made for another model (other widths) are refused with a sentence.
+    auto bad = view;
+    bad["sources"][0]["codes"]["offsets"][1] = std::vector<float>{1.0f, 2.0f};
+    QVERIFY_THROWS_EXCEPTION(Error, EditState::fromRecipe(back, bad, st.model, [](const std::string&) {
+      return torch::full({16, 16, 3}, 100, torch::kUInt8);
+    }));
     QCOMPARE(restored.weights, st.weights);
     QVERIFY(restored.morph == st.morph);
     QVERIFY(restored.attribute.has_value());

@@ -135,7 +135,7 @@ void TestModel::encoderFadeInEndpoints() {
 
 void TestModel::adainStartsNearIdentity() {
   torch::manual_seed(0);
-  AdaIN adain(16, 512, 1e-8);
+  AdaIN adain(AdaINOptions(16, 512).eps(1e-8));
   auto x = torch::randn({4, 16, 8, 8}) * 3 + 2;
   auto z = normaliseLatent(torch::randn({4, 512}));
   auto y = adain->forward(x, z);

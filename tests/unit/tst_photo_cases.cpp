@@ -24,22 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path referenceDir() {
-  if (const char* env = std::getenv("AMOD_REFERENCE_DIR"); env && *env) return env;
-  return fs::path(AUTOMOD_SOURCE_DIR) / ".." / "shared" / "reference";
-}
-
-torch::Tensor readF32(const fs::path& dir, const nlohmann::json& spec) {
-  const auto path = dir / spec.at("file").get<std::string>();
-  const auto shape = spec.at("shape").get<std::vector<int64_t>>();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  auto t = torch::empty(shape, torch::kFloat32);
-  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * 4));
-  if (in.gcount() != t.numel() * 4) throw Error(path.string() + " is shorter than its shape");
-  return t;
-}
-
 // uint8 [H, W, C] from rows of values.
 torch::Tensor image(const std::vector<std::vector<int>>& rows, int channels = 1) {
   const int64_t h = int64_t(rows.size()), w = int64_t(rows[0].size());
@@ -87,7 +71,7 @@ class TestPhotoCases : public QObject {
 
 void TestPhotoCases::initTestCase() {
   QVERIFY(tmp_.isValid());
-  dir_ = referenceDir();
+  dir_ = test::referenceDir();
   if (fs::exists(dir_ / "photo-cases.json")) {
     std::ifstream in(dir_ / "photo-cases.json");
     cases_ = nlohmann::json::parse(in);
@@ -206,8 +190,8 @@ void TestPhotoCases::photosReachTheEncoderAsInTheAuthorsCode() {
   const auto& cs = entry["cases"][case_index];
   QCOMPARE(cs.at("kind").get<std::string>(), std::string("photo-encode"));
   auto m = model(entry.at("files").begin().value().get<std::string>());
-  const auto expected_input = readF32(dir_, cs.at("input"));
-  const auto expected_z = readF32(dir_, cs.at("z"));
+  const auto expected_input = test::readF32(dir_, cs.at("input"));
+  const auto expected_z = test::readF32(dir_, cs.at("z"));
   const int resolution = int(expected_input.size(2));
   QCOMPARE(m->resolution(), resolution);
   QCOMPARE(int(expected_z.size(1)), m->config().latent_dim);
@@ -246,7 +230,7 @@ void TestPhotoCases::cliEncodeNoAlignGivesTheAuthorsCodes() {
     const auto records = readLatentFile(out);
     QCOMPARE(records.size(), entry.at("cases").size());
     for (size_t i = 0; i < records.size(); ++i) {
-      const auto expected = readF32(dir_, entry["cases"][i].at("z")).view(-1);
+      const auto expected = test::readF32(dir_, entry["cases"][i].at("z")).view(-1);
       const double dz = test::maxAbsDiff(records[i].z.view(-1), expected);
       QVERIFY2(dz <= 1e-4, qPrintable(QString("%1: the code differs by %2").arg(QString::fromStdString(records[i].source)).arg(dz)));
     }

@@ -3,7 +3,7 @@
 #include <QtTest>
 
 #include "core/edit/plan.h"
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 #include "core/model/layers.h"
 #include "core/util/error.h"
 #include "testutil.h"
@@ -24,6 +24,7 @@ class TestPlan : public QObject {
   void blendRejectsBadWeights();
   void laterAssignmentsWin();
   void planForOtherResolutionIsRejected();
+  void rowsOfAPlanKeepTheirStyleOffsets();
 };
 
 void TestPlan::parsesScales_data() {
@@ -164,6 +165,28 @@ void TestPlan::namedScalesFollowResolutionsAlsoWithTheExtraBlock() {
   QVERIFY_THROWS_EXCEPTION(Error, fineRange(small));
   // A model mid-way through training uses the blocks of its stage.
   QCOMPARE(BlockLayout::of(c, 1).resolutions, (std::vector<int>{4, 8, 8}));
+}
+
+void TestPlan::rowsOfAPlanKeepTheirStyleOffsets() {
+  // Chunked decoding, evaluation subsets and batches joined after refinement all keep each row's
+  // style offsets with its codes.
+  auto z = torch::randn({4, 8});
+  LatentPlan p = LatentPlan::uniform(z, 3);
+  p.setOffset(1, torch::arange(4 * 6, torch::kFloat32).reshape({4, 6}));
+  auto part = p.narrow(1, 2);
+  QCOMPARE(part.batch(), int64_t(2));
+  QVERIFY(!part.offset(0).defined());
+  QVERIFY(torch::equal(part.offset(1), p.offset(1).narrow(0, 1, 2)));
+  auto picked = p.indexSelect(torch::tensor({3, 0}));
+  QVERIFY(torch::equal(picked.offset(1)[0], p.offset(1)[3]));
+  QVERIFY(torch::equal(picked[2][1], z[0]));
+  // Joining a plan with offsets and one without gives zeros for the latter's rows.
+  auto joined = LatentPlan::cat({p.narrow(0, 1), LatentPlan::uniform(z.narrow(0, 0, 2), 3)});
+  QCOMPARE(joined.batch(), int64_t(3));
+  QVERIFY(torch::equal(joined.offset(1)[0], p.offset(1)[0]));
+  QCOMPARE(joined.offset(1).narrow(0, 1, 2).abs().sum().item<double>(), 0.0);
+  QVERIFY(torch::equal(joined.clone().offset(1), joined.offset(1)));
+  QCOMPARE(p.firstDifferentBlock(p.clone()), 3);
 }
 
 QTEST_GUILESS_MAIN(TestPlan)

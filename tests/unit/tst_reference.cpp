@@ -32,22 +32,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path referenceDir() {
-  if (const char* env = std::getenv("AMOD_REFERENCE_DIR"); env && *env) return env;
-  return fs::path(AUTOMOD_SOURCE_DIR) / ".." / "shared" / "reference";
-}
-
-torch::Tensor readF32(const fs::path& dir, const nlohmann::json& spec) {
-  const auto path = dir / spec.at("file").get<std::string>();
-  const auto shape = spec.at("shape").get<std::vector<int64_t>>();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  auto t = torch::empty(shape, torch::kFloat32);
-  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * 4));
-  if (in.gcount() != t.numel() * 4) throw Error(path.string() + " is shorter than its shape");
-  return t;
-}
-
 nlohmann::json readCases(const fs::path& dir) {
   std::ifstream in(dir / "cases.json");
   return nlohmann::json::parse(in);
@@ -129,7 +113,7 @@ class TestReference : public QObject {
 };
 
 void TestReference::initTestCase() {
-  dir_ = referenceDir();
+  dir_ = test::referenceDir();
   if (!fs::exists(dir_ / "cases.json"))
     QSKIP(qPrintable(QString("no reference fixtures at %1 (set AMOD_REFERENCE_DIR)").arg(QString::fromStdString(dir_.string()))));
   cases_ = readCases(dir_);
@@ -150,8 +134,8 @@ void TestReference::everyCaseMatchesTheAuthorsCode_data() {
   QTest::addColumn<QString>("file");
   QTest::addColumn<int>("model_index");
   QTest::addColumn<int>("case_index");
-  if (!fs::exists(referenceDir() / "cases.json")) return;
-  const auto cases = readCases(referenceDir());
+  if (!fs::exists(test::referenceDir() / "cases.json")) return;
+  const auto cases = readCases(test::referenceDir());
   for (size_t m = 0; m < cases.at("models").size(); ++m) {
     const auto& model = cases["models"][m];
     for (auto& [format, file] : model.at("files").items())
@@ -175,13 +159,13 @@ void TestReference::everyCaseMatchesTheAuthorsCode() {
   const int step = cs.at("step");
   const double alpha = cs.at("alpha");
   if (kind == "encode") {
-    auto z = m->encoder->forward(readF32(dir_, cs.at("images")), step, alpha);
-    const double diff = test::maxAbsDiff(z, readF32(dir_, cs.at("z")));
+    auto z = m->encoder->forward(test::readF32(dir_, cs.at("images")), step, alpha);
+    const double diff = test::maxAbsDiff(z, test::readF32(dir_, cs.at("z")));
     qInfo("max |dz| = %.3g", diff);
     QVERIFY2(diff <= 1e-4, qPrintable(QString("codes differ by %1").arg(diff)));
     return;
   }
-  const auto z = readF32(dir_, cs.at("z"));
+  const auto z = test::readF32(dir_, cs.at("z"));
   torch::Tensor images;
   if (kind == "decode") {
     images = m->ema->forward(z, step, alpha);
@@ -197,7 +181,7 @@ void TestReference::everyCaseMatchesTheAuthorsCode() {
   } else {
     QFAIL(qPrintable(QString::fromStdString("unknown case kind " + kind)));
   }
-  const double diff = test::maxAbsDiff(images, readF32(dir_, cs.at("images")));
+  const double diff = test::maxAbsDiff(images, test::readF32(dir_, cs.at("images")));
   qInfo("max |dx| = %.3g", diff);
   QVERIFY2(diff <= 2e-3, qPrintable(QString("images differ by %1").arg(diff)));
 }
@@ -231,8 +215,8 @@ void TestReference::importedModelSurvivesSaveAndLoad() {
   for (size_t c = 0; c < entry.at("cases").size(); ++c) {
     const auto& cs = entry["cases"][c];
     if (cs.at("kind") != "decode" || cs.at("step") != m->stage()) continue;
-    auto z = readF32(dir_, cs.at("z"));
-    QVERIFY(test::maxAbsDiff(back->decode(z), readF32(dir_, cs.at("images"))) <= 2e-3);
+    auto z = test::readF32(dir_, cs.at("z"));
+    QVERIFY(test::maxAbsDiff(back->decode(z), test::readF32(dir_, cs.at("images"))) <= 2e-3);
     return;
   }
   QFAIL("no full-resolution decode case");
@@ -245,14 +229,14 @@ void TestReference::mixCaseIsTheEditorsPlanOfRanges() {
     auto m = model(entry.at("files").at("zip"));
     for (const auto& cs : entry.at("cases")) {
       if (cs.at("kind") != "mix") continue;
-      const auto z = readF32(dir_, cs.at("z"));
+      const auto z = test::readF32(dir_, cs.at("z"));
       std::vector<RangeAssignment> assignments;
       for (size_t i = 0; i < cs.at("blocks").size(); ++i) {
         const int begin = cs["blocks"][i][0], end = cs["blocks"][i][1];
         assignments.push_back({BlockRange{begin, end - 1}, {z.narrow(0, i, 1)}, {}});
       }
       auto plan = buildPlan(m->numBlocks(), z.narrow(0, 0, 1), assignments);
-      QVERIFY(test::maxAbsDiff(m->decode(plan), readF32(dir_, cs.at("images"))) <= 2e-3);
+      QVERIFY(test::maxAbsDiff(m->decode(plan), test::readF32(dir_, cs.at("images"))) <= 2e-3);
     }
   }
 }
@@ -557,7 +541,7 @@ void TestReference::surplusSpectralNormVectorsAreIgnoredAsTheAuthorsDo() {
   // The codes are those of the authors' code.
   for (const auto& cs : entry.at("cases"))
     if (cs.at("kind") == "encode" && cs.at("step") == entry.at("phase")) {
-      const double diff = test::maxAbsDiff(r.model->encode(readF32(dir_, cs.at("images"))), readF32(dir_, cs.at("z")));
+      const double diff = test::maxAbsDiff(r.model->encode(test::readF32(dir_, cs.at("images"))), test::readF32(dir_, cs.at("z")));
       QVERIFY2(diff <= 1e-4, qPrintable(QString("codes differ by %1").arg(diff)));
     }
   // Fewer than the encoder needs: refused (the authors' code fails on them too).
@@ -612,11 +596,11 @@ void TestReference::checkpointSavedMidFadeInComputesTheNetworksAtItsAlpha() {
       QCOMPARE(m.alpha(), alpha);
       QVERIFY(contains(r.warnings, "mid-fade-in"));
       if (cs.at("kind") == "encode") {
-        const double diff = test::maxAbsDiff(m.encode(readF32(dir_, cs.at("images"))), readF32(dir_, cs.at("z")));
+        const double diff = test::maxAbsDiff(m.encode(test::readF32(dir_, cs.at("images"))), test::readF32(dir_, cs.at("z")));
         QVERIFY2(diff <= 1e-4, qPrintable(QString("codes differ by %1").arg(diff)));
       } else if (cs.at("kind") == "decode") {
-        const auto z = readF32(dir_, cs.at("z"));
-        const auto expected = readF32(dir_, cs.at("images"));
+        const auto z = test::readF32(dir_, cs.at("z"));
+        const auto expected = test::readF32(dir_, cs.at("images"));
         QVERIFY(test::maxAbsDiff(m.decode(z), expected) <= 2e-3);
         // The editor's incremental decoder, and the model written and read back.
         EditSession session(m);

@@ -34,6 +34,8 @@ class TestRefine : public QObject {
   void sourceCacheRefinesOncePerOptions();
   void latentFileKeepsPerBlockCodes();
   void blockMixPlanBlendsPerBlock();
+  void styleOffsetsReachWhatCodesCannot();
+  void styleOffsetsTravelWithTheCodes();
 
  private:
   QTemporaryDir dir_;
@@ -268,6 +270,85 @@ void TestRefine::blockMixPlanBlendsPerBlock() {
   // Sources refined for another model are refused.
   auto short_plan = LatentPlan::uniform(z_.narrow(0, 0, 1), nb - 1);
   QVERIFY_THROWS_EXCEPTION(Error, blockMixPlan(std::vector<LatentPlan>{a, short_plan}, weights, nb));
+}
+
+void TestRefine::styleOffsetsReachWhatCodesCannot() {
+  // A tint no code of this model makes: style offsets (the last layer's shifts feed toRGB) reach it,
+  // per-block codes alone do not.
+  auto target = images_.clone();
+  target.select(1, 0).add_(0.4);
+  target = target.clamp(-1, 1);
+  auto codes_only = options(40);
+  codes_only.offsets = false;
+  auto with_offsets = options(40);
+  with_offsets.offsets = true;
+  auto a = refineCodes(*model_, target, z_, codes_only);
+  auto b = refineCodes(*model_, target, z_, with_offsets);
+  QVERIFY(!a.codes.hasOffsets());
+  QVERIFY(b.codes.hasOffsets());
+  const auto widths = model_->ema->styleWidths();
+  for (int k = 0; k < b.codes.size(); ++k) QCOMPARE(b.codes.offset(k).sizes(), (std::vector<int64_t>{3, widths[k]}));
+  for (int i = 0; i < 3; ++i)
+    QVERIFY2(b.psnr_after[i] > a.psnr_after[i] + 0.5,
+             qPrintable(QString("photo %1: %2 dB with offsets, %3 without").arg(i).arg(b.psnr_after[i]).arg(a.psnr_after[i])));
+  // The model decodes a plan with offsets as refinement scored it.
+  auto recon = model_->decode(b.codes).clamp(-1, 1);
+  const auto per = psnrPerImage(recon, target);
+  for (int i = 0; i < 3; ++i) QVERIFY(std::abs(per[i].item<double>() - b.psnr_after[i]) < 1e-3);
+  // The decay is the dial: a high one keeps offsets small.
+  auto decayed = with_offsets;
+  decayed.offset_decay = 100.0;
+  auto c = refineCodes(*model_, target, z_, decayed);
+  auto size = [](const LatentPlan& p) {
+    double s = 0;
+    for (int k = 0; k < p.size(); ++k) s += p.offset(k).pow(2).sum().item<double>();
+    return s;
+  };
+  QVERIFY(size(c.codes) < 0.5 * size(b.codes));
+  // Zero offsets decode exactly as no offsets.
+  auto zero = a.codes;
+  for (int k = 0; k < zero.size(); ++k) zero.setOffset(k, torch::zeros({3, widths[k]}));
+  QVERIFY(torch::equal(model_->decode(zero), model_->decode(a.codes)));
+}
+
+void TestRefine::styleOffsetsTravelWithTheCodes() {
+  const int nb = model_->numBlocks();
+  auto o = options(5);
+  o.offsets = true;
+  auto r = refineCodes(*model_, images_.narrow(0, 0, 1), z_.narrow(0, 0, 1), o);
+  QVERIFY(r.codes.hasOffsets());
+  std::vector<torch::Tensor> rows;
+  for (auto& c : r.codes.latents) rows.push_back(c[0]);
+  // Latent files (`automod encode --refine`).
+  auto file = test::tmpPath(dir_, "offsets.json");
+  LatentRecord record{"refined", z_[0], torch::stack(rows)};
+  record.z_offsets = offsetValues(r.codes);
+  writeLatentFile(file, {record}, 16);
+  SourceCache cache(*model_);
+  auto from_file = cache.codes(SourceSpec::latentFile(file, 0));
+  for (int k = 0; k < nb; ++k) QVERIFY(torch::equal(from_file.offset(k), r.codes.offset(k)));
+  QVERIFY(torch::equal(model_->decode(from_file), model_->decode(r.codes)));
+  // Inline code sources (recipes, projects).
+  auto inline_codes = cache.codes(SourceSpec::inlineCodes(z_[0], r.codes));
+  for (int k = 0; k < nb; ++k) QVERIFY(torch::equal(inline_codes.offset(k), r.codes.offset(k)));
+  // Mixing blends them with the codes' weights; a source without offsets counts as zeros.
+  auto b = LatentPlan::uniform(z_.narrow(0, 1, 1), nb);
+  std::vector<std::vector<double>> weights(nb);
+  weights[0] = {0.0, 1.0};
+  weights[1] = {1.0, 3.0};
+  auto plan = blockMixPlan(std::vector<LatentPlan>{r.codes, b}, weights, nb);
+  QVERIFY(!plan.offset(0).defined());
+  QVERIFY(torch::allclose(plan.offset(1), r.codes.offset(1) * 0.25));
+  for (int k = 2; k < nb; ++k) QVERIFY(torch::equal(plan.offset(k), r.codes.offset(k)));
+  // An edit that changes only offsets is seen by incremental decoding.
+  auto moved = r.codes;
+  moved.setOffset(2, r.codes.offset(2) + 1.0);
+  QCOMPARE(r.codes.firstDifferentBlock(moved), 2);
+  // Offsets of another model's widths are refused with a sentence.
+  auto bad = record;
+  bad.z_offsets[1] = {1.0f, 2.0f};
+  writeLatentFile(file, {bad}, 16);
+  QVERIFY_THROWS_EXCEPTION(Error, cache.codes(SourceSpec::latentFile(file, 0)));
 }
 
 QTEST_GUILESS_MAIN(TestRefine)

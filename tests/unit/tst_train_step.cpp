@@ -40,22 +40,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path referenceDir() {
-  if (const char* env = std::getenv("AMOD_REFERENCE_DIR"); env && *env) return env;
-  return fs::path(AUTOMOD_SOURCE_DIR) / ".." / "shared" / "reference";
-}
-
-torch::Tensor readF32(const fs::path& dir, const nlohmann::json& spec) {
-  const auto path = dir / spec.at("file").get<std::string>();
-  const auto shape = spec.at("shape").get<std::vector<int64_t>>();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  auto t = torch::empty(shape, torch::kFloat32);
-  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * 4));
-  if (in.gcount() != t.numel() * 4) throw Error(path.string() + " is shorter than its shape");
-  return t;
-}
-
 double relative(const torch::Tensor& ours, const torch::Tensor& ref) {
   auto a = ours.to(torch::kFloat64).reshape({-1}), b = ref.to(torch::kFloat64).reshape({-1});
   const double norm = b.norm().item<double>();
@@ -95,7 +79,7 @@ class TestTrainStep : public QObject {
 };
 
 void TestTrainStep::initTestCase() {
-  dir_ = referenceDir();
+  dir_ = test::referenceDir();
   if (!fs::exists(dir_ / "train-step-m0.json"))
     QSKIP(qPrintable(QString("no recorded training iteration at %1 (set AMOD_REFERENCE_DIR)")
                          .arg(QString::fromStdString(dir_.string()))));
@@ -106,7 +90,7 @@ void TestTrainStep::initTestCase() {
 void TestTrainStep::iterationEqualsTheAuthors_data() {
   QTest::addColumn<QString>("name");
   for (const char* n : {"m0", "m005"})
-    if (fs::exists(referenceDir() / (std::string("train-step-") + n + ".json"))) QTest::newRow(n) << QString(n);
+    if (fs::exists(test::referenceDir() / (std::string("train-step-") + n + ".json"))) QTest::newRow(n) << QString(n);
 }
 
 namespace {
@@ -158,7 +142,7 @@ Replay replay(const fs::path& dir, const std::string& stem, const nlohmann::json
   RecordedDraws draws;
   for (const auto& d : rec.at("draws")) {
     if (d.contains("tensor"))
-      draws.addSphere(readF32(dir, d.at("tensor")).to(torch::kDouble));
+      draws.addSphere(test::readF32(dir, d.at("tensor")).to(torch::kDouble));
     else
       draws.addSplit(d.at("value").get<int>());
   }
@@ -174,10 +158,10 @@ Replay replay(const fs::path& dir, const std::string& stem, const nlohmann::json
       auto p = ourTensor(model, modules.robust, model.decoder, theirs, enc);
       if (!p.grad().defined()) throw Error("no gradient reached " + theirs);
       out.grads[std::string(enc ? "E " : "D ") + theirs] = p.grad().clone();
-      p.mutable_grad().copy_(readF32(dir, spec).reshape(p.sizes()));
+      p.mutable_grad().copy_(test::readF32(dir, spec).reshape(p.sizes()));
     }
   };
-  const auto x = readF32(dir, rec.at("batch_images")).to(torch::kDouble);
+  const auto x = test::readF32(dir, rec.at("batch_images")).to(torch::kDouble);
   ImagePool pool(preset.pool_size);
   {
     DrawScope scope(draws);
@@ -252,7 +236,7 @@ void TestTrainStep::iterationEqualsTheAuthors() {
   for (const char* step : {"encoder_step", "decoder_step"})
     for (auto& [theirs, spec] : rec.at("grads").at(step).items()) {
       const std::string key = std::string(step[0] == 'e' ? "E " : "D ") + theirs;
-      const double err = relative(r.grads.at(key), readF32(dir_, spec));
+      const double err = relative(r.grads.at(key), test::readF32(dir_, spec));
       errors.push_back(err);
       if (err > 1e-4) qInfo("%s: %.3g from the authors' float32 value", key.c_str(), err);
       QVERIFY2(err <= 1e-3, qPrintable(QString("%1 differs by %2").arg(key.c_str()).arg(err)));
@@ -270,7 +254,7 @@ void TestTrainStep::iterationEqualsTheAuthors() {
   for (const auto& n : referenceParameterNames(phase + 1, r.reference_blocks)) {
     if (n.snu < 0) continue;
     const std::string layer = n.ours.substr(0, n.ours.size() - std::string("weight_orig").size());
-    worst_u = std::max(worst_u, relative(r.u.at(layer + "u"), readF32(dir_, u_ref.at(n.snu))));
+    worst_u = std::max(worst_u, relative(r.u.at(layer + "u"), test::readF32(dir_, u_ref.at(n.snu))));
     ++compared_u;
   }
   qInfo("spectral-norm u of %d layers after the encoder step: worst relative error %.3g", compared_u, worst_u);
@@ -280,7 +264,7 @@ void TestTrainStep::iterationEqualsTheAuthors() {
   // The EMA decoder's top block after the iteration (fixed decay 0.999, no warm-up, as the authors).
   double worst_ema = 0.0;
   for (auto& [theirs, spec] : rec.at("ema_decoder_after").items())
-    worst_ema = std::max(worst_ema, relative(r.ema.at(theirs), readF32(dir_, spec)));
+    worst_ema = std::max(worst_ema, relative(r.ema.at(theirs), test::readF32(dir_, spec)));
   qInfo("EMA decoder top block: worst relative error %.3g", worst_ema);
   QVERIFY(worst_ema <= 1e-6);
 }

@@ -1,4 +1,4 @@
-#include "core/edit/ranges.h"
+#include "core/model/ranges.h"
 
 #include <algorithm>
 #include <cctype>
@@ -72,7 +72,10 @@ std::string BlockRange::toString() const {
 }
 
 bool hasScale(Scale scale, const BlockLayout& layout) {
-  const auto [lo, hi] = scaleResolutions(scale);
+  // Plain variables, not a structured binding: the lambda captures them (clang before 16 cannot
+  // capture a binding, and the fuzz build uses clang 14).
+  const auto lo_hi = scaleResolutions(scale);
+  const int lo = lo_hi.first, hi = lo_hi.second;
   return std::any_of(layout.resolutions.begin(), layout.resolutions.end(), [&](int r) { return r >= lo && r <= hi; });
 }
 
