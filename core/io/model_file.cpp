@@ -9,6 +9,7 @@
 
 #include "core/io/model_header.h"
 #include "core/util/error.h"
+#include "core/util/finite.h"
 
 namespace automod {
 
@@ -92,20 +93,15 @@ std::unique_ptr<Automodulator> buildModel(const TensorArchive& archive, const st
   std::unordered_map<std::string, const torch::Tensor*> by_name;
   for (auto& [name, t] : archive.tensors) by_name.emplace(name, &t);
   const auto state = namedState(*model);
-  // NaN or infinite weights (a diverged training run) make every image black: refuse, or warn. A sum
-  // of finite numbers is finite unless it overflows, and a NaN or infinity anywhere makes it
-  // non-finite, so one reduction per tensor (no allocation) clears the usual case; only a tensor whose
-  // sum is not finite is counted element by element.
+  // NaN or infinite weights (a diverged training run) make every image black: refuse, or warn.
   {
     std::string first;
     int64_t first_bad = 0, first_numel = 0;
     int bad = 0;
     for (auto& [name, t] : state) {
       const auto& s = *by_name.at(name);
-      if (!s.is_floating_point() || std::isfinite(s.sum().item<double>())) continue;
-      auto finite = torch::isfinite(s);
-      if (finite.all().item<bool>()) continue;
-      if (bad++ == 0) first = name, first_bad = (~finite).sum().item<int64_t>(), first_numel = s.numel();
+      if (allFinite(s)) continue;
+      if (bad++ == 0) first = name, first_bad = countNonFinite(s), first_numel = s.numel();
     }
     if (bad > 0) {
       const std::string what = source + " holds weights that are not numbers (NaN or infinite): tensor '" + first +

@@ -4,12 +4,14 @@
 #include <torch/nn/functional.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <future>
 #include <set>
 #include <sstream>
 
 #include "core/util/error.h"
+#include "core/util/finite.h"
 #include "core/io/torch_file.h"
 #include "core/util/sha256.h"
 
@@ -74,9 +76,16 @@ class Mapping {
     torch::NoGradGuard no_grad;
     for (auto& p : pending_) {
       auto& dst = state.at(p.ours);
-      ckpt_.readInto(p.src, dst);
-      if (!torch::isfinite(dst).all().item<bool>())
+      // Where the file allows, the model's tensor becomes a view of the file's mapping (no copy: an
+      // import then costs about one pass over the file); otherwise it is read into.
+      const torch::Tensor view = ckpt_.view(p.src);
+      const bool adopt = view.defined() && view.scalar_type() == dst.scalar_type() && view.is_contiguous() &&
+                         view.numel() == dst.numel();
+      const torch::Tensor& got = adopt ? view : dst;
+      if (!adopt) ckpt_.readInto(p.src, dst);
+      if (!allFinite(got))
         throw Error(source_ + ": " + p.what + " holds NaN or infinite values; the checkpoint is damaged");
+      if (adopt) dst.set_data(view.view(dst.sizes()));
       assigned_.insert(p.ours);
     }
     for (auto& d : derived_) {
@@ -610,6 +619,10 @@ ReferenceCheckpoint readReferenceCheckpoint(const std::filesystem::path& path, T
 torch::Tensor ReferenceCheckpoint::load(const torch::Tensor& t) const {
   if (source && source->holds(t)) return source->load(t);
   return t;
+}
+
+torch::Tensor ReferenceCheckpoint::view(const torch::Tensor& t) const {
+  return source && source->holds(t) ? source->view(t) : torch::Tensor();
 }
 
 void ReferenceCheckpoint::readInto(const torch::Tensor& t, const torch::Tensor& dst) const {

@@ -72,6 +72,9 @@ struct ReferenceCheckpoint {
   /// Copies `t`'s elements into `dst` (as many elements; converted to its type), from the file when
   /// `t` is a placeholder: a streamed import reads each tensor once, straight into the model.
   void readInto(const torch::Tensor& t, const torch::Tensor& dst) const;
+  /// A placeholder `t` as a view of the file's mapping, where the file can give one
+  /// (TorchTensorSource::view: nothing copied); undefined otherwise (then readInto).
+  torch::Tensor view(const torch::Tensor& t) const;
 };
 
 /// Reads a `.pth` file of the authors' code (zip or legacy torch.save, saved on a CPU or a GPU).

@@ -4,6 +4,7 @@
 // which the fuzz target needs, and they keep this file cheap to compile.
 #include <ATen/EmptyTensor.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/from_blob.h>
 #include <c10/util/Exception.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
 #include <new>
 #include <unordered_map>
@@ -132,6 +134,12 @@ struct TorchTensorSource::Impl {
   std::map<std::string, Storage> storages;
   std::unordered_map<const c10::TensorImpl*, Placeholder> placeholders;
   mutable std::atomic<int64_t> bytes_read{0};
+  // view(): a private copy-on-write mapping of the whole file, made on the first call and unmapped
+  // with the last view, and the storages whose CRC-32 has been checked in it.
+  mutable std::mutex map_mutex;
+  mutable std::shared_ptr<void> map;
+  mutable size_t map_size = 0;
+  mutable std::set<std::string> verified;
 
   ~Impl() {
     if (fd >= 0) ::close(fd);
@@ -638,6 +646,50 @@ void TorchTensorSource::readInto(const at::Tensor& t, const at::Tensor& dst) con
   } catch (const std::exception& e) {
     throw Error(impl_->source + ": cannot read storage '" + printable(p.storage) + "': " + firstLine(e.what()));
   }
+}
+
+at::Tensor TorchTensorSource::view(const at::Tensor& t) const {
+  const auto& p = impl_->find(t);
+  const auto& s = impl_->storages.at(p.storage);
+  const uint64_t es = c10::elementSize(s.dtype);
+  // Zip entries are stored, not compressed, and torch.save aligns them to 64 bytes; a legacy file's
+  // storages follow their headers at any offset (and carry no CRC): those are read.
+  if (!s.zip || std::endian::native != std::endian::little || s.offset % es != 0 || s.nbytes == 0) return {};
+  std::shared_ptr<void> map;
+  {
+    std::lock_guard lock(impl_->map_mutex);
+    struct stat st {};
+    if (::fstat(impl_->fd, &st) != 0) return {};
+    if (!impl_->map) {
+      const auto size = static_cast<size_t>(st.st_size);
+      void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, impl_->fd, 0);
+      if (m == MAP_FAILED) return {};  // a file system without mmap: the caller reads instead
+      impl_->map = std::shared_ptr<void>(m, [size](void* q) { ::munmap(q, size); });
+      impl_->map_size = size;
+    }
+    // A file cut short since it was parsed would fault on the first access to the missing pages.
+    if (static_cast<uint64_t>(st.st_size) < s.offset + s.entry_size || impl_->map_size < s.offset + s.entry_size)
+      throw Error(impl_->source + ": truncated: storage '" + printable(p.storage) + "' needs " +
+                  std::to_string(s.entry_size) + " bytes at byte " + std::to_string(s.offset) +
+                  " but the file ends before (changed while read?)");
+    map = impl_->map;
+    const auto* data = static_cast<const uint8_t*>(map.get()) + s.offset;
+    if (!impl_->verified.count(p.storage)) {
+#ifdef MADV_POPULATE_READ
+      // One call maps the entry's pages instead of a fault per page.
+      const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+      const uintptr_t first = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+      ::madvise(reinterpret_cast<void*>(first), reinterpret_cast<uintptr_t>(data) + s.entry_size - first,
+                MADV_POPULATE_READ);
+#endif
+      impl_->check(data, s, p.storage);
+      impl_->verified.insert(p.storage);
+      impl_->bytes_read += static_cast<int64_t>(s.entry_size);
+    }
+  }
+  auto* data = static_cast<uint8_t*>(map.get()) + s.offset;
+  at::Tensor storage = at::from_blob(data, {s.numel}, [map](void*) {}, at::TensorOptions().dtype(s.dtype));
+  return storage.as_strided(p.size, p.stride, p.offset);
 }
 
 at::Tensor TorchTensorSource::load(const at::Tensor& t) const {

@@ -44,6 +44,12 @@ class TorchTensorSource {
   void readInto(const at::Tensor& t, const at::Tensor& dst) const;
   /// The elements of placeholder `t` as a new contiguous CPU tensor that owns its memory.
   at::Tensor load(const at::Tensor& t) const;
+  /// Placeholder `t` as a view of a private copy-on-write mapping of the file (writes to it stay in
+  /// this process; the tensor keeps the mapping alive): nothing is copied, and pages of the file's
+  /// cache are shared. Its storage's CRC-32 is verified on the first view of it. Undefined where the
+  /// file cannot give one (a legacy file, whose storages may lie at any offset; no mmap): then use
+  /// load() or readInto(). Throws automod::Error for a CRC mismatch or a file cut short since it was read.
+  at::Tensor view(const at::Tensor& t) const;
   /// Bytes read from the file so far.
   int64_t bytesRead() const;
 

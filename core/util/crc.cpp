@@ -4,7 +4,10 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
+#include <smmintrin.h>
+#include <wmmintrin.h>
 #define AUTOMOD_CRC32C_SSE42 1
+#define AUTOMOD_CRC32_PCLMUL 1
 #endif
 
 namespace automod {
@@ -72,10 +75,69 @@ bool haveSse42() {
 }
 #endif
 
+#ifdef AUTOMOD_CRC32_PCLMUL
+// CRC-32 by carry-less multiplication ("Fast CRC Computation for Generic Polynomials Using PCLMULQDQ
+// Instruction", Intel, 2009; the constants of the reflected IEEE polynomial as Linux's
+// crc32-pclmul_asm.S has them). Four 128-bit lanes fold 64 bytes per step, independently, so the
+// multiplier's latency is hidden: ~10 bytes per cycle against slice-by-8's one. The lanes are folded
+// into one, then to 64 and 32 bits, and a Barrett reduction gives the remainder.
+__attribute__((target("pclmul,sse4.1"))) inline __m128i load(const uint8_t* q) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+}
+// 128 bits folded onto the next 128: the low half times one constant, the high half times the other.
+__attribute__((target("pclmul,sse4.1"))) inline __m128i fold(__m128i x, __m128i k, __m128i next) {
+  return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), next);
+}
+
+// `n` >= 64 and a multiple of 16; `crc` is the running register (already inverted).
+__attribute__((target("pclmul,sse4.1"))) uint32_t crc32Pclmul(const uint8_t* p, size_t n, uint32_t crc) {
+  const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596, 0x154442bd4);  // x^(4*128+32), x^(4*128-32) mod P
+  const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009e, 0x1751997d0);  // x^(128+32), x^(128-32) mod P
+  const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124);               // x^64 mod P
+  const __m128i poly_mu = _mm_set_epi64x(0x1f7011641, 0x1db710641);  // mu' (Barrett), P'
+  const __m128i mask32 = _mm_set_epi32(0, 0, 0, -1);
+  __m128i x1 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(crc)));
+  __m128i x2 = load(p + 16), x3 = load(p + 32), x4 = load(p + 48);
+  for (p += 64, n -= 64; n >= 64; p += 64, n -= 64) {
+    x1 = fold(x1, k1k2, load(p));
+    x2 = fold(x2, k1k2, load(p + 16));
+    x3 = fold(x3, k1k2, load(p + 32));
+    x4 = fold(x4, k1k2, load(p + 48));
+  }
+  x1 = fold(x1, k3k4, x2);
+  x1 = fold(x1, k3k4, x3);
+  x1 = fold(x1, k3k4, x4);
+  for (; n >= 16; p += 16, n -= 16) x1 = fold(x1, k3k4, load(p));
+  // 128 -> 64 bits (appending 32 zero bits), then 64 -> 32 + 32.
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), _mm_clmulepi64_si128(k3k4, x1, 0x01));
+  __m128i high = _mm_srli_si128(x1, 4);
+  x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k5, 0x00), high);
+  // Barrett reduction of 64 bits to the 32-bit remainder.
+  __m128i t = _mm_and_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), poly_mu, 0x10), mask32);
+  t = _mm_xor_si128(_mm_clmulepi64_si128(t, poly_mu, 0x00), x1);
+  return static_cast<uint32_t>(_mm_extract_epi32(t, 1));
+}
+
+bool havePclmul() {
+  static const bool yes = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  return yes;
+}
+#endif
+
 }  // namespace
 
 uint32_t crc32(const void* data, size_t size, uint32_t crc) {
-  return ~sliceBy8(ieeeTables(), static_cast<const uint8_t*>(data), size, ~crc);
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint32_t c = ~crc;
+#ifdef AUTOMOD_CRC32_PCLMUL
+  if (size >= 64 && havePclmul()) {
+    const size_t folded = size & ~size_t{15};
+    c = crc32Pclmul(p, folded, c);
+    p += folded;
+    size -= folded;
+  }
+#endif
+  return ~sliceBy8(ieeeTables(), p, size, c);
 }
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc) {

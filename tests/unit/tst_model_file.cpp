@@ -508,8 +508,8 @@ void TestModelFile::checksumsMatchTheirStandards() {
   // same value as a bit-at-a-time reference (on x86 CRC-32C runs on the CPU's crc32 instruction).
   QCOMPARE(crc32("123456789", 9), 0xCBF43926u);
   QCOMPARE(crc32c("123456789", 9), 0xE3069283u);
-  auto reference = [](uint32_t poly, const uint8_t* p, size_t n) {
-    uint32_t c = ~0u;
+  auto reference = [](uint32_t poly, const uint8_t* p, size_t n, uint32_t from = 0) {
+    uint32_t c = ~from;
     for (size_t i = 0; i < n; ++i) {
       c ^= p[i];
       for (int k = 0; k < 8; ++k) c = (c & 1) ? poly ^ (c >> 1) : c >> 1;
@@ -525,6 +525,13 @@ void TestModelFile::checksumsMatchTheirStandards() {
       QCOMPARE(crc32c(b + start + split, n - split, crc32c(b + start, split)), reference(0x82F63B78u, b + start, n));
     }
   }
+  // Every length around the carry-less multiplication's steps (64-byte blocks, 16-byte tail, the
+  // table for the rest), and a megabyte: the folding of many blocks.
+  for (size_t n = 0; n <= 300; ++n)
+    QCOMPARE(crc32(b + 1, n, 0x12345678u), reference(0xEDB88320u, b + 1, n, 0x12345678u));
+  const auto big = torch::randint(0, 256, {1 << 20}, torch::kUInt8);
+  QCOMPARE(crc32(big.data_ptr<uint8_t>(), big.numel()), reference(0xEDB88320u, big.data_ptr<uint8_t>(), big.numel()));
+  QCOMPARE(crc32c(big.data_ptr<uint8_t>(), big.numel()), reference(0x82F63B78u, big.data_ptr<uint8_t>(), big.numel()));
 }
 
 void TestModelFile::format1FilesStillLoad() {

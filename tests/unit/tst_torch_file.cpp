@@ -465,12 +465,19 @@ void TestTorchFile::streamedReadsGiveTheSameTensors() {
         QVERIFY(torch::equal(t, a->tensor()));
         bytes += int64_t(t.nbytes());
         ++compared;
+        // A zip file's tensors can also be views of its mapping (what the importer adopts); a legacy
+        // file's storages lie at any offset and are read instead.
+        const auto v = streamed.tensors->view(p);
+        QCOMPARE(v.defined(), streamed.format == "zip" && t.numel() > 0);
+        if (v.defined()) QVERIFY(torch::equal(v, a->tensor()));
       }
     };
     walk(whole.root, streamed.root);
     if (QTest::currentTestFailed()) return;
     QCOMPARE(compared, int(whole.tensor_count));
-    QCOMPARE(streamed.tensors->bytesRead(), bytes);
+    // Views read each storage once (its CRC-32), loads every time: both are counted.
+    if (streamed.format != "zip") QCOMPARE(streamed.tensors->bytesRead(), bytes);
+    QVERIFY(streamed.tensors->bytesRead() >= bytes);
     // Into a transposed double destination.
     const auto& p = streamed.root->at("G_running_state_dict")->at("module.progression.2.conv.1.conv.weight_orig")->tensor();
     auto dst = torch::zeros({p.size(1), p.size(0), p.size(2), p.size(3)}, torch::kFloat64).transpose(0, 1);
@@ -480,7 +487,23 @@ void TestTorchFile::streamedReadsGiveTheSameTensors() {
     // A tensor that is not one of the file's placeholders.
     QVERIFY(!streamed.tensors->holds(dst));
     QVERIFY_THROWS_EXCEPTION(Error, streamed.tensors->load(dst));
+    QVERIFY_THROWS_EXCEPTION(Error, streamed.tensors->view(dst));
   }
+  // A view outlives the file it was read from, and writing to it changes neither the file nor a
+  // later read of it (the mapping is private, copy-on-write).
+  const fs::path zip = ref_ / "ffhq-style.pth";
+  const char* key = "module.progression.2.conv.1.conv.weight_orig";
+  torch::Tensor view;
+  {
+    const TorchFile f = readTorchFile(zip, TorchRead::Streamed);
+    view = f.tensors->view(f.root->at("G_running_state_dict")->at(key)->tensor());
+  }
+  QVERIFY(view.defined());
+  const auto original = readTorchFile(zip).root->at("G_running_state_dict")->at(key)->tensor();
+  QVERIFY(torch::equal(view, original));
+  view.add_(1.0);
+  QVERIFY(torch::equal(view, original + 1.0));
+  QVERIFY(torch::equal(readTorchFile(zip).root->at("G_running_state_dict")->at(key)->tensor(), original));
 }
 
 void TestTorchFile::streamedReadsCheckEachStorageWhenRead() {
@@ -489,7 +512,8 @@ void TestTorchFile::streamedReadsCheckEachStorageWhenRead() {
   PickleWriter w;
   w.op('}').op('(').str("a").tensor("FloatStorage", "0", 6, 0, {2, 3}, {3, 1});
   w.str("b").tensor("FloatStorage", "1", 6, 0, {3}, {2}).op('u');  // strided: read whole, then viewed
-  Bytes corrupt = torchZip(w.done(), {{"0", six}, {"1", six}});
+  const Bytes pickled = w.done();
+  Bytes corrupt = torchZip(pickled, {{"0", six}, {"1", six}});
   const auto at = ZipReader(corrupt, "c").locate("archive/data/0");
   corrupt[at.offset + 5] ^= 0x40;
   QTemporaryDir dir;
@@ -503,7 +527,29 @@ void TestTorchFile::streamedReadsCheckEachStorageWhenRead() {
     QVERIFY2(std::string(e.what()).find("storage '0' is corrupt: CRC-32 mismatch") != std::string::npos, e.what());
     QVERIFY2(std::string(e.what()).rfind(path.string(), 0) == 0, e.what());
   }
+  // A view of it is checked as well, and says the same.
+  try {
+    f.tensors->view(f.root->at("a")->tensor());
+    QFAIL("no error");
+  } catch (const Error& e) {
+    QVERIFY2(std::string(e.what()).find("storage '0' is corrupt: CRC-32 mismatch") != std::string::npos, e.what());
+  }
   QVERIFY(torch::equal(f.tensors->load(f.root->at("b")->tensor()), torch::tensor({0.f, 2.f, 4.f})));
+  // A file cut short after its structure was read: a view says so instead of faulting on the pages
+  // that are gone.
+  {
+    const Bytes good = torchZip(pickled, {{"0", six}, {"1", six}});
+    const fs::path cut = fs::path(dir.path().toStdString()) / "cut.pth";
+    std::ofstream(cut, std::ios::binary).write(reinterpret_cast<const char*>(good.data()), std::streamsize(good.size()));
+    const TorchFile g = readTorchFile(cut, TorchRead::Streamed);
+    fs::resize_file(cut, ZipReader(good, "g").locate("archive/data/0").offset + 4);
+    try {
+      g.tensors->view(g.root->at("a")->tensor());
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("truncated") != std::string::npos, e.what());
+    }
+  }
   // The whole read refuses the file outright.
   QVERIFY(readError(corrupt).find("CRC-32 mismatch") != std::string::npos);
 }
