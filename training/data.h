@@ -15,11 +15,12 @@
 //   cache_dir/faces-<count>-<size>-<seed>/ and reused.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "training/dataset.h"
+#include "core/data/dataset.h"
 
 namespace automod {
 
@@ -63,6 +64,11 @@ struct FaceOptions {
 };
 void makeFaces(const FaceOptions& options, void (*progress)(int64_t done, int64_t total, void* user) = nullptr,
                void* user = nullptr);
+/// The folder of `count` labelled faces at `size` px from `seed` under `cache_dir` (empty:
+/// defaultCacheDir()), rendered by makeFaces the first time and reused after; `log` (may be empty) is
+/// told when they are rendered.
+std::filesystem::path cachedFaces(int64_t count, int size, uint64_t seed, const std::filesystem::path& cache_dir = {},
+                                  const std::function<void(const std::string&)>& log = {});
 /// packaging/faces (the folder with make_faces.mjs and node_modules); throws when it is missing.
 std::filesystem::path facesPackageDir();
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "training/dataset.h"
+#include "core/data/dataset.h"
 
 namespace automod {
 

@@ -198,6 +198,18 @@ void makeFaces(const FaceOptions& o, void (*progress)(int64_t, int64_t, void*), 
     throw Error("generating faces failed" + (message.empty() ? std::string() : ": " + message));
 }
 
+fs::path cachedFaces(int64_t count, int size, uint64_t seed, const fs::path& cache_dir,
+                     const std::function<void(const std::string&)>& log) {
+  const auto dir = (cache_dir.empty() ? defaultCacheDir() : cache_dir) /
+                   ("faces-" + std::to_string(count) + "-" + std::to_string(size) + "-" + std::to_string(seed));
+  std::error_code ec;
+  if (!fs::exists(dir / "attributes.jsonl", ec)) {
+    if (log) log("rendering " + std::to_string(count) + " labelled faces into " + dir.string());
+    makeFaces(FaceOptions{.count = count, .size = size, .seed = seed, .out = dir});
+  }
+  return dir;
+}
+
 std::unique_ptr<ImageDataset> openDataset(const DataSpec& spec) {
   if (spec.channels != 1 && spec.channels != 3) throw Error("images must have 1 or 3 channels");
   if (spec.held_out_fraction < 0 || spec.held_out_fraction >= 1)

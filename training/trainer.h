@@ -20,9 +20,9 @@
 #include <string>
 #include <thread>
 
+#include "core/data/dataset.h"
 #include "core/io/archive.h"
 #include "core/model/automodulator.h"
-#include "training/dataset.h"
 #include "training/losses.h"
 #include "training/robust_loss.h"
 #include "training/schedule.h"

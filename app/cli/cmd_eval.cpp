@@ -1,16 +1,16 @@
 // automod eval — the measured quality of a model on held-out images (docs/design.md §6), as JSON. The
-// measurements are training/eval.h's evaluate(); this file parses options and prints.
+// measurements are core/eval/eval.h's evaluate(); this file parses options and prints.
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "app/cli/common.h"
+#include "core/eval/eval.h"
 #include "core/io/default_model.h"
 #include "core/io/model_file.h"
 #include "core/util/error.h"
 #include "training/data.h"
-#include "training/eval.h"
 
 namespace automod::cli {
 namespace {

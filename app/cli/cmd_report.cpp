@@ -1,13 +1,14 @@
 // automod report — the synthetic-face checks of a model: attribute probes trained in C++
 // on labelled renders, attribute transfer in coarse / intermediate / fine mixes, and attribute-vector
-// edits built from a few exemplars. The report is training/report.h's faceReport(); this file parses
+// edits built from a few exemplars. The report is core/eval/report.h's faceReport(); this file parses
 // options and prints.
 #include <fstream>
 #include <iostream>
 
 #include "app/cli/common.h"
+#include "core/eval/report.h"
 #include "core/util/error.h"
-#include "training/report.h"
+#include "training/data.h"
 
 namespace automod::cli {
 namespace {
@@ -44,7 +45,12 @@ void addReportCommand(CLI::App& app, GlobalOptions& global) {
     if (!o->out.empty()) ensureParentDir(o->out);
     FaceReportOptions options = o->report;
     if (!global.quiet) options.log = [](const std::string& s) { std::cerr << "report: " << s << std::endl; };
-    auto data = renderFaceReportData(o->probe_faces, o->eval_faces, model->resolution(), options.seed, {}, options.log);
+    // The renders: seeds 1000 + seed and 2000 + seed, never a training set's 0.., rendered once and
+    // reused.
+    const int resolution = model->resolution();
+    auto data = loadFaceReportData(cachedFaces(o->probe_faces, resolution, 1000 + options.seed, {}, options.log),
+                                   cachedFaces(o->eval_faces, resolution, 2000 + options.seed, {}, options.log),
+                                   resolution);
     ProgressBar bar("refining", global.quiet);
     options.refine_progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
     auto report = faceReport(*model, data, options);

@@ -1,4 +1,4 @@
-#include "training/dataset.h"
+#include "core/data/dataset.h"
 
 #include <torch/nn/functional.h>
 

@@ -1,14 +1,14 @@
-#include "training/eval.h"
+#include "core/eval/eval.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 
+#include "core/data/dataset.h"
 #include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
-#include "training/dataset.h"
 
 namespace automod {
 

@@ -16,10 +16,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/model/ranges.h"
 #include "core/edit/refine.h"
 #include "core/metrics/swd.h"
 #include "core/model/latent_plan.h"
+#include "core/model/ranges.h"
 
 namespace automod {
 

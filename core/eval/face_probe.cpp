@@ -1,4 +1,4 @@
-#include "training/face_probe.h"
+#include "core/eval/face_probe.h"
 
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/activation.h>

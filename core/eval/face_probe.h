@@ -1,7 +1,7 @@
 #pragma once
 // Attribute probes on synthetic faces (issue 7, docs/design.md §6 last item): small CNN classifiers trained in
 // C++ on renders with ground-truth attributes (packaging/faces → attributes.jsonl), then used (by
-// training/report.h) to ask of a model's coarse/intermediate/fine mixes which source each attribute
+// core/eval/report.h) to ask of a model's coarse/intermediate/fine mixes which source each attribute
 // followed, and here whether an attribute vector built from a few exemplars flips its attribute and
 // leaves the others alone.
 #include <nlohmann/json.hpp>

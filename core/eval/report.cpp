@@ -1,4 +1,4 @@
-#include "training/report.h"
+#include "core/eval/report.h"
 
 #include <torch/torch.h>
 
@@ -10,7 +10,6 @@
 #include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
-#include "training/data.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -212,25 +211,6 @@ FaceReportData loadFaceReportData(const fs::path& probe_dir, const fs::path& eva
   d.probe_images = loadFaceImages(d.probe_table, resolution, channels);
   d.eval_images = loadFaceImages(d.eval_table, resolution, channels);
   return d;
-}
-
-FaceReportData renderFaceReportData(int64_t probe_faces, int64_t eval_faces, int resolution, uint64_t seed,
-                                    const fs::path& cache_dir, const std::function<void(const std::string&)>& log) {
-  auto folder = [&](int64_t count, uint64_t face_seed) {
-    const auto dir = (cache_dir.empty() ? defaultCacheDir() : cache_dir) /
-                     ("faces-" + std::to_string(count) + "-" + std::to_string(resolution) + "-" +
-                      std::to_string(face_seed));
-    std::error_code ec;
-    if (!fs::exists(dir / "attributes.jsonl", ec)) {
-      if (log) log("rendering " + std::to_string(count) + " labelled faces into " + dir.string());
-      makeFaces(FaceOptions{.count = count, .size = resolution, .seed = face_seed, .out = dir});
-    }
-    return dir;
-  };
-  // Seeds far from the training faces' (0..): these renders were never trained on.
-  const auto probe_dir = folder(probe_faces, 1000 + seed);
-  const auto eval_dir = folder(eval_faces, 2000 + seed);
-  return loadFaceReportData(probe_dir, eval_dir, resolution);
 }
 
 nlohmann::json faceReport(Automodulator& model, const FaceReportData& data, const FaceReportOptions& o) {

@@ -33,9 +33,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/eval/eval.h"
+#include "core/eval/face_probe.h"
 #include "core/model/ranges.h"
-#include "training/eval.h"
-#include "training/face_probe.h"
 
 namespace automod {
 
@@ -135,13 +135,6 @@ struct FaceReportData {
 FaceReportData loadFaceReportData(const std::filesystem::path& probe_dir, const std::filesystem::path& eval_dir,
                                   int resolution, int channels = 3,
                                   const std::vector<std::string>& attributes = defaultProbeAttributes());
-
-/// The report's renders: `probe_faces` and `eval_faces` synthetic faces at `resolution` from seeds
-/// 1000 + seed and 2000 + seed (never a training set's 0..), rendered once into `cache_dir` (empty:
-/// defaultCacheDir()) and reused. Needs packaging/faces (makeFaces).
-FaceReportData renderFaceReportData(int64_t probe_faces, int64_t eval_faces, int resolution, uint64_t seed,
-                                    const std::filesystem::path& cache_dir = {},
-                                    const std::function<void(const std::string&)>& log = {});
 
 struct FaceReportOptions {
   /// Pairs for the attribute-transfer measure.

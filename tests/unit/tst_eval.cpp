@@ -1,4 +1,4 @@
-// Evaluation as a library (training/eval.h, training/report.h): evaluate() gives every field
+// Evaluation as a library (core/eval/eval.h, core/eval/report.h): evaluate() gives every field
 // `automod eval` prints and scores an exact autoencoder perfectly; the attribute-transfer measure
 // finds the scale that carries an attribute, and a model blind to which face gave which blocks
 // follows at exactly the stated chance; the whole face report runs on a few labelled renders.
@@ -8,11 +8,11 @@
 #include <random>
 #include <set>
 
+#include "core/data/dataset.h"
+#include "core/eval/eval.h"
+#include "core/eval/report.h"
 #include "core/io/image.h"
 #include "core/util/error.h"
-#include "training/dataset.h"
-#include "training/eval.h"
-#include "training/report.h"
 #include "testutil.h"
 
 using namespace automod;

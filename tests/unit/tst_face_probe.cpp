@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <fstream>
 
+#include "core/eval/face_probe.h"
 #include "core/io/image.h"
 #include "core/util/error.h"
-#include "training/face_probe.h"
 #include "testutil.h"
 
 using namespace automod;
@@ -97,7 +97,7 @@ void TestFaceProbe::balancedAccuracyWeighsEachPresentClassEqually() {
   QCOMPARE(balancedAccuracy(half, labels, 2), 0.75);
 }
 
-// (Attribute transfer in mixes is measured by training/report.h and tested in tst_eval.)
+// (Attribute transfer in mixes is measured by core/eval/report.h and tested in tst_eval.)
 void TestFaceProbe::editReportMeasuresFlipsAndOtherAttributes() {
   QTemporaryDir dir;
   writeLabelledSet(test::tmpPath(dir, "s"), 24, 6);
