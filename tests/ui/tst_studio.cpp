@@ -409,7 +409,16 @@ class TestStudio : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!c.worker()->isBusy() && results.count() > 0, 30000);
     probe.stop();
     QVERIFY(c.worker()->decodesStarted() > decodes_before);
-    QVERIFY2(worst < 100, qPrintable(QString("the event loop stalled for %1 ms").arg(worst)));
+    qInfo("longest event-loop gap while dragging: %lld ms", static_cast<long long>(worst));
+    // The editor's budget is 100 ms. The AddressSanitizer build runs the same GUI-thread work (image
+    // conversion, painting) 2-3x slower: 36-63 ms gaps alone against 14-19 ms uninstrumented, 102 ms
+    // beside another test on 2 cores. It gets three times the budget, as it gets three times the time.
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr qint64 budget_ms = 300;
+#else
+    constexpr qint64 budget_ms = 100;
+#endif
+    QVERIFY2(worst < budget_ms, qPrintable(QString("the event loop stalled for %1 ms").arg(worst)));
   }
 };
 
