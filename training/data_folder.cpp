@@ -17,6 +17,7 @@
 
 #include "core/io/image.h"
 #include "core/util/error.h"
+#include "core/util/parallel.h"
 
 namespace automod {
 namespace fs = std::filesystem;
@@ -197,7 +198,7 @@ void FolderDataset::buildFromFiles(const std::vector<fs::path>& paths) {
       std::vector<torch::Tensor> decoded(static_cast<size_t>(count));
       std::vector<std::string> errors(static_cast<size_t>(count));
       std::vector<char> small(static_cast<size_t>(count), 0);
-      at::parallel_for(0, count, 1, [&](int64_t b, int64_t e) {
+      parallelFor(0, count, 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           try {
             auto img = readImage(paths[start + i], c);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/util/error.h"
+#include "core/util/parallel.h"
 
 #ifdef AUTOMOD_HAVE_OPENCV
 #include <opencv2/imgproc.hpp>
@@ -278,6 +279,66 @@ std::vector<Point2> refinedLandmarks(const dlib::shape_predictor& sp, const Imag
   return sum;
 }
 
+// Where a face from min_face to max_face photo pixels across could be in a colour photo: skin-coloured
+// regions of that size, as squares (photo pixels) around where their face would be, most detailed first.
+// Skin is Chai & Ngan's YCrCb rule (Cr 133–173, Cb 77–127, and not too dark) on an area-downscaled
+// copy in which a min_face face is ~10 px across; a face with its neck makes a tall region, whose face
+// is its top. `colour` is false for a photo without colour (greyscale, or RGB with equal channels),
+// where the rule says nothing.
+std::vector<cv::Rect2d> skinRegions(const cv::Mat& rgb, double min_face, double max_face, int max_count,
+                                    bool* colour) {
+  *colour = false;
+  if (rgb.channels() != 3) return {};
+  const double f = std::min(1.0, 10.0 / min_face);
+  cv::Mat small, ycc, mask;
+  cv::resize(rgb, small, cv::Size(std::max(1, int(std::lround(rgb.cols * f))), std::max(1, int(std::lround(rgb.rows * f)))),
+             0, 0, cv::INTER_AREA);
+  cv::cvtColor(small, ycc, cv::COLOR_RGB2YCrCb);
+  cv::Scalar mean, dev;
+  cv::meanStdDev(ycc, mean, dev);
+  *colour = std::abs(mean[1] - 128) + std::abs(mean[2] - 128) + dev[1] + dev[2] > 1.0;
+  if (!*colour) return {};
+  cv::inRange(ycc, cv::Scalar(40, 133, 77), cv::Scalar(255, 173, 127), mask);
+  cv::morphologyEx(mask, mask, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
+  // Regions are ranked by how much detail the face box holds (mean gradient magnitude of the grey
+  // copy): eyes, brows, nostrils and mouth are edges; a smooth skin-coloured surface has none.
+  cv::Mat grey, gx, gy, grad, sum;
+  cv::cvtColor(small, grey, cv::COLOR_RGB2GRAY);
+  cv::Sobel(grey, gx, CV_32F, 1, 0);
+  cv::Sobel(grey, gy, CV_32F, 0, 1);
+  cv::magnitude(gx, gy, grad);
+  cv::integral(grad, sum, CV_64F);
+  auto meanGrad = [&](cv::Rect r) {
+    r &= cv::Rect(0, 0, grad.cols, grad.rows);
+    if (r.area() == 0) return 0.0;
+    return (sum.at<double>(r.y + r.height, r.x + r.width) - sum.at<double>(r.y, r.x + r.width) -
+            sum.at<double>(r.y + r.height, r.x) + sum.at<double>(r.y, r.x)) / r.area();
+  };
+  struct Region {
+    cv::Rect2d square;
+    double detail;
+  };
+  std::vector<Region> found;
+  for (int i = 1; i < n; ++i) {
+    const int x = stats.at<int>(i, cv::CC_STAT_LEFT), y = stats.at<int>(i, cv::CC_STAT_TOP);
+    const int bw = stats.at<int>(i, cv::CC_STAT_WIDTH), bh = stats.at<int>(i, cv::CC_STAT_HEIGHT);
+    const int area = stats.at<int>(i, cv::CC_STAT_AREA);
+    // The skin of a face (cheeks to forehead) is narrower than the detector's box around it: the box
+    // is 1.0–1.7 times the region's width (measured), or less where skin around it joins the region.
+    const double face = 1.3 * bw / f;  // photo pixels
+    if (face < 0.7 * min_face || face > 1.3 * max_face) continue;
+    if (bh < 0.6 * bw || bh > 4.0 * bw || area < 0.3 * bw * bh) continue;
+    const double cx = (x + bw / 2.0) / f, cy = (y + std::min<double>(bh, 1.2 * bw) / 2.0) / f, half = 1.3 * face;
+    found.push_back({cv::Rect2d(cx - half, cy - half, 2 * half, 2 * half), meanGrad(cv::Rect(x, y, bw, std::min(bh, bw)))});
+  }
+  std::stable_sort(found.begin(), found.end(), [](const Region& a, const Region& b) { return a.detail > b.detail; });
+  std::vector<cv::Rect2d> squares;
+  for (int i = 0; i < std::min<int>(max_count, int(found.size())); ++i) squares.push_back(found[i].square);
+  return squares;
+}
+
 }  // namespace
 #endif
 
@@ -320,11 +381,12 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     return grey;
   };
 
-  // Each pass runs the detector on the photo at one scale; every detection remembers its pass, whose
-  // grey image the landmarks are then found in.
+  // Each pass runs the detector on the photo, or a cut-out of it, at one scale; every detection remembers
+  // its pass, whose grey image the landmarks are then found in. A pass's image is the photo from (ox, oy)
+  // on at scale (sx, sy).
   struct Pass {
     cv::Mat grey;
-    double scale;
+    double sx, sy, ox = 0, oy = 0;
   };
   struct Hit {
     double score;
@@ -335,14 +397,15 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   std::vector<Pass> passes;
   std::vector<Hit> hits;
   // Detection-image pixel centre → photo pixel centre.
-  auto up = [](double v, double scale) { return (v + 0.5) / scale - 0.5; };
+  auto upX = [](const Pass& p, double x) { return (x + 0.5) / p.sx - 0.5 + p.ox; };
+  auto upY = [](const Pass& p, double y) { return (y + 0.5) / p.sy - 0.5 + p.oy; };
   auto addHit = [&](double score, const dlib::rectangle& rect, int pass) {
-    const double scale = passes[pass].scale;
-    hits.push_back({score, rect, pass, up(rect.left(), scale), up(rect.top(), scale), up(rect.right(), scale),
-                    up(rect.bottom(), scale)});
+    const Pass& p = passes[pass];
+    hits.push_back({score, rect, pass, upX(p, rect.left()), upY(p, rect.top()), upX(p, rect.right()),
+                    upY(p, rect.bottom())});
   };
   auto detectAt = [&](double scale) {
-    passes.push_back({greyAt(scale), scale});
+    passes.push_back({greyAt(scale), scale, scale});
     std::vector<dlib::rect_detection> dets;
     auto t0 = Clock::now();
     faceDetector()(dlib::cv_image<unsigned char>(passes.back().grey), dets, 0.0);
@@ -361,7 +424,8 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   // pyramid pass of the detector, less the levels the first pass already scanned, but in parallel;
   // landmarks are found in the largest level.
   auto searchAt = [&](double scale, double down_to) {
-    passes.push_back({greyAt(scale), scale});
+    passes.push_back({greyAt(scale), scale, scale});
+    tm.search_exhaustive = true;
     const int pass = int(passes.size()) - 1;
     auto t0 = Clock::now();
     std::vector<cv::Mat> levels{passes[pass].grey};
@@ -398,7 +462,7 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     std::mutex found_mutex;
     std::vector<std::pair<double, dlib::rectangle>> found;  // in the largest level's pixels
     const int workers = std::min<int>(threads, int(strips.size()));
-    at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    parallelFor(0, workers, 1, [&](int64_t begin, int64_t end) {
       for (int64_t worker = begin; worker < end; ++worker)
         for (size_t i = next++; i < strips.size(); i = next++) {
           const Strip& st = strips[i];
@@ -429,18 +493,66 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     for (auto& [score, rect] : found) addHit(score, rect, pass);
   };
 
+  // The search in skin-coloured regions: each square cut from the grey photo, resized so that the face
+  // its region suggests is kProposalFace px across (faces from ~0.7 to ~2 times that are in the
+  // detector's pyramid), scanned by the whole detector; the regions are shared among LibTorch's threads.
+  auto searchRegions = [&](const std::vector<cv::Rect2d>& regions) {
+    constexpr double kProposalFace = 100;
+    greyAt(1.0);
+    auto t0 = Clock::now();
+    const int n = int(regions.size());
+    std::vector<Pass> cut(n);
+    std::vector<std::vector<dlib::rect_detection>> dets(n);
+    parallelFor(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const cv::Rect2d& sq = regions[i];
+        const cv::Rect roi = cv::Rect(int(std::floor(sq.x)), int(std::floor(sq.y)), int(std::ceil(sq.width)),
+                                      int(std::ceil(sq.height))) & cv::Rect(0, 0, w, h);
+        if (roi.width < 8 || roi.height < 8) continue;
+        const double k = kProposalFace / (sq.width / 2.6);
+        const cv::Size size(std::max(1, int(std::lround(roi.width * k))), std::max(1, int(std::lround(roi.height * k))));
+        cv::Mat grey;
+        cv::resize(full_grey(roi), grey, size, 0, 0, k < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+        cut[i] = {grey, double(size.width) / roi.width, double(size.height) / roi.height, double(roi.x), double(roi.y)};
+        faceDetector()(dlib::cv_image<unsigned char>(grey), dets[i], 0.0);
+      }
+    });
+    tm.detect_ms += msSince(t0);
+    ++tm.passes;
+    tm.search_proposals = n;
+    for (int i = 0; i < n; ++i) {
+      if (dets[i].empty()) continue;
+      passes.push_back(cut[i]);
+      for (auto& d : dets[i]) addHit(d.detection_confidence, d.rect, int(passes.size()) - 1);
+    }
+  };
+
   // Pass 1 on a copy at most detect_max_side across: finds faces of kDetectorMinBox / scale photo pixels
   // and more, in ~50 ms for any photo size.
   const double scale1 = std::min(1.0, double(options.detect_max_side) / std::max(w, h));
   detectAt(scale1);
-  // Pass 2, only when pass 1 found no clear face: the photo enlarged so that a face of min_face_size
-  // pixels fills the detector's smallest window, within search_max_pixels (the detector's cost grows
-  // with the pixel count: ~60 ms per megapixel on one core), down to the faces pass 1 finds.
+  // Pass 2, only when pass 1 found no clear face, for faces from min_face_size up to those pass 1 finds:
+  // in a colour photo the skin-coloured regions of face size; in a greyscale one (or when asked) the
+  // photo enlarged so that a face of min_face_size pixels fills the detector's smallest window, within
+  // search_max_pixels (the detector's cost grows with the pixel count: ~60 ms per megapixel on one core).
   if (options.search_small_faces && options.min_face_size > 0 && (hits.empty() || bestScore() < options.clear_score)) {
-    const double wanted = kDetectorMinBox / options.min_face_size;
-    const double affordable = std::sqrt(double(options.search_max_pixels) / (double(w) * h));
-    const double scale2 = std::min(wanted, affordable);
-    if (scale2 > scale1 * 1.2) searchAt(scale2, scale1);
+    // The largest face the search looks for: a little beyond the smallest that pass 1 finds.
+    const double max_face = 1.2 * kDetectorMinBox / scale1;
+    bool colour = false;
+    std::vector<cv::Rect2d> regions;
+    if (!options.exhaustive_search && max_face > options.min_face_size) {
+      auto t0 = Clock::now();
+      regions = skinRegions(full, options.min_face_size, max_face, options.max_proposals, &colour);
+      tm.downscale_ms += msSince(t0);
+    }
+    if (colour) {
+      searchRegions(regions);
+    } else {
+      const double wanted = kDetectorMinBox / options.min_face_size;
+      const double affordable = std::sqrt(double(options.search_max_pixels) / (double(w) * h));
+      const double scale2 = std::min(wanted, affordable);
+      if (scale2 > scale1 * 1.2) searchAt(scale2, scale1);
+    }
   }
 
   // Strongest first; drop weak and duplicate detections (DetectOptions::min_relative_score, max_overlap),
@@ -473,7 +585,7 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     f.box = {int(std::lround(hit.l)), int(std::lround(hit.t)), int(std::lround(hit.r - hit.l + 1)),
              int(std::lround(hit.b - hit.t + 1))};
     f.landmarks = refinedLandmarks(sp, dimg, hit.rect);
-    for (auto& p : f.landmarks) p = {up(p.x, pass.scale), up(p.y, pass.scale)};
+    for (auto& p : f.landmarks) p = {upX(pass, p.x), upY(pass, p.y)};
     faces.push_back(std::move(f));
   }
   tm.landmarks_ms += msSince(t0);

@@ -61,16 +61,22 @@ struct DetectOptions {
   /// The photo is area-downscaled so its longer side is at most this for the first detection pass
   /// (fast for any photo size: ~50 ms). It finds faces of about 72·longer side/1024 photo pixels and more.
   int detect_max_side = 1024;
-  /// When the first pass finds no clear face, search again at higher resolution: the photo enlarged so
-  /// that faces down to min_face_size pixels across fill the detector's window, within
-  /// search_max_pixels, scanned one pyramid level at a time in overlapping strips on all of LibTorch's
-  /// threads, from that size up to the faces the first pass already finds.
+  /// When the first pass finds no clear face, search again at higher resolution for faces from
+  /// min_face_size up to those the first pass finds. In a colour photo the search looks only where a
+  /// face could be: skin-coloured regions of face size (up to max_proposals, most detailed first), each cut
+  /// from the full photo and enlarged so that its face fills the detector's window. A greyscale photo
+  /// (no colour to go by), or any photo with exhaustive_search, is searched everywhere instead: the
+  /// photo enlarged within search_max_pixels, scanned one pyramid level at a time in overlapping strips
+  /// on all of LibTorch's threads (~10x slower).
   bool search_small_faces = true;
+  bool exhaustive_search = false;
+  /// Most skin-coloured regions the search looks at, most detailed first (each costs ~5 ms of the detector).
+  int max_proposals = 16;
   /// Smallest face (detector box, photo pixels) the second pass looks for.
   double min_face_size = 40;
-  /// Pixel budget of the second pass's largest level (the detector's time grows with it, all levels
-  /// together ~60 ms per megapixel of the largest on one core): photos up to 5.5 MP are searched down
-  /// to 40 px faces, a 12 MP one (4000×3000) down to 59 px, a 24 MP one down to 83 px.
+  /// Pixel budget of the exhaustive search's largest level (the detector's time grows with it, all
+  /// levels together ~60 ms per megapixel of the largest on one core): photos up to 5.5 MP are searched
+  /// down to 40 px faces, a 12 MP one (4000×3000) down to 59 px, a 24 MP one down to 83 px.
   int64_t search_max_pixels = 18'000'000;
   /// A first-pass face scoring at least this is clear enough that no second pass runs (frontal faces
   /// score 0.5–1.5, HOG's false positives in texture and turned faces near 0–0.3).
@@ -92,6 +98,9 @@ struct DetectTimings {
   int passes = 0;
   /// The small-face search: pyramid levels scanned, strips (jobs) run, threads used; 0 when it did not run.
   int search_levels = 0, search_strips = 0, search_threads = 0;
+  /// The search looked at skin-coloured regions (how many), not the whole photo; 0 otherwise.
+  int search_proposals = 0;
+  bool search_exhaustive = false;
 };
 
 /// Whether this build can detect faces (dlib and the 68-point model file are present).

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -49,18 +50,18 @@ namespace {
 class CrcWriter {
  public:
   explicit CrcWriter(int fd, const fs::path& path) : fd_(fd), path_(path) {}
+  /// Checksums and writes in chunks small enough to stay in cache between the two (one pass over
+  /// memory, not two), and asks the kernel to start writing each kWriteback bytes back to disk at once,
+  /// so that the disk works while the rest is written and the final fsync waits only for the tail.
   void write(const void* data, size_t n) {
-    crc_ = checksum(kArchiveFormatVersion, data, n, crc_);
+    constexpr size_t kChunk = size_t(1) << 20;
     const char* p = static_cast<const char*>(data);
     while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-      written_ += static_cast<uint64_t>(w);
+      const size_t chunk = std::min(n, kChunk);
+      crc_ = checksum(kArchiveFormatVersion, p, chunk, crc_);
+      writeAll(p, chunk);
+      p += chunk;
+      n -= chunk;
     }
   }
   template <typename T>
@@ -72,17 +73,34 @@ class CrcWriter {
   }
   uint32_t crc() const { return crc_; }
   uint64_t written() const { return written_; }
-  void writeRaw(const void* data, size_t n) {  // not checksummed (trailer)
-    uint32_t keep = crc_;
-    write(data, n);
-    crc_ = keep;
-  }
+  void writeRaw(const void* data, size_t n) { writeAll(static_cast<const char*>(data), n); }  // not checksummed (trailer)
 
  private:
+  static constexpr uint64_t kWriteback = uint64_t(32) << 20;
+  void writeAll(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+      written_ += static_cast<uint64_t>(w);
+    }
+#ifdef __linux__
+    if (written_ - flushed_ >= kWriteback) {
+      // Only a hint: the fsync at the end is what makes the file durable, so a failure here is ignored.
+      (void)::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                              SYNC_FILE_RANGE_WRITE);
+      flushed_ = written_;
+    }
+#endif
+  }
   int fd_;
   fs::path path_;
   uint32_t crc_ = 0;
-  uint64_t written_ = 0;
+  uint64_t written_ = 0, flushed_ = 0;
 };
 
 /// Reads and verifies an archive held in memory. With `owner` (what keeps `data` alive), tensors of a

@@ -13,6 +13,7 @@
 #include <streambuf>
 
 #include "core/util/error.h"
+#include "core/util/parallel.h"
 
 #ifdef AUTOMOD_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -532,7 +533,7 @@ torch::Tensor pillowResizeWindow(const torch::Tensor& image, int out_w, int out_
     mid = torch::empty({r1 - r0, x1 - x0, C}, torch::kUInt8);
     const uint8_t* in = image.data_ptr<uint8_t>();
     uint8_t* out = mid.data_ptr<uint8_t>();
-    at::parallel_for(0, r1 - r0, 16, [&](int64_t begin, int64_t end) {
+    parallelFor(0, r1 - r0, 16, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const uint8_t* row = in + (size_t(r0 + r) * W) * C;
         uint8_t* o = out + size_t(r) * (x1 - x0) * C;
@@ -556,7 +557,7 @@ torch::Tensor pillowResizeWindow(const torch::Tensor& image, int out_w, int out_
   const uint8_t* in = mid.data_ptr<uint8_t>();
   uint8_t* out = result.data_ptr<uint8_t>();
   const int64_t stride = int64_t(x1 - x0) * C;
-  at::parallel_for(y0, y1, 16, [&](int64_t begin, int64_t end) {
+  parallelFor(y0, y1, 16, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       const int32_t* w = &ay.weights[size_t(j) * ay.taps];
       const uint8_t* base = in + (ay.first[j] - r0) * stride;

@@ -2,7 +2,11 @@
 // paste-back fidelity, several/no/tiny/border faces, image formats, a 50 MP photo, bad files, the CLI.
 #include <QtTest>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "core/align/photo.h"
 #include "core/edit/sources.h"
@@ -10,6 +14,7 @@
 #include "core/io/model_file.h"
 #include "core/util/bench.h"
 #include "core/util/error.h"
+#include "core/util/parallel.h"
 #include "testutil.h"
 
 using namespace automod;
@@ -234,6 +239,7 @@ class TestAlign : public QObject {
   void alignedOptionSkipsDetection();
   void cliAlignedPhotosFedBack();
   void smallFaceInA12MegapixelPhotoIsFound();
+  void parallelForCoversEveryIndexOnceOnSeveralThreads();
 
  private:
   QTemporaryDir dir_;
@@ -485,9 +491,11 @@ void TestAlign::tinyFaceWarnsAndContinues() {
 
 void TestAlign::smallFacesInALargerPhotoAreFound_data() {
   QTest::addColumn<QVector<int>>("widths");
-  QTest::newRow("60 px face") << QVector<int>{60};
-  QTest::newRow("40 px face") << QVector<int>{40};
-  QTest::newRow("60 and 40 px faces") << QVector<int>{60, 40};
+  QTest::addColumn<bool>("grey");
+  QTest::newRow("60 px face") << QVector<int>{60} << false;
+  QTest::newRow("40 px face") << QVector<int>{40} << false;
+  QTest::newRow("60 and 40 px faces") << QVector<int>{60, 40} << false;
+  QTest::newRow("60 and 40 px faces, greyscale") << QVector<int>{60, 40} << true;
 }
 
 void TestAlign::smallFacesInALargerPhotoAreFound() {
@@ -496,6 +504,7 @@ void TestAlign::smallFacesInALargerPhotoAreFound() {
   // 1024 px) misses them; the second, enlarged 1.8× within DetectOptions::search_max_pixels, finds
   // them (measured boxes 58 and 41 px, scores 1.25 and 0.68).
   QFETCH(QVector<int>, widths);
+  QFETCH(bool, grey);
   const cv::Mat grace = readBgr(kGrace);
   cv::Mat noise(60, 80, CV_8UC3), canvas;
   cv::RNG rng(7);
@@ -510,16 +519,31 @@ void TestAlign::smallFacesInALargerPhotoAreFound() {
     small.copyTo(canvas(at));
     placed.push_back(at);
   }
-  const auto file = path("small-faces-" + std::to_string(widths.size()) + "-" + std::to_string(widths[0]) + ".png");
+  const auto file = path("small-faces-" + std::to_string(widths.size()) + "-" + std::to_string(widths[0]) +
+                         (grey ? "-grey" : "") + ".png");
+  if (grey) cv::cvtColor(canvas, canvas, cv::COLOR_BGR2GRAY);
   cv::imwrite(file.string(), canvas);
   const auto photo = readImage(file, 3);
-  const auto faces = detectFaces(photo);
+  DetectTimings searched;
+  const auto faces = detectFaces(photo, {}, &searched);
+  // In colour the search looks only at skin-coloured regions; a greyscale photo has no colour to go by
+  // and is searched everywhere.
+  QCOMPARE(searched.search_exhaustive, grey);
+  QCOMPARE(searched.search_proposals > 0, !grey);
   for (int i = 0; i < widths.size(); ++i) {
     const auto hit = std::find_if(faces.begin(), faces.end(), [&](const DetectedFace& f) {
       const cv::Point centre(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2);
       return placed[i].contains(centre) && f.box[2] > 0.6 * widths[i] && f.box[2] < 1.6 * widths[i];
     });
     QVERIFY2(hit != faces.end(), qPrintable(QString("the %1 px face was not found (%2 faces)").arg(widths[i]).arg(faces.size())));
+  }
+  // The exhaustive search, asked for, finds them in colour too.
+  if (!grey) {
+    DetectOptions everywhere;
+    everywhere.exhaustive_search = true;
+    const auto all = detectFaces(photo, everywhere, &searched);
+    QVERIFY(searched.search_exhaustive);
+    QCOMPARE(all.size(), faces.size());
   }
   // A clear face costs one pass: the enlarged search runs only when the first finds none.
   DetectTimings tm;
@@ -813,7 +837,8 @@ void TestAlign::cliAlignedPhotosFedBack() {
 
 void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   // A 60 px face (Grace Hopper's 216 px detector box scaled down) in a 4000×3000 photo of smooth
-  // random texture: the first pass (at 1024 px) cannot see it; the search at 1.22× finds it.
+  // random texture: the first pass (at 1024 px) cannot see it; the search in skin-coloured regions,
+  // most detailed first, finds it.
   const cv::Mat grace = readBgr(kGrace);
   cv::Mat noise(60, 80, CV_8UC3), canvas, small;
   cv::RNG rng(11);
@@ -832,8 +857,9 @@ void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   const auto faces = detectFaces(photo, {}, &tm);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   torch::set_num_threads(threads);
-  qInfo("12 MP, 60 px face: %zu faces, %.2f s (%d levels, %d strips on %d threads)", faces.size(), s, tm.search_levels,
-        tm.search_strips, tm.search_threads);
+  qInfo("12 MP, 60 px face: %zu faces, %.2f s (%d skin-coloured regions searched)", faces.size(), s,
+        tm.search_proposals);
+  QVERIFY(!tm.search_exhaustive);
   QCOMPARE(tm.passes, 2);
   const auto hit = std::find_if(faces.begin(), faces.end(), [&](const DetectedFace& f) {
     return at.contains(cv::Point(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2)) && f.box[2] > 45 && f.box[2] < 80;
@@ -842,6 +868,40 @@ void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   // Its landmarks are good enough to align it.
   auto t = AlignTransform::ffhq(hit->landmarks, S, 4000, 3000);
   QVERIFY(std::abs(t.quadSize() - 60 * 1.6) < 40);
+}
+
+void TestAlign::parallelForCoversEveryIndexOnceOnSeveralThreads() {
+  // The search's regions, the Pillow resize's rows and a data folder's images are shared out by
+  // parallelFor: every index exactly once, on more than one thread when asked for two (each chunk waits
+  // a little so that the second thread surely starts), the first error reaching the caller, and a
+  // nested call finishing although the threads are busy.
+  std::vector<std::atomic<int>> seen(40);
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  parallelFor(3, 43, 2, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ++seen[size_t(i - 3)];
+    {
+      std::lock_guard<std::mutex> lock(m);
+      threads.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }, 2);
+  for (auto& n : seen) QCOMPARE(n.load(), 1);
+  QCOMPARE(threads.size(), size_t(2));
+  bool caught = false;
+  try {
+    parallelFor(0, 100, 1, [&](int64_t b, int64_t) {
+      if (b == 7) throw Error("chunk 7 failed");
+    }, 2);
+  } catch (const Error& e) {
+    caught = std::string(e.what()).find("chunk 7") != std::string::npos;
+  }
+  QVERIFY(caught);
+  std::atomic<int> inner{0};
+  parallelFor(0, 4, 1, [&](int64_t, int64_t) {
+    parallelFor(0, 25, 1, [&](int64_t b, int64_t e) { inner += int(e - b); }, 2);
+  }, 2);
+  QCOMPARE(inner.load(), 100);
 }
 
 #endif  // AUTOMOD_HAVE_DLIB
