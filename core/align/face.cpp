@@ -279,16 +279,19 @@ std::vector<Point2> refinedLandmarks(const dlib::shape_predictor& sp, const Imag
   return sum;
 }
 
-// Where a face from min_face to max_face photo pixels across could be in a colour photo: skin-coloured
-// regions of that size, as squares (photo pixels) around where their face would be, most detailed first.
-// Skin is Chai & Ngan's YCrCb rule (Cr 133–173, Cb 77–127, and not too dark) on an area-downscaled
-// copy in which a min_face face is ~10 px across; a face with its neck makes a tall region, whose face
-// is its top. `colour` is false for a photo without colour (greyscale, or RGB with equal channels),
-// where the rule says nothing.
-std::vector<cv::Rect2d> skinRegions(const cv::Mat& rgb, double min_face, double max_face, int max_count,
+// Where a face from min_face to max_face photo pixels across could be in a colour photo, as squares
+// (photo pixels) around the face, best first. On an area-downscaled copy in which a min_face face is
+// ~10 px across, square windows of each face size (steps of 1.3×, a quarter window apart) are scored
+// by how much of them is skin (Chai & Ngan's YCrCb rule: Cr 133–173, Cb 77–127, not too dark) times
+// how much detail they hold (mean gradient magnitude: eyes, brows and mouth are edges, a smooth
+// skin-coloured wall is not); the best windows that do not overlap a better one are kept. Windows, not
+// connected skin regions: a face joins the skin-coloured things around it (hair, a beige wall, an orange
+// suit) into one region of no particular size. `colour` is false for a photo without colour
+// (greyscale, or RGB with equal channels), where the rule says nothing.
+std::vector<cv::Rect2d> skinWindows(const cv::Mat& rgb, double min_face, double max_face, int max_count,
                                     bool* colour) {
   *colour = false;
-  if (rgb.channels() != 3) return {};
+  if (rgb.channels() != 3 || max_count <= 0) return {};
   const double f = std::min(1.0, 10.0 / min_face);
   cv::Mat small, ycc, mask;
   cv::resize(rgb, small, cv::Size(std::max(1, int(std::lround(rgb.cols * f))), std::max(1, int(std::lround(rgb.rows * f)))),
@@ -299,43 +302,57 @@ std::vector<cv::Rect2d> skinRegions(const cv::Mat& rgb, double min_face, double 
   *colour = std::abs(mean[1] - 128) + std::abs(mean[2] - 128) + dev[1] + dev[2] > 1.0;
   if (!*colour) return {};
   cv::inRange(ycc, cv::Scalar(40, 133, 77), cv::Scalar(255, 173, 127), mask);
-  cv::morphologyEx(mask, mask, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
-  cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
-  // Regions are ranked by how much detail the face box holds (mean gradient magnitude of the grey
-  // copy): eyes, brows, nostrils and mouth are edges; a smooth skin-coloured surface has none.
-  cv::Mat grey, gx, gy, grad, sum;
+  cv::Mat grey, gx, gy, grad, skin_sum, grad_sum;
   cv::cvtColor(small, grey, cv::COLOR_RGB2GRAY);
   cv::Sobel(grey, gx, CV_32F, 1, 0);
   cv::Sobel(grey, gy, CV_32F, 0, 1);
   cv::magnitude(gx, gy, grad);
-  cv::integral(grad, sum, CV_64F);
-  auto meanGrad = [&](cv::Rect r) {
-    r &= cv::Rect(0, 0, grad.cols, grad.rows);
-    if (r.area() == 0) return 0.0;
-    return (sum.at<double>(r.y + r.height, r.x + r.width) - sum.at<double>(r.y, r.x + r.width) -
-            sum.at<double>(r.y + r.height, r.x) + sum.at<double>(r.y, r.x)) / r.area();
+  cv::integral(mask, skin_sum, CV_32S);
+  cv::integral(grad, grad_sum, CV_64F);
+  auto boxSum = [](const cv::Mat& sum, int x, int y, int side) {
+    const auto at = [&](int r, int c) { return sum.type() == CV_32S ? double(sum.at<int>(r, c)) : sum.at<double>(r, c); };
+    return at(y + side, x + side) - at(y, x + side) - at(y + side, x) + at(y, x);
   };
-  struct Region {
-    cv::Rect2d square;
-    double detail;
+  struct Window {
+    int x, y, side;  // in the copy
+    double score;
   };
-  std::vector<Region> found;
-  for (int i = 1; i < n; ++i) {
-    const int x = stats.at<int>(i, cv::CC_STAT_LEFT), y = stats.at<int>(i, cv::CC_STAT_TOP);
-    const int bw = stats.at<int>(i, cv::CC_STAT_WIDTH), bh = stats.at<int>(i, cv::CC_STAT_HEIGHT);
-    const int area = stats.at<int>(i, cv::CC_STAT_AREA);
-    // The skin of a face (cheeks to forehead) is narrower than the detector's box around it: the box
-    // is 1.0–1.7 times the region's width (measured), or less where skin around it joins the region.
-    const double face = 1.3 * bw / f;  // photo pixels
-    if (face < 0.7 * min_face || face > 1.3 * max_face) continue;
-    if (bh < 0.6 * bw || bh > 4.0 * bw || area < 0.3 * bw * bh) continue;
-    const double cx = (x + bw / 2.0) / f, cy = (y + std::min<double>(bh, 1.2 * bw) / 2.0) / f, half = 1.3 * face;
-    found.push_back({cv::Rect2d(cx - half, cy - half, 2 * half, 2 * half), meanGrad(cv::Rect(x, y, bw, std::min(bh, bw)))});
+  std::vector<Window> best;
+  constexpr double kMinSkin = 0.4;
+  for (double face = min_face; face <= 1.3 * max_face; face *= 1.3) {
+    const int side = int(std::lround(face * f));
+    if (side < 4 || side > std::min(small.cols, small.rows)) break;
+    const int stride = std::max(1, side / 4);
+    std::vector<Window> windows;
+    for (int y = 0; y + side <= small.rows; y += stride)
+      for (int x = 0; x + side <= small.cols; x += stride) {
+        const double area = double(side) * side;
+        const double skin = boxSum(skin_sum, x, y, side) / (255.0 * area);
+        if (skin < kMinSkin) continue;
+        windows.push_back({x, y, side, skin * boxSum(grad_sum, x, y, side) / area});
+      }
+    // Only a scale's best few can end among the best of all.
+    const size_t keep = std::min(windows.size(), size_t(8 * max_count));
+    std::partial_sort(windows.begin(), windows.begin() + keep, windows.end(),
+                      [](const Window& a, const Window& b) { return a.score > b.score; });
+    best.insert(best.end(), windows.begin(), windows.begin() + keep);
   }
-  std::stable_sort(found.begin(), found.end(), [](const Region& a, const Region& b) { return a.detail > b.detail; });
+  std::stable_sort(best.begin(), best.end(), [](const Window& a, const Window& b) { return a.score > b.score; });
+  std::vector<Window> kept;
+  for (const auto& c : best) {
+    if (int(kept.size()) == max_count) break;
+    const bool overlaps = std::any_of(kept.begin(), kept.end(), [&](const Window& k) {
+      const int iw = std::min(k.x + k.side, c.x + c.side) - std::max(k.x, c.x);
+      const int ih = std::min(k.y + k.side, c.y + c.side) - std::max(k.y, c.y);
+      return iw > 0 && ih > 0 && double(iw) * ih > 0.3 * std::min(k.side, c.side) * std::min(k.side, c.side);
+    });
+    if (!overlaps) kept.push_back(c);
+  }
   std::vector<cv::Rect2d> squares;
-  for (int i = 0; i < std::min<int>(max_count, int(found.size())); ++i) squares.push_back(found[i].square);
+  for (const auto& k : kept) {
+    const double cx = (k.x + k.side / 2.0) / f, cy = (k.y + k.side / 2.0) / f, half = 1.3 * k.side / f;
+    squares.push_back(cv::Rect2d(cx - half, cy - half, 2 * half, 2 * half));
+  }
   return squares;
 }
 
@@ -493,19 +510,19 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     for (auto& [score, rect] : found) addHit(score, rect, pass);
   };
 
-  // The search in skin-coloured regions: each square cut from the grey photo, resized so that the face
-  // its region suggests is kProposalFace px across (faces from ~0.7 to ~2 times that are in the
-  // detector's pyramid), scanned by the whole detector; the regions are shared among LibTorch's threads.
-  auto searchRegions = [&](const std::vector<cv::Rect2d>& regions) {
+  // The search in skin-coloured windows: each square (the window with a margin) cut from the grey photo,
+  // resized so that the window's face is kProposalFace px across (faces from ~0.7 to ~2 times that are
+  // in the detector's pyramid), scanned by the whole detector; the squares are shared among the threads.
+  auto searchWindows = [&](const std::vector<cv::Rect2d>& squares) {
     constexpr double kProposalFace = 100;
     greyAt(1.0);
     auto t0 = Clock::now();
-    const int n = int(regions.size());
+    const int n = int(squares.size());
     std::vector<Pass> cut(n);
     std::vector<std::vector<dlib::rect_detection>> dets(n);
     parallelFor(0, n, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const cv::Rect2d& sq = regions[i];
+        const cv::Rect2d& sq = squares[i];
         const cv::Rect roi = cv::Rect(int(std::floor(sq.x)), int(std::floor(sq.y)), int(std::ceil(sq.width)),
                                       int(std::ceil(sq.height))) & cv::Rect(0, 0, w, h);
         if (roi.width < 8 || roi.height < 8) continue;
@@ -532,21 +549,21 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
   const double scale1 = std::min(1.0, double(options.detect_max_side) / std::max(w, h));
   detectAt(scale1);
   // Pass 2, only when pass 1 found no clear face, for faces from min_face_size up to those pass 1 finds:
-  // in a colour photo the skin-coloured regions of face size; in a greyscale one (or when asked) the
+  // in a colour photo the skin-coloured windows of face size; in a greyscale one (or when asked) the
   // photo enlarged so that a face of min_face_size pixels fills the detector's smallest window, within
   // search_max_pixels (the detector's cost grows with the pixel count: ~60 ms per megapixel on one core).
   if (options.search_small_faces && options.min_face_size > 0 && (hits.empty() || bestScore() < options.clear_score)) {
     // The largest face the search looks for: a little beyond the smallest that pass 1 finds.
     const double max_face = 1.2 * kDetectorMinBox / scale1;
     bool colour = false;
-    std::vector<cv::Rect2d> regions;
+    std::vector<cv::Rect2d> squares;
     if (!options.exhaustive_search && max_face > options.min_face_size) {
       auto t0 = Clock::now();
-      regions = skinRegions(full, options.min_face_size, max_face, options.max_proposals, &colour);
+      squares = skinWindows(full, options.min_face_size, max_face, options.max_proposals, &colour);
       tm.downscale_ms += msSince(t0);
     }
     if (colour) {
-      searchRegions(regions);
+      searchWindows(squares);
     } else {
       const double wanted = kDetectorMinBox / options.min_face_size;
       const double affordable = std::sqrt(double(options.search_max_pixels) / (double(w) * h));

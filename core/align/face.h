@@ -63,14 +63,15 @@ struct DetectOptions {
   int detect_max_side = 1024;
   /// When the first pass finds no clear face, search again at higher resolution for faces from
   /// min_face_size up to those the first pass finds. In a colour photo the search looks only where a
-  /// face could be: skin-coloured regions of face size (up to max_proposals, most detailed first), each cut
-  /// from the full photo and enlarged so that its face fills the detector's window. A greyscale photo
+  /// face could be: face-sized windows that are mostly skin-coloured and hold the most detail (up to
+  /// max_proposals, not overlapping), each cut from the full photo, with a margin, and resized so that
+  /// its face is 100 px across for the whole detector. A greyscale photo
   /// (no colour to go by), or any photo with exhaustive_search, is searched everywhere instead: the
   /// photo enlarged within search_max_pixels, scanned one pyramid level at a time in overlapping strips
   /// on all of LibTorch's threads (~10x slower).
   bool search_small_faces = true;
   bool exhaustive_search = false;
-  /// Most skin-coloured regions the search looks at, most detailed first (each costs ~5 ms of the detector).
+  /// Most skin-coloured windows the search looks at, best first (each costs ~5 ms of the detector).
   int max_proposals = 16;
   /// Smallest face (detector box, photo pixels) the second pass looks for.
   double min_face_size = 40;
@@ -98,7 +99,7 @@ struct DetectTimings {
   int passes = 0;
   /// The small-face search: pyramid levels scanned, strips (jobs) run, threads used; 0 when it did not run.
   int search_levels = 0, search_strips = 0, search_threads = 0;
-  /// The search looked at skin-coloured regions (how many), not the whole photo; 0 otherwise.
+  /// The search looked at skin-coloured windows (how many), not the whole photo; 0 otherwise.
   int search_proposals = 0;
   bool search_exhaustive = false;
 };

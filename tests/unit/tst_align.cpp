@@ -490,43 +490,53 @@ void TestAlign::tinyFaceWarnsAndContinues() {
 }
 
 void TestAlign::smallFacesInALargerPhotoAreFound_data() {
+  QTest::addColumn<QString>("source");
   QTest::addColumn<QVector<int>>("widths");
   QTest::addColumn<bool>("grey");
-  QTest::newRow("60 px face") << QVector<int>{60} << false;
-  QTest::newRow("40 px face") << QVector<int>{40} << false;
-  QTest::newRow("60 and 40 px faces") << QVector<int>{60, 40} << false;
-  QTest::newRow("60 and 40 px faces, greyscale") << QVector<int>{60, 40} << true;
+  QTest::addColumn<bool>("skin_wall");  // a skin-coloured background instead of the texture
+  QTest::newRow("60 px face") << kGrace << QVector<int>{60} << false << false;
+  QTest::newRow("40 px face") << kGrace << QVector<int>{40} << false << false;
+  QTest::newRow("60 and 40 px faces") << kGrace << QVector<int>{60, 40} << false << false;
+  QTest::newRow("60 and 40 px faces, greyscale") << kGrace << QVector<int>{60, 40} << true << false;
+  QTest::newRow("another face, 60 and 40 px") << kAstronaut << QVector<int>{60, 40} << false << false;
+  QTest::newRow("60 and 40 px faces on a skin-coloured wall") << kGrace << QVector<int>{60, 40} << false << true;
 }
 
 void TestAlign::smallFacesInALargerPhotoAreFound() {
-  // Grace Hopper scaled down so that her face (a 216 px detector box in the original) is `width` px
-  // across, pasted into a 1600×1200 photo of smooth random texture. The first detection pass (at
-  // 1024 px) misses them; the second, enlarged 1.8× within DetectOptions::search_max_pixels, finds
-  // them (measured boxes 58 and 41 px, scores 1.25 and 0.68).
+  // A portrait (Grace Hopper, or the astronaut) scaled down so that its face is `width` px across (its
+  // detector box), pasted into a 1600×1200 photo of smooth random colour texture, which has hundreds of
+  // skin-coloured patches. The first detection pass (at 1024 px) misses them; the second finds them.
+  QFETCH(QString, source);
   QFETCH(QVector<int>, widths);
   QFETCH(bool, grey);
-  const cv::Mat grace = readBgr(kGrace);
+  QFETCH(bool, skin_wall);
+  const cv::Mat portrait = readBgr(qPrintable(source));
+  const auto original = detectFaces(readImage(source.toStdString(), 3));
+  QVERIFY(!original.empty());
+  const double box = original[0].box[2];  // 216 px for Grace Hopper
   cv::Mat noise(60, 80, CV_8UC3), canvas;
   cv::RNG rng(7);
   rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
   cv::resize(noise, canvas, cv::Size(1600, 1200), 0, 0, cv::INTER_CUBIC);
+  if (skin_wall) canvas.setTo(cv::Scalar(150, 180, 220));  // BGR: a beige wall
   std::vector<cv::Rect> placed;
   for (int i = 0; i < widths.size(); ++i) {
     cv::Mat small;
-    const double k = widths[i] / 216.0;
-    cv::resize(grace, small, cv::Size(), k, k, cv::INTER_AREA);
+    const double k = widths[i] / box;
+    cv::resize(portrait, small, cv::Size(), k, k, cv::INTER_AREA);
     const cv::Rect at(200 + 700 * i, 300 + 200 * i, small.cols, small.rows);
     small.copyTo(canvas(at));
     placed.push_back(at);
   }
-  const auto file = path("small-faces-" + std::to_string(widths.size()) + "-" + std::to_string(widths[0]) +
-                         (grey ? "-grey" : "") + ".png");
+  const auto file = path("small-faces-" + fs::path(source.toStdString()).stem().string() + "-" +
+                         std::to_string(widths.size()) + "-" + std::to_string(widths[0]) + (grey ? "-grey" : "") +
+                         (skin_wall ? "-wall" : "") + ".png");
   if (grey) cv::cvtColor(canvas, canvas, cv::COLOR_BGR2GRAY);
   cv::imwrite(file.string(), canvas);
   const auto photo = readImage(file, 3);
   DetectTimings searched;
   const auto faces = detectFaces(photo, {}, &searched);
-  // In colour the search looks only at skin-coloured regions; a greyscale photo has no colour to go by
+  // In colour the search looks only at skin-coloured windows; a greyscale photo has no colour to go by
   // and is searched everywhere.
   QCOMPARE(searched.search_exhaustive, grey);
   QCOMPARE(searched.search_proposals > 0, !grey);
@@ -837,7 +847,7 @@ void TestAlign::cliAlignedPhotosFedBack() {
 
 void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   // A 60 px face (Grace Hopper's 216 px detector box scaled down) in a 4000×3000 photo of smooth
-  // random texture: the first pass (at 1024 px) cannot see it; the search in skin-coloured regions,
+  // random texture: the first pass (at 1024 px) cannot see it; the search in skin-coloured windows,
   // most detailed first, finds it.
   const cv::Mat grace = readBgr(kGrace);
   cv::Mat noise(60, 80, CV_8UC3), canvas, small;
@@ -857,7 +867,7 @@ void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   const auto faces = detectFaces(photo, {}, &tm);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   torch::set_num_threads(threads);
-  qInfo("12 MP, 60 px face: %zu faces, %.2f s (%d skin-coloured regions searched)", faces.size(), s,
+  qInfo("12 MP, 60 px face: %zu faces, %.2f s (%d skin-coloured windows searched)", faces.size(), s,
         tm.search_proposals);
   QVERIFY(!tm.search_exhaustive);
   QCOMPARE(tm.passes, 2);
