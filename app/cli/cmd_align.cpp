@@ -37,7 +37,7 @@ void addAlignCommand(CLI::App& app, GlobalOptions& global) {
     std::vector<std::string> photos;
     std::string out, style = "ffhq";
     int size = 256, face = -1, channels = 3;
-    bool all_faces = false, center_crop = false;
+    bool all_faces = false, center_crop = false, search_everywhere = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("align", "FFHQ-style face alignment: aligned PNGs + JSON sidecars for paste-back");
@@ -47,6 +47,7 @@ void addAlignCommand(CLI::App& app, GlobalOptions& global) {
   auto* all = cmd->add_flag("--all-faces", o->all_faces, "write every face found (NAME_face0.png, NAME_face1.png, ...)");
   cmd->add_option("--face", o->face, "which face (0 = largest, in order of size)")->check(CLI::NonNegativeNumber)->excludes(all);
   cmd->add_flag("--center-crop", o->center_crop, "center-crop photos in which no face is found instead of failing");
+  cmd->add_flag("--search-everywhere", o->search_everywhere, kSearchEverywhereHelp);
   cmd->add_option("--channels", o->channels, "1 = grey, 3 = RGB")->check(CLI::IsMember({1, 3}));
   cmd->add_option("--style", o->style, "crop: ffhq, or celebahq (CelebA-HQ's half-pixel-shifted square)")
       ->check(CLI::IsMember({"ffhq", "celebahq"}))
@@ -57,6 +58,7 @@ void addAlignCommand(CLI::App& app, GlobalOptions& global) {
     opt.style = o->style == "celebahq" ? AlignStyle::CelebAHQ : AlignStyle::FFHQ;
     opt.face = o->face;
     opt.center_crop_fallback = o->center_crop;
+    opt.detect.exhaustive_search = o->search_everywhere;
     int failed = 0;
     for (auto& photo : o->photos) {
       std::vector<PreparedPhoto> crops;

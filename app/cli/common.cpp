@@ -41,6 +41,10 @@ LoadOptions loadOptions(const GlobalOptions& global, torch::Device device) {
   return o;
 }
 
+const char* const kSearchEverywhereHelp =
+    "when the first look finds no clear face, search the whole photo for small ones, not only its "
+    "skin-coloured places (for strong colour casts or unusual light; several times slower)";
+
 void addPhotoFlags(CLI::App* cmd, PhotoFlags& flags, const std::string& no_align_help) {
   cmd->add_flag("--no-align", flags.no_align, no_align_help);
   cmd->add_flag("--aligned", flags.aligned,
@@ -51,11 +55,13 @@ void addPhotoFlags(CLI::App* cmd, PhotoFlags& flags, const std::string& no_align
                   "resize of the shorter side, centre crop; the default for imported models) or area (centre "
                   "crop, area resize; the default for other models)")
       ->check(CLI::IsMember({"reference", "area"}));
+  cmd->add_flag("--search-everywhere", flags.search_everywhere, kSearchEverywhereHelp);
 }
 
 PhotoOptions photoOptions(const Automodulator& model, const PhotoFlags& flags, bool no_align) {
   PhotoOptions o = photoOptionsForModel(model.metadata, flags.no_align || no_align);
   o.already_aligned = flags.aligned;
+  o.detect.exhaustive_search = flags.search_everywhere;
   if (flags.input_transform == "area") {
     o.input_transform = InputTransform::Area;
   } else if (flags.input_transform == "reference" && o.input_transform != InputTransform::Reference) {

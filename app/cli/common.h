@@ -32,9 +32,13 @@ struct PhotoFlags {
   bool aligned = false;
   /// "reference", "area" or empty (the model's own, photoOptionsForModel).
   std::string input_transform;
+  /// DetectOptions::exhaustive_search.
+  bool search_everywhere = false;
 };
-/// Adds --no-align, --aligned and --input-transform to a command; `no_align_help` says what --no-align
-/// does there.
+/// Adds --no-align, --aligned, --input-transform and --search-everywhere to a command; `no_align_help`
+/// says what --no-align does there.
+/// The help text of --search-everywhere (also `automod align`'s).
+extern const char* const kSearchEverywhereHelp;
 void addPhotoFlags(CLI::App* cmd, PhotoFlags& flags,
                    const std::string& no_align_help = "center-crop instead of aligning faces");
 /// The model's photo options (photoOptionsForModel) with the flags applied; `no_align` adds to

@@ -240,6 +240,7 @@ class TestAlign : public QObject {
   void cliAlignedPhotosFedBack();
   void smallFaceInA12MegapixelPhotoIsFound();
   void parallelForCoversEveryIndexOnceOnSeveralThreads();
+  void aColourCastHidesSkinButSearchingEverywhereFindsTheFace();
 
  private:
   QTemporaryDir dir_;
@@ -878,6 +879,40 @@ void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   // Its landmarks are good enough to align it.
   auto t = AlignTransform::ffhq(hit->landmarks, S, 4000, 3000);
   QVERIFY(std::abs(t.quadSize() - 60 * 1.6) < 40);
+}
+
+void TestAlign::aColourCastHidesSkinButSearchingEverywhereFindsTheFace() {
+  // A 60 px face in a 1600×1200 photo under strong blue light: no pixel is skin-coloured any more, so the
+  // default search (skin-coloured windows) finds nothing; --search-everywhere (the exhaustive search,
+  // which only looks at brightness) finds the face, in the library and through `automod align`.
+  const cv::Mat grace = readBgr(kGrace);
+  cv::Mat noise(60, 80, CV_8UC3), canvas, small;
+  cv::RNG rng(5);
+  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
+  cv::resize(noise, canvas, cv::Size(1600, 1200), 0, 0, cv::INTER_CUBIC);
+  cv::resize(grace, small, cv::Size(), 60 / 216.0, 60 / 216.0, cv::INTER_AREA);
+  const cv::Rect at(900, 500, small.cols, small.rows);
+  small.copyTo(canvas(at));
+  cv::transform(canvas, canvas, cv::Matx33f(1.0f, 0.3f, 0.3f, 0.0f, 0.8f, 0.0f, 0.0f, 0.0f, 0.45f));  // BGR rows
+  const auto file = path("blue-light.png");
+  cv::imwrite(file.string(), canvas);
+  const auto photo = readImage(file, 3);
+  auto isTheFace = [&](const DetectedFace& f) {
+    return at.contains(cv::Point(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2)) && f.box[2] > 40 && f.box[2] < 90;
+  };
+  DetectTimings tm;
+  const auto skin_only = detectFaces(photo, {}, &tm);
+  QVERIFY(!tm.search_exhaustive);
+  QVERIFY(std::none_of(skin_only.begin(), skin_only.end(), isTheFace));
+  DetectOptions everywhere;
+  everywhere.exhaustive_search = true;
+  const auto all = detectFaces(photo, everywhere, &tm);
+  QVERIFY(tm.search_exhaustive);
+  QVERIFY2(std::any_of(all.begin(), all.end(), isTheFace), qPrintable(QString("%1 faces").arg(all.size())));
+  const auto out = path("blue-light-aligned");
+  auto r = test::runAutomod({"align", file.string(), "-o", out.string(), "--search-everywhere", "--size", "64"});
+  QVERIFY2(r.code == 0, r.err.c_str());
+  QVERIFY(fs::exists(out / "blue-light.png"));
 }
 
 void TestAlign::parallelForCoversEveryIndexOnceOnSeveralThreads() {
