@@ -1,6 +1,5 @@
 #include "training/data_folder.h"
 
-#include <ATen/Parallel.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>

@@ -307,11 +307,11 @@ std::vector<cv::Rect2d> skinWindows(const cv::Mat& rgb, double min_face, double 
   cv::Sobel(grey, gx, CV_32F, 1, 0);
   cv::Sobel(grey, gy, CV_32F, 0, 1);
   cv::magnitude(gx, gy, grad);
-  cv::integral(mask, skin_sum, CV_32S);
+  cv::integral(mask, skin_sum, CV_64F);
   cv::integral(grad, grad_sum, CV_64F);
   auto boxSum = [](const cv::Mat& sum, int x, int y, int side) {
-    const auto at = [&](int r, int c) { return sum.type() == CV_32S ? double(sum.at<int>(r, c)) : sum.at<double>(r, c); };
-    return at(y + side, x + side) - at(y, x + side) - at(y + side, x) + at(y, x);
+    return sum.at<double>(y + side, x + side) - sum.at<double>(y, x + side) - sum.at<double>(y + side, x) +
+           sum.at<double>(y, x);
   };
   struct Window {
     int x, y, side;  // in the copy
@@ -510,12 +510,12 @@ std::vector<DetectedFace> detectFaces(const torch::Tensor& photo_in, const Detec
     for (auto& [score, rect] : found) addHit(score, rect, pass);
   };
 
-  // The search in skin-coloured windows: each square (the window with a margin) cut from the grey photo,
-  // resized so that the window's face is kProposalFace px across (faces from ~0.7 to ~2 times that are
-  // in the detector's pyramid), scanned by the whole detector; the squares are shared among the threads.
+  // The search in skin-coloured windows: each square (the window with a margin) cut from the grey photo
+  // (full_grey, which pass 1 made), resized so that the window's face is kProposalFace px across (faces
+  // from ~0.7 to ~2 times that are in the detector's pyramid), scanned by the whole detector; the
+  // squares are shared among the threads.
   auto searchWindows = [&](const std::vector<cv::Rect2d>& squares) {
     constexpr double kProposalFace = 100;
-    greyAt(1.0);
     auto t0 = Clock::now();
     const int n = int(squares.size());
     std::vector<Pass> cut(n);

@@ -1,6 +1,5 @@
 #include "core/io/image.h"
 
-#include <ATen/Parallel.h>
 #include <torch/nn/functional.h>
 
 #include <algorithm>

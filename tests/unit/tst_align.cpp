@@ -51,6 +51,25 @@ constexpr int S = 256;
 
 cv::Mat readBgr(const char* path) { return cv::imread(path, cv::IMREAD_COLOR); }
 
+// A photo of `size` filled with smooth random colour texture (an 80×60 grid of random colours from
+// `seed`, enlarged), which has hundreds of skin-coloured patches and no face.
+cv::Mat randomTexture(cv::Size size, uint64_t seed, int interpolation) {
+  cv::Mat noise(60, 80, CV_8UC3), canvas;
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
+  cv::resize(noise, canvas, size, 0, 0, interpolation);
+  return canvas;
+}
+
+// `portrait` scaled by k and pasted into `canvas` with its top left corner at `corner`: where it went.
+cv::Rect pasteScaled(cv::Mat& canvas, const cv::Mat& portrait, double k, cv::Point corner) {
+  cv::Mat small;
+  cv::resize(portrait, small, cv::Size(), k, k, cv::INTER_AREA);
+  const cv::Rect at(corner.x, corner.y, small.cols, small.rows);
+  small.copyTo(canvas(at));
+  return at;
+}
+
 // Eye centres (mean of dlib points 36–41 and 42–47) in crop coordinates.
 std::pair<Point2, Point2> eyesInCrop(const PreparedPhoto& p) {
   const auto& lm = p.faces.at(p.face_index).landmarks;
@@ -515,20 +534,11 @@ void TestAlign::smallFacesInALargerPhotoAreFound() {
   const auto original = detectFaces(readImage(source.toStdString(), 3));
   QVERIFY(!original.empty());
   const double box = original[0].box[2];  // 216 px for Grace Hopper
-  cv::Mat noise(60, 80, CV_8UC3), canvas;
-  cv::RNG rng(7);
-  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
-  cv::resize(noise, canvas, cv::Size(1600, 1200), 0, 0, cv::INTER_CUBIC);
+  cv::Mat canvas = randomTexture(cv::Size(1600, 1200), 7, cv::INTER_CUBIC);
   if (skin_wall) canvas.setTo(cv::Scalar(150, 180, 220));  // BGR: a beige wall
   std::vector<cv::Rect> placed;
-  for (int i = 0; i < widths.size(); ++i) {
-    cv::Mat small;
-    const double k = widths[i] / box;
-    cv::resize(portrait, small, cv::Size(), k, k, cv::INTER_AREA);
-    const cv::Rect at(200 + 700 * i, 300 + 200 * i, small.cols, small.rows);
-    small.copyTo(canvas(at));
-    placed.push_back(at);
-  }
+  for (int i = 0; i < widths.size(); ++i)
+    placed.push_back(pasteScaled(canvas, portrait, widths[i] / box, cv::Point(200 + 700 * i, 300 + 200 * i)));
   const auto file = path("small-faces-" + fs::path(source.toStdString()).stem().string() + "-" +
                          std::to_string(widths.size()) + "-" + std::to_string(widths[0]) + (grey ? "-grey" : "") +
                          (skin_wall ? "-wall" : "") + ".png");
@@ -850,14 +860,8 @@ void TestAlign::smallFaceInA12MegapixelPhotoIsFound() {
   // A 60 px face (Grace Hopper's 216 px detector box scaled down) in a 4000×3000 photo of smooth
   // random texture: the first pass (at 1024 px) cannot see it; the search in skin-coloured windows,
   // most detailed first, finds it.
-  const cv::Mat grace = readBgr(kGrace);
-  cv::Mat noise(60, 80, CV_8UC3), canvas, small;
-  cv::RNG rng(11);
-  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
-  cv::resize(noise, canvas, cv::Size(4000, 3000), 0, 0, cv::INTER_LINEAR);
-  cv::resize(grace, small, cv::Size(), 60 / 216.0, 60 / 216.0, cv::INTER_AREA);
-  const cv::Rect at(2911, 1777, small.cols, small.rows);
-  small.copyTo(canvas(at));
+  cv::Mat canvas = randomTexture(cv::Size(4000, 3000), 11, cv::INTER_LINEAR);
+  const cv::Rect at = pasteScaled(canvas, readBgr(kGrace), 60 / 216.0, cv::Point(2911, 1777));
   cv::cvtColor(canvas, canvas, cv::COLOR_BGR2RGB);
   const auto photo = torch::from_blob(canvas.data, {canvas.rows, canvas.cols, 3}, torch::kUInt8);
   // The search runs on LibTorch's threads (ctest starts tests with one).
@@ -885,14 +889,8 @@ void TestAlign::aColourCastHidesSkinButSearchingEverywhereFindsTheFace() {
   // A 60 px face in a 1600×1200 photo under strong blue light: no pixel is skin-coloured any more, so the
   // default search (skin-coloured windows) finds nothing; --search-everywhere (the exhaustive search,
   // which only looks at brightness) finds the face, in the library and through `automod align`.
-  const cv::Mat grace = readBgr(kGrace);
-  cv::Mat noise(60, 80, CV_8UC3), canvas, small;
-  cv::RNG rng(5);
-  rng.fill(noise, cv::RNG::UNIFORM, 40, 220);
-  cv::resize(noise, canvas, cv::Size(1600, 1200), 0, 0, cv::INTER_CUBIC);
-  cv::resize(grace, small, cv::Size(), 60 / 216.0, 60 / 216.0, cv::INTER_AREA);
-  const cv::Rect at(900, 500, small.cols, small.rows);
-  small.copyTo(canvas(at));
+  cv::Mat canvas = randomTexture(cv::Size(1600, 1200), 5, cv::INTER_CUBIC);
+  const cv::Rect at = pasteScaled(canvas, readBgr(kGrace), 60 / 216.0, cv::Point(900, 500));
   cv::transform(canvas, canvas, cv::Matx33f(1.0f, 0.3f, 0.3f, 0.0f, 0.8f, 0.0f, 0.0f, 0.0f, 0.45f));  // BGR rows
   const auto file = path("blue-light.png");
   cv::imwrite(file.string(), canvas);
