@@ -10,7 +10,6 @@
 #include "core/io/default_model.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
-#include "core/metrics/image_quality.h"
 #include "core/metrics/quality_reference.h"
 #include "core/model/automodulator.h"
 #include "core/util/device.h"
@@ -77,16 +76,8 @@ int runStudioHeadless(const HeadlessOptions& options, std::ostream& out, std::os
         encodeSource(*model, s, photo_options);
         std::string line = "reconstructed " + p.string() + ": " + figures(s.psnr, s.ssim);
         if (refine.enabled()) {
-          const auto images = toModelInput(s.picture).to(model->device());
-          auto result = refineCodes(*model, images, s.z.to(model->device()), refine);
-          torch::NoGradGuard no_grad;
-          s.codes = result.codes.to(torch::kCPU);
-          s.refine = refine.toJson();
-          s.reconstruction = toImage(model->decode(result.codes).cpu()).squeeze(0);
-          const auto a = s.picture.permute({2, 0, 1}).unsqueeze(0), b = s.reconstruction.permute({2, 0, 1}).unsqueeze(0);
-          s.psnr = psnr(a, b);
-          s.ssim = ssim(a, b);
-          line += "; refined (" + std::to_string(result.steps_run) + " steps): " + figures(s.psnr, s.ssim);
+          refineSource(*model, s, refine);  // the editor's Refine (core): codes, reconstruction, figures
+          line += "; refined (" + std::to_string(s.refine.value("steps", 0)) + " steps): " + figures(s.psnr, s.ssim);
         }
         writeImage(options.out / (s.name + "_reconstruction.png"), makeGrid(torch::stack({s.picture, s.reconstruction}), 2, 2));
         out << line << "\n";

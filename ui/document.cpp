@@ -173,6 +173,15 @@ void StudioDocument::setBlockSource(int block, int source) {
   push(after, tr("Use %1 for block %2").arg(sources_[source].name).arg(block));
 }
 
+bool StudioDocument::mixedPerBlock() const { return state_->mixedPerBlock(); }
+
+void StudioDocument::mixByScales() {
+  EditState after = *state_;
+  after.mixByScales();
+  if (after.weights == state_->weights) return;
+  push(after, tr("Mix by ranges again"));
+}
+
 double StudioDocument::rangeWeight(Range range, int source) const {
   if (!hasScale(range, layout())) return 0.0;
   return state_->weight(scaleRange(range, layout()), source);

@@ -66,6 +66,10 @@ class StudioDocument : public QObject {
   void assignRange(Range range, int source);
   /// Sets one block's weights (advanced view).
   void setBlockSource(int block, int source);
+  /// Whether some range's blocks are mixed differently (core's EditState::mixedPerBlock).
+  bool mixedPerBlock() const;
+  /// Back to mixing by ranges (core's EditState::mixByScales), one undo step.
+  void mixByScales();
   void setMix(const MixSettings& mix, const QString& label, int mergeKey = -1);
   /// The attribute applied on top of the mix (isNull() when none); `mergeKey` ≥ 0 merges a drag.
   void setAttribute(const AttributeEdit& attribute, const QString& label, int mergeKey = -1);

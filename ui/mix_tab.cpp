@@ -151,14 +151,7 @@ MixTab::MixTab(StudioController* controller, QWidget* parent) : QWidget(parent),
   // Back to range mixing: a per-block choice must not stay active behind panels that show only each
   // range's first block. Each range takes its first block's weights (one undo step).
   connect(advanced_, &QGroupBox::toggled, this, [this](bool on) {
-    if (on) return;
-    auto* doc = controller_->document();
-    MixSettings mix = doc->mix();
-    for (Range r : allScales()) {
-      auto [first, last] = rangeBlocks(r, doc->layout());
-      for (int b = first + 1; b <= last && b < mix.weights.size(); ++b) mix.weights[b] = mix.weights[first];
-    }
-    doc->setMix(mix, tr("Mix by ranges again"));
+    if (!on) controller_->document()->mixByScales();
   });
   left_layout->addWidget(advanced_);
   left_layout->addStretch(1);
@@ -207,11 +200,7 @@ void MixTab::syncBlocks() {
   auto* doc = controller_->document();
   const auto& mix = doc->mix();
   // A mix that differs within a range (an undo, a project) is a per-block mix: the advanced view says so.
-  bool per_block = false;
-  for (Range r : allScales()) {
-    auto [first, last] = rangeBlocks(r, doc->layout());
-    for (int b = first + 1; b <= last && b < mix.weights.size(); ++b) per_block = per_block || mix.weights[b] != mix.weights[first];
-  }
+  const bool per_block = doc->mixedPerBlock();
   if (per_block && !advanced_->isChecked()) {
     const QSignalBlocker block(advanced_);
     advanced_->setChecked(true);

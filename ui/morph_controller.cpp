@@ -7,6 +7,7 @@
 #include "core/edit/edit_state.h"
 #include "core/edit/interpolate.h"
 #include "core/io/image.h"
+#include "core/io/video.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
 #include "ui/studio_controller.h"
@@ -108,7 +109,9 @@ bool MorphController::exportVideo(const QString& path, int a, int b, Ranges movi
         QString message;
         try {
           torch::NoGradGuard no_grad;
-          std::vector<torch::Tensor> images;
+          // Frame by frame into core's VideoWriter: one frame in memory, and a cancelled or failed
+          // export leaves whatever file was at `path` as it was.
+          VideoWriter video(path.toStdString(), fps);
           for (int i = 0; i < frames; ++i) {
             control.yield();  // the editor stays live while the video is written
             if (control.cancelled()) {
@@ -116,14 +119,14 @@ bool MorphController::exportVideo(const QString& path, int a, int b, Ranges movi
               break;
             }
             const double t = double(i) / double(frames - 1);
-            images.push_back(toImage(model->decode(s.morphPlan(t)).cpu()));
+            video.add(toImage(model->decode(s.morphPlan(t)).cpu()));
             InferenceWorker::deliver(this, [this, i, frames, id] {
               if (*id == video_job_) Q_EMIT videoProgress(i + 1, frames);
             });
           }
           if (!cancelled) {
-            writeVideo(path.toStdString(), torch::cat(images), fps);
-            written = static_cast<int>(images.size());
+            video.finish();
+            written = video.frames();
           }
         } catch (const std::exception& e) {
           message = QString::fromStdString(errorMessage(e));

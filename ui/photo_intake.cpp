@@ -2,16 +2,13 @@
 
 #include "ui/photo_intake.h"
 
-#include <QDateTime>
 #include <QFileInfo>
-
-#include <list>
 
 #include "core/align/photo.h"
 #include "core/edit/edit_state.h"
 #include "core/edit/refine.h"
+#include "core/edit/source_intake.h"
 #include "core/io/image.h"
-#include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
 #include "ui/studio_controller.h"
@@ -19,20 +16,12 @@
 
 namespace automod::ui {
 
-struct PhotoIntake::PhotoCache {
-  struct Entry {
-    QString key;  // path, modification time, size, channels and photo options
-    std::vector<PreparedPhoto> faces;
-  };
-  std::list<Entry> entries;  // most recent first
-};
-
 namespace {
 constexpr int kAsk = -1, kLargest = -2;
 }
 
 PhotoIntake::PhotoIntake(StudioController* controller)
-    : QObject(controller), controller_(controller), cache_(std::make_shared<PhotoCache>()) {
+    : QObject(controller), controller_(controller), cache_(std::make_shared<PreparedPhotoCache>()) {
   qRegisterMetaType<automod::ui::FaceCandidates>();
   qRegisterMetaType<automod::ui::Source>();
   // A model change: photos still on their way belong to the old model (the controller encodes the
@@ -142,7 +131,6 @@ void PhotoIntake::submit(const Job& job) {
       JobQueue::Intake, [this, job, model, options, aligned, pasted, generation, cache, id](JobQueue::Control&) {
         const QString file_name = job.image.isNull() ? QFileInfo(job.path).fileName() : job.name;
         EditSource source;
-        source.name = (job.name.isEmpty() ? file_name : job.name).toStdString();
         std::optional<FaceCandidates> candidates;
         QString error;
         try {
@@ -150,79 +138,35 @@ void PhotoIntake::submit(const Job& job) {
           const int size = model->resolution(), channels = static_cast<int>(model->config().image_channels);
           PhotoOptions o = options;
           if (aligned) o.align = false;  // the model's input transform only
-          // Every face of the photo (one detection), or its centre crop when it has none; cached, so
-          // that encoding the face the user picked does not detect again.
-          std::vector<PreparedPhoto> local;
-          const std::vector<PreparedPhoto>* faces = &local;
-          torch::Tensor rgb = pasted;
-          if (pasted.defined()) {
-            local = preparePhotoImage(pasted, file_name.toStdString(), size, channels, o, true);
-          } else {
-            const QFileInfo info(job.path);
-            const QString key = QStringLiteral("%1|%2|%3|%4|%5|%6")
-                                    .arg(info.absoluteFilePath())
-                                    .arg(info.lastModified().toMSecsSinceEpoch())
-                                    .arg(size)
-                                    .arg(channels)
-                                    .arg(o.align)
-                                    .arg(int(o.style));
-            auto& entries = cache->entries;
-            auto hit = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.key == key; });
-            if (hit == entries.end()) {
-              rgb = readImage(job.path.toStdString(), 3);
-              entries.push_front({key, preparePhotoImage(rgb, file_name.toStdString(), size, channels, o, true)});
-              if (entries.size() > 4) entries.pop_back();
-            } else if (hit != entries.begin()) {
-              entries.splice(entries.begin(), entries, hit);
-            }
-            faces = &entries.front().faces;
-          }
-          const int n = static_cast<int>(faces->size());
-          if (n > 1 && job.face == kAsk) {
+          o.center_crop_fallback = true;
+          // Every face of the photo (one detection, cached by core: encoding the face the user picks
+          // does not detect again), or its centre crop when it has none.
+          const std::vector<PreparedPhoto> faces =
+              pasted.defined() ? preparePhotoImage(pasted, file_name.toStdString(), size, channels, o, true)
+                               : cache->faces(job.path.toStdString(), size, channels, o);
+          if (faces.size() > 1 && job.face == kAsk) {
+            // The face picker: the photo at most 1024 px across, a box and a crop per face.
             FaceCandidates c;
             c.path = job.path;
-            c.photoSize = QSize(faces->front().photo_width, faces->front().photo_height);
-            if (!rgb.defined()) rgb = readImage(job.path.toStdString(), 3);
+            c.photoSize = QSize(faces.front().photo_width, faces.front().photo_height);
+            torch::Tensor rgb = pasted.defined() ? pasted : readImage(job.path.toStdString(), 3);
             const int64_t longer = std::max(rgb.size(0), rgb.size(1));
-            if (longer > 1024) {  // the picker shows the photo at most 1024 px across
+            if (longer > 1024) {
               const double s = 1024.0 / double(longer);
               rgb = resizeImage(rgb, static_cast<int>(std::max<int64_t>(1, std::llround(rgb.size(1) * s))),
                                 static_cast<int>(std::max<int64_t>(1, std::llround(rgb.size(0) * s))));
             }
             c.photo = toQImage(rgb);
-            for (const auto& p : *faces) {
+            for (const auto& p : faces) {
               const auto& box = p.faces.at(p.face_index).box;
               c.boxes.push_back(QRect(box[0], box[1], box[2], box[3]));
               c.crops.push_back(toQImage(p.image));
             }
             candidates = std::move(c);
           } else {
-            const int k = job.face < 0 ? 0 : job.face;
-            if (k >= n)
-              throw Error(file_name.toStdString() + " has " + std::to_string(n) + (n == 1 ? " face" : " faces") +
-                          "; face " + std::to_string(k + 1) + " does not exist");
-            const PreparedPhoto& prepared = (*faces)[static_cast<size_t>(k)];
-            std::string note = prepared.note;
-            if (n > 1) {
-              source.name = tr("%1 (face %2)").arg(QString::fromStdString(source.name)).arg(k + 1).toStdString();
-              const std::string which = job.face < 0 ? std::to_string(n) + " faces found; using the largest"
-                                                     : "face " + std::to_string(k + 1) + " of " + std::to_string(n);
-              note = note.empty() ? which : which + "; " + note;
-            }
-            const auto e = encodePicture(*model, prepared.image);
-            source.picture = e.picture;
-            source.reconstruction = e.reconstruction;
-            source.z = e.z;
-            source.codes = LatentPlan::uniform(e.z, model->numBlocks());
-            source.psnr = e.psnr;
-            source.ssim = e.ssim;
-            source.note = note;
-            source.transform = prepared.transform;
-            if (pasted.defined())
-              source.spec = SourceSpec::inlineCode(std::vector<float>());  // no file: the picture stands in
-            else
-              source.spec = prepared.aligned ? SourceSpec::photo(job.path.toStdString(), prepared.face_index)
-                                             : SourceSpec::centerCropped(job.path.toStdString());
+            const std::string name = (job.name.isEmpty() ? file_name : job.name).toStdString();
+            source = sourceFromFaces(*model, faces, job.face < 0 ? -1 : job.face, name,
+                                     pasted.defined() ? std::filesystem::path() : std::filesystem::path(job.path.toStdString()));
           }
         } catch (const std::exception& e) {
           error = QString::fromStdString(errorMessage(e));

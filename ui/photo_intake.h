@@ -15,6 +15,10 @@
 
 #include "ui/types.h"
 
+namespace automod {
+class PreparedPhotoCache;
+}
+
 namespace automod::ui {
 
 class StudioController;
@@ -121,8 +125,7 @@ class PhotoIntake : public QObject {
     double progress = 0;
   };
   QHash<quint64, Refining> refining_;  // by source id
-  struct PhotoCache;  // the last photos' prepared faces (worker thread only)
-  std::shared_ptr<PhotoCache> cache_;
+  std::shared_ptr<PreparedPhotoCache> cache_;  // the last photos' prepared faces
 };
 
 }  // namespace automod::ui

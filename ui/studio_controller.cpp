@@ -4,10 +4,9 @@
 
 #include <QFileInfo>
 
-#include <future>
-
 #include "core/align/photo.h"
 #include "core/edit/edit_state.h"
+#include "core/edit/source_intake.h"
 #include "core/io/default_model.h"
 #include "core/io/model_file.h"
 #include "core/model/automodulator.h"
@@ -163,54 +162,14 @@ void StudioController::encodeMissingSources() {
   auto tally = std::make_shared<Tally>();
   batch_job_ = worker_->submit(JobQueue::Intake, [this, model, options, generation, batch, todo, old_attribute,
                                                   old_layout, tally](JobQueue::Control& control) {
-    // One batch: the next photo is read and aligned (dlib, on another thread) while the current one
-    // encodes, so that a model change costs about the encoder's time, not align + encode per photo.
-    auto prepare = [&](size_t i) {
-      return std::async(std::launch::async, [&, i] {
-        EditSource s = todo[i];
-        std::optional<PreparedPhoto> prepared;
-        if (s.fromPhotoFile()) {
-          PhotoOptions o = options;
-          if (s.spec.face >= 0) o.face = s.spec.face;
-          if (s.spec.center_crop) o.align = false;
-          prepared = preparePhoto(s.spec.path, model->resolution(), int(model->config().image_channels), o);
-        }
-        return prepared;
-      });
-    };
-    std::future<std::optional<PreparedPhoto>> next;
-    if (!todo.empty()) next = prepare(0);
-    for (size_t i = 0; i < todo.size(); ++i) {
+    // One batch (core's SourceEncoder): the next photo is read and aligned on another thread while the
+    // current one encodes, so that a model change costs about the encoder's time.
+    SourceEncoder encoder(*model, todo, options);
+    while (!encoder.done()) {
       if (control.cancelled()) return;
-      EditSource s = todo[i];
-      QString error;
-      try {
-        auto prepared = next.get();
-        if (i + 1 < todo.size()) next = prepare(i + 1);
-        torch::Tensor picture;
-        if (prepared) {
-          picture = prepared->image;
-          s.transform = prepared->transform;
-          s.note = prepared->note;
-        } else {
-          if (!s.picture.defined()) throw Error(s.name + " has neither a photo file nor a picture to encode again");
-          // A pasted image or a kept sample: its picture, brought to this model's size.
-          encodeSource(*model, s, options);
-        }
-        if (picture.defined()) {
-          auto e = encodePicture(*model, picture);
-          s.picture = e.picture;
-          s.reconstruction = e.reconstruction;
-          s.z = e.z;
-          s.codes = LatentPlan::uniform(e.z, model->numBlocks());
-          s.refine = nullptr;
-          s.psnr = e.psnr;
-          s.ssim = e.ssim;
-        }
-      } catch (const std::exception& e) {
-        error = QString::fromStdString(errorMessage(e));
-        if (i + 1 < todo.size() && !next.valid()) next = prepare(i + 1);
-      }
+      auto result = encoder.next();
+      const EditSource s = std::move(result.source);
+      const QString error = QString::fromStdString(result.error);
       InferenceWorker::deliver(this, [this, s, error, generation, batch, tally] {
         if (generation != generation_ || batch != batch_) return;
         ++tally->done;

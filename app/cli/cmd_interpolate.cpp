@@ -6,6 +6,7 @@
 #include "core/edit/plan.h"
 #include "core/edit/sources.h"
 #include "core/io/image.h"
+#include "core/io/video.h"
 #include "core/util/error.h"
 
 namespace automod::cli {
@@ -51,23 +52,30 @@ void addInterpolateCommand(CLI::App& app, GlobalOptions& global) {
     std::vector<BlockRange> ranges;
     if (!o->scale.empty()) ranges = parseBlockRanges(o->scale, BlockLayout::of(*model));
     auto plan = interpolationPlan(keys, o->steps, nb, ranges);
-    std::vector<torch::Tensor> frames;
-    for (int64_t i = 0; i < o->steps; i += 16)
-      frames.push_back(toImage(model->decode(slicePlan(plan, i, std::min<int64_t>(16, o->steps - i)))));
-    auto all = torch::cat(frames);
+    // Decoded 16 frames at a time; a video and a frame folder take them as they come.
+    auto decodeChunk = [&](int64_t i) {
+      return toImage(model->decode(slicePlan(plan, i, std::min<int64_t>(16, o->steps - i))));
+    };
     if (video) {
       ensureParentDir(out);
-      writeVideo(out, all, o->fps);
+      VideoWriter writer(out, o->fps);
+      for (int64_t i = 0; i < o->steps; i += 16) writer.add(decodeChunk(i));
+      writer.finish();
     } else if (ext.empty()) {
       fs::create_directories(out);
-      for (int i = 0; i < o->steps; ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "frame_%04d.png", i);
-        writeImage(out / name, all[i]);
+      for (int64_t i = 0; i < o->steps; i += 16) {
+        const auto chunk = decodeChunk(i);
+        for (int64_t j = 0; j < chunk.size(0); ++j) {
+          char name[32];
+          std::snprintf(name, sizeof name, "frame_%04d.png", static_cast<int>(i + j));
+          writeImage(out / name, chunk[j]);
+        }
       }
     } else {
       ensureParentDir(out);
-      writeImage(out, makeGrid(all, o->cols > 0 ? o->cols : std::min(o->steps, 8)));
+      std::vector<torch::Tensor> frames;
+      for (int64_t i = 0; i < o->steps; i += 16) frames.push_back(decodeChunk(i));
+      writeImage(out, makeGrid(torch::cat(frames), o->cols > 0 ? o->cols : std::min(o->steps, 8)));
     }
     if (!global.quiet) std::cout << out.string() << "\n";
   });

@@ -190,6 +190,7 @@ std::string photoOptionsKey(const PhotoOptions& o) {
   k += o.input_transform == InputTransform::Reference ? "r" + std::to_string(o.max_reso) : "s";
   if (o.already_aligned) k += "A";
   if (!o.keep_aligned_photos) k += "w";
+  if (o.detect.exhaustive_search) k += "x";  // can find a face the window search misses
   return k;
 }
 

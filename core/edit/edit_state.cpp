@@ -9,6 +9,7 @@
 #include "core/edit/interpolate.h"
 #include "core/edit/plan.h"
 #include "core/edit/sampling.h"
+#include "core/edit/source_intake.h"
 #include "core/io/image.h"
 #include "core/metrics/image_quality.h"
 #include "core/model/automodulator.h"
@@ -92,6 +93,25 @@ void EditState::normaliseWeights() {
     const size_t old = row.size();
     row.resize(n);
     for (size_t i = old; i < n; ++i) row[i] = i == 0 ? 1.0 : 0.0;
+  }
+}
+
+bool EditState::mixedPerBlock() const {
+  for (Scale scale : allScales()) {
+    if (!hasScale(scale, model.layout)) continue;
+    const auto range = scaleRange(scale, model.layout);
+    for (int b = range.first + 1; b <= range.last && b < static_cast<int>(weights.size()); ++b)
+      if (weights[static_cast<size_t>(b)] != weights[static_cast<size_t>(range.first)]) return true;
+  }
+  return false;
+}
+
+void EditState::mixByScales() {
+  for (Scale scale : allScales()) {
+    if (!hasScale(scale, model.layout)) continue;
+    const auto range = scaleRange(scale, model.layout);
+    for (int b = range.first + 1; b <= range.last && b < static_cast<int>(weights.size()); ++b)
+      weights[static_cast<size_t>(b)] = weights[static_cast<size_t>(range.first)];
   }
 }
 
@@ -570,32 +590,7 @@ bool refineSource(Automodulator& model, EditSource& source, const RefineOptions&
 }
 
 void encodeSource(Automodulator& model, EditSource& source, const PhotoOptions& options) {
-  const int size = model.resolution(), channels = static_cast<int>(model.config().image_channels);
-  torch::Tensor picture;
-  if (source.fromPhotoFile()) {
-    PhotoOptions o = options;
-    if (source.spec.face >= 0) o.face = source.spec.face;
-    if (source.spec.center_crop) o.align = false;
-    o.center_crop_fallback = true;
-    auto prepared = preparePhoto(source.spec.path, size, channels, o);
-    picture = prepared.image;
-    source.transform = prepared.transform;
-    source.note = prepared.note;
-  } else if (source.picture.defined()) {
-    picture = source.picture;
-    if (picture.size(0) != size || picture.size(1) != size) picture = resizeImage(picture, size, size);
-    if (picture.size(2) != channels) picture = channels == 1 ? picture.to(torch::kFloat32).mean(2, true).round().to(torch::kUInt8) : picture.expand({size, size, 3}).contiguous();
-  } else {
-    throw Error(source.name + " has neither a photo nor a picture to encode again");
-  }
-  auto e = encodePicture(model, picture);
-  source.picture = e.picture;
-  source.reconstruction = e.reconstruction;
-  source.z = e.z;
-  source.codes = LatentPlan::uniform(e.z, model.numBlocks());
-  source.refine = nullptr;
-  source.psnr = e.psnr;
-  source.ssim = e.ssim;
+  encodeSourcePicture(model, source, sourcePicture(model, source, options));
 }
 
 EditAttribute rebuildAttribute(Automodulator& model, const EditAttribute& attribute, const BlockLayout& from,

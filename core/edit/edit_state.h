@@ -133,6 +133,11 @@ class EditState {
   double weight(const BlockRange& range, int source) const;
   /// Resizes `weights` to blocks() × sources.size() (new entries: 1 for source 0, else 0).
   void normaliseWeights();
+  /// Whether the blocks of some named scale (coarse, intermediate, fine) are mixed differently: a
+  /// per-block mix, which the editor shows in its advanced view.
+  bool mixedPerBlock() const;
+  /// Back to mixing by named scales: the blocks of each scale take the weights of its first block.
+  void mixByScales();
 
   // What is decoded. Throws automod::Error when a source has no codes yet (ready() is false), there
   // are no sources, or the attribute does not fit the model.

@@ -5,10 +5,6 @@
 #include "core/model/layers.h"
 #include "core/util/error.h"
 
-#ifdef AUTOMOD_HAVE_OPENCV
-#include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
-#endif
 
 namespace automod {
 
@@ -64,42 +60,5 @@ LatentPlan interpolationPlanAt(const std::vector<torch::Tensor>& keys, double t,
   checkInterpolation(keys, num_blocks, ranges);
   return movingPlan(slerpPath(keys, t), keys.front(), num_blocks, ranges);
 }
-
-#ifdef AUTOMOD_HAVE_OPENCV
-bool videoAvailable() { return true; }
-
-void writeVideo(const std::filesystem::path& path, const torch::Tensor& frames, double fps) {
-  TORCH_CHECK(frames.dim() == 4 && frames.scalar_type() == torch::kUInt8, "writeVideo wants uint8 [N, H, W, C]");
-  const int h = static_cast<int>(frames.size(1)), w = static_cast<int>(frames.size(2));
-  cv::VideoWriter writer(path.string(), cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps, cv::Size(w, h), true);
-  if (!writer.isOpened()) throw Error("cannot write video " + path.string() + ": OpenCV has no MP4 encoder here");
-  auto cpu = frames.to(torch::kCPU).contiguous();
-  for (int64_t i = 0; i < cpu.size(0); ++i) {
-    auto f = cpu[i].contiguous();
-    cv::Mat rgb(h, w, f.size(2) == 1 ? CV_8UC1 : CV_8UC3, f.data_ptr<uint8_t>());
-    cv::Mat bgr;
-    cv::cvtColor(rgb, bgr, f.size(2) == 1 ? cv::COLOR_GRAY2BGR : cv::COLOR_RGB2BGR);
-    writer.write(bgr);
-  }
-  writer.release();
-  std::error_code ec;
-  if (std::filesystem::file_size(path, ec) == 0 || ec) throw Error("writing video " + path.string() + " failed");
-}
-
-int countVideoFrames(const std::filesystem::path& path) {
-  cv::VideoCapture cap(path.string());
-  if (!cap.isOpened()) return 0;
-  int n = 0;
-  cv::Mat m;
-  while (cap.read(m) && !m.empty()) ++n;
-  return n;
-}
-#else
-bool videoAvailable() { return false; }
-void writeVideo(const std::filesystem::path& path, const torch::Tensor&, double) {
-  throw Error("cannot write video " + path.string() + ": this build has no OpenCV; write a .png grid instead");
-}
-int countVideoFrames(const std::filesystem::path&) { return 0; }
-#endif
 
 }  // namespace automod

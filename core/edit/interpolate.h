@@ -1,9 +1,8 @@
 #pragma once
 // Interpolation (docs/design.md §1.5, §4): slerp on the unit sphere between two or more latents, globally or for
-// some scale ranges only, and export as image sequences, grids or video.
+// some scale ranges only (videos of them: core/io/video.h).
 #include <torch/types.h>
 
-#include <filesystem>
 #include <vector>
 
 #include "core/model/ranges.h"
@@ -29,13 +28,5 @@ LatentPlan interpolationPlan(const std::vector<torch::Tensor>& keys, int steps, 
 /// blocks in `ranges` (all when empty) at slerpPath(keys, t), the others at the first key.
 LatentPlan interpolationPlanAt(const std::vector<torch::Tensor>& keys, double t, int num_blocks,
                                const std::vector<BlockRange>& ranges = {});
-
-/// Whether this build can write videos (OpenCV).
-bool videoAvailable();
-/// Writes uint8 frames [N, H, W, C] as an MP4 (codec 'mp4v'); throws automod::Error when the
-/// video cannot be written or this build has no OpenCV.
-void writeVideo(const std::filesystem::path& path, const torch::Tensor& frames, double fps = 12.0);
-/// Frames a video file decodes to (0 when unreadable); used to check exports.
-int countVideoFrames(const std::filesystem::path& path);
 
 }  // namespace automod

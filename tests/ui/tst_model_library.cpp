@@ -269,7 +269,27 @@ class TestModelLibrary : public QObject {
     w.importCheckpoint(checkpoint_path_);
     QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 60000);
     QVERIFY2(w.lastMessage().startsWith("Imported ffhq-style.pth"), qPrintable(w.lastMessage()));
-    QCOMPARE(c.modelPath(), QDir(libraryModelsFolder()).filePath("ffhq-style.amod"));
+    const QString first = QDir(libraryModelsFolder()).filePath("ffhq-style.amod");
+    QCOMPARE(c.modelPath(), first);
+    // Another checkpoint of the same file name (another run's, from another folder): imported beside
+    // the first, which stays as it was, and both are in the library.
+    QFile kept(first);
+    QVERIFY(kept.open(QIODevice::ReadOnly));
+    const QByteArray first_bytes = kept.readAll();
+    kept.close();
+    QTemporaryDir other;
+    const QString again = other.filePath("ffhq-style.pth");
+    QVERIFY(QFile::copy(checkpoint_path_, again));
+    w.importCheckpoint(again);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.importRunning(), 60000);
+    QVERIFY2(w.lastMessage().startsWith("Imported ffhq-style.pth"), qPrintable(w.lastMessage()));
+    const QString second = QDir(libraryModelsFolder()).filePath("ffhq-style (2).amod");
+    QCOMPARE(c.modelPath(), second);
+    QVERIFY(kept.open(QIODevice::ReadOnly));
+    QVERIFY(kept.readAll() == first_bytes);
+    ModelLibraryDialog library;
+    QVERIFY(library.select("ffhq-style.amod"));
+    QVERIFY(library.select("ffhq-style (2).amod"));
   }
 
   void importingAnUnrecognisedCheckpointAsksHowItsPhotosWereAligned() {

@@ -6,6 +6,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDir>
 #include <QDropEvent>
 #include <QFile>
 #include <QMimeData>
@@ -19,6 +20,7 @@
 #include <QUrl>
 
 #include "core/edit/interpolate.h"
+#include "core/io/video.h"
 #include "ui/main_window.h"
 #include "ui/morph_tab.h"
 #include "ui/photo_strip.h"
@@ -214,7 +216,13 @@ class TestMorphTab : public QObject {
     auto* tab = w.morphTab();
     settle(c);
     tab->framesSpin()->setValue(2000);
+    // A video of the same name from before: a cancelled export leaves it as it was.
     const QString path = dir_.filePath("cancelled.mp4");
+    {
+      QFile before(path);
+      QVERIFY(before.open(QIODevice::WriteOnly));
+      before.write("the video from before");
+    }
     QSignalSpy finished(c.morph(), &MorphController::videoFinished);
     QVERIFY(tab->exportVideo(path));
     auto* cancel = tab->progressDialog()->findChild<QPushButton*>();
@@ -223,7 +231,12 @@ class TestMorphTab : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 20000);
     QVERIFY(!finished.at(0).at(0).toBool());
     QVERIFY(finished.at(0).at(1).toBool());  // cancelled
-    QVERIFY(!QFile::exists(path));
+    {
+      QFile after(path);
+      QVERIFY(after.open(QIODevice::ReadOnly));
+      QCOMPARE(after.readAll(), QByteArray("the video from before"));
+    }
+    QVERIFY(QDir(dir_.path()).entryList({"*writing*"}, QDir::Files | QDir::Hidden).isEmpty());
     QCOMPARE(w.lastMessage(), QString("Export of cancelled.mp4 cancelled"));
     // The tab is usable again.
     tab->slider()->setValue(1000);

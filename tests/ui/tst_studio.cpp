@@ -162,6 +162,35 @@ class TestStudio : public QObject {
     QVERIFY(w.mixTab()->resultView()->pixmap().isNull() == false);
   }
 
+  void untickingPerBlockMixesByRangesAgain() {
+    // A per-block choice inside a range shows the advanced view; unticking it goes back to mixing by
+    // ranges (each range's blocks take its first block's weights) as one undo step, so that no
+    // per-block choice stays active behind panels that show only a range's first block.
+    StudioController c;
+    load(c, 2);
+    MainWindow w(&c);
+    auto* doc = c.document();
+    auto* advanced = w.mixTab()->advancedBox();
+    QVERIFY(!advanced->isChecked());
+    Range wide = Range::Coarse;
+    for (Range r : allScales())
+      if (rangeBlocks(r, doc->layout()).second > rangeBlocks(r, doc->layout()).first) wide = r;
+    const auto [first, last] = rangeBlocks(wide, doc->layout());
+    QVERIFY2(last > first, "the test model needs a range of two blocks or more");
+    doc->setBlockSource(last, 1);  // the advanced view's choice for one block
+    QVERIFY(doc->mixedPerBlock());
+    QVERIFY(advanced->isChecked());
+    const int steps = doc->undoStack()->count();
+    advanced->setChecked(false);
+    QVERIFY(!doc->mixedPerBlock());
+    QCOMPARE(doc->undoStack()->count(), steps + 1);
+    for (int b = first; b <= last; ++b) QCOMPARE(doc->mix().weights[b], doc->mix().weights[first]);
+    QCOMPARE(doc->rangeWeight(wide, 1), 0.0);
+    doc->undoStack()->undo();
+    QVERIFY(doc->mixedPerBlock());
+    QVERIFY(advanced->isChecked());
+  }
+
   void aCoarseChangeSharpensStageByStageBeforeTheResult() {
     StudioController c;
     load(c, 2);

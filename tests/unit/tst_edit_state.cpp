@@ -13,6 +13,7 @@
 #include "core/edit/edit_state.h"
 #include "core/edit/plan.h"
 #include "core/edit/recipe.h"
+#include "core/edit/source_intake.h"
 #include "core/io/image.h"
 #include "core/model/automodulator.h"
 #include "core/util/error.h"
@@ -177,6 +178,25 @@ class TestEditState : public QObject {
     QVERIFY(rebind(st, st.model).ready());
   }
 
+  void mixingByScalesAgainGivesEachScaleItsFirstBlocksWeights() {
+    auto model = test::tinyModel(64, 1);
+    EditState st;
+    st.model = ModelBinding::of(*model);
+    st.addSource(codeSource("a", LatentPlan::uniform(model->randomLatents(1, 1).cpu(), model->numBlocks())));
+    st.addSource(codeSource("b", LatentPlan::uniform(model->randomLatents(1, 2).cpu(), model->numBlocks())));
+    QVERIFY(!st.mixedPerBlock());
+    const auto range = scaleRange(Scale::Intermediate, st.model.layout);
+    QVERIFY(range.last > range.first);
+    st.setWeight(range, 1, 0.5);
+    QVERIFY(!st.mixedPerBlock());  // a whole scale: still a mix by scales
+    st.assignRange(BlockRange{range.last, range.last}, 1);
+    QVERIFY(st.mixedPerBlock());
+    const auto first_row = st.weights[static_cast<size_t>(range.first)];
+    st.mixByScales();
+    QVERIFY(!st.mixedPerBlock());
+    for (int b = range.first; b <= range.last; ++b) QVERIFY(st.weights[static_cast<size_t>(b)] == first_row);
+  }
+
   void carryRangesMapsNamedScalesAndResolutions() {
     const auto l32 = BlockLayout::plain(4), l64 = BlockLayout::plain(5), l128 = BlockLayout::plain(6);
     QCOMPARE(carryRanges({BlockRange{4, 4}}, l64, l128), std::vector<BlockRange>({BlockRange{4, 5}}));
@@ -195,6 +215,125 @@ class TestEditState : public QObject {
     QVERIFY(std::isfinite(s.psnr));
     torch::NoGradGuard ng;
     QVERIFY(torch::allclose(s.z, model->encode(toModelInput(s.picture)).cpu()));
+  }
+
+  void aBatchEncodesEachSourceAsEncodeSourceDoesAndNamesTheOnesItCannot() {
+    // A model change re-encodes the editor's sources with SourceEncoder (the next photo prepared on
+    // another thread): each result equals encodeSource's, in order, and a photo that is gone is
+    // reported for itself without stopping the rest.
+    auto model = test::tinyModel(16, 1);
+    const auto a = test::tmpPath(dir_, "batch_a.png"), b = test::tmpPath(dir_, "batch_b.png");
+    test::writeTestImage(a, 40, 30, 1);
+    test::writeTestImage(b, 25, 50, 2);
+    std::vector<EditSource> sources(4);
+    sources[0].name = "a";
+    sources[0].spec = SourceSpec::centerCropped(a);
+    sources[1].name = "gone";
+    sources[1].spec = SourceSpec::centerCropped(test::tmpPath(dir_, "gone.png"));
+    sources[2] = codeSource("pasted", LatentPlan());
+    sources[2].picture = torch::randint(0, 255, {24, 24, 3}, torch::kUInt8);
+    sources[3].name = "b";
+    sources[3].spec = SourceSpec::centerCropped(b);
+    for (size_t i = 0; i < sources.size(); ++i) sources[i].id = 10 + i;
+    SourceEncoder encoder(*model, sources, PhotoOptions{});
+    QCOMPARE(encoder.size(), size_t(4));
+    for (size_t i = 0; i < sources.size(); ++i) {
+      QVERIFY(!encoder.done());
+      const auto r = encoder.next();
+      QCOMPARE(r.source.id, sources[i].id);
+      if (i == 1) {
+        QVERIFY2(r.error.find("gone.png") != std::string::npos, r.error.c_str());
+        QVERIFY(!r.source.hasCodes());
+        continue;
+      }
+      QVERIFY2(r.error.empty(), r.error.c_str());
+      EditSource one = sources[i];
+      encodeSource(*model, one, PhotoOptions{});
+      QVERIFY(torch::equal(r.source.picture, one.picture));
+      QVERIFY(torch::equal(r.source.z, one.z));
+      QVERIFY(torch::equal(r.source.reconstruction, one.reconstruction));
+      QCOMPARE(r.source.codes.size(), model->numBlocks());
+      QCOMPARE(r.source.psnr, one.psnr);
+      QCOMPARE(r.source.note, one.note);
+    }
+    QVERIFY(encoder.done());
+    QVERIFY_THROWS_EXCEPTION(Error, encoder.next());
+  }
+
+  void thePreparedPhotoCacheAnswersOnlyForTheSameFileModelAndOptions() {
+    const auto a = test::tmpPath(dir_, "cache_a.png"), b = test::tmpPath(dir_, "cache_b.png");
+    test::writeTestImage(a, 40, 30, 3);
+    test::writeTestImage(b, 30, 40, 4);
+    PreparedPhotoCache cache(2);
+    PhotoOptions o;
+    o.align = false;
+    const auto first = cache.faces(a, 16, 3, o);
+    QCOMPARE(first.size(), size_t(1));
+    // The same photo again: the cached preparation itself, not a second one.
+    QCOMPARE(cache.faces(a, 16, 3, o).front().image.data_ptr(), first.front().image.data_ptr());
+    // Another input transform (another model), size or channel count: prepared for that.
+    PhotoOptions reference = o;
+    reference.input_transform = InputTransform::Reference;
+    const auto other = cache.faces(a, 16, 3, reference);
+    QVERIFY(other.front().image.data_ptr() != first.front().image.data_ptr());
+    QCOMPARE(cache.faces(a, 8, 3, o).front().image.size(0), int64_t(8));
+    QCOMPARE(cache.faces(a, 16, 1, o).front().image.size(2), int64_t(1));
+    QCOMPARE(cache.size(), size_t(2));  // the capacity
+    // The file changed on disk: prepared from the new pixels.
+    const auto before = cache.faces(a, 16, 3, o).front().image;
+    test::writeTestImage(a, 40, 30, 99);
+    std::filesystem::last_write_time(a, std::filesystem::last_write_time(a) + std::chrono::seconds(5));
+    const auto after = cache.faces(a, 16, 3, o).front().image;
+    QVERIFY(!torch::equal(before, after));
+    // A photo that cannot be read: the error, nothing cached.
+    QVERIFY_THROWS_EXCEPTION(Error, cache.faces(test::tmpPath(dir_, "missing.png"), 16, 3, o));
+    QCOMPARE(cache.faces(b, 16, 3, o).size(), size_t(1));
+  }
+
+  void aSourceFromOneOfSeveralFacesSaysWhichFace() {
+    auto model = test::tinyModel(16, 1);
+    std::vector<PreparedPhoto> faces(2);
+    for (int i = 0; i < 2; ++i) {
+      faces[i].image = torch::randint(0, 255, {16, 16, 3}, torch::kUInt8);
+      faces[i].aligned = true;
+      faces[i].face_index = i;
+    }
+    faces[1].note = "the face is small";
+    const auto two = test::tmpPath(dir_, "two.png");
+    EditSource s = sourceFromFaces(*model, faces, 1, "two.png", two);
+    QCOMPARE(s.name, std::string("two.png (face 2)"));
+    QCOMPARE(s.note, std::string("face 2 of 2; the face is small"));
+    QVERIFY(s.fromPhotoFile());
+    QCOMPARE(s.spec.face, 1);
+    QVERIFY(s.spec.path == two);
+    {
+      torch::NoGradGuard ng;
+      QVERIFY(torch::allclose(s.z, model->encode(toModelInput(faces[1].image)).cpu()));
+    }
+    QVERIFY(torch::equal(s.picture, faces[1].image));
+    QCOMPARE(s.codes.size(), model->numBlocks());
+    s = sourceFromFaces(*model, faces, -1, "two.png", two);
+    QCOMPARE(s.name, std::string("two.png (face 1)"));
+    QCOMPARE(s.note, std::string("2 faces found; using the largest"));
+    QCOMPARE(s.spec.face, 0);
+    // A pasted picture: no file behind it, the picture stands in.
+    s = sourceFromFaces(*model, faces, 0, "pasted image", {});
+    QVERIFY(!s.fromPhotoFile());
+    QVERIFY(s.picture.defined());
+    try {
+      sourceFromFaces(*model, faces, 2, "two.png", two);
+      QFAIL("face 3 of 2 was accepted");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("two.png has 2 faces; face 3 does not exist") != std::string::npos, e.what());
+    }
+    // A photo without a face, centre-cropped: its own name, and a centre crop when encoded again.
+    std::vector<PreparedPhoto> crop(1);
+    crop[0].image = faces[0].image;
+    crop[0].note = "no face found; centre-cropped";
+    s = sourceFromFaces(*model, crop, -1, "wall.png", two);
+    QCOMPARE(s.name, std::string("wall.png"));
+    QCOMPARE(s.note, crop[0].note);
+    QVERIFY(s.spec.center_crop);
   }
 
   void jobsRunByPriorityAndCoalesceByKey() {

@@ -2,9 +2,13 @@
 // the `automod interpolate` command.
 #include <QtTest>
 
+#include <fstream>
+#include <iterator>
+
 #include "core/edit/interpolate.h"
 #include "core/io/image.h"
 #include "core/io/model_file.h"
+#include "core/io/video.h"
 #include "core/util/error.h"
 #include "testutil.h"
 
@@ -19,6 +23,7 @@ class TestInterpolate : public QObject {
   void perRangeMorphKeepsOtherBlocks();
   void badInterpolationsAreRejected();
   void videoIsWrittenAndReadable();
+  void aVideoTakesThePlaceOfItsFileOnlyWhenFinished();
   void cliWritesGridAndVideo();
 };
 
@@ -86,6 +91,48 @@ void TestInterpolate::videoIsWrittenAndReadable() {
   writeVideo(path, frames, 10);
   QVERIFY(std::filesystem::file_size(path) > 0);
   QCOMPARE(countVideoFrames(path), 6);
+}
+
+void TestInterpolate::aVideoTakesThePlaceOfItsFileOnlyWhenFinished() {
+  if (!videoAvailable()) QSKIP("this build has no OpenCV");
+  QTemporaryDir dir;
+  const auto path = test::tmpPath(dir, "morph.mp4");
+  {
+    std::ofstream old(path, std::ios::binary);
+    old << "the video from before";
+  }
+  auto frames = (torch::rand({5, 32, 32, 3}) * 255).to(torch::kUInt8);
+  auto fileText = [&] {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto entries = [&] {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path().toStdString())) ++n;
+    return n;
+  };
+  {
+    // Stopped half way (an export cancelled, an error): the old file stays and nothing is left beside it.
+    VideoWriter writer(path, 10);
+    writer.add(frames.slice(0, 0, 2));
+    QCOMPARE(writer.frames(), 2);
+    QCOMPARE(entries(), 2);  // the old file and the one being written
+  }
+  QCOMPARE(fileText(), std::string("the video from before"));
+  QCOMPARE(entries(), 1);
+  {
+    VideoWriter writer(path, 10);
+    writer.add(frames[0]);  // one frame [H, W, C]
+    writer.add(frames.slice(0, 1));
+    QVERIFY_THROWS_EXCEPTION(Error, writer.add(torch::zeros({16, 16, 3}, torch::kUInt8)));  // another size
+    QCOMPARE(fileText(), std::string("the video from before"));
+    writer.finish();
+  }
+  QCOMPARE(countVideoFrames(path), 5);
+  QCOMPARE(entries(), 1);
+  // A video without frames is an error, not an empty file.
+  VideoWriter empty(test::tmpPath(dir, "empty.mp4"), 10);
+  QVERIFY_THROWS_EXCEPTION(Error, empty.finish());
 }
 
 void TestInterpolate::cliWritesGridAndVideo() {
