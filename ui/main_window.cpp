@@ -167,7 +167,11 @@ MainWindow::MainWindow(StudioController* controller, QWidget* parent)
           [this](bool busy) { if (busy) showMessage(tr("Encoding photos…"), 3000); });
   connect(controller_, &StudioController::modelChanged, this, [this] {
     device_label_->setText(controller_->deviceName());
-    if (controller_->untrainedModel())
+    if (controller_->untrainedModel() && !controller_->defaultModelProblem().isEmpty())
+      showMessage(tr("%1 (using a freshly initialised 64 px model instead, whose results are noise: open or "
+                     "import another model, or install the default one again)")
+                      .arg(controller_->defaultModelProblem()));
+    else if (controller_->untrainedModel())
       showMessage(tr("No trained default model is installed: using a freshly initialised 64 px model "
                      "(results are noise until you train one)."));
     else

@@ -2,6 +2,7 @@
 
 #include "ui/studio_controller.h"
 
+#include <QDir>
 #include <QFileInfo>
 
 #include "core/align/photo.h"
@@ -49,14 +50,25 @@ bool StudioController::openModel(const QString& path, QString* error) {
   }
 }
 
-void StudioController::openDefaultModel() {
+void StudioController::openDefaultModel(const QString& file) {
+  default_model_problem_.clear();
+  QString path = file;
   try {
-    auto d = automod::openDefaultModel(resolveDevice("auto"));
-    const QString path = QString::fromStdString(d.path.string());
-    setModel(std::shared_ptr<Automodulator>(std::move(d.model)),
-             d.untrained ? tr("untrained 64 px model") : QFileInfo(path).completeBaseName(), path);
-  } catch (const std::exception&) {
-    // The installed default model does not read: core's untrained stand-in, said so by untrainedModel().
+    if (file.isEmpty()) {
+      path = QString::fromStdString(defaultModelPath().string());
+      auto d = automod::openDefaultModel(resolveDevice("auto"));
+      path = QString::fromStdString(d.path.string());
+      setModel(std::shared_ptr<Automodulator>(std::move(d.model)),
+               d.untrained ? tr("untrained 64 px model") : QFileInfo(path).completeBaseName(), path);
+    } else {
+      setModel(std::shared_ptr<Automodulator>(loadModel(file.toStdString(), resolveDevice("auto"))),
+               QFileInfo(file).completeBaseName(), file);
+    }
+  } catch (const std::exception& e) {
+    // The default model's file is there but does not read (truncated, damaged, a newer format): the
+    // editor still opens, on core's untrained stand-in, and says why (defaultModelProblem()).
+    default_model_problem_ = tr("The default model %1 cannot be read: %2")
+                                 .arg(QDir::toNativeSeparators(path), QString::fromStdString(errorMessage(e)));
     setModel(std::shared_ptr<Automodulator>(untrainedDefaultModel(resolveDevice("auto"))), tr("untrained 64 px model"));
   }
 }

@@ -54,9 +54,14 @@ class StudioController : public QObject {
 
   /// Opens an .amod file (or a training checkpoint). On failure the current model stays.
   bool openModel(const QString& path, QString* error = nullptr);
-  /// The bundled model, or core's untrained stand-in when none is installed (untrainedModel()). The
-  /// one way the editor opens the default model (core/io/default_model).
-  void openDefaultModel();
+  /// The bundled model, or core's untrained stand-in when none is installed or its file cannot be
+  /// read (untrainedModel(); defaultModelProblem() then says what is wrong with the file). The one way
+  /// the editor opens the default model (core/io/default_model). `file`: another default model file
+  /// (empty: where core looks for the installed one).
+  void openDefaultModel(const QString& file = {});
+  /// Why the last openDefaultModel() could not use the default model's file, as a sentence ("" when
+  /// it could, or when none is installed).
+  QString defaultModelProblem() const { return default_model_problem_; }
   /// Uses `model` (tests: a tiny one); `path` is its file when it has one.
   void setModel(std::shared_ptr<Automodulator> model, const QString& name, const QString& path = {});
   std::shared_ptr<Automodulator> model() const { return model_; }
@@ -110,7 +115,7 @@ class StudioController : public QObject {
   ResultExporter* exporter_;
   ProjectIO* project_;
   std::shared_ptr<Automodulator> model_;
-  QString model_name_, model_path_;
+  QString model_name_, model_path_, default_model_problem_;
   bool untrained_ = false;
   bool photos_aligned_ = false;
   QualityReference quality_;

@@ -352,6 +352,35 @@ class TestMainWindow : public QObject {
     settle(d);
   }
 
+  void aDefaultModelThatDoesNotReadIsSaidNotHidden() {
+    // The default model's file is there but cut short: the editor opens on the untrained stand-in and
+    // says that the file is damaged, not that no model is installed. The photos stay usable.
+    QTemporaryDir dir;
+    const QString good = dir.filePath("default.amod"), cut = dir.filePath("cut.amod");
+    saveModel(good.toStdString(), *test::tinyModel(16, 5));
+    QFile in(good);
+    QVERIFY(in.open(QIODevice::ReadOnly));
+    QFile out(cut);
+    QVERIFY(out.open(QIODevice::WriteOnly));
+    out.write(in.readAll().left(int(in.size() / 2)));
+    out.close();
+    StudioController c;
+    MainWindow w(&c);
+    c.openDefaultModel(cut);
+    QVERIFY(c.hasModel());
+    QVERIFY(c.untrainedModel());
+    QVERIFY2(c.defaultModelProblem().startsWith("The default model ") && c.defaultModelProblem().contains("cut.amod") &&
+                 c.defaultModelProblem().contains("cannot be read: "),
+             qPrintable(c.defaultModelProblem()));
+    QVERIFY2(w.lastMessage().startsWith(c.defaultModelProblem()) && w.lastMessage().contains("freshly initialised"),
+             qPrintable(w.lastMessage()));
+    QVERIFY(!w.lastMessage().contains("No trained default model is installed"));
+    c.openDefaultModel(good);
+    QVERIFY(!c.untrainedModel());
+    QVERIFY(c.defaultModelProblem().isEmpty());
+    QCOMPARE(c.modelPath(), good);
+  }
+
   void modelInfoIsAForm() {
     StudioController c;
     load(c, 1);
