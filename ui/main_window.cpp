@@ -282,6 +282,18 @@ void MainWindow::createActions() {
     controller_->photos()->setPhotosAligned(on);
     QSettings().setValue("photos/aligned", on);
   });
+  auto* everywhere = edit->addAction(tr("&Search Everywhere for Small Faces"));
+  everywhere->setCheckable(true);
+  everywhere->setObjectName("searchEverywhere");
+  everywhere->setToolTip(tr("When a photo's faces are too small for the first look, search the whole photo instead of "
+                            "its skin-coloured parts: finds small faces under a strong colour cast or in very dark "
+                            "light, and takes several times longer"));
+  everywhere->setChecked(settings.value("photos/searchEverywhere", false).toBool());
+  controller_->setSearchEverywhere(everywhere->isChecked());
+  connect(everywhere, &QAction::toggled, this, [this](bool on) {
+    controller_->setSearchEverywhere(on);
+    QSettings().setValue("photos/searchEverywhere", on);
+  });
   auto* refine_menu = edit->addMenu(tr("&Refine New Photos"));
   refine_menu->setToolTip(tr("Refine each new photo's codes beyond one encoder pass (in the background; R on a tile "
                              "refines one photo)"));

@@ -103,6 +103,7 @@ PhotoOptions StudioController::photoOptions() const {
   PhotoOptions options = model_ ? photoOptionsForModel(model_->metadata) : PhotoOptions{};
   // The editor never refuses a photo without a face: it is centre-cropped with a note.
   options.center_crop_fallback = true;
+  options.detect.exhaustive_search = search_everywhere_;
   return options;
 }
 

@@ -70,8 +70,14 @@ class StudioController : public QObject {
   QString modelName() const { return model_name_; }
   QString modelPath() const { return model_path_; }
   int modelResolution() const;
-  /// How photos are prepared for the current model (its alignment; "photos are already aligned").
+  /// How photos are prepared for the current model (its alignment and input transform, and whether
+  /// small faces are searched for everywhere).
   PhotoOptions photoOptions() const;
+  /// Edit → Search Everywhere for Small Faces: the exhaustive small-face search (core's
+  /// DetectOptions::exhaustive_search, the CLI's --search-everywhere) for photos whose small faces the
+  /// skin-colour search cannot see (a strong colour cast, very dark skin). Slower; off by default.
+  void setSearchEverywhere(bool on) { search_everywhere_ = on; }
+  bool searchEverywhere() const { return search_everywhere_; }
   /// The reconstruction PSNR (dB) the model reaches on its own held-out images, when measured.
   std::optional<double> modelReferencePsnr() const { return quality_.held_out_psnr_db; }
   /// A sentence when a photo comes back far below that figure; empty otherwise.
@@ -117,12 +123,11 @@ class StudioController : public QObject {
   std::shared_ptr<Automodulator> model_;
   QString model_name_, model_path_, default_model_problem_;
   bool untrained_ = false;
-  bool photos_aligned_ = false;
+  bool search_everywhere_ = false;
   QualityReference quality_;
   quint64 generation_ = 0;
   quint64 batch_ = 0, batch_job_ = 0;  // the re-encoding batch running now
   int reencode_total_ = 0;
-  friend class PhotoIntake;  // setPhotosAligned
 };
 
 }  // namespace automod::ui

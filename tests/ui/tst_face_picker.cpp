@@ -11,6 +11,8 @@
 #include <QSignalSpy>
 #include <QTest>
 
+#include <cmath>
+
 #include "core/align/face.h"
 #include "core/align/photo.h"
 #include "core/io/image.h"
@@ -181,6 +183,44 @@ class TestFacePicker : public QObject {
     QCOMPARE(s.note, QString("no face found in noface.png; center-cropped"));
     QVERIFY2(w.lastMessage().contains("no face found in noface.png; center-cropped"), qPrintable(w.lastMessage()));
     QCOMPARE(c.exporter()->sourceOrigin(0)->face, -1);
+  }
+
+  void searchEverywhereFindsASmallFaceUnderBlueLight() {
+    // A 60 px face in a 1600×1200 photo under strong blue light (as tst_align's library test): no pixel
+    // is skin-coloured, so the default small-face search misses it and the photo is centre-cropped;
+    // with Edit → Search Everywhere for Small Faces the editor finds and aligns it.
+    torch::manual_seed(5);
+    auto noise = torch::randint(40, 220, {60, 80, 3}, torch::kInt).to(torch::kUInt8);
+    auto canvas = resizeImage(noise, 1600, 1200);
+    const auto grace = readImage(kGrace, 3);
+    const double k = 60.0 / 216.0;  // her face box is about 216 px across in the 512×600 photo
+    const auto small = resizeImage(grace, int(std::lround(grace.size(1) * k)), int(std::lround(grace.size(0) * k)));
+    canvas.slice(0, 500, 500 + small.size(0)).slice(1, 900, 900 + small.size(1)).copy_(small);
+    auto f = canvas.to(torch::kFloat);
+    const auto r = f.select(2, 0), g = f.select(2, 1), b = f.select(2, 2);
+    canvas = torch::stack({0.45 * r, 0.8 * g, b + 0.3 * g + 0.3 * r}, 2).round().clamp(0, 255).to(torch::kUInt8);
+    const QString blue = dir_.filePath("blue-light.png");
+    writeImage(blue.toStdString(), canvas);
+
+    StudioController c;
+    c.setModel(test::expressiveTinyModel(), "tiny");
+    MainWindow w(&c);
+    auto* everywhere = w.findChild<QAction*>("searchEverywhere");
+    QVERIFY(everywhere);
+    everywhere->setChecked(true);  // a toggle, so that the settings' value from an earlier run does not matter
+    everywhere->setChecked(false);
+    QVERIFY(!c.photoOptions().detect.exhaustive_search);
+    c.photos()->addPhotos({blue});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 1, 30000);
+    QVERIFY2(c.document()->sources()[0].note.contains("no face found"), qPrintable(c.document()->sources()[0].note));
+    QCOMPARE(c.exporter()->sourceOrigin(0)->face, -1);
+    everywhere->setChecked(true);
+    QVERIFY(c.photoOptions().detect.exhaustive_search);
+    c.photos()->addPhotos({blue});
+    QTRY_COMPARE_WITH_TIMEOUT(c.document()->sources().size(), 2, 60000);
+    QVERIFY2(!c.document()->sources()[1].note.contains("no face found"), qPrintable(c.document()->sources()[1].note));
+    QCOMPARE(c.exporter()->sourceOrigin(1)->face, 0);
+    everywhere->setChecked(false);
   }
 
   void exportPastedBackKeepsThePhotoOutsideTheFace() {
