@@ -55,7 +55,7 @@ void StudioController::openDefaultModel(const QString& file) {
   QString path = file;
   try {
     if (file.isEmpty()) {
-      path = QString::fromStdString(defaultModelPath().string());
+      path = QString::fromStdString(defaultModelPath().string());  // for the message, should it not read
       auto d = automod::openDefaultModel(resolveDevice("auto"));
       path = QString::fromStdString(d.path.string());
       setModel(std::shared_ptr<Automodulator>(std::move(d.model)),

@@ -96,23 +96,31 @@ void EditState::normaliseWeights() {
   }
 }
 
-bool EditState::mixedPerBlock() const {
+namespace {
+
+// Calls f(first, b) for every block b after the first block `first` of each named scale the layout has
+// (only blocks with a row in `weights`).
+template <class F>
+void forLaterBlocksOfEachScale(const BlockLayout& layout, size_t rows, F&& f) {
   for (Scale scale : allScales()) {
-    if (!hasScale(scale, model.layout)) continue;
-    const auto range = scaleRange(scale, model.layout);
-    for (int b = range.first + 1; b <= range.last && b < static_cast<int>(weights.size()); ++b)
-      if (weights[static_cast<size_t>(b)] != weights[static_cast<size_t>(range.first)]) return true;
+    if (!hasScale(scale, layout)) continue;
+    const auto range = scaleRange(scale, layout);
+    for (int b = range.first + 1; b <= range.last && b < static_cast<int>(rows); ++b)
+      f(static_cast<size_t>(range.first), static_cast<size_t>(b));
   }
-  return false;
+}
+
+}  // namespace
+
+bool EditState::mixedPerBlock() const {
+  bool mixed = false;
+  forLaterBlocksOfEachScale(model.layout, weights.size(),
+                            [&](size_t first, size_t b) { mixed = mixed || weights[b] != weights[first]; });
+  return mixed;
 }
 
 void EditState::mixByScales() {
-  for (Scale scale : allScales()) {
-    if (!hasScale(scale, model.layout)) continue;
-    const auto range = scaleRange(scale, model.layout);
-    for (int b = range.first + 1; b <= range.last && b < static_cast<int>(weights.size()); ++b)
-      weights[static_cast<size_t>(b)] = weights[static_cast<size_t>(range.first)];
-  }
+  forLaterBlocksOfEachScale(model.layout, weights.size(), [&](size_t first, size_t b) { weights[b] = weights[first]; });
 }
 
 void EditState::addSource(EditSource source) {
